@@ -1,0 +1,39 @@
+#pragma once
+// The messages between a node's actors (CAF atoms and payload types).
+// Internal to weft; include only from actor implementation files.
+
+#include <caf/all.hpp>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "weft/kafka/consumer.hpp"
+
+namespace weft::detail {
+
+using batch_ptr = std::shared_ptr<const kafka::message_batch>;
+
+/// Next offsets to consume that a task may commit: (topic, offset) pairs.
+using task_offsets = std::vector<std::pair<std::string, int64_t>>;
+
+/// Next offsets to consume per partition.
+using partition_offsets = std::vector<std::pair<topic_partition, weft::offset>>;
+
+using wake_atom = caf::atom_constant<caf::atom("wake")>;         // data arrived
+using batch_atom = caf::atom_constant<caf::atom("batch")>;       // records to a task
+using ack_atom = caf::atom_constant<caf::atom("ack")>;           // task done with a batch
+using retry_atom = caf::atom_constant<caf::atom("retry")>;       // producer had room?
+using tick_atom = caf::atom_constant<caf::atom("tick")>;         // commit interval
+using offsets_atom = caf::atom_constant<caf::atom("offsets")>;   // committable offsets
+using stop_atom = caf::atom_constant<caf::atom("stop")>;         // stop fetching
+using drained_atom = caf::atom_constant<caf::atom("drained")>;   // nothing in flight
+using failed_atom = caf::atom_constant<caf::atom("failed")>;     // fatal task error
+using final_atom = caf::atom_constant<caf::atom("final")>;       // final offsets
+
+} // namespace weft::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(weft::detail::batch_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(weft::detail::task_offsets)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(weft::detail::partition_offsets)

@@ -1,0 +1,127 @@
+#include "weft/actors/partition_actor.hpp"
+
+#include <unordered_map>
+
+#include "weft/actors/messages.hpp"
+#include "weft/actors/node_context.hpp"
+#include "weft/log.hpp"
+
+namespace weft::detail {
+
+namespace {
+
+constexpr size_t max_batch = 500;
+
+struct inflight_batch {
+  size_t records;
+  size_t acks_left;
+};
+
+struct partition_state {
+  node_context* ctx = nullptr;
+  std::shared_ptr<kafka::partition_queue> queue;
+  std::vector<caf::actor> tasks;
+  caf::actor supervisor;
+  size_t max_credits = 0;
+  size_t credits = 0;
+  bool paused = false;
+  bool stopping = false;
+  uint64_t next_batch = 0;
+  std::unordered_map<uint64_t, inflight_batch> inflight;
+  static inline const char* name = "weft.partition";
+};
+
+using partition_actor = caf::stateful_actor<partition_state>;
+
+void report_if_drained(partition_actor* self) {
+  auto& st = self->state;
+  if (st.stopping && st.inflight.empty()) {
+    auto& tp = st.queue->partition();
+    self->send(st.supervisor, drained_atom::value, tp.topic, tp.partition.value());
+    self->quit();
+  }
+}
+
+void drain(partition_actor* self) {
+  auto& st = self->state;
+  while (!st.stopping && st.credits > 0) {
+    auto batch = std::make_shared<kafka::message_batch>();
+    status err;
+    auto n = st.queue->drain(*batch, std::min(st.credits, max_batch), &err);
+    if (n == 0) break;
+    st.credits -= n;
+    auto id = st.next_batch++;
+    st.inflight.emplace(id, inflight_batch{n, st.tasks.size()});
+    batch_ptr shared = std::move(batch);
+    auto me = caf::actor_cast<caf::actor>(self);
+    for (auto& t : st.tasks) self->send(t, batch_atom::value, shared, id, me);
+  }
+  if (st.credits == 0 && !st.paused && !st.stopping) {
+    // Out of credit: stop fetching so that prefetched data cannot pile up.
+    if (auto s = st.ctx->consumer->pause(st.queue->partition()); s.ok()) {
+      st.paused = true;
+      st.ctx->counters.pauses.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      log::warn("{}", s.message());
+    }
+  }
+}
+
+caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
+                                 std::shared_ptr<kafka::partition_queue> queue,
+                                 std::vector<caf::actor> tasks, caf::actor supervisor) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.queue = std::move(queue);
+  st.tasks = std::move(tasks);
+  st.supervisor = std::move(supervisor);
+  st.max_credits = static_cast<size_t>(ctx->cfg.get_int("buffered.records.per.partition"));
+  st.credits = st.max_credits;
+  // librdkafka calls this on one of its threads; hold the actor weakly so the
+  // queue's callback does not keep the actor alive.
+  caf::actor_addr weak = self->address();
+  st.queue->on_ready([weak] {
+    if (auto a = caf::actor_cast<caf::actor>(weak)) caf::anon_send(a, wake_atom::value);
+  });
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    self->state.queue->on_ready({});
+    self->quit(msg.reason);
+  });
+  // Records may have arrived before the callback was set.
+  self->send(self, wake_atom::value);
+  return {
+    [self](wake_atom) { drain(self); },
+    [self](ack_atom, uint64_t id) {
+      auto& st = self->state;
+      auto i = st.inflight.find(id);
+      if (i == st.inflight.end() || --i->second.acks_left > 0) return;
+      st.credits += i->second.records;
+      st.inflight.erase(i);
+      if (st.stopping) return report_if_drained(self);
+      if (st.paused && st.credits >= st.max_credits / 2) {
+        if (auto s = st.ctx->consumer->resume(st.queue->partition()); s.ok())
+          st.paused = false;
+        else
+          log::warn("{}", s.message());
+      }
+      drain(self);
+    },
+    [self](stop_atom) {
+      auto& st = self->state;
+      st.stopping = true;
+      st.queue->on_ready({});
+      report_if_drained(self);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_partition_actor(caf::actor_system& sys, node_context* ctx,
+                                 std::shared_ptr<kafka::partition_queue> queue,
+                                 std::vector<caf::actor> tasks, caf::actor supervisor) {
+  return sys.spawn(partition_behavior, ctx, std::move(queue), std::move(tasks),
+                   std::move(supervisor));
+}
+
+} // namespace weft::detail

@@ -1,0 +1,33 @@
+#pragma once
+// The partition actor: owns the fetch queue of one assigned input partition
+// and feeds its records, in offset order, to the task of every service that
+// reads the partition.
+//
+// Flow control is by credit: at most buffered.records.per.partition records
+// are in flight to the tasks. When the credit runs out the partition is
+// paused, so librdkafka stops fetching and memory stays bounded however slow
+// the services are; it resumes once half the credit is back. The actor never
+// blocks: librdkafka wakes it when the queue becomes non-empty and it drains
+// with a zero timeout.
+//
+// Messages: wake (from librdkafka), (ack, batch id) from tasks, stop from the
+// supervisor, answered by (drained, topic, partition) once nothing is in flight.
+
+#include <caf/fwd.hpp>
+
+#include <memory>
+#include <vector>
+
+namespace weft::kafka {
+class partition_queue;
+}
+
+namespace weft::detail {
+
+struct node_context;
+
+caf::actor spawn_partition_actor(caf::actor_system& sys, node_context* ctx,
+                                 std::shared_ptr<kafka::partition_queue> queue,
+                                 std::vector<caf::actor> tasks, caf::actor supervisor);
+
+} // namespace weft::detail

@@ -1,0 +1,25 @@
+#pragma once
+// The task actor: one per (service, input partition). Runs the service's
+// handler on each record in offset order, hands produced records to the
+// node's producer without blocking, applies the bad-record policy, and tracks
+// which input offsets may be committed (see delivery_tracker.hpp).
+//
+// Messages: (batch, records, id, partition actor) -> (ack, id) to the
+// partition actor once the batch is handled; tick from the supervisor ->
+// (offsets, task index, next offset) back; fatal errors -> (failed, text).
+// If the producer's queue is full the task keeps the records it could not
+// hand over, stops taking input, and retries a millisecond later: the
+// partition actor runs out of credit and pauses, so nothing piles up.
+
+#include <caf/fwd.hpp>
+
+#include <cstddef>
+
+namespace weft::detail {
+
+struct node_context;
+
+caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx, size_t service_index,
+                            int32_t partition, size_t task_index, caf::actor supervisor);
+
+} // namespace weft::detail

@@ -1,0 +1,475 @@
+#include "weft/node.hpp"
+
+#include <caf/all.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <pthread.h>
+#include <set>
+#include <thread>
+
+#include "weft/actors/delivery_tracker.hpp"
+#include "weft/actors/messages.hpp"
+#include "weft/actors/node_context.hpp"
+#include "weft/actors/supervisor.hpp"
+#include "weft/kafka/admin.hpp"
+#include "weft/log.hpp"
+
+namespace weft {
+
+using detail::bad_record_policy;
+
+struct node::impl {
+  detail::node_context ctx;
+  std::vector<service_factory> factories;
+  std::unique_ptr<caf::actor_system_config> caf_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor supervisor;
+  std::thread poller;
+  std::atomic<bool> poll_stop{false};
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false;
+  bool stop_requested = false;
+  bool stopped = false;
+  std::optional<std::string> fatal;
+
+  void on_fatal(const std::string& why) {
+    std::lock_guard<std::mutex> guard{mu};
+    if (!fatal) fatal = why;
+    cv.notify_all();
+  }
+
+  status resolve_services(kafka::admin& admin, int timeout_ms,
+                          std::vector<kafka::new_topic>& to_create);
+  status shutdown();
+};
+
+namespace {
+
+std::string default_node_id() {
+  char host[256] = "node";
+  gethostname(host, sizeof host - 1);
+  return std::string{host} + "-" + std::to_string(getpid());
+}
+
+bad_record_policy parse_policy(const std::string& s) {
+  if (s == "skip") return bad_record_policy::skip;
+  if (s == "dead_letter") return bad_record_policy::dead_letter;
+  return bad_record_policy::fail;
+}
+
+} // namespace
+
+node::node(config cfg) : impl_(std::make_unique<impl>()) {
+  impl_->ctx.cfg = std::move(cfg);
+  impl_->ctx.application_id = impl_->ctx.cfg.get_string("application.id");
+}
+
+node::~node() {
+  if (!impl_) return;
+  bool running;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mu};
+    running = impl_->started && !impl_->stopped;
+  }
+  if (running) {
+    request_stop();
+    (void)wait();
+  }
+}
+
+void node::add(service_factory factory) { impl_->factories.push_back(std::move(factory)); }
+
+const config& node::cfg() const { return impl_->ctx.cfg; }
+
+node_metrics node::metrics() const {
+  auto& c = impl_->ctx.counters;
+  node_metrics m;
+  m.processed = c.processed.load();
+  m.produced = c.produced.load();
+  m.bad_records = c.bad_records.load();
+  m.commits = c.commits.load();
+  m.pauses = c.pauses.load();
+  return m;
+}
+
+status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
+                                    std::vector<kafka::new_topic>& to_create) {
+  auto& app = ctx.application_id;
+  auto& cfg = ctx.cfg;
+  std::vector<std::unique_ptr<service_base>> protos;
+  std::set<std::string> names;
+  for (auto& f : factories) {
+    auto p = f();
+    if (!p) return make_error(errc::invalid_argument, "a service factory returned null");
+    if (p->name().empty())
+      return make_error(errc::invalid_argument, "a service has an empty name");
+    if (!names.insert(p->name()).second)
+      return make_error(errc::invalid_argument,
+                        "two services are named '" + p->name() + "': names must be unique");
+    if (p->inputs().empty())
+      return make_error(errc::invalid_argument,
+                        "service '" + p->name() + "' declares no input topic");
+    protos.push_back(std::move(p));
+  }
+  for (auto& s : cfg.mentioned_services())
+    if (!names.count(s))
+      return make_error(errc::invalid_config,
+                        "config key 'service." + s + ".*' names no service of this node; "
+                        "services are: " +
+                          [&] {
+                            std::string all;
+                            for (auto& n : names) all += (all.empty() ? "" : ", ") + n;
+                            return all;
+                          }());
+  // Partition counts: user topics from the brokers, repartition topics from
+  // the inputs of the service that writes them (resolved to a fixed point,
+  // since a repartition may feed a service that repartitions again).
+  std::map<std::string, int> partitions;
+  std::map<std::string, size_t> writer; // repartition short name -> service
+  for (size_t i = 0; i < protos.size(); ++i)
+    for (auto& o : protos[i]->outputs())
+      if (o.kind == output_kind::repartition) {
+        if (writer.count(o.name))
+          return make_error(errc::invalid_argument,
+                            "repartition '" + o.name + "' is written by two services");
+        writer[o.name] = i;
+      }
+  auto topic_of = [&](const input_decl& in) {
+    return in.internal ? repartition_topic(app, in.name) : in.name;
+  };
+  for (auto& p : protos)
+    for (auto& in : p->inputs()) {
+      if (in.internal) {
+        if (!writer.count(in.name))
+          return make_error(errc::invalid_argument,
+                            "service '" + p->name() + "' reads repartitioned(\"" + in.name +
+                              "\") but no service writes repartition(\"" + in.name + "\")");
+        continue;
+      }
+      if (partitions.count(in.name)) continue;
+      auto n = admin.partition_count(in.name, timeout_ms);
+      if (!n) {
+        if (n.error().code() == errc::not_found)
+          return make_error(errc::invalid_config,
+                            "service '" + p->name() + "': input topic '" + in.name +
+                              "' does not exist; create it (e.g. kafka-topics.sh --create "
+                              "--topic " +
+                              in.name + " --partitions 6) or fix the topic name");
+        return n.error();
+      }
+      partitions[in.name] = *n;
+    }
+  for (size_t round = 0; round <= protos.size(); ++round)
+    for (auto& [name, w] : writer) {
+      int n = 0;
+      for (auto& in : protos[w]->inputs()) {
+        auto i = partitions.find(topic_of(in));
+        if (i != partitions.end()) n = std::max(n, i->second);
+      }
+      if (n > 0) partitions[repartition_topic(app, name)] = n;
+    }
+  for (auto& [name, w] : writer)
+    if (!partitions.count(repartition_topic(app, name)))
+      return make_error(errc::invalid_argument,
+                        "repartition '" + name + "' is part of a cycle of repartitions");
+  auto rf = static_cast<int>(cfg.get_int("replication.factor"));
+  for (auto& [name, w] : writer) {
+    auto t = repartition_topic(app, name);
+    to_create.push_back({t, partitions[t], rf, {}});
+  }
+  for (auto& p : protos) {
+    detail::service_info info;
+    info.name = p->name();
+    info.factory = nullptr;
+    int max_parts = 1;
+    for (auto& in : p->inputs()) {
+      info.input_topics.push_back(topic_of(in));
+      max_parts = std::max(max_parts, partitions[topic_of(in)]);
+    }
+    for (auto& o : p->outputs()) {
+      if (o.kind == output_kind::repartition) {
+        info.output_topics.push_back(repartition_topic(app, o.name));
+        continue;
+      }
+      auto n = admin.partition_count(o.name, timeout_ms);
+      if (!n) {
+        if (n.error().code() == errc::not_found)
+          return make_error(errc::invalid_config,
+                            "service '" + p->name() + "': output topic '" + o.name +
+                              "' does not exist; create it or fix the topic name");
+        return n.error();
+      }
+      info.output_topics.push_back(o.name);
+    }
+    info.policy = parse_policy(cfg.service_value(p->name(), "bad.record.policy"));
+    if (info.policy == bad_record_policy::dead_letter) {
+      info.dead_letter_topic = cfg.service_value(p->name(), "dead.letter.topic");
+      if (info.dead_letter_topic.empty())
+        info.dead_letter_topic = app + "-" + p->name() + "-dlq";
+      to_create.push_back({info.dead_letter_topic, max_parts, rf, {}});
+    }
+    ctx.services.push_back(std::move(info));
+  }
+  for (size_t i = 0; i < factories.size(); ++i) ctx.services[i].factory = factories[i];
+  return {};
+}
+
+status node::start() {
+  auto& cfg = impl_->ctx.cfg;
+  log::setup(cfg.get_string("log.level"));
+  {
+    std::lock_guard<std::mutex> guard{impl_->mu};
+    if (impl_->started) return make_error(errc::invalid_argument, "node already started");
+  }
+  if (impl_->factories.empty())
+    return make_error(errc::invalid_argument, "no services: call node::add() before start()");
+  auto timeout = static_cast<int>(cfg.get_int("startup.timeout.ms"));
+  auto node_id = cfg.get_string("node.id");
+  if (node_id.empty()) node_id = default_node_id();
+  log::info("weft node {} of application '{}' starting, brokers {}", node_id,
+            impl_->ctx.application_id, cfg.get_string("bootstrap.servers"));
+
+  auto admin = kafka::admin::create(cfg.kafka_properties(client_kind::admin));
+  if (!admin) return admin.error();
+  if (auto s = (*admin)->wait_for_brokers(timeout); !s)
+    return make_error(errc::kafka, "cannot reach Kafka at " +
+                                     cfg.get_string("bootstrap.servers") + " (" +
+                                     s.message() +
+                                     "): start the local broker with `tools/weft-broker "
+                                     "start`, or set bootstrap.servers");
+  std::vector<kafka::new_topic> to_create;
+  if (auto s = impl_->resolve_services(**admin, timeout, to_create); !s) return s;
+  if (auto s = (*admin)->ensure_topics(to_create, timeout); !s) return s;
+
+  auto* self = impl_.get();
+  auto pprops = cfg.kafka_properties(client_kind::producer);
+  // Partition keys like Kafka's Java client, so Java and weft services agree.
+  pprops.emplace("partitioner", "murmur2_random");
+  auto producer = kafka::producer::create(
+    std::move(pprops),
+    [](void* opaque, const status& st) {
+      if (!opaque) return;
+      auto* slot = static_cast<detail::delivery_slot*>(opaque);
+      if (st.ok()) {
+        slot->release(nullptr);
+      } else {
+        auto m = st.message();
+        slot->release(&m);
+      }
+    },
+    [self](const status& st) {
+      if (st.code() == errc::kafka_fatal)
+        self->on_fatal(st.message());
+      else
+        log::warn("{}", st.message());
+    });
+  if (!producer) return producer.error();
+  impl_->ctx.producer = std::move(*producer);
+
+  auto cprops = cfg.kafka_properties(client_kind::consumer);
+  cprops["group.id"] = impl_->ctx.application_id;
+  // Bound librdkafka's prefetch per partition; the credit scheme bounds the rest.
+  cprops.emplace("queued.max.messages.kbytes", "16384");
+  auto consumer = kafka::consumer::create(std::move(cprops), [self](const status& st) {
+    if (st.code() == errc::kafka_fatal)
+      self->on_fatal(st.message());
+    else
+      log::warn("{}", st.message());
+  });
+  if (!consumer) return consumer.error();
+  impl_->ctx.consumer = std::move(*consumer);
+
+  // Single node: this node owns every partition of every input (the same
+  // plan the cluster leader will compute for a one-member cluster).
+  detail::assignment_plan plan;
+  std::map<std::pair<size_t, int32_t>, size_t> task_index;
+  std::map<topic_partition, std::vector<size_t>> feeds;
+  for (size_t s = 0; s < impl_->ctx.services.size(); ++s) {
+    for (auto& topic : impl_->ctx.services[s].input_topics) {
+      auto n = (*admin)->partition_count(topic, timeout);
+      if (!n) return n.error();
+      for (int32_t p = 0; p < *n; ++p) {
+        auto key = std::make_pair(s, p);
+        if (!task_index.count(key)) {
+          task_index[key] = plan.tasks.size();
+          plan.tasks.push_back({s, p});
+        }
+        feeds[{topic, partition_id{p}}].push_back(task_index[key]);
+      }
+    }
+  }
+  std::vector<topic_partition> tps;
+  for (auto& [tp, tasks] : feeds) tps.push_back(tp);
+  if (auto s = impl_->ctx.consumer->assign(tps); !s) return s;
+  for (auto& [tp, tasks] : feeds) {
+    auto q = impl_->ctx.consumer->take_queue(tp);
+    if (!q) return make_error(errc::internal, "no queue for " + to_string(tp));
+    plan.partitions.push_back({tp, std::move(q), tasks});
+  }
+  log::info("{} services, {} tasks over {} input partitions", impl_->ctx.services.size(),
+            plan.tasks.size(), plan.partitions.size());
+
+  impl_->caf_cfg = std::make_unique<caf::actor_system_config>();
+  impl_->caf_cfg->set("scheduler.max-threads", cfg.get_int("num.stream.threads"));
+  // A finite throughput makes busy actors yield their thread (FACTS.md).
+  impl_->caf_cfg->set("scheduler.max-throughput", 64);
+  impl_->caf_cfg->set("logger.file-verbosity", caf::atom("quiet"));
+  impl_->caf_cfg->set("logger.console-verbosity", caf::atom("quiet"));
+  impl_->sys = std::make_unique<caf::actor_system>(*impl_->caf_cfg);
+  impl_->supervisor = detail::spawn_supervisor(
+    *impl_->sys, &impl_->ctx, std::move(plan),
+    [self](const std::string& why) { self->on_fatal(why); });
+
+  impl_->poller = std::thread{[self] {
+    while (!self->poll_stop.load(std::memory_order_relaxed))
+      self->ctx.consumer->poll_events(100);
+  }};
+  {
+    std::lock_guard<std::mutex> guard{impl_->mu};
+    impl_->started = true;
+  }
+  log::info("node {} running", node_id);
+  return {};
+}
+
+void node::request_stop() {
+  std::lock_guard<std::mutex> guard{impl_->mu};
+  impl_->stop_requested = true;
+  impl_->cv.notify_all();
+}
+
+status node::impl::shutdown() {
+  auto timeout = std::chrono::milliseconds(ctx.cfg.get_int("shutdown.timeout.ms"));
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = [&] {
+    auto d = deadline - std::chrono::steady_clock::now();
+    return std::max(std::chrono::milliseconds(100),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(d));
+  };
+  status result;
+  {
+    caf::scoped_actor self{*sys};
+    // 1. Stop fetching and wait until in-flight records are handled.
+    self->request(supervisor, left(), detail::stop_atom::value)
+      .receive([] {},
+               [&](caf::error& e) {
+                 log::warn("drain did not finish: {}", sys->render(e));
+               });
+    // 2. Wait until Kafka acknowledged what the handled records produced.
+    if (auto s = ctx.producer->flush(static_cast<int>(left().count())); !s)
+      log::warn("{}", s.message());
+    // 3. Commit what is now safe, synchronously.
+    self->request(supervisor, left(), detail::final_atom::value)
+      .receive(
+        [&](const detail::partition_offsets& offs) {
+          if (auto s = ctx.consumer->commit(offs, false); !s) {
+            log::warn("final commit failed: {}", s.message());
+          } else if (!offs.empty()) {
+            ctx.counters.commits.fetch_add(1);
+            log::info("committed final offsets of {} partitions", offs.size());
+          }
+        },
+        [&](caf::error& e) { log::warn("final offsets: {}", sys->render(e)); });
+    // 4. No delivery callback may touch task state after this point.
+    ctx.producer->stop_polling();
+    self->send_exit(supervisor, caf::exit_reason::user_shutdown);
+  }
+  supervisor = nullptr;
+  sys->await_all_actors_done();
+  poll_stop = true;
+  if (poller.joinable()) poller.join();
+  ctx.producer.reset();
+  sys.reset();
+  if (auto s = ctx.consumer->close(); !s) log::warn("{}", s.message());
+  ctx.consumer.reset();
+  {
+    std::lock_guard<std::mutex> guard{mu};
+    if (fatal) result = make_error(errc::internal, *fatal);
+    stopped = true;
+  }
+  return result;
+}
+
+status node::wait() {
+  {
+    std::unique_lock<std::mutex> lock{impl_->mu};
+    if (!impl_->started)
+      return make_error(errc::invalid_argument, "node::wait() before a successful start()");
+    if (impl_->stopped) return {};
+    impl_->cv.wait(lock, [&] { return impl_->stop_requested || impl_->fatal.has_value(); });
+    if (impl_->fatal) log::error("stopping: {}", *impl_->fatal);
+    else log::info("stopping: draining in-flight records and committing");
+  }
+  auto s = impl_->shutdown();
+  auto m = metrics();
+  log::info("node stopped: processed {}, produced {}, bad records {}", m.processed,
+            m.produced, m.bad_records);
+  return s;
+}
+
+int node::run() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  // Block before any thread exists so every thread inherits the mask and only
+  // the watcher below receives the signals.
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (auto s = start(); !s) {
+    log::error("{}", s.message());
+    return 1;
+  }
+  std::atomic<bool> done{false};
+  std::thread watcher{[this, &signals, &done] {
+    int count = 0;
+    while (true) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (done) return;
+      if (++count == 1) {
+        log::info("signal {}: stopping gracefully (send it again to exit at once)", sig);
+        request_stop();
+      } else {
+        log::warn("second signal: exiting without draining");
+        std::_Exit(130);
+      }
+    }
+  }};
+  auto s = wait();
+  done = true;
+  pthread_kill(watcher.native_handle(), SIGTERM);
+  watcher.join();
+  if (!s) {
+    log::error("{}", s.message());
+    return 1;
+  }
+  return 0;
+}
+
+int run_main(int argc, char** argv, const std::function<void(node&)>& setup) {
+  auto cfg = config::load(argc, argv);
+  if (!cfg) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], cfg.error().message().c_str());
+    return 2;
+  }
+  if (cfg->help_requested()) {
+    std::cout << config::help_text(argv[0]);
+    return 0;
+  }
+  node n{std::move(*cfg)};
+  setup(n);
+  return n.run();
+}
+
+} // namespace weft

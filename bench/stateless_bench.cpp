@@ -1,0 +1,205 @@
+// Benchmark (not a test): the price of weft's actors over a hand-written
+// librdkafka loop, in one process against one broker.
+//
+//   (a) raw:  one thread, consume_batch -> transform -> produce
+//   (b) weft: the same transform as a stateless service on a node
+//
+// Both read the same 1,000,000 100-byte records over 6 partitions and write
+// them to a topic of their own; each run is timed from start until its output
+// topic holds every record. Prints records/s for each and the ratio b/a.
+//
+//   weft-bench-stateless [--bootstrap=127.0.0.1:9092] [--records=1000000]
+//                        [--partitions=6] [--threads=2]
+// bench/run.sh starts the local broker and runs it.
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "weft/kafka/admin.hpp"
+#include "weft/kafka/consumer.hpp"
+#include "weft/kafka/producer.hpp"
+#include "weft/node.hpp"
+#include "weft/services/stateless.hpp"
+
+using namespace std::chrono;
+using clock_type = steady_clock;
+
+namespace {
+
+std::string bootstrap = "127.0.0.1:9092";
+size_t records = 1000000;
+int partitions = 6;
+int threads = 2;
+
+void die(const std::string& what) {
+  std::fprintf(stderr, "bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// The transform both variants run: upper-case the value's first 16 bytes.
+std::string transform(const char* data, size_t len) {
+  std::string out{data, len};
+  for (size_t i = 0; i < out.size() && i < 16; ++i)
+    if (out[i] >= 'a' && out[i] <= 'z') out[i] = static_cast<char>(out[i] - 32);
+  return out;
+}
+
+int64_t end_offsets(weft::kafka::consumer& c, const std::string& topic) {
+  int64_t sum = 0;
+  for (int p = 0; p < partitions; ++p) {
+    auto w = c.watermarks({topic, weft::partition_id{p}}, 10000);
+    if (!w) die(w.error().message());
+    sum += w->second;
+  }
+  return sum;
+}
+
+/// Seconds until `topic` holds `records` records, polling every 20 ms.
+double wait_for_output(weft::kafka::consumer& probe, const std::string& topic,
+                       clock_type::time_point start) {
+  while (end_offsets(probe, topic) < static_cast<int64_t>(records)) {
+    if (clock_type::now() - start > minutes(10)) die("timed out waiting for " + topic);
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return duration<double>(clock_type::now() - start).count();
+}
+
+void raw_loop(const std::string& in, const std::string& out, std::atomic<bool>& stop) {
+  char err[512];
+  auto* cconf = rd_kafka_conf_new();
+  rd_kafka_conf_set(cconf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+  rd_kafka_conf_set(cconf, "group.id", ("raw-" + in).c_str(), err, sizeof err);
+  rd_kafka_conf_set(cconf, "auto.offset.reset", "earliest", err, sizeof err);
+  rd_kafka_conf_set(cconf, "enable.auto.commit", "true", err, sizeof err);
+  auto* rc = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
+  rd_kafka_poll_set_consumer(rc);
+  auto* list = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list, in.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_assign(rc, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  auto* pconf = rd_kafka_conf_new();
+  rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
+  rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);
+  rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);
+  rd_kafka_conf_set(pconf, "partitioner", "murmur2_random", err, sizeof err);
+  auto* rp = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
+  auto* q = rd_kafka_queue_get_consumer(rc);
+  std::vector<rd_kafka_message_t*> batch(10000);
+  while (!stop) {
+    auto n = rd_kafka_consume_batch_queue(q, 100, batch.data(), batch.size());
+    for (ssize_t i = 0; i < n; ++i) {
+      auto* m = batch[i];
+      if (!m->err) {
+        auto v = transform(static_cast<const char*>(m->payload), m->len);
+        while (rd_kafka_producev(rp, RD_KAFKA_V_TOPIC(out.c_str()),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_KEY(m->key, m->key_len),
+                                 RD_KAFKA_V_VALUE(v.data(), v.size()),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+          rd_kafka_poll(rp, 1);
+      }
+      rd_kafka_message_destroy(m);
+    }
+    rd_kafka_poll(rp, 0);
+  }
+  rd_kafka_flush(rp, 10000);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_consumer_close(rc);
+  rd_kafka_destroy(rc);
+  rd_kafka_destroy(rp);
+}
+
+struct upper : weft::stateless<weft::bytes_serde, weft::bytes_serde> {
+  weft::output<weft::bytes_serde, weft::bytes_serde> out;
+  upper(std::string in, std::string out_topic) : stateless("upper", in) {
+    out = to<weft::bytes_serde, weft::bytes_serde>(out_topic);
+  }
+  void process(const std::string& k, const std::string& v, weft::context& ctx) override {
+    out.emit(ctx, k, transform(v.data(), v.size()));
+  }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto val = [&](const char* name) -> const char* {
+      auto n = std::strlen(name);
+      return a.compare(0, n, name) == 0 ? argv[i] + n : nullptr;
+    };
+    if (auto v = val("--bootstrap=")) bootstrap = v;
+    else if (auto v = val("--records=")) records = std::stoul(v);
+    else if (auto v = val("--partitions=")) partitions = std::stoi(v);
+    else if (auto v = val("--threads=")) threads = std::stoi(v);
+    else die("unknown argument " + a);
+  }
+  auto tag = std::to_string(::time(nullptr));
+  auto in = "bench-in-" + tag, out_raw = "bench-raw-" + tag, out_weft = "bench-weft-" + tag;
+  auto admin = weft::kafka::admin::create({{"bootstrap.servers", bootstrap}});
+  if (!admin) die(admin.error().message());
+  if (auto s = (*admin)->ensure_topics({{in, partitions, 1, {}},
+                                        {out_raw, partitions, 1, {}},
+                                        {out_weft, partitions, 1, {}}},
+                                       30000);
+      !s)
+    die(s.message());
+
+  std::printf("producing %zu 100-byte records to %s (%d partitions)...\n", records,
+              in.c_str(), partitions);
+  {
+    auto p = weft::kafka::producer::create({{"bootstrap.servers", bootstrap},
+                                            {"linger.ms", "20"},
+                                            {"partitioner", "murmur2_random"}});
+    if (!p) die(p.error().message());
+    std::string value(88, 'v');
+    for (size_t i = 0; i < records; ++i) {
+      char key[16];
+      std::snprintf(key, sizeof key, "key%07zu", i % 100000);
+      while ((*p)->send(in, -1, std::string_view{key, 10}, value).code() ==
+             weft::errc::queue_full)
+        std::this_thread::sleep_for(milliseconds(1));
+    }
+    if (auto s = (*p)->flush(120000); !s) die(s.message());
+  }
+  auto probe = weft::kafka::consumer::create(
+    {{"bootstrap.servers", bootstrap}, {"group.id", "bench-probe-" + tag}});
+  if (!probe) die(probe.error().message());
+
+  // (a) raw librdkafka loop
+  std::atomic<bool> stop{false};
+  auto start_a = clock_type::now();
+  std::thread raw{[&] { raw_loop(in, out_raw, stop); }};
+  auto secs_a = wait_for_output(**probe, out_raw, start_a);
+  stop = true;
+  raw.join();
+
+  // (b) the same transform as a weft service
+  auto cfg = weft::config::from_map({{"application.id", "bench-weft-" + tag},
+                                     {"bootstrap.servers", bootstrap},
+                                     {"num.stream.threads", std::to_string(threads)},
+                                     {"log.level", "warn"}});
+  if (!cfg) die(cfg.error().message());
+  weft::node n{std::move(*cfg)};
+  n.add<upper>(in, out_weft);
+  auto start_b = clock_type::now();
+  if (auto s = n.start(); !s) die(s.message());
+  auto secs_b = wait_for_output(**probe, out_weft, start_b);
+  n.request_stop();
+  (void)n.wait();
+
+  double a = records / secs_a, b = records / secs_b;
+  std::printf("(a) raw librdkafka loop : %10.0f records/s (%.2f s)\n", a, secs_a);
+  std::printf("(b) weft stateless node : %10.0f records/s (%.2f s)\n", b, secs_b);
+  std::printf("ratio b/a               : %10.2f (target >= 0.8)\n", b / a);
+  (void)(*admin)->delete_topics({in, out_raw, out_weft}, 30000);
+  return 0;
+}

@@ -1,0 +1,20 @@
+# Compiler warnings and sanitizers, as one interface target that every weft
+# target links: weft::warnings.
+add_library(weft_warnings INTERFACE)
+add_library(weft::warnings ALIAS weft_warnings)
+target_compile_options(weft_warnings INTERFACE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
+if(WEFT_WERROR)
+  target_compile_options(weft_warnings INTERFACE -Werror)
+endif()
+
+if(WEFT_SANITIZE)
+  if(WEFT_SANITIZE STREQUAL "thread")
+    set(_san thread)
+  elseif(WEFT_SANITIZE MATCHES "^(address|undefined|address,undefined)$")
+    set(_san ${WEFT_SANITIZE})
+  else()
+    message(FATAL_ERROR "WEFT_SANITIZE='${WEFT_SANITIZE}': use 'address,undefined' or 'thread'")
+  endif()
+  add_compile_options(-fsanitize=${_san} -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${_san})
+endif()

@@ -1,0 +1,30 @@
+# weft_add_unit_tests(NAME SOURCES ... LIBS ...)
+#   One Catch2 binary; every TEST_CASE becomes a CTest test (catch_discover_tests),
+#   labelled by its tags:
+#     (no [broker] tag)   label "unit"   — no broker; [mock] ones use librdkafka's mock
+#     [broker]            label "broker" — need the local Kafka broker: they require
+#                         the kafka_broker fixture and get WEFT_TEST_BOOTSTRAP
+#     [broker][slow]      label "slow"   — broker tests that take minutes (ctest -LE slow
+#                         skips them)
+#   Broker tests share one broker, so they hold a resource lock and run one at a time.
+function(weft_add_unit_tests name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/support/catch_main.cpp)
+  target_link_libraries(${name} PRIVATE ${T_LIBS} Catch2::Catch2 weft::warnings)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
+  # One variable only: catch_discover_tests splits property lists on ';'.
+  set(_env "WEFT_TEST_BOOTSTRAP=127.0.0.1:${WEFT_TEST_BROKER_PORT}")
+  catch_discover_tests(${name}
+    TEST_SPEC "~[broker]"
+    PROPERTIES TIMEOUT 180 LABELS "unit")
+  catch_discover_tests(${name}
+    TEST_SPEC "[broker]~[slow]"
+    TEST_PREFIX "broker: "
+    PROPERTIES TIMEOUT 600 LABELS "broker" FIXTURES_REQUIRED kafka_broker
+               ENVIRONMENT "${_env}" RESOURCE_LOCK kafka_broker_load)
+  catch_discover_tests(${name}
+    TEST_SPEC "[broker][slow]"
+    TEST_PREFIX "slow: "
+    PROPERTIES TIMEOUT 900 LABELS "slow" FIXTURES_REQUIRED kafka_broker
+               ENVIRONMENT "${_env}" RESOURCE_LOCK kafka_broker_load)
+endfunction()

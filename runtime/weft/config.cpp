@@ -1,0 +1,374 @@
+#include "weft/config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace weft {
+
+namespace {
+
+using kind = config_key::kind;
+
+std::vector<config_key> make_keys() {
+  std::vector<config_key> k;
+  k.push_back({"application.id", kind::string, "",
+               "Names the application: the consumer group id, and the prefix of "
+               "internal topics (repartition, dead-letter, changelog) and "
+               "transactional ids. Nodes sharing it form one cluster.",
+               true});
+  k.push_back({"bootstrap.servers", kind::string, "127.0.0.1:9092",
+               "Kafka brokers to connect to. The default is the local broker that "
+               "tools/weft-broker starts."});
+  k.push_back({"num.stream.threads", kind::integer, "2",
+               "CAF scheduler threads that run partition and task actors "
+               "(blocking Kafka and RocksDB calls run on their own threads).",
+               false, 1, 256});
+  k.push_back({"commit.interval.ms", kind::integer, "100",
+               "How often processed input offsets are committed (after the "
+               "outputs they produced are acknowledged by Kafka).",
+               false, 1, 3600000});
+  k.push_back({"processing.guarantee", kind::choice, "at_least_once",
+               "at_least_once: a crash may repeat outputs of records processed "
+               "since the last commit, never lose one.",
+               false, 0, 0, {"at_least_once"}});
+  k.push_back({"buffered.records.per.partition", kind::integer, "1000",
+               "Flow control: records of one input partition in flight to its "
+               "tasks at most; past it the partition is paused.",
+               false, 1, 1000000});
+  k.push_back({"bad.record.policy", kind::choice, "fail",
+               "What to do with a record that cannot be decoded or whose handler "
+               "throws: fail (stop the task with the error), skip (log and "
+               "continue), dead_letter (send it with the error in headers to the "
+               "dead-letter topic and continue). Per service: "
+               "service.<name>.bad.record.policy.",
+               false, 0, 0, {"fail", "skip", "dead_letter"}});
+  k.push_back({"dead.letter.topic", kind::string, "",
+               "Dead-letter topic; empty means <application.id>-<service>-dlq. Per "
+               "service: service.<name>.dead.letter.topic."});
+  k.push_back({"replication.factor", kind::integer, "1",
+               "Replication factor of the internal topics weft creates.", false, 1,
+               32});
+  k.push_back({"state.dir", kind::string, ".weft/state",
+               "Folder for this node's local state."});
+  k.push_back({"node.id", kind::string, "",
+               "This node's id in the cluster; empty means <hostname>-<pid>."});
+  k.push_back({"shutdown.timeout.ms", kind::integer, "30000",
+               "On SIGINT/SIGTERM, how long to drain in-flight records and "
+               "commit before giving up.",
+               false, 0, 3600000});
+  k.push_back({"startup.timeout.ms", kind::integer, "30000",
+               "How long to wait for the brokers and topic metadata at start-up.",
+               false, 100, 3600000});
+  k.push_back({"log.level", kind::choice, "info", "Log verbosity.", false, 0, 0,
+               {"error", "warn", "info", "debug"}});
+  return k;
+}
+
+const char* const passthrough_prefixes[] = {"kafka.", "consumer.", "producer.", "admin."};
+
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.size() >= p.size() && s.compare(0, p.size(), p) == 0;
+}
+
+bool is_passthrough(std::string_view key) {
+  for (auto* p : passthrough_prefixes)
+    if (starts_with(key, p) && key.size() > std::string_view{p}.size()) return true;
+  return false;
+}
+
+const config_key* find_key(std::string_view name) {
+  for (auto& k : config::keys())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+// Keys a user may override per service: service.<name>.<key>.
+const char* const per_service_keys[] = {"bad.record.policy", "dead.letter.topic"};
+
+// Splits service.<name>.<key>; returns false when `key` is not of that form.
+bool split_service_key(std::string_view key, std::string_view& service,
+                       std::string_view& rest) {
+  if (!starts_with(key, "service.")) return false;
+  auto tail = key.substr(8);
+  for (auto* k : per_service_keys) {
+    std::string_view ks{k};
+    if (tail.size() > ks.size() + 1 && tail.substr(tail.size() - ks.size()) == ks &&
+        tail[tail.size() - ks.size() - 1] == '.') {
+      service = tail.substr(0, tail.size() - ks.size() - 1);
+      rest = ks;
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t prev = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] != b[j - 1])});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string unknown_key_message(std::string_view key) {
+  std::string best;
+  size_t best_d = 4;
+  for (auto& k : config::keys()) {
+    auto d = edit_distance(key, k.name);
+    if (d < best_d) best_d = d, best = k.name;
+  }
+  std::string msg = "unknown config key '" + std::string{key} + "'";
+  if (!best.empty()) msg += " (did you mean '" + best + "'?)";
+  msg += "; librdkafka properties go under kafka., consumer., producer. or admin.; "
+         "run with --help for the list of keys";
+  return msg;
+}
+
+status check_value(const config_key& k, const std::string& v) {
+  auto fail = [&](const std::string& what) {
+    return make_error(errc::invalid_config,
+                      "config key '" + k.name + "': " + what + " (" + k.doc + ")");
+  };
+  switch (k.type) {
+    case kind::string:
+      if (k.required && v.empty()) return fail("must not be empty");
+      return {};
+    case kind::integer: {
+      if (v.empty()) return fail("expected an integer, got an empty value");
+      char* end = nullptr;
+      errno = 0;
+      long long n = std::strtoll(v.c_str(), &end, 10);
+      if (errno != 0 || end == v.c_str() || *end != '\0')
+        return fail("'" + v + "' is not an integer; set e.g. " + k.name + "=" +
+                    k.default_value);
+      if (n < k.min || n > k.max)
+        return fail(v + " is out of range; use a value from " + std::to_string(k.min) +
+                    " to " + std::to_string(k.max));
+      return {};
+    }
+    case kind::boolean:
+      if (v != "true" && v != "false")
+        return fail("'" + v + "' is not a boolean; use true or false");
+      return {};
+    case kind::choice: {
+      if (std::find(k.choices.begin(), k.choices.end(), v) != k.choices.end()) return {};
+      std::string all;
+      for (auto& c : k.choices) all += (all.empty() ? "" : ", ") + c;
+      return fail("'" + v + "' is not allowed; use one of: " + all);
+    }
+  }
+  return {};
+}
+
+std::string env_name(const std::string& key) {
+  std::string s = "WEFT_";
+  for (char c : key) s += c == '.' ? '_' : static_cast<char>(std::toupper(c));
+  return s;
+}
+
+std::string trim(std::string s) {
+  auto issp = [](unsigned char c) { return std::isspace(c); };
+  while (!s.empty() && issp(s.back())) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && issp(s[i])) ++i;
+  return s.substr(i);
+}
+
+} // namespace
+
+const std::vector<config_key>& config::keys() {
+  static const std::vector<config_key> all = make_keys();
+  return all;
+}
+
+status config::validate(const std::map<std::string, std::string, std::less<>>& raw,
+                        bool check_required) {
+  for (auto& [key, value] : raw) {
+    if (is_passthrough(key)) continue;
+    std::string_view svc, rest;
+    if (split_service_key(key, svc, rest)) {
+      if (auto st = check_value(*find_key(rest), value); !st) return st;
+      continue;
+    }
+    auto* k = find_key(key);
+    if (!k) return make_error(errc::invalid_config, unknown_key_message(key));
+    if (auto st = check_value(*k, value); !st) return st;
+  }
+  if (check_required)
+    for (auto& k : keys())
+      if (k.required && raw.find(k.name) == raw.end())
+        return make_error(errc::invalid_config,
+                          "config key '" + k.name + "' is required: pass --" + k.name +
+                            "=<value>, set " + env_name(k.name) +
+                            ", or put it in the --config file (" + k.doc + ")");
+  return {};
+}
+
+result<std::map<std::string, std::string>> config::read_properties(const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    return make_error(errc::invalid_config,
+                      "cannot read config file '" + path + "': check the --config path");
+  std::map<std::string, std::string> out;
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    auto t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == '!') continue;
+    auto pos = t.find_first_of("=:");
+    if (pos == std::string::npos || pos == 0)
+      return make_error(errc::invalid_config, path + ":" + std::to_string(n) +
+                                                ": expected key=value, got '" + t + "'");
+    out[trim(t.substr(0, pos))] = trim(t.substr(pos + 1));
+  }
+  return out;
+}
+
+result<config> config::from_map(const std::map<std::string, std::string>& values) {
+  std::map<std::string, std::string, std::less<>> raw;
+  for (auto& k : keys())
+    if (!k.default_value.empty()) raw[k.name] = k.default_value;
+  for (auto& [k, v] : values) raw[k] = v;
+  if (auto st = validate(raw, true); !st) return st;
+  config c;
+  c.values_ = std::move(raw);
+  return c;
+}
+
+result<config> config::load(int argc, const char* const* argv) {
+  std::map<std::string, std::string> file_values, env_values, cli_values;
+  std::string file;
+  bool help = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      help = true;
+      continue;
+    }
+    if (!starts_with(a, "--"))
+      return make_error(errc::invalid_config,
+                        "unexpected argument '" + a + "': options look like --key=value");
+    a = a.substr(2);
+    std::string key, value;
+    if (auto eq = a.find('='); eq != std::string::npos) {
+      key = a.substr(0, eq);
+      value = a.substr(eq + 1);
+    } else if (i + 1 < argc) {
+      key = a;
+      value = argv[++i];
+    } else {
+      return make_error(errc::invalid_config,
+                        "option --" + a + " needs a value: --" + a + "=<value>");
+    }
+    if (key == "config")
+      file = value;
+    else
+      cli_values[key] = value;
+  }
+  if (file.empty())
+    if (auto* f = std::getenv("WEFT_CONFIG")) file = f;
+  if (!file.empty()) {
+    auto props = read_properties(file);
+    if (!props) return props.error();
+    file_values = std::move(*props);
+  }
+  for (auto& k : keys())
+    if (auto* v = std::getenv(env_name(k.name).c_str())) env_values[k.name] = v;
+  std::map<std::string, std::string, std::less<>> raw;
+  for (auto& k : keys())
+    if (!k.default_value.empty()) raw[k.name] = k.default_value;
+  for (auto* src : {&file_values, &env_values, &cli_values})
+    for (auto& [k, v] : *src) raw[k] = v;
+  if (auto st = validate(raw, !help); !st) return st;
+  config c;
+  c.values_ = std::move(raw);
+  c.help_ = help;
+  return c;
+}
+
+result<config> config::with(const std::string& key, const std::string& value) const {
+  auto raw = values_;
+  raw[key] = value;
+  if (auto st = validate(raw, !help_); !st) return st;
+  config c = *this;
+  c.values_ = std::move(raw);
+  return c;
+}
+
+std::string config::help_text(std::string_view program) {
+  std::ostringstream os;
+  os << "usage: " << program << " [--config FILE] [--key=value ...]\n\n"
+     << "Keys (also WEFT_<KEY> in the environment, e.g. WEFT_APPLICATION_ID):\n";
+  for (auto& k : keys()) {
+    os << "  --" << k.name;
+    if (k.required)
+      os << "  (required)";
+    else
+      os << "  (default: " << (k.default_value.empty() ? "\"\"" : k.default_value) << ")";
+    os << "\n      " << k.doc << "\n";
+  }
+  os << "\nlibrdkafka properties pass through: kafka.<property> (every client),\n"
+        "consumer.<property>, producer.<property>, admin.<property>.\n"
+        "Per-service overrides: service.<name>.bad.record.policy, "
+        "service.<name>.dead.letter.topic.\n";
+  return os.str();
+}
+
+static const std::string empty_string;
+
+const std::string& config::get_string(std::string_view key) const {
+  auto i = values_.find(key);
+  return i == values_.end() ? empty_string : i->second;
+}
+
+int64_t config::get_int(std::string_view key) const {
+  return std::strtoll(get_string(key).c_str(), nullptr, 10);
+}
+
+bool config::get_bool(std::string_view key) const { return get_string(key) == "true"; }
+
+std::map<std::string, std::string> config::kafka_properties(client_kind kind) const {
+  std::map<std::string, std::string> out;
+  out["bootstrap.servers"] = get_string("bootstrap.servers");
+  const char* own = kind == client_kind::consumer   ? "consumer."
+                    : kind == client_kind::producer ? "producer."
+                                                    : "admin.";
+  for (auto& [k, v] : values_)
+    if (starts_with(k, "kafka.")) out[k.substr(6)] = v;
+  std::string_view ownv{own};
+  for (auto& [k, v] : values_)
+    if (starts_with(k, ownv)) out[k.substr(ownv.size())] = v;
+  return out;
+}
+
+const std::string& config::service_value(std::string_view service,
+                                         std::string_view key) const {
+  std::string k = "service.";
+  k.append(service).append(".").append(key);
+  auto i = values_.find(k);
+  return i != values_.end() ? i->second : get_string(key);
+}
+
+std::vector<std::string> config::mentioned_services() const {
+  std::vector<std::string> out;
+  for (auto& [k, v] : values_) {
+    std::string_view svc, rest;
+    if (split_service_key(k, svc, rest) &&
+        std::find(out.begin(), out.end(), svc) == out.end())
+      out.emplace_back(svc);
+  }
+  return out;
+}
+
+} // namespace weft

@@ -1,0 +1,93 @@
+#pragma once
+// Node configuration, Kafka-Streams style: each key is declared once (name,
+// default, validation, doc) in config.cpp, and values come from, in rising
+// precedence, the defaults, a properties file (--config FILE), environment
+// variables (WEFT_ + the key upper-cased with '.' as '_', e.g.
+// WEFT_APPLICATION_ID) and the command line (--key=value or --key value).
+//
+// Validation happens once, in load(): an unknown key, a missing required key or
+// a malformed value fails with errc::invalid_config and a message naming the
+// key and the fix. librdkafka properties pass through under the prefixes
+// `kafka.` (every client), `consumer.`, `producer.` and `admin.` (one kind,
+// overriding `kafka.`); they are checked by librdkafka when clients are made.
+//
+// A config is an immutable value after load(); any thread may read it.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weft/status.hpp"
+
+namespace weft {
+
+/// The declaration of one configuration key.
+struct config_key {
+  enum class kind { string, integer, boolean, choice };
+  std::string name;
+  kind type = kind::string;
+  std::string default_value; ///< empty and required=true: must be set
+  std::string doc;
+  bool required = false;
+  int64_t min = 0;                  ///< integer keys: inclusive bounds
+  int64_t max = INT64_MAX;          ///<
+  std::vector<std::string> choices; ///< choice keys: the allowed values
+};
+
+/// Which librdkafka client a property set is for.
+enum class client_kind { consumer, producer, admin };
+
+class config {
+public:
+  /// The keys weft declares, in documentation order.
+  static const std::vector<config_key>& keys();
+
+  /// Parses the command line (and the file and environment it points to).
+  /// `--help` sets help_requested() and skips the required-key check.
+  static result<config> load(int argc, const char* const* argv);
+
+  /// Builds a config from explicit key/value pairs (tests, embedding). The
+  /// environment is not read.
+  static result<config> from_map(const std::map<std::string, std::string>& values);
+
+  /// Reads a Java-style properties file: key=value or key: value lines, '#'
+  /// and '!' comments. Errors name the file and line.
+  static result<std::map<std::string, std::string>> read_properties(const std::string& path);
+
+  /// The --help text: usage, every key with its default and doc, and the
+  /// pass-through prefixes.
+  static std::string help_text(std::string_view program);
+
+  bool help_requested() const { return help_; }
+
+  const std::string& get_string(std::string_view key) const;
+  int64_t get_int(std::string_view key) const;
+  bool get_bool(std::string_view key) const;
+
+  /// librdkafka properties for one kind of client: `kafka.*` then the kind's
+  /// own prefix, prefixes stripped; bootstrap.servers included.
+  std::map<std::string, std::string> kafka_properties(client_kind kind) const;
+
+  /// Keys of the form service.<name>.<key>, for per-service overrides:
+  /// returns the value for `service` if set, else the node-wide `key`.
+  const std::string& service_value(std::string_view service, std::string_view key) const;
+
+  /// Names of services mentioned by service.<name>.* keys (to reject typos).
+  std::vector<std::string> mentioned_services() const;
+
+  /// Returns a copy with `key` set (validated).
+  result<config> with(const std::string& key, const std::string& value) const;
+
+  /// Every weft key and value, for logging at start-up.
+  const std::map<std::string, std::string, std::less<>>& values() const { return values_; }
+
+private:
+  static status validate(const std::map<std::string, std::string, std::less<>>& raw,
+                         bool check_required);
+  std::map<std::string, std::string, std::less<>> values_;
+  bool help_ = false;
+};
+
+} // namespace weft

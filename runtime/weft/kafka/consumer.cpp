@@ -1,0 +1,233 @@
+#include "weft/kafka/consumer.hpp"
+
+#include "weft/kafka/client_config.hpp"
+#include "weft/kafka/error.hpp"
+#include "weft/log.hpp"
+
+namespace weft::kafka {
+
+// -- message_batch -------------------------------------------------------------
+
+message_batch::~message_batch() {
+  for (auto* m : msgs_) rd_kafka_message_destroy(m);
+}
+
+record_view message_batch::view(size_t i) const {
+  auto* m = msgs_[i];
+  record_view v;
+  v.topic = rd_kafka_topic_name(m->rkt);
+  v.partition = partition_id{m->partition};
+  v.offset = weft::offset{m->offset};
+  v.timestamp = rd_kafka_message_timestamp(m, nullptr);
+  if (m->key) v.key = std::string_view{static_cast<const char*>(m->key), m->key_len};
+  if (m->payload)
+    v.value = std::string_view{static_cast<const char*>(m->payload), m->len};
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) v.headers_ = hdrs;
+  return v;
+}
+
+weft::offset message_batch::next_offset() const {
+  return msgs_.empty() ? weft::offset{-1} : weft::offset{msgs_.back()->offset + 1};
+}
+
+// -- partition_queue -----------------------------------------------------------
+
+partition_queue::partition_queue(rd_kafka_t* rk, rd_kafka_queue_t* q, topic_partition tp)
+  : rk_(rk), q_(q), tp_(std::move(tp)) {
+}
+
+partition_queue::~partition_queue() {
+  rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
+  rd_kafka_queue_destroy(q_);
+}
+
+size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
+  auto& v = out.messages();
+  size_t before = v.size();
+  v.resize(before + max);
+  auto n = rd_kafka_consume_batch_queue(q_, 0, v.data() + before, max);
+  if (n < 0) {
+    v.resize(before);
+    if (error) *error = from_rd(rd_kafka_last_error(), "consume " + to_string(tp_));
+    return 0;
+  }
+  // Error events come as messages with err set: drop them from the batch.
+  size_t kept = before;
+  for (size_t i = before; i < before + static_cast<size_t>(n); ++i) {
+    auto* m = v[i];
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      v[kept++] = m;
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      auto st = from_rd(m->err, "fetch " + to_string(tp_));
+      log::warn("{} ({})", st.message(), rd_kafka_message_errstr(m));
+      if (error) *error = std::move(st);
+    }
+    rd_kafka_message_destroy(m);
+  }
+  v.resize(kept);
+  return kept - before;
+}
+
+void partition_queue::trampoline(rd_kafka_t*, void* opaque) {
+  (*static_cast<std::function<void()>*>(opaque))();
+}
+
+void partition_queue::on_ready(std::function<void()> wake) {
+  if (!wake) {
+    rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
+    wake_.reset();
+    return;
+  }
+  auto fn = std::make_unique<std::function<void()>>(std::move(wake));
+  rd_kafka_queue_cb_event_enable(q_, &partition_queue::trampoline, fn.get());
+  // The previous callback object may still be in use by a librdkafka thread
+  // for a moment; keeping it alive until this queue dies is simpler than
+  // synchronising, and on_ready is called at most a few times per queue.
+  if (wake_) retired_.push_back(std::move(wake_));
+  wake_ = std::move(fn);
+}
+
+// -- consumer ------------------------------------------------------------------
+
+tp_list_ptr make_tp_list(const std::vector<std::pair<topic_partition, weft::offset>>& offs) {
+  tp_list_ptr l{rd_kafka_topic_partition_list_new(static_cast<int>(offs.size()))};
+  for (auto& [tp, off] : offs)
+    rd_kafka_topic_partition_list_add(l.get(), tp.topic.c_str(), tp.partition.value())
+      ->offset = off.value();
+  return l;
+}
+
+void consumer::error_cb(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<consumer*>(opaque);
+  auto st = from_rd(static_cast<rd_kafka_resp_err_t>(err), "consumer");
+  if (self->on_error_)
+    self->on_error_(status{st.code(), st.message() + " (" + reason + ")"});
+  else
+    log::warn("{} ({})", st.message(), reason);
+}
+
+result<std::unique_ptr<consumer>> consumer::create(std::map<std::string, std::string> props,
+                                                   error_handler on_error) {
+  if (props.find("group.id") == props.end())
+    return make_error(errc::invalid_config, "consumer needs group.id");
+  props.emplace("enable.auto.commit", "false");
+  props.emplace("auto.offset.reset", "earliest");
+  props.emplace("enable.partition.eof", "false");
+  auto conf = make_conf(props);
+  if (!conf) return conf.error();
+  std::unique_ptr<consumer> c{new consumer};
+  c->on_error_ = std::move(on_error);
+  rd_kafka_conf_set_opaque(conf->get(), c.get());
+  rd_kafka_conf_set_error_cb(conf->get(), &consumer::error_cb);
+  char err[512];
+  c->rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err, sizeof err);
+  if (!c->rk_) return make_error(errc::invalid_config, std::string{"consumer: "} + err);
+  conf->release(); // owned by rk_ now
+  rd_kafka_poll_set_consumer(c->rk_);
+  c->main_q_ = rd_kafka_queue_get_consumer(c->rk_);
+  return c;
+}
+
+consumer::~consumer() {
+  if (!rk_) return;
+  (void)close();
+  if (main_q_) rd_kafka_queue_destroy(main_q_);
+  rd_kafka_destroy(rk_);
+}
+
+status consumer::assign(const std::vector<topic_partition>& tps) {
+  std::vector<std::pair<topic_partition, weft::offset>> offs;
+  for (auto& tp : tps) offs.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
+  auto l = make_tp_list(offs);
+  return from_rd(rd_kafka_assign(rk_, l.get()), "assign");
+}
+
+std::unique_ptr<partition_queue> consumer::take_queue(const topic_partition& tp) {
+  auto* q = rd_kafka_queue_get_partition(rk_, tp.topic.c_str(), tp.partition.value());
+  if (!q) return nullptr;
+  rd_kafka_queue_forward(q, nullptr);
+  return std::make_unique<partition_queue>(rk_, q, tp);
+}
+
+status consumer::commit(const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
+                        bool async) {
+  if (offsets.empty()) return {};
+  auto l = make_tp_list(offsets);
+  return from_rd(rd_kafka_commit(rk_, l.get(), async ? 1 : 0), "commit offsets");
+}
+
+status consumer::pause(const topic_partition& tp) {
+  auto l = make_tp_list({{tp, weft::offset{0}}});
+  return from_rd(rd_kafka_pause_partitions(rk_, l.get()), "pause " + to_string(tp));
+}
+
+status consumer::resume(const topic_partition& tp) {
+  auto l = make_tp_list({{tp, weft::offset{0}}});
+  return from_rd(rd_kafka_resume_partitions(rk_, l.get()), "resume " + to_string(tp));
+}
+
+void consumer::poll_events(int timeout_ms) {
+  auto* m = rd_kafka_consumer_poll(rk_, timeout_ms);
+  if (!m) return;
+  if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    auto st = from_rd(m->err, "consumer");
+    if (on_error_)
+      on_error_(status{st.code(), st.message() + " (" + rd_kafka_message_errstr(m) + ")"});
+    else
+      log::warn("{}", st.message());
+  }
+  // A data message here means a partition was not split off: a weft bug.
+  rd_kafka_message_destroy(m);
+}
+
+result<int> consumer::partition_count(const std::string& topic, int timeout_ms) {
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk_, 0, rkt, &md, timeout_ms);
+  rd_kafka_topic_destroy(rkt);
+  if (err) return from_rd(err, "metadata for topic '" + topic + "'");
+  int n = -1;
+  rd_kafka_resp_err_t terr = RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    if (topic == md->topics[i].topic) {
+      terr = md->topics[i].err;
+      n = md->topics[i].partition_cnt;
+    }
+  rd_kafka_metadata_destroy(md);
+  if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || n <= 0)
+    return make_error(errc::not_found, "topic '" + topic + "' does not exist");
+  if (terr) return from_rd(terr, "metadata for topic '" + topic + "'");
+  return n;
+}
+
+result<std::pair<int64_t, int64_t>> consumer::watermarks(const topic_partition& tp,
+                                                         int timeout_ms) {
+  int64_t lo = 0, hi = 0;
+  auto err = rd_kafka_query_watermark_offsets(rk_, tp.topic.c_str(), tp.partition.value(),
+                                              &lo, &hi, timeout_ms);
+  if (err) return from_rd(err, "watermarks of " + to_string(tp));
+  return std::make_pair(lo, hi);
+}
+
+result<std::vector<int64_t>> consumer::committed(const std::vector<topic_partition>& tps,
+                                                 int timeout_ms) {
+  std::vector<std::pair<topic_partition, weft::offset>> offs;
+  for (auto& tp : tps) offs.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
+  auto l = make_tp_list(offs);
+  if (auto err = rd_kafka_committed(rk_, l.get(), timeout_ms))
+    return from_rd(err, "committed offsets");
+  std::vector<int64_t> out;
+  for (int i = 0; i < l->cnt; ++i) out.push_back(l->elems[i].offset);
+  return out;
+}
+
+status consumer::close() {
+  if (closed_ || !rk_) return {};
+  closed_ = true;
+  return from_rd(rd_kafka_consumer_close(rk_), "close consumer");
+}
+
+} // namespace weft::kafka

@@ -1,0 +1,148 @@
+#pragma once
+// A Kafka consumer with manual assignment and one fetch queue per partition.
+//
+// weft never lets librdkafka's group protocol pick partitions: the node
+// supervisor decides what a node consumes and calls assign(). Each assigned
+// partition's messages are split off the consumer's main queue into a
+// partition_queue, which one partition actor owns and drains without blocking
+// (consume with a zero timeout) whenever librdkafka signals that data arrived.
+// The consumer's main queue then carries only errors and commit results;
+// poll_events() serves it from a thread of the caller's choosing.
+//
+// Thread safety: every member may be called from any thread (librdkafka's
+// handle is thread-safe), except that one partition_queue is drained by one
+// thread at a time and poll_events() runs on one thread at a time.
+
+#include <librdkafka/rdkafka.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "weft/record.hpp"
+#include "weft/status.hpp"
+#include "weft/types.hpp"
+
+namespace weft::kafka {
+
+/// Consumed messages, owned: destroys each one when the batch dies. Shared
+/// read-only between the tasks one partition feeds, so a record is never copied.
+class message_batch {
+public:
+  message_batch() = default;
+  message_batch(const message_batch&) = delete;
+  message_batch& operator=(const message_batch&) = delete;
+  ~message_batch();
+
+  std::vector<rd_kafka_message_t*>& messages() { return msgs_; }
+  size_t size() const { return msgs_.size(); }
+  bool empty() const { return msgs_.empty(); }
+  /// A borrowed view of message i, valid while the batch lives.
+  record_view view(size_t i) const;
+  /// Offset of the last message plus one: where to resume after this batch.
+  weft::offset next_offset() const;
+
+private:
+  std::vector<rd_kafka_message_t*> msgs_;
+};
+
+/// The fetch queue of one assigned partition, split off the consumer's queue.
+class partition_queue {
+public:
+  partition_queue(rd_kafka_t* rk, rd_kafka_queue_t* q, topic_partition tp);
+  partition_queue(const partition_queue&) = delete;
+  partition_queue& operator=(const partition_queue&) = delete;
+  ~partition_queue();
+
+  const topic_partition& partition() const { return tp_; }
+
+  /// Moves up to `max` consumed messages into `out` without waiting; returns
+  /// how many. Error events on the queue (e.g. an offset out of range) are not
+  /// messages: they are logged and their status returned through `error`.
+  size_t drain(message_batch& out, size_t max, status* error = nullptr);
+
+  /// Calls `wake` (on a librdkafka thread: keep it short and non-blocking)
+  /// each time the queue goes from empty to non-empty. Pass {} to stop.
+  void on_ready(std::function<void()> wake);
+
+private:
+  static void trampoline(rd_kafka_t*, void* opaque);
+  rd_kafka_t* rk_;
+  rd_kafka_queue_t* q_;
+  topic_partition tp_;
+  std::unique_ptr<std::function<void()>> wake_;
+  std::vector<std::unique_ptr<std::function<void()>>> retired_;
+};
+
+class consumer {
+public:
+  using error_handler = std::function<void(const status&)>;
+
+  /// Creates a consumer. `props` are librdkafka properties and must include
+  /// group.id. weft sets enable.auto.commit=false (it commits what it has
+  /// processed) and auto.offset.reset=earliest unless given. `on_error` gets
+  /// client errors (broker down, fatal errors) on the poll_events() thread.
+  static result<std::unique_ptr<consumer>> create(std::map<std::string, std::string> props,
+                                                  error_handler on_error = {});
+  consumer(const consumer&) = delete;
+  consumer& operator=(const consumer&) = delete;
+  /// Closes (leaving the group without committing) and destroys the handle.
+  ~consumer();
+
+  /// Replaces the assignment. Partitions start at their committed offset, or
+  /// per auto.offset.reset when the group has none.
+  status assign(const std::vector<topic_partition>& tps);
+
+  /// Splits the partition's messages off the main queue. Call after assign().
+  std::unique_ptr<partition_queue> take_queue(const topic_partition& tp);
+
+  /// Commits `next offset to consume` per partition; async returns at once.
+  status commit(const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
+                bool async);
+
+  /// Stops (resumes) fetching a partition. Messages prefetched before a pause
+  /// are dropped and fetched again from the application's position on resume.
+  status pause(const topic_partition& tp);
+  status resume(const topic_partition& tp);
+
+  /// Serves the main queue (errors, commit results) for up to timeout_ms.
+  void poll_events(int timeout_ms);
+
+  /// Number of partitions of `topic`; errc::not_found when it does not exist.
+  /// Blocks up to timeout_ms: never call it on an actor's scheduler thread.
+  result<int> partition_count(const std::string& topic, int timeout_ms);
+
+  /// Low and high watermark of a partition (blocking, like partition_count).
+  result<std::pair<int64_t, int64_t>> watermarks(const topic_partition& tp, int timeout_ms);
+
+  /// The committed offset (next to consume) of each partition, -1001 if none.
+  result<std::vector<int64_t>> committed(const std::vector<topic_partition>& tps,
+                                         int timeout_ms);
+
+  /// Leaves the group cleanly. Called by the destructor if not before.
+  status close();
+
+  rd_kafka_t* handle() { return rk_; }
+
+private:
+  consumer() = default;
+  static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque);
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_queue_t* main_q_ = nullptr;
+  error_handler on_error_;
+  bool closed_ = false;
+};
+
+/// A topic_partition list for librdkafka, owned.
+struct tp_list_deleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const {
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+};
+using tp_list_ptr = std::unique_ptr<rd_kafka_topic_partition_list_t, tp_list_deleter>;
+
+tp_list_ptr make_tp_list(const std::vector<std::pair<topic_partition, weft::offset>>& offs);
+
+} // namespace weft::kafka

@@ -1,0 +1,233 @@
+// Client-layer tests against librdkafka's in-process mock cluster [mock].
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "weft/kafka/admin.hpp"
+#include "weft/kafka/client_config.hpp"
+#include "weft/kafka/consumer.hpp"
+#include "weft/kafka/error.hpp"
+#include "weft/kafka/mock_cluster.hpp"
+#include "weft/kafka/producer.hpp"
+
+using namespace weft;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<kafka::mock_cluster> start_mock(int brokers = 1) {
+  auto m = kafka::mock_cluster::create(brokers);
+  REQUIRE(m.ok());
+  return std::move(*m);
+}
+
+struct delivery_count {
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+};
+
+std::unique_ptr<kafka::producer> make_producer(const std::string& bootstrap,
+                                               delivery_count& dc,
+                                               std::map<std::string, std::string> extra = {}) {
+  extra["bootstrap.servers"] = bootstrap;
+  auto p = kafka::producer::create(extra, [&dc](void*, const status& st) {
+    (st.ok() ? dc.ok : dc.failed)++;
+  });
+  REQUIRE(p.ok());
+  return std::move(*p);
+}
+
+std::unique_ptr<kafka::consumer> make_consumer(const std::string& bootstrap) {
+  auto c = kafka::consumer::create({{"bootstrap.servers", bootstrap}, {"group.id", "g"}});
+  REQUIRE(c.ok());
+  return std::move(*c);
+}
+
+/// Drains `q` until `n` messages arrived or `limit` passed.
+size_t drain_until(kafka::partition_queue& q, kafka::message_batch& out, size_t n,
+                   std::chrono::milliseconds limit = 20s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+    if (q.drain(out, n - out.size()) == 0) std::this_thread::sleep_for(5ms);
+  }
+  return out.size();
+}
+
+} // namespace
+
+TEST_CASE("a librdkafka property librdkafka rejects names the key", "[kafka]") {
+  auto c = kafka::make_conf({{"linger.ms", "-5"}});
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().code() == errc::invalid_config);
+  CHECK_THAT(c.error().message(), Catch::Contains("'linger.ms'"));
+  auto u = kafka::make_conf({{"no.such.property", "1"}});
+  REQUIRE_FALSE(u.ok());
+  CHECK_THAT(u.error().message(), Catch::Contains("no.such.property"));
+}
+
+TEST_CASE("librdkafka errors become statuses with the error's name and text", "[kafka]") {
+  auto s = kafka::from_rd(RD_KAFKA_RESP_ERR__TRANSPORT, "fetch");
+  CHECK(s.code() == errc::kafka);
+  CHECK_THAT(s.message(), Catch::StartsWith("fetch: _TRANSPORT: "));
+  CHECK(kafka::from_rd(RD_KAFKA_RESP_ERR__FENCED, "x").code() == errc::kafka_fatal);
+  CHECK(kafka::from_rd(RD_KAFKA_RESP_ERR_NO_ERROR, "x").ok());
+}
+
+TEST_CASE("records produced to a partition come out of its own queue in order, with "
+          "keys, headers and tombstones",
+          "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("t", 3).ok());
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc);
+  std::vector<header> hs{{"h", "v"}};
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(p->send("t", 1, std::to_string(i), "v" + std::to_string(i), 0, &hs).ok());
+  REQUIRE(p->send("t", 1, std::string_view{"gone"}, std::nullopt).ok());
+  REQUIRE(p->flush(10000).ok());
+  CHECK(dc.ok == 101);
+
+  auto c = make_consumer(mock->bootstrap_servers());
+  topic_partition tp{"t", partition_id{1}};
+  REQUIRE(c->assign({tp, {"t", partition_id{0}}}).ok());
+  auto q = c->take_queue(tp);
+  REQUIRE(q);
+  kafka::message_batch batch;
+  REQUIRE(drain_until(*q, batch, 101) == 101);
+  for (int i = 0; i < 100; ++i) {
+    auto v = batch.view(i);
+    CHECK(v.offset.value() == i);
+    CHECK(*v.key == std::to_string(i));
+    CHECK(*v.value == "v" + std::to_string(i));
+    CHECK(v.header_value("h") == std::optional<std::string_view>{"v"});
+  }
+  auto last = batch.view(100);
+  CHECK(*last.key == "gone");
+  CHECK_FALSE(last.value.has_value());
+  CHECK(batch.next_offset().value() == 101);
+}
+
+TEST_CASE("a partition queue wakes its owner when data arrives", "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("w", 1).ok());
+  auto c = make_consumer(mock->bootstrap_servers());
+  topic_partition tp{"w", partition_id{0}};
+  REQUIRE(c->assign({tp}).ok());
+  auto q = c->take_queue(tp);
+  std::atomic<int> wakes{0};
+  q->on_ready([&] { ++wakes; });
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc);
+  REQUIRE(p->send("w", 0, std::string_view{"k"}, std::string_view{"v"}).ok());
+  REQUIRE(p->flush(10000).ok());
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (wakes == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  CHECK(wakes >= 1);
+  kafka::message_batch b;
+  CHECK(drain_until(*q, b, 1) == 1);
+  q->on_ready({});
+}
+
+TEST_CASE("a paused partition fetches nothing and resumes where the application was",
+          "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("p", 1).ok());
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc);
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(p->send("p", 0, std::string_view{"k"}, std::to_string(i)).ok());
+  REQUIRE(p->flush(10000).ok());
+  auto c = make_consumer(mock->bootstrap_servers());
+  topic_partition tp{"p", partition_id{0}};
+  REQUIRE(c->assign({tp}).ok());
+  auto q = c->take_queue(tp);
+  kafka::message_batch first;
+  REQUIRE(drain_until(*q, first, 10) == 10);
+  REQUIRE(c->pause(tp).ok());
+  std::this_thread::sleep_for(200ms);
+  kafka::message_batch during;
+  q->drain(during, 100);
+  REQUIRE(c->resume(tp).ok());
+  kafka::message_batch rest;
+  REQUIRE(drain_until(*q, rest, 40 - during.size()) == 40 - during.size());
+  // Whatever was drained, offsets continue exactly after the first ten.
+  std::vector<int64_t> offs;
+  for (size_t i = 0; i < during.size(); ++i) offs.push_back(during.view(i).offset.value());
+  for (size_t i = 0; i < rest.size(); ++i) offs.push_back(rest.view(i).offset.value());
+  REQUIRE(offs.size() == 40);
+  for (size_t i = 0; i < offs.size(); ++i) CHECK(offs[i] == static_cast<int64_t>(10 + i));
+}
+
+TEST_CASE("committed offsets are where a new consumer of the group starts", "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("c", 1).ok());
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc);
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(p->send("c", 0, std::string_view{"k"}, std::to_string(i)).ok());
+  REQUIRE(p->flush(10000).ok());
+  topic_partition tp{"c", partition_id{0}};
+  {
+    auto c = make_consumer(mock->bootstrap_servers());
+    REQUIRE(c->assign({tp}).ok());
+    REQUIRE(c->commit({{tp, offset{12}}}, false).ok());
+    auto committed = c->committed({tp}, 5000);
+    REQUIRE(committed.ok());
+    CHECK(committed->at(0) == 12);
+  }
+  auto c = make_consumer(mock->bootstrap_servers());
+  REQUIRE(c->assign({tp}).ok());
+  auto q = c->take_queue(tp);
+  kafka::message_batch b;
+  REQUIRE(drain_until(*q, b, 8) == 8);
+  CHECK(b.view(0).offset.value() == 12);
+}
+
+TEST_CASE("a producer survives a broker that is down for seconds and loses nothing",
+          "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("d", 1).ok());
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc, {{"message.timeout.ms", "60000"}});
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(p->send("d", 0, std::string_view{"k"}, std::to_string(i)).ok());
+  REQUIRE(p->flush(10000).ok());
+  REQUIRE(mock->broker_down(1).ok());
+  for (int i = 100; i < 200; ++i)
+    REQUIRE(p->send("d", 0, std::string_view{"k"}, std::to_string(i)).ok());
+  std::this_thread::sleep_for(3s);
+  REQUIRE(mock->broker_up(1).ok());
+  REQUIRE(p->flush(30000).ok());
+  CHECK(dc.ok == 200);
+  CHECK(dc.failed == 0);
+  auto c = make_consumer(mock->bootstrap_servers());
+  topic_partition tp{"d", partition_id{0}};
+  REQUIRE(c->assign({tp}).ok());
+  auto q = c->take_queue(tp);
+  kafka::message_batch b;
+  REQUIRE(drain_until(*q, b, 200) == 200);
+  for (size_t i = 0; i < 200; ++i) CHECK(*b.view(i).value == std::to_string(i));
+}
+
+TEST_CASE("a full producer queue is reported as queue_full, not as a failure", "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("q", 1).ok());
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc,
+                         {{"queue.buffering.max.messages", "10"}, {"linger.ms", "1000"}});
+  status last;
+  int sent = 0;
+  for (int i = 0; i < 50 && (last = p->send("q", 0, std::string_view{"k"},
+                                            std::string_view{"v"}))
+                              .ok();
+       ++i)
+    ++sent;
+  CHECK(sent == 10);
+  CHECK(last.code() == errc::queue_full);
+  REQUIRE(p->flush(10000).ok());
+  CHECK(dc.ok == 10);
+}

@@ -1,0 +1,161 @@
+#include "weft/kafka/producer.hpp"
+
+#include "weft/kafka/client_config.hpp"
+#include "weft/kafka/consumer.hpp"
+#include "weft/kafka/error.hpp"
+#include "weft/log.hpp"
+
+namespace weft::kafka {
+
+void producer::dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  auto* self = static_cast<producer*>(opaque);
+  if (!self->on_delivery_) {
+    if (m->err) log::error("delivery failed: {}", rd_kafka_err2str(m->err));
+    return;
+  }
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    static const status ok;
+    self->on_delivery_(m->_private, ok);
+  } else {
+    self->on_delivery_(m->_private,
+                       from_rd(m->err, std::string{"deliver to "} +
+                                         rd_kafka_topic_name(m->rkt)));
+  }
+}
+
+void producer::error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<producer*>(opaque);
+  status st;
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    auto orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+    st = status{errc::kafka_fatal,
+                std::string{"producer: fatal: "} + rd_kafka_err2name(orig) + ": " + buf};
+  } else {
+    auto e = from_rd(static_cast<rd_kafka_resp_err_t>(err), "producer");
+    st = status{e.code(), e.message() + " (" + reason + ")"};
+  }
+  if (self->on_error_)
+    self->on_error_(st);
+  else
+    log::warn("{}", st.message());
+}
+
+result<std::unique_ptr<producer>> producer::create(std::map<std::string, std::string> props,
+                                                   delivery_handler on_delivery,
+                                                   error_handler on_error) {
+  props.emplace("enable.idempotence", "true");
+  props.emplace("linger.ms", "5");
+  auto conf = make_conf(props);
+  if (!conf) return conf.error();
+  std::unique_ptr<producer> p{new producer};
+  p->on_delivery_ = std::move(on_delivery);
+  p->on_error_ = std::move(on_error);
+  rd_kafka_conf_set_opaque(conf->get(), p.get());
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), &producer::dr_cb);
+  rd_kafka_conf_set_error_cb(conf->get(), &producer::error_cb);
+  char err[512];
+  p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
+  if (!p->rk_) return make_error(errc::invalid_config, std::string{"producer: "} + err);
+  conf->release();
+  auto* raw = p.get();
+  p->poller_ = std::thread{[raw] {
+    while (!raw->stop_.load(std::memory_order_relaxed)) rd_kafka_poll(raw->rk_, 50);
+  }};
+  return p;
+}
+
+void producer::stop_polling() {
+  stop_ = true;
+  if (poller_.joinable()) poller_.join();
+}
+
+producer::~producer() {
+  if (!rk_) return;
+  stop_polling();
+  // Purged records' delivery reports are dropped with the handle, never
+  // served: their opaque pointers may already be gone.
+  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_destroy(rk_);
+}
+
+status producer::send(std::string_view topic, int32_t partition,
+                      std::optional<std::string_view> key,
+                      std::optional<std::string_view> value, timestamp_ms ts,
+                      const std::vector<header>* headers, void* opaque) {
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (headers && !headers->empty()) {
+    hdrs = rd_kafka_headers_new(headers->size());
+    for (auto& h : *headers)
+      rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()),
+                          h.value.data(), static_cast<ssize_t>(h.value.size()));
+  }
+  // rd_kafka_producev wants a NUL-terminated topic name.
+  char name[256];
+  std::string long_name;
+  const char* tname = name;
+  if (topic.size() < sizeof name) {
+    topic.copy(name, topic.size());
+    name[topic.size()] = '\0';
+  } else {
+    long_name.assign(topic);
+    tname = long_name.c_str();
+  }
+  void* kptr = key ? const_cast<char*>(key->data()) : nullptr;
+  size_t klen = key ? key->size() : 0;
+  void* vptr = value ? const_cast<char*>(value->data()) : nullptr;
+  size_t vlen = value ? value->size() : 0;
+  auto err = rd_kafka_producev(
+    rk_, RD_KAFKA_V_TOPIC(tname), RD_KAFKA_V_PARTITION(partition),
+    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+    RD_KAFKA_V_KEY(kptr, klen), RD_KAFKA_V_VALUE(vptr, vlen),
+    RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
+    RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  if (hdrs) rd_kafka_headers_destroy(hdrs); // not taken over on failure
+  if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    return make_error(errc::queue_full, "producer queue full");
+  return from_rd(err, "produce to '" + std::string{topic} + "'");
+}
+
+status producer::send(const record& r, void* opaque) {
+  std::optional<std::string_view> k, v;
+  if (r.key) k = *r.key;
+  if (r.value) v = *r.value;
+  return send(r.topic, r.partition, k, v, r.timestamp, &r.headers, opaque);
+}
+
+status producer::flush(int timeout_ms) {
+  return from_rd(rd_kafka_flush(rk_, timeout_ms), "flush producer");
+}
+
+int producer::outstanding() const { return rd_kafka_outq_len(rk_); }
+
+status producer::init_transactions(int timeout_ms) {
+  return from_rd(rd_kafka_init_transactions(rk_, timeout_ms), "init transactions");
+}
+
+status producer::begin_transaction() {
+  return from_rd(rd_kafka_begin_transaction(rk_), "begin transaction");
+}
+
+status producer::send_offsets_to_transaction(
+  const std::vector<std::pair<topic_partition, weft::offset>>& offsets, consumer& source,
+  int timeout_ms) {
+  auto l = make_tp_list(offsets);
+  auto* meta = rd_kafka_consumer_group_metadata(source.handle());
+  auto st = from_rd(rd_kafka_send_offsets_to_transaction(rk_, l.get(), meta, timeout_ms),
+                    "send offsets to transaction");
+  rd_kafka_consumer_group_metadata_destroy(meta);
+  return st;
+}
+
+status producer::commit_transaction(int timeout_ms) {
+  return from_rd(rd_kafka_commit_transaction(rk_, timeout_ms), "commit transaction");
+}
+
+status producer::abort_transaction(int timeout_ms) {
+  return from_rd(rd_kafka_abort_transaction(rk_, timeout_ms), "abort transaction");
+}
+
+} // namespace weft::kafka

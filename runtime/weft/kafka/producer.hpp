@@ -1,0 +1,96 @@
+#pragma once
+// An idempotent (optionally transactional) Kafka producer.
+//
+// send() never blocks: it hands the record to librdkafka's queue, or returns
+// errc::queue_full so the caller can hold its input (that is how backpressure
+// reaches the partition actors). A thread owned by the producer serves
+// delivery reports and calls the delivery handler with the opaque pointer the
+// record was sent with.
+//
+// The transactional calls (init/begin/send_offsets/commit/abort) block for up
+// to their timeout: call them from a thread that may block, never from an
+// actor on CAF's scheduler. A fenced producer reports errc::kafka_fatal and
+// can never commit again.
+//
+// Thread safety: send() and flush() from any thread; transactional calls from
+// one thread at a time.
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "weft/record.hpp"
+#include "weft/status.hpp"
+#include "weft/types.hpp"
+
+namespace weft::kafka {
+
+class consumer;
+
+class producer {
+public:
+  /// Called on the producer's delivery thread once per record: ok, or the
+  /// error that made librdkafka give up on it (after its own retries).
+  using delivery_handler = std::function<void(void* opaque, const status& st)>;
+  using error_handler = std::function<void(const status&)>;
+
+  /// Creates a producer with enable.idempotence=true (unless the caller sets
+  /// it) and starts its delivery thread. With transactional.id in `props` it
+  /// is transactional: call init_transactions() before the first send.
+  static result<std::unique_ptr<producer>> create(std::map<std::string, std::string> props,
+                                                  delivery_handler on_delivery = {},
+                                                  error_handler on_error = {});
+  producer(const producer&) = delete;
+  producer& operator=(const producer&) = delete;
+  /// Stops the delivery thread and destroys the handle; records still queued
+  /// are purged (flush() first to keep them).
+  ~producer();
+
+  /// Enqueues a record (bytes are copied into librdkafka's queue).
+  /// partition < 0 lets the partitioner hash the key.
+  status send(std::string_view topic, int32_t partition,
+              std::optional<std::string_view> key, std::optional<std::string_view> value,
+              timestamp_ms ts = 0, const std::vector<header>* headers = nullptr,
+              void* opaque = nullptr);
+  status send(const record& r, void* opaque = nullptr);
+
+  /// Waits until every queued record is delivered or failed.
+  status flush(int timeout_ms);
+
+  /// Stops serving delivery reports: no handler call happens after this
+  /// returns. Records still in flight are then never reported.
+  void stop_polling();
+
+  /// Records queued in librdkafka and not yet acknowledged.
+  int outstanding() const;
+
+  status init_transactions(int timeout_ms);
+  status begin_transaction();
+  status send_offsets_to_transaction(
+    const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
+    consumer& source, int timeout_ms);
+  status commit_transaction(int timeout_ms);
+  status abort_transaction(int timeout_ms);
+
+  rd_kafka_t* handle() { return rk_; }
+
+private:
+  producer() = default;
+  static void dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
+  static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque);
+  rd_kafka_t* rk_ = nullptr;
+  delivery_handler on_delivery_;
+  error_handler on_error_;
+  std::atomic<bool> stop_{false};
+  std::thread poller_;
+};
+
+} // namespace weft::kafka

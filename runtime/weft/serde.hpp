@@ -1,0 +1,500 @@
+#pragma once
+// Typed serdes: how a key or value type becomes the bytes of a Kafka record
+// (or of a state store entry) and back.
+//
+// A serde is a stateless class of static functions:
+//
+//   struct my_serde {
+//     using value_type = T;
+//     static constexpr const char* name = "my";    // prefixes every error message
+//     static std::string serialize(const T&);       // never fails
+//     static weft::result<T> deserialize(std::string_view bytes);
+//   };
+//
+// - serialize returns bytes the caller owns. It cannot fail for a value of T
+//   (only a user's own to_json/serialize function may throw).
+// - deserialize never throws: malformed bytes give status{errc::bad_record,
+//   "<name>: <what is wrong>"}, e.g. "int64: expected 8 bytes, got 3". The
+//   returned value owns its data; `bytes` may die right after the call.
+// - Everything here is thread-safe: serdes hold no state.
+//
+// Null keys and values (tombstones). Kafka records may carry no key or no
+// value, which is not the same as empty bytes. Plain serdes never see null:
+// decode<S>() reports "<name>: unexpected null" for them. A *nullable* serde
+// maps null to a value of its own: its serialize returns
+// std::optional<std::string> (nullopt = null) and it has
+// `static value_type null_value()`. weft ships two: optional_serde<S>
+// (std::optional<T>, nullopt ⇄ null) and void_serde (always null, like
+// Kafka's VoidSerde). Decode record fields with decode<S>(), encode with
+// encode<S>(); both work for every serde, nullable or not.
+//
+// Which serde for what:
+// - string_serde, int32_serde, int64_serde, double_serde, bytes_serde: the
+//   same bytes as Kafka's StringSerde, IntegerSerde, LongSerde, DoubleSerde,
+//   ByteArraySerde, so weft interoperates with Java clients and Kafka Streams.
+// - json_serde<T>: JSON at the edges, readable by anyone (nlohmann-json).
+// - cereal_binary_serde<T>: compact, fast; for data weft services write and
+//   read themselves (state, changelogs, internal topics).
+// - cereal_json_serde<T>: cereal's JSON form of the same types, for debugging
+//   or when a type already has cereal functions but the bytes must be text.
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <istream>
+#include <limits>
+#include <new>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include <cereal/archives/json.hpp>
+#include <cereal/archives/portable_binary.hpp>
+#include <nlohmann/json.hpp>
+
+#include "weft/status.hpp"
+
+namespace weft {
+
+/// The status a serde returns for malformed bytes:
+/// {errc::bad_record, "<serde_name>: <what>"}. For writers of serdes.
+status decode_error(std::string_view serde_name, std::string_view what);
+
+// -- the serde concept ------------------------------------------------------
+
+namespace detail {
+
+template <class S>
+using serde_name_t = decltype(S::name);
+template <class S>
+using serialize_result_t =
+    decltype(S::serialize(std::declval<const typename S::value_type&>()));
+template <class S>
+using deserialize_result_t = decltype(S::deserialize(std::declval<std::string_view>()));
+template <class S>
+using null_value_t = decltype(S::null_value());
+
+template <class S, class = void>
+struct has_null_value : std::false_type {};
+template <class S>
+struct has_null_value<S, std::void_t<null_value_t<S>>>
+  : std::is_same<null_value_t<S>, typename S::value_type> {};
+
+template <class S, class = void>
+struct serde_shape : std::false_type {};
+template <class S>
+struct serde_shape<S, std::void_t<typename S::value_type, serde_name_t<S>,
+                                  serialize_result_t<S>, deserialize_result_t<S>>>
+  : std::bool_constant<
+        std::is_convertible_v<serde_name_t<S>, const char*> &&
+        std::is_same_v<deserialize_result_t<S>, result<typename S::value_type>> &&
+        (std::is_same_v<serialize_result_t<S>, std::string> ||
+         (std::is_same_v<serialize_result_t<S>, std::optional<std::string>> &&
+          has_null_value<S>::value))> {};
+
+} // namespace detail
+
+/// True if S is a serde as described at the top of this file. Templates taking
+/// serdes static_assert on it, so a wrong argument fails with one clear line.
+template <class S>
+struct is_serde : detail::serde_shape<S> {};
+template <class S>
+inline constexpr bool is_serde_v = is_serde<S>::value;
+
+/// True if S is a serde that maps null bytes to a value (see the top of this file).
+template <class S>
+struct is_nullable_serde
+  : std::bool_constant<is_serde_v<S> && detail::has_null_value<S>::value> {};
+template <class S>
+inline constexpr bool is_nullable_serde_v = is_nullable_serde<S>::value;
+
+/// Decodes a record's key or value, which is nullopt when Kafka has none.
+/// Null gives S::null_value() for a nullable serde and a bad_record
+/// "<name>: unexpected null" otherwise; bytes go to S::deserialize.
+template <class S>
+result<typename S::value_type> decode(const std::optional<std::string_view>& bytes) {
+  static_assert(is_serde_v<S>, "decode<S>: S must be a weft serde (see weft/serde.hpp)");
+  if (bytes) return S::deserialize(*bytes);
+  if constexpr (is_nullable_serde_v<S>)
+    return S::null_value();
+  else
+    return decode_error(S::name, "unexpected null");
+}
+
+/// Encodes a key or value for a record; nullopt means a null key or value
+/// (only a nullable serde produces it).
+template <class S>
+std::optional<std::string> encode(const typename S::value_type& value) {
+  static_assert(is_serde_v<S>, "encode<S>: S must be a weft serde (see weft/serde.hpp)");
+  return S::serialize(value);
+}
+
+// -- Kafka's primitive serdes -----------------------------------------------
+
+namespace detail {
+
+/// The status for a fixed-size value given the wrong number of bytes.
+status wrong_size(const char* serde_name, size_t expected, size_t got);
+
+template <class U>
+inline void store_big_endian(char* out, U v) {
+  for (size_t i = 0; i < sizeof(U); ++i)
+    out[i] = static_cast<char>(v >> (8 * (sizeof(U) - 1 - i)));
+}
+
+template <class U>
+inline U load_big_endian(const char* in) {
+  U v = 0;
+  for (size_t i = 0; i < sizeof(U); ++i)
+    v = static_cast<U>((v << 8) | static_cast<unsigned char>(in[i]));
+  return v;
+}
+
+/// A big-endian two's-complement integer, as Java's DataOutput writes it.
+template <class Int, class Derived>
+struct big_endian_int_serde {
+  using value_type = Int;
+  using bits = std::make_unsigned_t<Int>;
+
+  static std::string serialize(Int v) {
+    char buf[sizeof(Int)];
+    store_big_endian(buf, static_cast<bits>(v));
+    return std::string(buf, sizeof(Int)); // fits the small-string buffer: no allocation
+  }
+
+  static result<Int> deserialize(std::string_view bytes) {
+    if (bytes.size() != sizeof(Int))
+      return wrong_size(Derived::name, sizeof(Int), bytes.size());
+    return static_cast<Int>(load_big_endian<bits>(bytes.data()));
+  }
+};
+
+} // namespace detail
+
+/// UTF-8 text, bytes as-is (Kafka's StringSerde with UTF-8). deserialize
+/// rejects invalid UTF-8 — overlong forms, surrogates and code points above
+/// U+10FFFF included — naming the byte where the bad sequence starts; use
+/// bytes_serde for text you do not want checked.
+struct string_serde {
+  using value_type = std::string;
+  static constexpr const char* name = "string";
+
+  static std::string serialize(const std::string& v) { return v; }
+  static result<std::string> deserialize(std::string_view bytes);
+};
+
+/// Raw bytes in a std::string, unchecked (Kafka's ByteArraySerde).
+/// deserialize always succeeds.
+struct bytes_serde {
+  using value_type = std::string;
+  static constexpr const char* name = "bytes";
+
+  static std::string serialize(const std::string& v) { return v; }
+  static result<std::string> deserialize(std::string_view bytes) {
+    return std::string{bytes};
+  }
+};
+
+/// A 4-byte big-endian int32 (Kafka's IntegerSerde).
+struct int32_serde : detail::big_endian_int_serde<int32_t, int32_serde> {
+  static constexpr const char* name = "int32";
+};
+
+/// An 8-byte big-endian int64 (Kafka's LongSerde).
+struct int64_serde : detail::big_endian_int_serde<int64_t, int64_serde> {
+  static constexpr const char* name = "int64";
+};
+
+/// An 8-byte big-endian IEEE 754 double (Kafka's DoubleSerde). Like Java's
+/// Double.doubleToLongBits, every NaN is written as the canonical
+/// 7f f8 00 00 00 00 00 00, so equal values give equal bytes (and keys).
+struct double_serde {
+  using value_type = double;
+  static constexpr const char* name = "double";
+
+  static std::string serialize(double v) {
+    static_assert(std::numeric_limits<double>::is_iec559 && sizeof(double) == 8,
+                  "double_serde needs IEEE 754 doubles");
+    uint64_t bits = 0x7ff8000000000000ULL;
+    if (!std::isnan(v)) std::memcpy(&bits, &v, sizeof bits);
+    char buf[8];
+    detail::store_big_endian(buf, bits);
+    return std::string(buf, 8);
+  }
+
+  static result<double> deserialize(std::string_view bytes) {
+    if (bytes.size() != 8) return detail::wrong_size(name, 8, bytes.size());
+    auto bits = detail::load_big_endian<uint64_t>(bytes.data());
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+  }
+};
+
+// -- null ----------------------------------------------------------------------
+
+/// Always null, like Kafka's VoidSerde: for topics without keys. serialize
+/// gives nullopt; bytes (even empty ones) are a bad record.
+struct void_serde {
+  using value_type = std::monostate;
+  static constexpr const char* name = "void";
+
+  static std::optional<std::string> serialize(std::monostate) { return std::nullopt; }
+  static result<std::monostate> deserialize(std::string_view bytes) {
+    return decode_error(name,
+                        "expected null, got " + std::to_string(bytes.size()) + " bytes");
+  }
+  static std::monostate null_value() { return {}; }
+};
+
+/// std::optional<T> over serde S: nullopt is a null key or value (a tombstone),
+/// anything else is S's bytes. Empty bytes stay S's business (for
+/// string_serde, ""), so an empty string and a tombstone remain distinct.
+/// Errors carry S's name.
+template <class S>
+struct optional_serde {
+  static_assert(is_serde_v<S>, "optional_serde<S>: S must be a weft serde");
+  static_assert(!is_nullable_serde_v<S>,
+                "optional_serde<S>: S already handles null; use it directly");
+
+  using value_type = std::optional<typename S::value_type>;
+  static constexpr const char* name = S::name;
+
+  static std::optional<std::string> serialize(const value_type& v) {
+    if (!v) return std::nullopt;
+    return S::serialize(*v);
+  }
+  static result<value_type> deserialize(std::string_view bytes) {
+    auto r = S::deserialize(bytes);
+    if (!r) return r.error();
+    return value_type{std::move(r).value()};
+  }
+  static value_type null_value() { return std::nullopt; }
+};
+
+// -- cereal --------------------------------------------------------------------
+
+namespace detail {
+
+/// Reads a string_view through std::istream without copying it.
+class view_streambuf : public std::streambuf {
+ public:
+  explicit view_streambuf(std::string_view bytes) {
+    // streambuf wants char*; the get area is never written to.
+    auto* p = const_cast<char*>(bytes.data());
+    setg(p, p, p + bytes.size());
+  }
+  size_t remaining() const { return static_cast<size_t>(egptr() - gptr()); }
+};
+
+/// Appends what an std::ostream writes to a std::string, through a small
+/// buffer so per-character writes (cereal's JSON writer) stay cheap.
+class string_streambuf : public std::streambuf {
+ public:
+  explicit string_streambuf(std::string& out) : out_(out) {
+    setp(buf_, buf_ + sizeof buf_);
+  }
+  /// Moves the buffered tail into the string; call before reading it.
+  void flush_to_string() {
+    out_.append(pbase(), static_cast<size_t>(pptr() - pbase()));
+    setp(buf_, buf_ + sizeof buf_);
+  }
+
+ protected:
+  int_type overflow(int_type c) override;
+  std::streamsize xsputn(const char* s, std::streamsize n) override;
+  int sync() override {
+    flush_to_string();
+    return 0;
+  }
+
+ private:
+  std::string& out_;
+  char buf_[256];
+};
+
+/// Drops whitespace outside strings from JSON text, in place. cereal's JSON
+/// writer always pretty-prints; this makes its output one compact line.
+void compact_json(std::string& json);
+
+/// Why `bytes` cannot be the root of a cereal JSON document ("invalid value at
+/// byte 3", "expected a JSON object or array, got a number"), or "" if it can.
+std::string describe_cereal_json_root(std::string_view bytes);
+
+/// cereal's exception text, with rapidjson's type assertions ("data_.f.flags &
+/// kIntFlag") turned into what was expected ("wrong JSON type: expected an
+/// integer that fits in 32 bits").
+std::string describe_cereal_json_exception(std::string_view what);
+
+template <class T, class Archive>
+inline constexpr bool cereal_saves =
+    cereal::traits::is_output_serializable<T, Archive>::value;
+template <class T, class Archive>
+inline constexpr bool cereal_loads =
+    cereal::traits::is_input_serializable<T, Archive>::value;
+
+} // namespace detail
+
+/// cereal's portable binary archive. Always written little-endian, so equal
+/// values give equal bytes on every host (they may be keys); a leading flag
+/// byte records the byte order. T needs cereal functions (serialize, or
+/// save/load), and the cereal/types/*.hpp headers for the std types it holds.
+/// Use fixed-width integers in T: cereal writes a `long` as 4 or 8 bytes
+/// depending on the platform.
+///
+/// deserialize requires the bytes to hold exactly one T: trailing bytes are a
+/// bad record (they mean a different type wrote them). Evolve T with
+/// CEREAL_CLASS_VERSION. cereal trusts length prefixes: a corrupt length may
+/// make deserialize allocate that much before it fails, so prefer json_serde
+/// for bytes from outside your application.
+template <class T>
+struct cereal_binary_serde {
+  static_assert(detail::cereal_saves<T, cereal::PortableBinaryOutputArchive> &&
+                    detail::cereal_loads<T, cereal::PortableBinaryInputArchive>,
+                "cereal_binary_serde<T>: cereal cannot serialize T; give T a serialize() "
+                "(or save/load) and include cereal/types/<std type>.hpp for its members");
+
+  using value_type = T;
+  static constexpr const char* name = "cereal binary";
+
+  static std::string serialize(const T& v) {
+    std::string out;
+    out.reserve(64);
+    detail::string_streambuf buf{out};
+    std::ostream os{&buf};
+    {
+      cereal::PortableBinaryOutputArchive ar{
+          os, cereal::PortableBinaryOutputArchive::Options::LittleEndian()};
+      ar(v);
+    }
+    buf.flush_to_string();
+    return out;
+  }
+
+  static result<T> deserialize(std::string_view bytes) {
+    detail::view_streambuf buf{bytes};
+    std::istream is{&buf};
+    try {
+      T v{}; // cereal loads into an existing object
+      {
+        cereal::PortableBinaryInputArchive ar{is};
+        ar(v);
+      }
+      if (auto left = buf.remaining(); left > 0)
+        return decode_error(name,
+                            std::to_string(left) + " trailing bytes after the value");
+      return v;
+    } catch (const std::bad_alloc&) {
+      return decode_error(name, "a length in the data is too large to allocate");
+    } catch (const std::length_error&) {
+      return decode_error(name, "a length in the data is too large to allocate");
+    } catch (const std::exception& e) {
+      return decode_error(name, e.what());
+    } catch (...) {
+      return decode_error(name, "unknown exception while decoding");
+    }
+  }
+};
+
+/// cereal's JSON archive, written compact on one line. cereal wraps the value
+/// in an object: an int 5 is {"value0":5}; a struct whose serialize uses
+/// CEREAL_NVP is {"value0":{"field":...}}. NaN and infinities are written as
+/// NaN/Infinity/-Infinity (not standard JSON, but cereal reads them back).
+template <class T>
+struct cereal_json_serde {
+  static_assert(detail::cereal_saves<T, cereal::JSONOutputArchive> &&
+                    detail::cereal_loads<T, cereal::JSONInputArchive>,
+                "cereal_json_serde<T>: cereal cannot serialize T; give T a serialize() "
+                "(or save/load) and include cereal/types/<std type>.hpp for its members");
+
+  using value_type = T;
+  static constexpr const char* name = "cereal json";
+
+  static std::string serialize(const T& v) {
+    std::string out;
+    out.reserve(128);
+    detail::string_streambuf buf{out};
+    std::ostream os{&buf};
+    {
+      // Indent 0 leaves only newlines and ": " to strip; the archive writes
+      // its closing brace when destroyed, hence the scope.
+      cereal::JSONOutputArchive ar{os, cereal::JSONOutputArchive::Options::NoIndent()};
+      ar(v);
+    }
+    buf.flush_to_string();
+    detail::compact_json(out);
+    return out;
+  }
+
+  static result<T> deserialize(std::string_view bytes) {
+    detail::view_streambuf buf{bytes};
+    std::istream is{&buf};
+    try {
+      T v{};
+      cereal::JSONInputArchive ar{is};
+      ar(v);
+      return v;
+    } catch (const std::exception& e) {
+      // cereal reports syntax errors as a failed assertion on the root
+      // ("IsObject()"); parse again to say what and where.
+      if (auto why = detail::describe_cereal_json_root(bytes); !why.empty())
+        return decode_error(name, why);
+      return decode_error(name, detail::describe_cereal_json_exception(e.what()));
+    } catch (...) {
+      return decode_error(name, "unknown exception while decoding");
+    }
+  }
+};
+
+// -- nlohmann-json ---------------------------------------------------------------
+
+namespace detail {
+
+template <class T, class = void>
+struct has_nlohmann_from_json : std::false_type {};
+template <class T>
+struct has_nlohmann_from_json<
+    T, std::void_t<decltype(std::declval<const nlohmann::json&>().template get<T>())>>
+  : std::true_type {};
+
+} // namespace detail
+
+/// JSON through nlohmann-json: T needs to_json/from_json, e.g. from
+/// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(T, fields...). A struct becomes a plain
+/// object ({"id":7,"name":"x"}), written compact. Strings in T that are not
+/// valid UTF-8 are written with U+FFFD in place of the bad bytes, because
+/// serialize has no way to fail. deserialize reports nlohmann's message for
+/// syntax errors, wrong types and missing keys, and anything from_json throws.
+template <class T>
+struct json_serde {
+  static_assert(std::is_constructible_v<nlohmann::json, const T&> &&
+                    detail::has_nlohmann_from_json<T>::value,
+                "json_serde<T>: T needs nlohmann to_json/from_json, e.g. "
+                "NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(T, fields...)");
+
+  using value_type = T;
+  static constexpr const char* name = "json";
+
+  static std::string serialize(const T& v) {
+    return nlohmann::json(v).dump(-1, ' ', false,
+                                  nlohmann::json::error_handler_t::replace);
+  }
+
+  static result<T> deserialize(std::string_view bytes) {
+    try {
+      return nlohmann::json::parse(bytes.begin(), bytes.end()).template get<T>();
+    } catch (const std::exception& e) {
+      return decode_error(name, e.what());
+    } catch (...) {
+      return decode_error(name, "unknown exception while decoding");
+    }
+  }
+};
+
+} // namespace weft
