@@ -310,13 +310,13 @@ status node::start() {
     }
   }
   std::vector<topic_partition> tps;
-  for (auto& [tp, tasks] : feeds) tps.push_back(tp);
-  if (auto s = impl_->ctx.consumer->assign(tps); !s) return s;
   for (auto& [tp, tasks] : feeds) {
+    tps.push_back(tp);
     auto q = impl_->ctx.consumer->take_queue(tp);
     if (!q) return make_error(errc::internal, "no queue for " + to_string(tp));
     plan.partitions.push_back({tp, std::move(q), tasks});
   }
+  if (auto s = impl_->ctx.consumer->assign(tps); !s) return s;
   log::info("{} services, {} tasks over {} input partitions", impl_->ctx.services.size(),
             plan.tasks.size(), plan.partitions.size());
 
@@ -373,7 +373,7 @@ status node::impl::shutdown() {
     self->request(supervisor, left(), detail::final_atom::value)
       .receive(
         [&](const detail::partition_offsets& offs) {
-          if (auto s = ctx.consumer->commit(offs, false); !s) {
+          if (auto s = ctx.consumer->commit_sync(offs, static_cast<int>(left().count())); !s) {
             log::warn("final commit failed: {}", s.message());
           } else if (!offs.empty()) {
             ctx.counters.commits.fetch_add(1);

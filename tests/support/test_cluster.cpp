@@ -89,9 +89,9 @@ std::vector<owned_record> consume_all(const std::string& topic, size_t expected,
   REQUIRE(n.ok());
   std::vector<topic_partition> tps;
   for (int p = 0; p < *n; ++p) tps.push_back({topic, partition_id{p}});
-  REQUIRE((*c)->assign(tps).ok());
   std::vector<std::unique_ptr<kafka::partition_queue>> qs;
   for (auto& tp : tps) qs.push_back((*c)->take_queue(tp));
+  REQUIRE((*c)->assign(tps).ok());
   std::vector<owned_record> out;
   auto deadline = std::chrono::steady_clock::now() + limit;
   auto last_new = std::chrono::steady_clock::now();

@@ -24,6 +24,7 @@ using partition_offsets = std::vector<std::pair<topic_partition, weft::offset>>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;         // data arrived
 using batch_atom = caf::atom_constant<caf::atom("batch")>;       // records to a task
 using ack_atom = caf::atom_constant<caf::atom("ack")>;           // task done with a batch
+using check_atom = caf::atom_constant<caf::atom("check")>;       // stalled?
 using retry_atom = caf::atom_constant<caf::atom("retry")>;       // producer had room?
 using tick_atom = caf::atom_constant<caf::atom("tick")>;         // commit interval
 using offsets_atom = caf::atom_constant<caf::atom("offsets")>;   // committable offsets

@@ -11,6 +11,7 @@ namespace weft::detail {
 namespace {
 
 constexpr size_t max_batch = 500;
+constexpr auto stall_limit = std::chrono::milliseconds(100);
 
 struct inflight_batch {
   size_t records;
@@ -26,6 +27,8 @@ struct partition_state {
   size_t credits = 0;
   bool paused = false;
   bool stopping = false;
+  bool check_scheduled = false;
+  caf::timestamp last_ack;
   uint64_t next_batch = 0;
   std::unordered_map<uint64_t, inflight_batch> inflight;
   static inline const char* name = "weft.partition";
@@ -56,14 +59,30 @@ void drain(partition_actor* self) {
     auto me = caf::actor_cast<caf::actor>(self);
     for (auto& t : st.tasks) self->send(t, batch_atom::value, shared, id, me);
   }
-  if (st.credits == 0 && !st.paused && !st.stopping) {
-    // Out of credit: stop fetching so that prefetched data cannot pile up.
-    if (auto s = st.ctx->consumer->pause(st.queue->partition()); s.ok()) {
-      st.paused = true;
-      st.ctx->counters.pauses.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      log::warn("{}", s.message());
-    }
+  if (st.credits == 0 && !st.paused && !st.stopping && !st.check_scheduled) {
+    st.check_scheduled = true;
+    self->delayed_send(self, stall_limit, check_atom::value);
+  }
+}
+
+/// Pauses the partition when its tasks have taken nothing for stall_limit
+/// while data waits: they are slower than the input. Pausing makes librdkafka
+/// drop what it prefetched and fetch it again on resume, so a brief dip to
+/// zero credit (the normal state of a busy pipeline) must not pause.
+void check_stall(partition_actor* self) {
+  auto& st = self->state;
+  st.check_scheduled = false;
+  if (st.credits > 0 || st.paused || st.stopping) return;
+  if (caf::make_timestamp() - st.last_ack < stall_limit) {
+    st.check_scheduled = true;
+    self->delayed_send(self, stall_limit, check_atom::value);
+    return;
+  }
+  if (auto s = st.ctx->consumer->pause(st.queue->partition()); s.ok()) {
+    st.paused = true;
+    st.ctx->counters.pauses.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    log::warn("{}", s.message());
   }
 }
 
@@ -95,6 +114,7 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
       auto& st = self->state;
       auto i = st.inflight.find(id);
       if (i == st.inflight.end() || --i->second.acks_left > 0) return;
+      st.last_ack = caf::make_timestamp();
       st.credits += i->second.records;
       st.inflight.erase(i);
       if (st.stopping) return report_if_drained(self);
@@ -106,6 +126,7 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
       }
       drain(self);
     },
+    [self](check_atom) { check_stall(self); },
     [self](stop_atom) {
       auto& st = self->state;
       st.stopping = true;

@@ -71,6 +71,8 @@ size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
   return kept - before;
 }
 
+size_t partition_queue::size() const { return rd_kafka_queue_length(q_); }
+
 void partition_queue::trampoline(rd_kafka_t*, void* opaque) {
   (*static_cast<std::function<void()>*>(opaque))();
 }
@@ -157,6 +159,27 @@ status consumer::commit(const std::vector<std::pair<topic_partition, weft::offse
   if (offsets.empty()) return {};
   auto l = make_tp_list(offsets);
   return from_rd(rd_kafka_commit(rk_, l.get(), async ? 1 : 0), "commit offsets");
+}
+
+status consumer::commit_sync(
+  const std::vector<std::pair<topic_partition, weft::offset>>& offsets, int timeout_ms) {
+  if (offsets.empty()) return {};
+  auto l = make_tp_list(offsets);
+  auto* q = rd_kafka_queue_new(rk_);
+  auto err = rd_kafka_commit_queue(rk_, l.get(), q, nullptr, nullptr);
+  status st = from_rd(err, "commit offsets");
+  if (st.ok()) {
+    auto* ev = rd_kafka_queue_poll(q, timeout_ms);
+    if (!ev)
+      st = make_error(errc::timed_out, "commit offsets: no answer within " +
+                                         std::to_string(timeout_ms) + " ms");
+    else {
+      st = from_rd(rd_kafka_event_error(ev), "commit offsets");
+      rd_kafka_event_destroy(ev);
+    }
+  }
+  rd_kafka_queue_destroy(q);
+  return st;
 }
 
 status consumer::pause(const topic_partition& tp) {

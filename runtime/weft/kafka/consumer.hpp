@@ -63,6 +63,9 @@ public:
   /// messages: they are logged and their status returned through `error`.
   size_t drain(message_batch& out, size_t max, status* error = nullptr);
 
+  /// Messages (and events) waiting in the queue.
+  size_t size() const;
+
   /// Calls `wake` (on a librdkafka thread: keep it short and non-blocking)
   /// each time the queue goes from empty to non-empty. Pass {} to stop.
   void on_ready(std::function<void()> wake);
@@ -95,12 +98,18 @@ public:
   /// per auto.offset.reset when the group has none.
   status assign(const std::vector<topic_partition>& tps);
 
-  /// Splits the partition's messages off the main queue. Call after assign().
+  /// Splits the partition's messages off the main queue. Call it before
+  /// assign(): a message fetched in between would land on the main queue.
   std::unique_ptr<partition_queue> take_queue(const topic_partition& tp);
 
   /// Commits `next offset to consume` per partition; async returns at once.
   status commit(const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
                 bool async);
+
+  /// Commits and waits for the broker's answer, at most timeout_ms (a plain
+  /// synchronous commit can wait forever for an unreachable coordinator).
+  status commit_sync(const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
+                     int timeout_ms);
 
   /// Stops (resumes) fetching a partition. Messages prefetched before a pause
   /// are dropped and fetched again from the application's position on resume.

@@ -92,8 +92,8 @@ TEST_CASE("records produced to a partition come out of its own queue in order, w
 
   auto c = make_consumer(mock->bootstrap_servers());
   topic_partition tp{"t", partition_id{1}};
-  REQUIRE(c->assign({tp, {"t", partition_id{0}}}).ok());
   auto q = c->take_queue(tp);
+  REQUIRE(c->assign({tp, {"t", partition_id{0}}}).ok());
   REQUIRE(q);
   kafka::message_batch batch;
   REQUIRE(drain_until(*q, batch, 101) == 101);
@@ -115,8 +115,8 @@ TEST_CASE("a partition queue wakes its owner when data arrives", "[mock]") {
   REQUIRE(mock->create_topic("w", 1).ok());
   auto c = make_consumer(mock->bootstrap_servers());
   topic_partition tp{"w", partition_id{0}};
-  REQUIRE(c->assign({tp}).ok());
   auto q = c->take_queue(tp);
+  REQUIRE(c->assign({tp}).ok());
   std::atomic<int> wakes{0};
   q->on_ready([&] { ++wakes; });
   delivery_count dc;
@@ -143,8 +143,8 @@ TEST_CASE("a paused partition fetches nothing and resumes where the application 
   REQUIRE(p->flush(10000).ok());
   auto c = make_consumer(mock->bootstrap_servers());
   topic_partition tp{"p", partition_id{0}};
-  REQUIRE(c->assign({tp}).ok());
   auto q = c->take_queue(tp);
+  REQUIRE(c->assign({tp}).ok());
   kafka::message_batch first;
   REQUIRE(drain_until(*q, first, 10) == 10);
   REQUIRE(c->pause(tp).ok());
@@ -174,14 +174,14 @@ TEST_CASE("committed offsets are where a new consumer of the group starts", "[mo
   {
     auto c = make_consumer(mock->bootstrap_servers());
     REQUIRE(c->assign({tp}).ok());
-    REQUIRE(c->commit({{tp, offset{12}}}, false).ok());
+    REQUIRE(c->commit_sync({{tp, offset{12}}}, 10000).ok());
     auto committed = c->committed({tp}, 5000);
     REQUIRE(committed.ok());
     CHECK(committed->at(0) == 12);
   }
   auto c = make_consumer(mock->bootstrap_servers());
-  REQUIRE(c->assign({tp}).ok());
   auto q = c->take_queue(tp);
+  REQUIRE(c->assign({tp}).ok());
   kafka::message_batch b;
   REQUIRE(drain_until(*q, b, 8) == 8);
   CHECK(b.view(0).offset.value() == 12);
@@ -206,8 +206,8 @@ TEST_CASE("a producer survives a broker that is down for seconds and loses nothi
   CHECK(dc.failed == 0);
   auto c = make_consumer(mock->bootstrap_servers());
   topic_partition tp{"d", partition_id{0}};
-  REQUIRE(c->assign({tp}).ok());
   auto q = c->take_queue(tp);
+  REQUIRE(c->assign({tp}).ok());
   kafka::message_batch b;
   REQUIRE(drain_until(*q, b, 200) == 200);
   for (size_t i = 0; i < 200; ++i) CHECK(*b.view(i).value == std::to_string(i));
