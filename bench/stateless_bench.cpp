@@ -82,7 +82,8 @@ void raw_loop(const std::string& in, const std::string& out, std::atomic<bool>& 
   rd_kafka_poll_set_consumer(rc);
   auto* list = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; ++p)
-    rd_kafka_topic_partition_list_add(list, in.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(list, in.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
   rd_kafka_assign(rc, list);
   rd_kafka_topic_partition_list_destroy(list);
   auto* pconf = rd_kafka_conf_new();
@@ -136,14 +137,20 @@ int main(int argc, char** argv) {
       auto n = std::strlen(name);
       return a.compare(0, n, name) == 0 ? argv[i] + n : nullptr;
     };
-    if (auto v = val("--bootstrap=")) bootstrap = v;
-    else if (auto v = val("--records=")) records = std::stoul(v);
-    else if (auto v = val("--partitions=")) partitions = std::stoi(v);
-    else if (auto v = val("--threads=")) threads = std::stoi(v);
-    else die("unknown argument " + a);
+    if (auto v = val("--bootstrap="))
+      bootstrap = v;
+    else if (auto v = val("--records="))
+      records = std::stoul(v);
+    else if (auto v = val("--partitions="))
+      partitions = std::stoi(v);
+    else if (auto v = val("--threads="))
+      threads = std::stoi(v);
+    else
+      die("unknown argument " + a);
   }
   auto tag = std::to_string(::time(nullptr));
-  auto in = "bench-in-" + tag, out_raw = "bench-raw-" + tag, out_weft = "bench-weft-" + tag;
+  auto in = "bench-in-" + tag, out_raw = "bench-raw-" + tag,
+       out_weft = "bench-weft-" + tag;
   auto admin = weft::kafka::admin::create({{"bootstrap.servers", bootstrap}});
   if (!admin) die(admin.error().message());
   if (auto s = (*admin)->ensure_topics({{in, partitions, 1, {}},
@@ -171,7 +178,7 @@ int main(int argc, char** argv) {
     if (auto s = (*p)->flush(120000); !s) die(s.message());
   }
   auto probe = weft::kafka::consumer::create(
-    {{"bootstrap.servers", bootstrap}, {"group.id", "bench-probe-" + tag}});
+      {{"bootstrap.servers", bootstrap}, {"group.id", "bench-probe-" + tag}});
   if (!probe) die(probe.error().message());
 
   // (a) raw librdkafka loop

@@ -88,9 +88,13 @@ node::~node() {
   }
 }
 
-void node::add(service_factory factory) { impl_->factories.push_back(std::move(factory)); }
+void node::add(service_factory factory) {
+  impl_->factories.push_back(std::move(factory));
+}
 
-const config& node::cfg() const { return impl_->ctx.cfg; }
+const config& node::cfg() const {
+  return impl_->ctx.cfg;
+}
 
 node_metrics node::metrics() const {
   auto& c = impl_->ctx.counters;
@@ -115,8 +119,8 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
     if (p->name().empty())
       return make_error(errc::invalid_argument, "a service has an empty name");
     if (!names.insert(p->name()).second)
-      return make_error(errc::invalid_argument,
-                        "two services are named '" + p->name() + "': names must be unique");
+      return make_error(errc::invalid_argument, "two services are named '" + p->name() +
+                                                    "': names must be unique");
     if (p->inputs().empty())
       return make_error(errc::invalid_argument,
                         "service '" + p->name() + "' declares no input topic");
@@ -124,14 +128,16 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
   }
   for (auto& s : cfg.mentioned_services())
     if (!names.count(s))
-      return make_error(errc::invalid_config,
-                        "config key 'service." + s + ".*' names no service of this node; "
-                        "services are: " +
-                          [&] {
-                            std::string all;
-                            for (auto& n : names) all += (all.empty() ? "" : ", ") + n;
-                            return all;
-                          }());
+      return make_error(
+          errc::invalid_config, "config key 'service." + s +
+                                    ".*' names no service of this node; "
+                                    "services are: " +
+                                    [&] {
+                                      std::string all;
+                                      for (auto& n : names)
+                                        all += (all.empty() ? "" : ", ") + n;
+                                      return all;
+                                    }());
   // Partition counts: user topics from the brokers, repartition topics from
   // the inputs of the service that writes them (resolved to a fixed point,
   // since a repartition may feed a service that repartitions again).
@@ -153,19 +159,21 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
       if (in.internal) {
         if (!writer.count(in.name))
           return make_error(errc::invalid_argument,
-                            "service '" + p->name() + "' reads repartitioned(\"" + in.name +
-                              "\") but no service writes repartition(\"" + in.name + "\")");
+                            "service '" + p->name() + "' reads repartitioned(\"" +
+                                in.name + "\") but no service writes repartition(\"" +
+                                in.name + "\")");
         continue;
       }
       if (partitions.count(in.name)) continue;
       auto n = admin.partition_count(in.name, timeout_ms);
       if (!n) {
         if (n.error().code() == errc::not_found)
-          return make_error(errc::invalid_config,
-                            "service '" + p->name() + "': input topic '" + in.name +
-                              "' does not exist; create it (e.g. kafka-topics.sh --create "
-                              "--topic " +
-                              in.name + " --partitions 6) or fix the topic name");
+          return make_error(
+              errc::invalid_config,
+              "service '" + p->name() + "': input topic '" + in.name +
+                  "' does not exist; create it (e.g. kafka-topics.sh --create "
+                  "--topic " +
+                  in.name + " --partitions 6) or fix the topic name");
         return n.error();
       }
       partitions[in.name] = *n;
@@ -207,7 +215,7 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
         if (n.error().code() == errc::not_found)
           return make_error(errc::invalid_config,
                             "service '" + p->name() + "': output topic '" + o.name +
-                              "' does not exist; create it or fix the topic name");
+                                "' does not exist; create it or fix the topic name");
         return n.error();
       }
       info.output_topics.push_back(o.name);
@@ -221,7 +229,8 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
     }
     ctx.services.push_back(std::move(info));
   }
-  for (size_t i = 0; i < factories.size(); ++i) ctx.services[i].factory = factories[i];
+  for (size_t i = 0; i < factories.size(); ++i)
+    ctx.services[i].factory = factories[i];
   return {};
 }
 
@@ -233,7 +242,8 @@ status node::start() {
     if (impl_->started) return make_error(errc::invalid_argument, "node already started");
   }
   if (impl_->factories.empty())
-    return make_error(errc::invalid_argument, "no services: call node::add() before start()");
+    return make_error(errc::invalid_argument,
+                      "no services: call node::add() before start()");
   auto timeout = static_cast<int>(cfg.get_int("startup.timeout.ms"));
   auto node_id = cfg.get_string("node.id");
   if (node_id.empty()) node_id = default_node_id();
@@ -243,11 +253,11 @@ status node::start() {
   auto admin = kafka::admin::create(cfg.kafka_properties(client_kind::admin));
   if (!admin) return admin.error();
   if (auto s = (*admin)->wait_for_brokers(timeout); !s)
-    return make_error(errc::kafka, "cannot reach Kafka at " +
-                                     cfg.get_string("bootstrap.servers") + " (" +
-                                     s.message() +
-                                     "): start the local broker with `tools/weft-broker "
-                                     "start`, or set bootstrap.servers");
+    return make_error(errc::kafka,
+                      "cannot reach Kafka at " + cfg.get_string("bootstrap.servers") +
+                          " (" + s.message() +
+                          "): start the local broker with `tools/weft-broker "
+                          "start`, or set bootstrap.servers");
   std::vector<kafka::new_topic> to_create;
   if (auto s = impl_->resolve_services(**admin, timeout, to_create); !s) return s;
   if (auto s = (*admin)->ensure_topics(to_create, timeout); !s) return s;
@@ -257,30 +267,30 @@ status node::start() {
   // Partition keys like Kafka's Java client, so Java and weft services agree.
   pprops.emplace("partitioner", "murmur2_random");
   auto producer = kafka::producer::create(
-    std::move(pprops),
-    [](void* opaque, const status& st) {
-      if (!opaque) return;
-      auto* slot = static_cast<detail::delivery_slot*>(opaque);
-      if (st.ok()) {
-        slot->release(nullptr);
-      } else {
-        auto m = st.message();
-        slot->release(&m);
-      }
-    },
-    [self](const status& st) {
-      if (st.code() == errc::kafka_fatal)
-        self->on_fatal(st.message());
-      else
-        log::warn("{}", st.message());
-    });
+      std::move(pprops),
+      [](void* opaque, const status& st) {
+        if (!opaque) return;
+        auto* slot = static_cast<detail::delivery_slot*>(opaque);
+        if (st.ok()) {
+          slot->release(nullptr);
+        } else {
+          auto m = st.message();
+          slot->release(&m);
+        }
+      },
+      [self](const status& st) {
+        if (st.code() == errc::kafka_fatal)
+          self->on_fatal(st.message());
+        else
+          log::warn("{}", st.message());
+      });
   if (!producer) return producer.error();
   impl_->ctx.producer = std::move(*producer);
 
   auto cprops = cfg.kafka_properties(client_kind::consumer);
   cprops["group.id"] = impl_->ctx.application_id;
   // Bound librdkafka's prefetch per partition; the credit scheme bounds the rest.
-  cprops.emplace("queued.max.messages.kbytes", "16384");
+  cprops.emplace("queued.max.messages.kbytes", "4096");
   auto consumer = kafka::consumer::create(std::move(cprops), [self](const status& st) {
     if (st.code() == errc::kafka_fatal)
       self->on_fatal(st.message());
@@ -324,12 +334,18 @@ status node::start() {
   impl_->caf_cfg->set("scheduler.max-threads", cfg.get_int("num.stream.threads"));
   // A finite throughput makes busy actors yield their thread (FACTS.md).
   impl_->caf_cfg->set("scheduler.max-throughput", 64);
+  // One FIFO queue for all workers. CAF's default work-stealing policy puts
+  // an actor woken by another actor at the front of the worker's queue
+  // (LIFO): a saturated partition -> task -> partition chain then starves
+  // every actor woken from outside (commit ticks, librdkafka wake-ups), and
+  // offsets were not committed until the input ran dry.
+  impl_->caf_cfg->set("scheduler.policy", caf::atom("sharing"));
   impl_->caf_cfg->set("logger.file-verbosity", caf::atom("quiet"));
   impl_->caf_cfg->set("logger.console-verbosity", caf::atom("quiet"));
   impl_->sys = std::make_unique<caf::actor_system>(*impl_->caf_cfg);
-  impl_->supervisor = detail::spawn_supervisor(
-    *impl_->sys, &impl_->ctx, std::move(plan),
-    [self](const std::string& why) { self->on_fatal(why); });
+  impl_->supervisor =
+      detail::spawn_supervisor(*impl_->sys, &impl_->ctx, std::move(plan),
+                               [self](const std::string& why) { self->on_fatal(why); });
 
   impl_->poller = std::thread{[self] {
     while (!self->poll_stop.load(std::memory_order_relaxed))
@@ -362,25 +378,27 @@ status node::impl::shutdown() {
     caf::scoped_actor self{*sys};
     // 1. Stop fetching and wait until in-flight records are handled.
     self->request(supervisor, left(), detail::stop_atom::value)
-      .receive([] {},
-               [&](caf::error& e) {
-                 log::warn("drain did not finish: {}", sys->render(e));
-               });
+        .receive([] {},
+                 [&](caf::error& e) {
+                   log::warn("drain did not finish: {}", sys->render(e));
+                 });
     // 2. Wait until Kafka acknowledged what the handled records produced.
     if (auto s = ctx.producer->flush(static_cast<int>(left().count())); !s)
       log::warn("{}", s.message());
     // 3. Commit what is now safe, synchronously.
     self->request(supervisor, left(), detail::final_atom::value)
-      .receive(
-        [&](const detail::partition_offsets& offs) {
-          if (auto s = ctx.consumer->commit_sync(offs, static_cast<int>(left().count())); !s) {
-            log::warn("final commit failed: {}", s.message());
-          } else if (!offs.empty()) {
-            ctx.counters.commits.fetch_add(1);
-            log::info("committed final offsets of {} partitions", offs.size());
-          }
-        },
-        [&](caf::error& e) { log::warn("final offsets: {}", sys->render(e)); });
+        .receive(
+            [&](const detail::partition_offsets& offs) {
+              if (auto s =
+                      ctx.consumer->commit_sync(offs, static_cast<int>(left().count()));
+                  !s) {
+                log::warn("final commit failed: {}", s.message());
+              } else if (!offs.empty()) {
+                ctx.counters.commits.fetch_add(1);
+                log::info("committed final offsets of {} partitions", offs.size());
+              }
+            },
+            [&](caf::error& e) { log::warn("final offsets: {}", sys->render(e)); });
     // 4. No delivery callback may touch task state after this point.
     ctx.producer->stop_polling();
     self->send_exit(supervisor, caf::exit_reason::user_shutdown);
@@ -405,11 +423,15 @@ status node::wait() {
   {
     std::unique_lock<std::mutex> lock{impl_->mu};
     if (!impl_->started)
-      return make_error(errc::invalid_argument, "node::wait() before a successful start()");
+      return make_error(errc::invalid_argument,
+                        "node::wait() before a successful start()");
     if (impl_->stopped) return {};
-    impl_->cv.wait(lock, [&] { return impl_->stop_requested || impl_->fatal.has_value(); });
-    if (impl_->fatal) log::error("stopping: {}", *impl_->fatal);
-    else log::info("stopping: draining in-flight records and committing");
+    impl_->cv.wait(lock,
+                   [&] { return impl_->stop_requested || impl_->fatal.has_value(); });
+    if (impl_->fatal)
+      log::error("stopping: {}", *impl_->fatal);
+    else
+      log::info("stopping: draining in-flight records and committing");
   }
   auto s = impl_->shutdown();
   auto m = metrics();

@@ -34,7 +34,7 @@ struct node_metrics {
 };
 
 class node {
-public:
+ public:
   explicit node(config cfg);
   node(const node&) = delete;
   node& operator=(const node&) = delete;
@@ -72,7 +72,7 @@ public:
   /// The effective configuration.
   const config& cfg() const;
 
-private:
+ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };

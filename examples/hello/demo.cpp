@@ -24,7 +24,7 @@ using namespace std::chrono;
 namespace {
 
 const char* const words[] = {"order", "payment", "stock", "event", "actor",
-                             "state", "stream", "table", "shard", "epoch"};
+                             "state", "stream",  "table", "shard", "epoch"};
 
 int64_t end_offsets(weft::kafka::consumer& c, const std::string& topic, int parts) {
   int64_t sum = 0;
@@ -69,12 +69,13 @@ int main(int argc, char** argv) {
                 " (tools/weft-broker start starts the local one)");
   (void)(*admin)->delete_topics({"words", "loud-words"}, 30000);
   std::this_thread::sleep_for(milliseconds(500));
-  if (auto s = (*admin)->ensure_topics({{"words", parts, 1, {}}, {"loud-words", parts, 1, {}}},
-                                       30000);
+  if (auto s = (*admin)->ensure_topics(
+          {{"words", parts, 1, {}}, {"loud-words", parts, 1, {}}}, 30000);
       !s)
     return fail(s.message());
   std::printf("== weft hello demo ==\n"
-              "topics: words -> [shout service, %d tasks] -> loud-words\n", parts);
+              "topics: words -> [shout service, %d tasks] -> loud-words\n",
+              parts);
 
   std::printf("writing %zu words to `words` (keys user-0 .. user-999)...\n", records);
   {
@@ -94,7 +95,7 @@ int main(int argc, char** argv) {
   auto start = steady_clock::now();
   if (auto s = node.start(); !s) return fail(s.message());
   auto probe = weft::kafka::consumer::create(
-    {{"bootstrap.servers", servers}, {"group.id", "hello-demo-probe"}});
+      {{"bootstrap.servers", servers}, {"group.id", "hello-demo-probe"}});
   if (!probe) return fail(probe.error().message());
   int64_t out = 0;
   while (out < static_cast<int64_t>(records)) {
@@ -105,20 +106,23 @@ int main(int argc, char** argv) {
                 duration<double>(steady_clock::now() - start).count(),
                 static_cast<unsigned long long>(m.processed), static_cast<long long>(out),
                 static_cast<unsigned long long>(m.pauses));
-    if (steady_clock::now() - start > minutes(5)) return fail("no progress for 5 minutes");
+    if (steady_clock::now() - start > minutes(5))
+      return fail("no progress for 5 minutes");
   }
   auto secs = duration<double>(steady_clock::now() - start).count();
   node.request_stop();
   if (auto s = node.wait(); !s) return fail(s.message());
 
   // Read the output back: every word once, per key in the order written.
-  auto reader = weft::kafka::consumer::create({{"bootstrap.servers", servers},
-                                               {"group.id", "hello-demo-reader"}});
+  auto reader = weft::kafka::consumer::create(
+      {{"bootstrap.servers", servers}, {"group.id", "hello-demo-reader"}});
   if (!reader) return fail(reader.error().message());
   std::vector<weft::topic_partition> tps;
-  for (int p = 0; p < parts; ++p) tps.push_back({"loud-words", weft::partition_id{p}});
+  for (int p = 0; p < parts; ++p)
+    tps.push_back({"loud-words", weft::partition_id{p}});
   std::vector<std::unique_ptr<weft::kafka::partition_queue>> queues;
-  for (auto& tp : tps) queues.push_back((*reader)->take_queue(tp));
+  for (auto& tp : tps)
+    queues.push_back((*reader)->take_queue(tp));
   (void)(*reader)->assign(tps);
   std::map<std::string, long> last;
   size_t seen = 0, out_of_order = 0;
@@ -150,7 +154,8 @@ int main(int argc, char** argv) {
     seen += got;
   }
   std::printf("sample of loud-words:\n");
-  for (auto& s : sample) std::printf("  %s\n", s.c_str());
+  for (auto& s : sample)
+    std::printf("  %s\n", s.c_str());
   std::printf("summary: %zu words in, %zu out, %zu out of per-key order; %.0f records/s "
               "through the node (%.2f s)\n",
               records, seen, out_of_order, records / secs, secs);

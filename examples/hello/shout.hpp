@@ -11,7 +11,7 @@ namespace hello {
 
 struct shout : weft::stateless<weft::string_serde, weft::string_serde> {
   weft::output<weft::string_serde, weft::string_serde> loud =
-    to<weft::string_serde, weft::string_serde>("loud-words");
+      to<weft::string_serde, weft::string_serde>("loud-words");
 
   shout() : stateless("shout", "words") {}
 

@@ -30,29 +30,38 @@ std::vector<config_key> make_keys() {
                "How often processed input offsets are committed (after the "
                "outputs they produced are acknowledged by Kafka).",
                false, 1, 3600000});
-  k.push_back({"processing.guarantee", kind::choice, "at_least_once",
+  k.push_back({"processing.guarantee",
+               kind::choice,
+               "at_least_once",
                "at_least_once: a crash may repeat outputs of records processed "
                "since the last commit, never lose one.",
-               false, 0, 0, {"at_least_once"}});
+               false,
+               0,
+               0,
+               {"at_least_once"}});
   k.push_back({"buffered.records.per.partition", kind::integer, "1000",
                "Flow control: records of one input partition in flight to its "
                "tasks at most; past it the partition is paused.",
                false, 1, 1000000});
-  k.push_back({"bad.record.policy", kind::choice, "fail",
+  k.push_back({"bad.record.policy",
+               kind::choice,
+               "fail",
                "What to do with a record that cannot be decoded or whose handler "
                "throws: fail (stop the task with the error), skip (log and "
                "continue), dead_letter (send it with the error in headers to the "
                "dead-letter topic and continue). Per service: "
                "service.<name>.bad.record.policy.",
-               false, 0, 0, {"fail", "skip", "dead_letter"}});
+               false,
+               0,
+               0,
+               {"fail", "skip", "dead_letter"}});
   k.push_back({"dead.letter.topic", kind::string, "",
                "Dead-letter topic; empty means <application.id>-<service>-dlq. Per "
                "service: service.<name>.dead.letter.topic."});
   k.push_back({"replication.factor", kind::integer, "1",
-               "Replication factor of the internal topics weft creates.", false, 1,
-               32});
-  k.push_back({"state.dir", kind::string, ".weft/state",
-               "Folder for this node's local state."});
+               "Replication factor of the internal topics weft creates.", false, 1, 32});
+  k.push_back(
+      {"state.dir", kind::string, ".weft/state", "Folder for this node's local state."});
   k.push_back({"node.id", kind::string, "",
                "This node's id in the cluster; empty means <hostname>-<pid>."});
   k.push_back({"shutdown.timeout.ms", kind::integer, "30000",
@@ -60,9 +69,15 @@ std::vector<config_key> make_keys() {
                "commit before giving up.",
                false, 0, 3600000});
   k.push_back({"startup.timeout.ms", kind::integer, "30000",
-               "How long to wait for the brokers and topic metadata at start-up.",
-               false, 100, 3600000});
-  k.push_back({"log.level", kind::choice, "info", "Log verbosity.", false, 0, 0,
+               "How long to wait for the brokers and topic metadata at start-up.", false,
+               100, 3600000});
+  k.push_back({"log.level",
+               kind::choice,
+               "info",
+               "Log verbosity.",
+               false,
+               0,
+               0,
                {"error", "warn", "info", "debug"}});
   return k;
 }
@@ -107,7 +122,8 @@ bool split_service_key(std::string_view key, std::string_view& service,
 
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     size_t prev = row[0];
     row[0] = i;
@@ -140,47 +156,51 @@ status check_value(const config_key& k, const std::string& v) {
                       "config key '" + k.name + "': " + what + " (" + k.doc + ")");
   };
   switch (k.type) {
-    case kind::string:
-      if (k.required && v.empty()) return fail("must not be empty");
-      return {};
-    case kind::integer: {
-      if (v.empty()) return fail("expected an integer, got an empty value");
-      char* end = nullptr;
-      errno = 0;
-      long long n = std::strtoll(v.c_str(), &end, 10);
-      if (errno != 0 || end == v.c_str() || *end != '\0')
-        return fail("'" + v + "' is not an integer; set e.g. " + k.name + "=" +
-                    k.default_value);
-      if (n < k.min || n > k.max)
-        return fail(v + " is out of range; use a value from " + std::to_string(k.min) +
-                    " to " + std::to_string(k.max));
-      return {};
-    }
-    case kind::boolean:
-      if (v != "true" && v != "false")
-        return fail("'" + v + "' is not a boolean; use true or false");
-      return {};
-    case kind::choice: {
-      if (std::find(k.choices.begin(), k.choices.end(), v) != k.choices.end()) return {};
-      std::string all;
-      for (auto& c : k.choices) all += (all.empty() ? "" : ", ") + c;
-      return fail("'" + v + "' is not allowed; use one of: " + all);
-    }
+  case kind::string:
+    if (k.required && v.empty()) return fail("must not be empty");
+    return {};
+  case kind::integer: {
+    if (v.empty()) return fail("expected an integer, got an empty value");
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    if (errno != 0 || end == v.c_str() || *end != '\0')
+      return fail("'" + v + "' is not an integer; set e.g. " + k.name + "=" +
+                  k.default_value);
+    if (n < k.min || n > k.max)
+      return fail(v + " is out of range; use a value from " + std::to_string(k.min) +
+                  " to " + std::to_string(k.max));
+    return {};
+  }
+  case kind::boolean:
+    if (v != "true" && v != "false")
+      return fail("'" + v + "' is not a boolean; use true or false");
+    return {};
+  case kind::choice: {
+    if (std::find(k.choices.begin(), k.choices.end(), v) != k.choices.end()) return {};
+    std::string all;
+    for (auto& c : k.choices)
+      all += (all.empty() ? "" : ", ") + c;
+    return fail("'" + v + "' is not allowed; use one of: " + all);
+  }
   }
   return {};
 }
 
 std::string env_name(const std::string& key) {
   std::string s = "WEFT_";
-  for (char c : key) s += c == '.' ? '_' : static_cast<char>(std::toupper(c));
+  for (char c : key)
+    s += c == '.' ? '_' : static_cast<char>(std::toupper(c));
   return s;
 }
 
 std::string trim(std::string s) {
   auto issp = [](unsigned char c) { return std::isspace(c); };
-  while (!s.empty() && issp(s.back())) s.pop_back();
+  while (!s.empty() && issp(s.back()))
+    s.pop_back();
   size_t i = 0;
-  while (i < s.size() && issp(s[i])) ++i;
+  while (i < s.size() && issp(s[i]))
+    ++i;
   return s.substr(i);
 }
 
@@ -209,12 +229,13 @@ status config::validate(const std::map<std::string, std::string, std::less<>>& r
       if (k.required && raw.find(k.name) == raw.end())
         return make_error(errc::invalid_config,
                           "config key '" + k.name + "' is required: pass --" + k.name +
-                            "=<value>, set " + env_name(k.name) +
-                            ", or put it in the --config file (" + k.doc + ")");
+                              "=<value>, set " + env_name(k.name) +
+                              ", or put it in the --config file (" + k.doc + ")");
   return {};
 }
 
-result<std::map<std::string, std::string>> config::read_properties(const std::string& path) {
+result<std::map<std::string, std::string>>
+config::read_properties(const std::string& path) {
   std::ifstream in{path};
   if (!in)
     return make_error(errc::invalid_config,
@@ -229,7 +250,8 @@ result<std::map<std::string, std::string>> config::read_properties(const std::st
     auto pos = t.find_first_of("=:");
     if (pos == std::string::npos || pos == 0)
       return make_error(errc::invalid_config, path + ":" + std::to_string(n) +
-                                                ": expected key=value, got '" + t + "'");
+                                                  ": expected key=value, got '" + t +
+                                                  "'");
     out[trim(t.substr(0, pos))] = trim(t.substr(pos + 1));
   }
   return out;
@@ -239,7 +261,8 @@ result<config> config::from_map(const std::map<std::string, std::string>& values
   std::map<std::string, std::string, std::less<>> raw;
   for (auto& k : keys())
     if (!k.default_value.empty()) raw[k.name] = k.default_value;
-  for (auto& [k, v] : values) raw[k] = v;
+  for (auto& [k, v] : values)
+    raw[k] = v;
   if (auto st = validate(raw, true); !st) return st;
   config c;
   c.values_ = std::move(raw);
@@ -289,7 +312,8 @@ result<config> config::load(int argc, const char* const* argv) {
   for (auto& k : keys())
     if (!k.default_value.empty()) raw[k.name] = k.default_value;
   for (auto* src : {&file_values, &env_values, &cli_values})
-    for (auto& [k, v] : *src) raw[k] = v;
+    for (auto& [k, v] : *src)
+      raw[k] = v;
   if (auto st = validate(raw, !help); !st) return st;
   config c;
   c.values_ = std::move(raw);
@@ -336,7 +360,9 @@ int64_t config::get_int(std::string_view key) const {
   return std::strtoll(get_string(key).c_str(), nullptr, 10);
 }
 
-bool config::get_bool(std::string_view key) const { return get_string(key) == "true"; }
+bool config::get_bool(std::string_view key) const {
+  return get_string(key) == "true";
+}
 
 std::map<std::string, std::string> config::kafka_properties(client_kind kind) const {
   std::map<std::string, std::string> out;

@@ -40,7 +40,7 @@ struct config_key {
 enum class client_kind { consumer, producer, admin };
 
 class config {
-public:
+ public:
   /// The keys weft declares, in documentation order.
   static const std::vector<config_key>& keys();
 
@@ -54,7 +54,8 @@ public:
 
   /// Reads a Java-style properties file: key=value or key: value lines, '#'
   /// and '!' comments. Errors name the file and line.
-  static result<std::map<std::string, std::string>> read_properties(const std::string& path);
+  static result<std::map<std::string, std::string>>
+  read_properties(const std::string& path);
 
   /// The --help text: usage, every key with its default and doc, and the
   /// pass-through prefixes.
@@ -81,9 +82,11 @@ public:
   result<config> with(const std::string& key, const std::string& value) const;
 
   /// Every weft key and value, for logging at start-up.
-  const std::map<std::string, std::string, std::less<>>& values() const { return values_; }
+  const std::map<std::string, std::string, std::less<>>& values() const {
+    return values_;
+  }
 
-private:
+ private:
   static status validate(const std::map<std::string, std::string, std::less<>>& raw,
                          bool check_required);
   std::map<std::string, std::string, std::less<>> values_;

@@ -32,22 +32,23 @@ TEST_CASE("a missing application.id fails naming the key and how to set it") {
   REQUIRE_FALSE(c.ok());
   CHECK(c.error().code() == errc::invalid_config);
   CHECK_THAT(c.error().message(), Catch::Contains("'application.id' is required") &&
-                                    Catch::Contains("WEFT_APPLICATION_ID"));
+                                      Catch::Contains("WEFT_APPLICATION_ID"));
 }
 
 TEST_CASE("an unknown key fails and suggests the closest declared key") {
   auto c = load({"--application.id=a", "--comit.interval.ms=5"});
   REQUIRE_FALSE(c.ok());
-  CHECK_THAT(c.error().message(), Catch::Contains("unknown config key 'comit.interval.ms'") &&
-                                    Catch::Contains("did you mean 'commit.interval.ms'"));
+  CHECK_THAT(c.error().message(),
+             Catch::Contains("unknown config key 'comit.interval.ms'") &&
+                 Catch::Contains("did you mean 'commit.interval.ms'"));
 }
 
 TEST_CASE("a malformed integer fails naming the key and an example value") {
   auto c = load({"--application.id=a", "--commit.interval.ms", "soon"});
   REQUIRE_FALSE(c.ok());
   CHECK_THAT(c.error().message(), Catch::Contains("'commit.interval.ms'") &&
-                                    Catch::Contains("'soon' is not an integer") &&
-                                    Catch::Contains("commit.interval.ms=100"));
+                                      Catch::Contains("'soon' is not an integer") &&
+                                      Catch::Contains("commit.interval.ms=100"));
   auto range = load({"--application.id=a", "--num.stream.threads=0"});
   REQUIRE_FALSE(range.ok());
   CHECK_THAT(range.error().message(), Catch::Contains("out of range"));
@@ -56,12 +57,12 @@ TEST_CASE("a malformed integer fails naming the key and an example value") {
 TEST_CASE("a choice key rejects values outside its list and names the allowed ones") {
   auto c = load({"--application.id=a", "--bad.record.policy=ignore"});
   REQUIRE_FALSE(c.ok());
-  CHECK_THAT(c.error().message(),
-             Catch::Contains("use one of: fail, skip, dead_letter"));
+  CHECK_THAT(c.error().message(), Catch::Contains("use one of: fail, skip, dead_letter"));
 }
 
 TEST_CASE("the command line beats the environment, which beats the file") {
-  auto path = std::string{"/tmp/weft-config-test-"} + std::to_string(::getpid()) + ".properties";
+  auto path =
+      std::string{"/tmp/weft-config-test-"} + std::to_string(::getpid()) + ".properties";
   {
     std::ofstream f{path};
     f << "# comment\napplication.id = from-file\ncommit.interval.ms: 250\n"
@@ -81,7 +82,8 @@ TEST_CASE("the command line beats the environment, which beats the file") {
   CHECK(c->kafka_properties(weft::client_kind::producer).at("linger.ms") == "7");
 }
 
-TEST_CASE("librdkafka properties pass through by prefix, the client's own prefix winning") {
+TEST_CASE(
+    "librdkafka properties pass through by prefix, the client's own prefix winning") {
   auto c = config::from_map({{"application.id", "a"},
                              {"kafka.linger.ms", "1"},
                              {"producer.linger.ms", "9"},
@@ -104,8 +106,8 @@ TEST_CASE("per-service overrides fall back to the node-wide value") {
   CHECK(c->service_value("enricher", "bad.record.policy") == "dead_letter");
   CHECK(c->service_value("other", "bad.record.policy") == "skip");
   CHECK(c->mentioned_services() == std::vector<std::string>{"enricher"});
-  auto bad = config::from_map({{"application.id", "a"},
-                               {"service.enricher.bad.record.policy", "maybe"}});
+  auto bad = config::from_map(
+      {{"application.id", "a"}, {"service.enricher.bad.record.policy", "maybe"}});
   REQUIRE_FALSE(bad.ok());
   CHECK_THAT(bad.error().message(), Catch::Contains("bad.record.policy"));
 }
@@ -115,7 +117,8 @@ TEST_CASE("--help lists every key with its default") {
   REQUIRE(c.ok());
   CHECK(c->help_requested());
   auto text = config::help_text("prog");
-  for (auto& k : config::keys()) CHECK_THAT(text, Catch::Contains("--" + k.name));
+  for (auto& k : config::keys())
+    CHECK_THAT(text, Catch::Contains("--" + k.name));
   CHECK_THAT(text, Catch::Contains("(default: 100)"));
 }
 

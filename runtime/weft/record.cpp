@@ -10,7 +10,8 @@ std::optional<std::string_view> record_view::header_value(std::string_view name)
   std::string key{name};
   const void* v = nullptr;
   size_t size = 0;
-  if (rd_kafka_header_get_last(hdrs, key.c_str(), &v, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+  if (rd_kafka_header_get_last(hdrs, key.c_str(), &v, &size) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR)
     return std::nullopt;
   return std::string_view{v ? static_cast<const char*>(v) : "", size};
 }

@@ -6,19 +6,32 @@ namespace weft {
 
 const char* to_string(errc code) {
   switch (code) {
-    case errc::ok: return "ok";
-    case errc::invalid_config: return "invalid configuration";
-    case errc::invalid_argument: return "invalid argument";
-    case errc::kafka: return "kafka";
-    case errc::kafka_fatal: return "kafka fatal";
-    case errc::queue_full: return "producer queue full";
-    case errc::timed_out: return "timed out";
-    case errc::not_found: return "not found";
-    case errc::bad_record: return "bad record";
-    case errc::io: return "i/o";
-    case errc::state_not_ready: return "state not ready";
-    case errc::shutting_down: return "shutting down";
-    case errc::internal: return "internal";
+  case errc::ok:
+    return "ok";
+  case errc::invalid_config:
+    return "invalid configuration";
+  case errc::invalid_argument:
+    return "invalid argument";
+  case errc::kafka:
+    return "kafka";
+  case errc::kafka_fatal:
+    return "kafka fatal";
+  case errc::queue_full:
+    return "producer queue full";
+  case errc::timed_out:
+    return "timed out";
+  case errc::not_found:
+    return "not found";
+  case errc::bad_record:
+    return "bad record";
+  case errc::io:
+    return "i/o";
+  case errc::state_not_ready:
+    return "state not ready";
+  case errc::shutting_down:
+    return "shutting down";
+  case errc::internal:
+    return "internal";
   }
   return "unknown";
 }

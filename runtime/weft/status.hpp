@@ -32,7 +32,7 @@ const char* to_string(errc code);
 
 /// An error code with a message, or success. Cheap to copy when ok.
 class [[nodiscard]] status {
-public:
+ public:
   status() = default;
   status(errc code, std::string message) : code_(code), message_(std::move(message)) {}
 
@@ -45,7 +45,7 @@ public:
   /// "kafka: Local: Broker transport failure" — the code's name and the message.
   std::string to_string() const;
 
-private:
+ private:
   errc code_ = errc::ok;
   std::string message_;
 };
@@ -57,7 +57,7 @@ inline status make_error(errc code, std::string message) {
 /// A value or the status that explains why there is none.
 template <class T>
 class [[nodiscard]] result {
-public:
+ public:
   result(T value) : value_(std::move(value)) {}
   result(status error) : error_(std::move(error)) {}
 
@@ -72,7 +72,7 @@ public:
   const T* operator->() const { return &*value_; }
   const status& error() const { return error_; }
 
-private:
+ private:
   std::optional<T> value_;
   status error_;
 };
@@ -81,12 +81,12 @@ private:
 /// user callback (e.g. a decoding failure inside a typed handler); caught at
 /// the task boundary and turned into a bad-record decision.
 class weft_error : public std::exception {
-public:
+ public:
   explicit weft_error(status s) : status_(std::move(s)), what_(status_.to_string()) {}
   const char* what() const noexcept override { return what_.c_str(); }
   const weft::status& error() const { return status_; }
 
-private:
+ private:
   weft::status status_;
   std::string what_;
 };

@@ -14,7 +14,7 @@ namespace weft {
 /// value is reachable through value() where a C API needs it.
 template <class T, class Tag>
 class named_type {
-public:
+ public:
   using value_type = T;
   constexpr named_type() = default;
   constexpr explicit named_type(T v) : value_(v) {}
@@ -25,14 +25,16 @@ public:
   constexpr bool operator<=(named_type o) const { return value_ <= o.value_; }
   constexpr bool operator>(named_type o) const { return value_ > o.value_; }
   constexpr bool operator>=(named_type o) const { return value_ >= o.value_; }
-  friend std::ostream& operator<<(std::ostream& os, named_type v) { return os << v.value_; }
+  friend std::ostream& operator<<(std::ostream& os, named_type v) {
+    return os << v.value_;
+  }
 
   template <class Inspector>
   friend auto inspect(Inspector& f, named_type& x) {
     return f(x.value_);
   }
 
-private:
+ private:
   T value_{};
 };
 

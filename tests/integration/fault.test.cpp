@@ -57,7 +57,8 @@ struct mock_fixture {
                              120s));
     auto records = test::consume_all("out", total, 60s, 500ms);
     std::set<std::string> distinct;
-    for (auto& r : records) distinct.insert(*r.value);
+    for (auto& r : records)
+      distinct.insert(*r.value);
     for (size_t i = 0; i < total; ++i)
       if (!distinct.count(std::to_string(i))) FAIL("lost record " << i);
   }
@@ -69,8 +70,9 @@ std::pair<std::string, std::string> numbered(size_t i) {
 
 } // namespace
 
-TEST_CASE_METHOD(mock_fixture, "a node survives its broker going down for seconds and "
-                               "loses nothing",
+TEST_CASE_METHOD(mock_fixture,
+                 "a node survives its broker going down for seconds and "
+                 "loses nothing",
                  "[mock]") {
   test::produce("in", 10000, numbered);
   auto n = start_node();
@@ -84,14 +86,15 @@ TEST_CASE_METHOD(mock_fixture, "a node survives its broker going down for second
   CHECK(n->wait().ok());
 }
 
-TEST_CASE_METHOD(mock_fixture, "injected Produce and Fetch errors are retried with no loss",
-                 "[mock]") {
+TEST_CASE_METHOD(mock_fixture,
+                 "injected Produce and Fetch errors are retried with no loss", "[mock]") {
   test::produce("in", 20000, numbered);
   std::vector<rd_kafka_resp_err_t> produce_errs(
-    5, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+      5, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
   produce_errs.push_back(RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
   produce_errs.push_back(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
-  std::vector<rd_kafka_resp_err_t> fetch_errs(5, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  std::vector<rd_kafka_resp_err_t> fetch_errs(5,
+                                              RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
   fetch_errs.push_back(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
   mock->push_request_errors(0, produce_errs);
   mock->push_request_errors(1, fetch_errs);

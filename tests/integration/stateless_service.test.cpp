@@ -29,7 +29,8 @@ struct tag_mapper : stateless<str, str> {
   }
 };
 
-config test_config(const std::string& app, std::map<std::string, std::string> extra = {}) {
+config test_config(const std::string& app,
+                   std::map<std::string, std::string> extra = {}) {
   extra["application.id"] = app;
   extra["bootstrap.servers"] = test::bootstrap();
   extra["state.dir"] = "/tmp/" + app;
@@ -57,7 +58,8 @@ TEST_CASE("a stateless service maps 100,000 keyed records over 6 partitions exac
   auto st = n.start();
   INFO(st.to_string());
   REQUIRE(st.ok());
-  REQUIRE(test::wait_until([&] { return test::end_offsets(out) >= int64_t(total); }, 120s));
+  REQUIRE(
+      test::wait_until([&] { return test::end_offsets(out) >= int64_t(total); }, 120s));
   n.request_stop();
   REQUIRE(n.wait().ok());
 
@@ -75,6 +77,20 @@ TEST_CASE("a stateless service maps 100,000 keyed records over 6 partitions exac
   }
   CHECK(seen.size() == total);
   CHECK(n.metrics().processed == total);
+  // The graceful stop committed everything: a restart would start at the end.
+  auto reader =
+      kafka::consumer::create({{"bootstrap.servers", test::bootstrap()},
+                               {"group.id", n.cfg().get_string("application.id")}});
+  REQUIRE(reader.ok());
+  std::vector<topic_partition> tps;
+  for (int p = 0; p < 6; ++p)
+    tps.push_back({in, partition_id{p}});
+  auto committed = (*reader)->committed(tps, 10000);
+  REQUIRE(committed.ok());
+  int64_t sum = 0;
+  for (auto o : *committed)
+    sum += o;
+  CHECK(sum == int64_t(total));
 }
 
 TEST_CASE("after a kill -9 mid-run and a restart no record is lost (at-least-once)",
@@ -84,10 +100,12 @@ TEST_CASE("after a kill -9 mid-run and a restart no record is lost (at-least-onc
   const size_t total = 100000;
   test::produce(in, total, keyed);
   auto app = test::unique_name("crash");
-  std::vector<std::string> args{"--test.service=map", "--test.in=" + in,
-                                "--test.out=" + out, "--application.id=" + app,
-                                "--bootstrap.servers=" + test::bootstrap(),
-                                "--commit.interval.ms=100"};
+  // 30 us per record: about 3 s of work, so the kill lands mid-run.
+  std::vector<std::string> args{
+      "--test.service=slow",     "--test.delay.us=30",
+      "--test.in=" + in,         "--test.out=" + out,
+      "--application.id=" + app, "--bootstrap.servers=" + test::bootstrap(),
+      "--commit.interval.ms=100"};
   auto log = "/tmp/" + app + ".log";
   {
     test::child_process first{test::built("tests/weft-test-node"), args, log};
@@ -95,16 +113,22 @@ TEST_CASE("after a kill -9 mid-run and a restart no record is lost (at-least-onc
     first.kill_hard();
   }
   auto before_restart = test::end_offsets(out);
+  CHECK(before_restart < int64_t(total)); // the kill really interrupted the run
   test::child_process second{test::built("tests/weft-test-node"), args, log};
-  REQUIRE(test::wait_until([&] { return test::end_offsets(out) >= int64_t(total); }, 120s));
+  REQUIRE(
+      test::wait_until([&] { return test::end_offsets(out) >= int64_t(total); }, 120s));
   // Let the restarted node finish; it stops gracefully on SIGTERM.
   auto records = test::consume_all(out, total, 60s, 2s);
   CHECK(second.stop(SIGTERM, 30s) == 0);
   std::set<std::string> distinct;
-  for (auto& r : records) distinct.insert(*r.value);
+  for (auto& r : records)
+    distinct.insert(*r.value);
   for (size_t i = 0; i < total; ++i)
     if (!distinct.count(std::to_string(i) + ":mapped")) FAIL("lost record " << i);
   CHECK(distinct.size() == total);
+  // Commits every 100 ms bound the replay to what was processed since the
+  // last commit before the kill, far less than the whole input.
+  CHECK(records.size() - distinct.size() < total / 2);
   WARN("killed after " << before_restart << " outputs; duplicates after restart: "
                        << records.size() - distinct.size() << " of " << total);
 }
@@ -120,11 +144,14 @@ TEST_CASE("malformed records go to the dead-letter topic with the error in heade
                                       : "{\"n\":" + std::to_string(i) + "}");
   });
   auto app = test::unique_name("dlq");
-  std::vector<std::string> args{"--test.service=json", "--test.in=" + in,
-                                "--test.out=" + out, "--application.id=" + app,
+  std::vector<std::string> args{"--test.service=json",
+                                "--test.in=" + in,
+                                "--test.out=" + out,
+                                "--application.id=" + app,
                                 "--bootstrap.servers=" + test::bootstrap(),
                                 "--bad.record.policy=dead_letter"};
-  test::child_process node{test::built("tests/weft-test-node"), args, "/tmp/" + app + ".log"};
+  test::child_process node{test::built("tests/weft-test-node"), args,
+                           "/tmp/" + app + ".log"};
   auto dlq = app + "-doubler-dlq";
   REQUIRE(test::wait_until([&] { return test::end_offsets(out) >= 900; }, 120s));
   auto good = test::consume_all(out, 900, 30s, 500ms);
@@ -136,7 +163,8 @@ TEST_CASE("malformed records go to the dead-letter topic with the error in heade
     REQUIRE(r.value);
     CHECK_THAT(*r.value, Catch::StartsWith("not json {"));
     std::map<std::string, std::string> h;
-    for (auto& x : r.headers) h[x.key] = x.value;
+    for (auto& x : r.headers)
+      h[x.key] = x.value;
     CHECK_THAT(h["weft.error"], Catch::Contains("value:"));
     CHECK(h["weft.topic"] == in);
     CHECK(h["weft.service"] == "doubler");
@@ -154,11 +182,12 @@ TEST_CASE("a slow service with 1,000,000 pending records keeps the node under 30
     return std::make_pair("k" + std::to_string(i % 5000), filler + std::to_string(i));
   });
   auto app = test::unique_name("slow");
-  std::vector<std::string> args{"--test.service=slow", "--test.delay.us=200",
-                                "--test.in=" + in, "--test.out=" + out,
-                                "--application.id=" + app,
-                                "--bootstrap.servers=" + test::bootstrap()};
-  test::child_process node{test::built("tests/weft-test-node"), args, "/tmp/" + app + ".log"};
+  std::vector<std::string> args{
+      "--test.service=slow",     "--test.delay.us=200",
+      "--test.in=" + in,         "--test.out=" + out,
+      "--application.id=" + app, "--bootstrap.servers=" + test::bootstrap()};
+  test::child_process node{test::built("tests/weft-test-node"), args,
+                           "/tmp/" + app + ".log"};
   int64_t max_rss = 0;
   auto until = std::chrono::steady_clock::now() + 15s;
   while (std::chrono::steady_clock::now() < until && node.running()) {
@@ -170,8 +199,8 @@ TEST_CASE("a slow service with 1,000,000 pending records keeps the node under 30
   CHECK(node.stop(SIGTERM, 60s) == 0);
   WARN("max resident memory " << max_rss / (1024 * 1024) << " MB; processed about "
                               << produced << " of 1,000,000 in 15 s");
-  CHECK(produced > 1000);       // it made progress
-  CHECK(produced < 1000000);    // and really was behind its input
+  CHECK(produced > 1000);    // it made progress
+  CHECK(produced < 1000000); // and really was behind its input
   CHECK(max_rss < 300ll * 1024 * 1024);
 }
 
@@ -185,5 +214,5 @@ TEST_CASE("a missing input topic fails start-up naming the service and the topic
   REQUIRE_FALSE(st.ok());
   CHECK(st.code() == errc::invalid_config);
   CHECK_THAT(st.message(), Catch::Contains("service 'tagger'") &&
-                             Catch::Contains("input topic 'no-such-topic-here'"));
+                               Catch::Contains("input topic 'no-such-topic-here'"));
 }

@@ -22,7 +22,9 @@ std::string& bootstrap_override() {
 }
 } // namespace
 
-void use_bootstrap(std::string servers) { bootstrap_override() = std::move(servers); }
+void use_bootstrap(std::string servers) {
+  bootstrap_override() = std::move(servers);
+}
 
 std::string bootstrap() {
   if (!bootstrap_override().empty()) return bootstrap_override();
@@ -46,7 +48,8 @@ std::unique_ptr<kafka::admin> admin() {
 
 void create_topics(const std::vector<std::string>& names, int partitions) {
   std::vector<kafka::new_topic> ts;
-  for (auto& n : names) ts.push_back({n, partitions, 1, {}});
+  for (auto& n : names)
+    ts.push_back({n, partitions, 1, {}});
   auto st = admin()->ensure_topics(ts, 30000);
   INFO(st.to_string());
   REQUIRE(st.ok());
@@ -88,9 +91,11 @@ std::vector<owned_record> consume_all(const std::string& topic, size_t expected,
   auto n = (*c)->partition_count(topic, 10000);
   REQUIRE(n.ok());
   std::vector<topic_partition> tps;
-  for (int p = 0; p < *n; ++p) tps.push_back({topic, partition_id{p}});
+  for (int p = 0; p < *n; ++p)
+    tps.push_back({topic, partition_id{p}});
   std::vector<std::unique_ptr<kafka::partition_queue>> qs;
-  for (auto& tp : tps) qs.push_back((*c)->take_queue(tp));
+  for (auto& tp : tps)
+    qs.push_back((*c)->take_queue(tp));
   REQUIRE((*c)->assign(tps).ok());
   std::vector<owned_record> out;
   auto deadline = std::chrono::steady_clock::now() + limit;
@@ -120,7 +125,7 @@ std::vector<owned_record> consume_all(const std::string& topic, size_t expected,
 
 int64_t end_offsets(const std::string& topic) {
   auto c = kafka::consumer::create(
-    {{"bootstrap.servers", bootstrap()}, {"group.id", unique_name("watermarks")}});
+      {{"bootstrap.servers", bootstrap()}, {"group.id", unique_name("watermarks")}});
   REQUIRE(c.ok());
   auto n = (*c)->partition_count(topic, 10000);
   REQUIRE(n.ok());
@@ -155,7 +160,8 @@ child_process::child_process(const std::string& program,
     }
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(program.c_str()));
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    for (auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execv(program.c_str(), argv.data());
     ::_exit(127);

@@ -53,10 +53,9 @@ struct owned_record {
 /// Reads every partition of `topic` from the beginning (read_committed) until
 /// `expected` records arrived, or until nothing new arrived for `quiet` after
 /// at least `expected` was reached, or `limit` passed. Never waits unbounded.
-std::vector<owned_record> consume_all(const std::string& topic, size_t expected,
-                                      std::chrono::milliseconds limit,
-                                      std::chrono::milliseconds quiet =
-                                        std::chrono::milliseconds{0});
+std::vector<owned_record>
+consume_all(const std::string& topic, size_t expected, std::chrono::milliseconds limit,
+            std::chrono::milliseconds quiet = std::chrono::milliseconds{0});
 
 /// Sum of high watermarks of every partition: records written so far.
 int64_t end_offsets(const std::string& topic);
@@ -68,18 +67,18 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds lim
 /// A child process running a program with arguments; killed (SIGKILL) when the
 /// handle dies if still running.
 class child_process {
-public:
+ public:
   child_process(const std::string& program, const std::vector<std::string>& args,
                 const std::string& log_file);
   ~child_process();
   pid_t pid() const { return pid_; }
   bool running();
-  void kill_hard();   ///< SIGKILL and reap
+  void kill_hard();                                   ///< SIGKILL and reap
   int stop(int sig, std::chrono::milliseconds limit); ///< signal, wait; exit code or -1
   /// Resident memory in bytes (from /proc), 0 if gone.
   int64_t rss_bytes() const;
 
-private:
+ private:
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;

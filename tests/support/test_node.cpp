@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
   }
   auto service = test["service"];
   auto in = test["in"], out = test["out"];
-  auto delay = std::chrono::microseconds(test.count("delay.us") ? std::stoll(test["delay.us"]) : 0);
+  auto delay = std::chrono::microseconds(
+      test.count("delay.us") ? std::stoll(test["delay.us"]) : 0);
   return weft::run_main(static_cast<int>(rest.size()), rest.data(), [&](weft::node& n) {
     if (service == "json")
       n.add<doubler>(in, out);

@@ -38,7 +38,7 @@ struct delivery_slot {
 };
 
 class delivery_tracker {
-public:
+ public:
   /// Starts the slot for a new batch; records produced now should acquire it.
   delivery_slot* open() {
     slots_.push_back(std::make_unique<delivery_slot>());
@@ -72,7 +72,7 @@ public:
   /// Records still waiting for Kafka's acknowledgement (approximately).
   bool idle() const { return slots_.empty(); }
 
-private:
+ private:
   std::deque<std::unique_ptr<delivery_slot>> slots_;
 };
 

@@ -57,7 +57,8 @@ void drain(partition_actor* self) {
     st.inflight.emplace(id, inflight_batch{n, st.tasks.size()});
     batch_ptr shared = std::move(batch);
     auto me = caf::actor_cast<caf::actor>(self);
-    for (auto& t : st.tasks) self->send(t, batch_atom::value, shared, id, me);
+    for (auto& t : st.tasks)
+      self->send(t, batch_atom::value, shared, id, me);
   }
   if (st.credits == 0 && !st.paused && !st.stopping && !st.check_scheduled) {
     st.check_scheduled = true;
@@ -94,7 +95,8 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
   st.queue = std::move(queue);
   st.tasks = std::move(tasks);
   st.supervisor = std::move(supervisor);
-  st.max_credits = static_cast<size_t>(ctx->cfg.get_int("buffered.records.per.partition"));
+  st.max_credits =
+      static_cast<size_t>(ctx->cfg.get_int("buffered.records.per.partition"));
   st.credits = st.max_credits;
   // librdkafka calls this on one of its threads; hold the actor weakly so the
   // queue's callback does not keep the actor alive.
@@ -109,30 +111,30 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
   // Records may have arrived before the callback was set.
   self->send(self, wake_atom::value);
   return {
-    [self](wake_atom) { drain(self); },
-    [self](ack_atom, uint64_t id) {
-      auto& st = self->state;
-      auto i = st.inflight.find(id);
-      if (i == st.inflight.end() || --i->second.acks_left > 0) return;
-      st.last_ack = caf::make_timestamp();
-      st.credits += i->second.records;
-      st.inflight.erase(i);
-      if (st.stopping) return report_if_drained(self);
-      if (st.paused && st.credits >= st.max_credits / 2) {
-        if (auto s = st.ctx->consumer->resume(st.queue->partition()); s.ok())
-          st.paused = false;
-        else
-          log::warn("{}", s.message());
-      }
-      drain(self);
-    },
-    [self](check_atom) { check_stall(self); },
-    [self](stop_atom) {
-      auto& st = self->state;
-      st.stopping = true;
-      st.queue->on_ready({});
-      report_if_drained(self);
-    },
+      [self](wake_atom) { drain(self); },
+      [self](ack_atom, uint64_t id) {
+        auto& st = self->state;
+        auto i = st.inflight.find(id);
+        if (i == st.inflight.end() || --i->second.acks_left > 0) return;
+        st.last_ack = caf::make_timestamp();
+        st.credits += i->second.records;
+        st.inflight.erase(i);
+        if (st.stopping) return report_if_drained(self);
+        if (st.paused && st.credits >= st.max_credits / 2) {
+          if (auto s = st.ctx->consumer->resume(st.queue->partition()); s.ok())
+            st.paused = false;
+          else
+            log::warn("{}", s.message());
+        }
+        drain(self);
+      },
+      [self](check_atom) { check_stall(self); },
+      [self](stop_atom) {
+        auto& st = self->state;
+        st.stopping = true;
+        st.queue->on_ready({});
+        report_if_drained(self);
+      },
   };
 }
 

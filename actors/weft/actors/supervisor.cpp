@@ -80,7 +80,10 @@ void commit(supervisor_actor* self) {
     log::warn("{}", s.message());
     return;
   }
-  for (auto& [tp, off] : offs) self->state.committed[tp] = off.value();
+  for (auto& [tp, off] : offs) {
+    log::debug("commit {} at {}", to_string(tp), off.value());
+    self->state.committed[tp] = off.value();
+  }
   self->state.ctx->counters.commits.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -91,10 +94,11 @@ void log_progress(supervisor_actor* self) {
   auto processed = st.ctx->counters.processed.load(std::memory_order_relaxed);
   auto secs = std::chrono::duration<double>(now - st.last_progress).count();
   if (processed != st.last_processed)
-    log::info("processed {} records ({:.0f}/s), produced {}, bad {}", processed,
-              (processed - st.last_processed) / secs,
+    log::info("processed {} records ({:.0f}/s), produced {}, bad {}, paused {} times",
+              processed, (processed - st.last_processed) / secs,
               st.ctx->counters.produced.load(std::memory_order_relaxed),
-              st.ctx->counters.bad_records.load(std::memory_order_relaxed));
+              st.ctx->counters.bad_records.load(std::memory_order_relaxed),
+              st.ctx->counters.pauses.load(std::memory_order_relaxed));
   st.last_progress = now;
   st.last_processed = processed;
 }
@@ -122,7 +126,8 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
   }
   for (auto& p : plan.partitions) {
     std::vector<caf::actor> feeds;
-    for (auto t : p.tasks) feeds.push_back(st.tasks[t]);
+    for (auto t : p.tasks)
+      feeds.push_back(st.tasks[t]);
     auto a = spawn_partition_actor(sys, ctx, p.queue, std::move(feeds), me);
     self->monitor(a);
     self->link_to(a);
@@ -143,66 +148,66 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
   });
   self->delayed_send(self, st.interval, tick_atom::value);
   return {
-    [self](tick_atom) {
-      auto& st = self->state;
-      commit(self);
-      for (auto& t : st.tasks) self->send(t, tick_atom::value);
-      log_progress(self);
-      if (!st.stopping) self->delayed_send(self, st.interval, tick_atom::value);
-    },
-    [self](offsets_atom, size_t task, const task_offsets& offs) {
-      record_offsets(self, task, offs);
-    },
-    [self](failed_atom, const std::string& why) {
-      auto& st = self->state;
-      st.failed = true;
-      if (st.on_fatal) st.on_fatal(why);
-      if (st.stopping) answer_stop(self);
-    },
-    [self](stop_atom) -> caf::result<void> {
-      auto& st = self->state;
-      st.stopping = true;
-      st.stop_promise = self->make_response_promise();
-      for (auto& p : st.partitions) self->send(p, stop_atom::value);
-      if (st.failed || st.partitions.empty()) answer_stop(self);
-      return st.stop_promise;
-    },
-    [self](drained_atom, const std::string&, int32_t) {
-      auto& st = self->state;
-      if (++st.drained == st.partitions.size()) answer_stop(self);
-    },
-    [self](final_atom) -> caf::result<partition_offsets> {
-      // Ask every task for what is safe to commit now, then answer with the
-      // offsets per partition.
-      auto rp = self->make_response_promise<partition_offsets>();
-      auto& st = self->state;
-      auto left = std::make_shared<size_t>(st.tasks.size());
-      auto finish = [self, rp]() mutable {
-        rp.deliver(commit_candidates(self));
-      };
-      if (st.tasks.empty()) {
-        finish();
+      [self](tick_atom) {
+        auto& st = self->state;
+        commit(self);
+        for (auto& t : st.tasks)
+          self->send(t, tick_atom::value);
+        log_progress(self);
+        if (!st.stopping) self->delayed_send(self, st.interval, tick_atom::value);
+      },
+      [self](offsets_atom, size_t task, const task_offsets& offs) {
+        record_offsets(self, task, offs);
+      },
+      [self](failed_atom, const std::string& why) {
+        auto& st = self->state;
+        st.failed = true;
+        if (st.on_fatal) st.on_fatal(why);
+        if (st.stopping) answer_stop(self);
+      },
+      [self](stop_atom) -> caf::result<void> {
+        auto& st = self->state;
+        st.stopping = true;
+        st.stop_promise = self->make_response_promise();
+        for (auto& p : st.partitions)
+          self->send(p, stop_atom::value);
+        if (st.failed || st.partitions.empty()) answer_stop(self);
+        return st.stop_promise;
+      },
+      [self](drained_atom, const std::string&, int32_t) {
+        auto& st = self->state;
+        if (++st.drained == st.partitions.size()) answer_stop(self);
+      },
+      [self](final_atom) -> caf::result<partition_offsets> {
+        // Ask every task for what is safe to commit now, then answer with the
+        // offsets per partition.
+        auto rp = self->make_response_promise<partition_offsets>();
+        auto& st = self->state;
+        auto left = std::make_shared<size_t>(st.tasks.size());
+        auto finish = [self, rp]() mutable { rp.deliver(commit_candidates(self)); };
+        if (st.tasks.empty()) {
+          finish();
+          return rp;
+        }
+        for (size_t i = 0; i < st.tasks.size(); ++i)
+          self->request(st.tasks[i], std::chrono::seconds(10), final_atom::value)
+              .then(
+                  [self, i, left, finish](const task_offsets& offs) mutable {
+                    record_offsets(self, i, offs);
+                    if (--*left == 0) finish();
+                  },
+                  [left, finish](caf::error&) mutable {
+                    if (--*left == 0) finish();
+                  });
         return rp;
-      }
-      for (size_t i = 0; i < st.tasks.size(); ++i)
-        self->request(st.tasks[i], std::chrono::seconds(10), final_atom::value)
-          .then(
-            [self, i, left, finish](const task_offsets& offs) mutable {
-              record_offsets(self, i, offs);
-              if (--*left == 0) finish();
-            },
-            [left, finish](caf::error&) mutable {
-              if (--*left == 0) finish();
-            });
-      return rp;
-    },
+      },
   };
 }
 
 } // namespace
 
-caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx, assignment_plan plan,
-                            fatal_handler on_fatal) {
+caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
+                            assignment_plan plan, fatal_handler on_fatal) {
   return sys.spawn(supervisor_behavior, ctx, std::move(plan), std::move(on_fatal));
 }
 

@@ -45,7 +45,7 @@ struct assignment_plan {
 /// Called (from an actor thread) with the reason when a child fails.
 using fatal_handler = std::function<void(const std::string&)>;
 
-caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx, assignment_plan plan,
-                            fatal_handler on_fatal);
+caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
+                            assignment_plan plan, fatal_handler on_fatal);
 
 } // namespace weft::detail

@@ -20,7 +20,7 @@ struct pending_batch {
 
 /// The context a handler writes through; one per task.
 class task_context final : public context {
-public:
+ public:
   node_context* node = nullptr;
   const service_info* service = nullptr;
   record_view current_view;
@@ -101,7 +101,8 @@ using task_actor = caf::stateful_actor<task_state>;
 delivery_tracker& trackers_for(task_state& st, const kafka::message_batch& batch) {
   auto topic = batch.view(0).topic;
   auto i = st.trackers.find(topic);
-  if (i == st.trackers.end()) i = st.trackers.emplace(std::string{topic}, delivery_tracker{}).first;
+  if (i == st.trackers.end())
+    i = st.trackers.emplace(std::string{topic}, delivery_tracker{}).first;
   return i->second;
 }
 
@@ -115,7 +116,7 @@ void fail(task_actor* self, const std::string& what) {
   log::error("task {}[{}] failed: {}", st.service->name, st.partition, what);
   self->send(st.supervisor, failed_atom::value,
              "service '" + st.service->name + "' partition " +
-               std::to_string(st.partition) + ": " + what);
+                 std::to_string(st.partition) + ": " + what);
 }
 
 /// Applies the bad-record policy; returns false if the task must stop.
@@ -124,31 +125,31 @@ bool handle_bad_record(task_actor* self, const record_view& r, const std::string
   auto where = std::string{r.topic} + "[" + std::to_string(r.partition.value()) + "]@" +
                std::to_string(r.offset.value());
   switch (st.service->policy) {
-    case bad_record_policy::fail:
-      fail(self, "bad record " + where + ": " + error +
+  case bad_record_policy::fail:
+    fail(self, "bad record " + where + ": " + error +
                    " (bad.record.policy=fail; use skip or dead_letter to continue)");
-      return false;
-    case bad_record_policy::skip:
-      st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
-      log::warn("service '{}' skipped bad record {}: {}", st.service->name, where, error);
-      return true;
-    case bad_record_policy::dead_letter: {
-      st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
-      record dl;
-      dl.topic = st.service->dead_letter_topic;
-      dl.partition = -1;
-      if (r.key) dl.key = std::string{*r.key};
-      if (r.value) dl.value = std::string{*r.value};
-      dl.timestamp = r.timestamp;
-      dl.headers = r.headers();
-      dl.headers.push_back({"weft.error", error});
-      dl.headers.push_back({"weft.service", st.service->name});
-      dl.headers.push_back({"weft.topic", std::string{r.topic}});
-      dl.headers.push_back({"weft.partition", std::to_string(r.partition.value())});
-      dl.headers.push_back({"weft.offset", std::to_string(r.offset.value())});
-      st.ctx.send(std::move(dl));
-      return true;
-    }
+    return false;
+  case bad_record_policy::skip:
+    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    log::warn("service '{}' skipped bad record {}: {}", st.service->name, where, error);
+    return true;
+  case bad_record_policy::dead_letter: {
+    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    record dl;
+    dl.topic = st.service->dead_letter_topic;
+    dl.partition = -1;
+    if (r.key) dl.key = std::string{*r.key};
+    if (r.value) dl.value = std::string{*r.value};
+    dl.timestamp = r.timestamp;
+    dl.headers = r.headers();
+    dl.headers.push_back({"weft.error", error});
+    dl.headers.push_back({"weft.service", st.service->name});
+    dl.headers.push_back({"weft.topic", std::string{r.topic}});
+    dl.headers.push_back({"weft.partition", std::to_string(r.partition.value())});
+    dl.headers.push_back({"weft.offset", std::to_string(r.offset.value())});
+    st.ctx.send(std::move(dl));
+    return true;
+  }
   }
   return true;
 }
@@ -223,27 +224,28 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
   st.impl = st.service->factory();
   st.impl->init(partition_id{partition});
   return {
-    [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source) {
-      auto& st = self->state;
-      st.queue.push_back({std::move(batch), id, std::move(source)});
-      if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
-    },
-    [self](retry_atom) {
-      self->state.retry_scheduled = false;
-      run(self);
-    },
-    [self](tick_atom) {
-      auto& st = self->state;
-      self->send(st.supervisor, offsets_atom::value, st.task_index, committable(self));
-    },
-    [self](final_atom) -> task_offsets { return committable(self); },
+      [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source) {
+        auto& st = self->state;
+        st.queue.push_back({std::move(batch), id, std::move(source)});
+        if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
+      },
+      [self](retry_atom) {
+        self->state.retry_scheduled = false;
+        run(self);
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        self->send(st.supervisor, offsets_atom::value, st.task_index, committable(self));
+      },
+      [self](final_atom) -> task_offsets { return committable(self); },
   };
 }
 
 } // namespace
 
-caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx, size_t service_index,
-                            int32_t partition, size_t task_index, caf::actor supervisor) {
+caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
+                            size_t service_index, int32_t partition, size_t task_index,
+                            caf::actor supervisor) {
   return sys.spawn(task_behavior, ctx, service_index, partition, task_index,
                    std::move(supervisor));
 }

@@ -19,7 +19,8 @@ namespace weft::detail {
 
 struct node_context;
 
-caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx, size_t service_index,
-                            int32_t partition, size_t task_index, caf::actor supervisor);
+caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
+                            size_t service_index, int32_t partition, size_t task_index,
+                            caf::actor supervisor);
 
 } // namespace weft::detail

@@ -45,7 +45,8 @@ result<int> admin::partition_count(const std::string& topic, int timeout_ms) {
   int n = -1;
   auto terr = RD_KAFKA_RESP_ERR_NO_ERROR;
   for (int i = 0; i < md->topic_cnt; ++i)
-    if (topic == md->topics[i].topic) terr = md->topics[i].err, n = md->topics[i].partition_cnt;
+    if (topic == md->topics[i].topic)
+      terr = md->topics[i].err, n = md->topics[i].partition_cnt;
   rd_kafka_metadata_destroy(md);
   if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || n <= 0)
     return make_error(errc::not_found, "topic '" + topic + "' does not exist");
@@ -65,7 +66,8 @@ status admin::ensure_topics(const std::vector<new_topic>& topics, int timeout_ms
   char err[512];
   std::vector<rd_kafka_NewTopic_t*> nts;
   auto free_all = [&] {
-    for (auto* t : nts) rd_kafka_NewTopic_destroy(t);
+    for (auto* t : nts)
+      rd_kafka_NewTopic_destroy(t);
   };
   for (auto& t : topics) {
     auto* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, t.replication_factor,
@@ -74,7 +76,8 @@ status admin::ensure_topics(const std::vector<new_topic>& topics, int timeout_ms
       free_all();
       return make_error(errc::invalid_argument, "topic '" + t.name + "': " + err);
     }
-    for (auto& [k, v] : t.configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+    for (auto& [k, v] : t.configs)
+      rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
     nts.push_back(nt);
   }
   queue_ptr q{rd_kafka_queue_new(rk_)};
@@ -85,9 +88,9 @@ status admin::ensure_topics(const std::vector<new_topic>& topics, int timeout_ms
   rd_kafka_AdminOptions_destroy(opts);
   free_all();
   event_ptr ev{rd_kafka_queue_poll(q.get(), timeout_ms + 1000)};
-  if (!ev) return make_error(errc::timed_out, "create topics: no answer from the brokers");
-  if (auto e = rd_kafka_event_error(ev.get()))
-    return from_rd(e, "create topics");
+  if (!ev)
+    return make_error(errc::timed_out, "create topics: no answer from the brokers");
+  if (auto e = rd_kafka_event_error(ev.get())) return from_rd(e, "create topics");
   auto* res = rd_kafka_event_CreateTopics_result(ev.get());
   size_t cnt = 0;
   auto** results = rd_kafka_CreateTopics_result_topics(res, &cnt);
@@ -98,7 +101,7 @@ status admin::ensure_topics(const std::vector<new_topic>& topics, int timeout_ms
     if (terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
       const char* s = rd_kafka_topic_result_error_string(results[i]);
       return make_error(errc::kafka, "create topic '" + name + "': " +
-                                       rd_kafka_err2name(terr) + ": " + (s ? s : ""));
+                                         rd_kafka_err2name(terr) + ": " + (s ? s : ""));
     }
     for (auto& t : topics)
       if (t.name == name) {
@@ -107,19 +110,21 @@ status admin::ensure_topics(const std::vector<new_topic>& topics, int timeout_ms
         if (*n != t.partitions)
           return make_error(errc::invalid_config,
                             "topic '" + name + "' exists with " + std::to_string(*n) +
-                              " partitions, but " + std::to_string(t.partitions) +
-                              " are needed");
+                                " partitions, but " + std::to_string(t.partitions) +
+                                " are needed");
       }
   }
   // Metadata propagates asynchronously: wait until every topic is visible so
   // that producers and consumers created next see it.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (auto& t : topics) {
     while (true) {
       auto n = partition_count(t.name, timeout_ms);
       if (n && *n == t.partitions) break;
       if (std::chrono::steady_clock::now() > deadline)
-        return make_error(errc::timed_out, "topic '" + t.name + "' not visible in metadata");
+        return make_error(errc::timed_out,
+                          "topic '" + t.name + "' not visible in metadata");
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
@@ -129,16 +134,19 @@ status admin::ensure_topics(const std::vector<new_topic>& topics, int timeout_ms
 status admin::delete_topics(const std::vector<std::string>& names, int timeout_ms) {
   if (names.empty()) return {};
   std::vector<rd_kafka_DeleteTopic_t*> dts;
-  for (auto& n : names) dts.push_back(rd_kafka_DeleteTopic_new(n.c_str()));
+  for (auto& n : names)
+    dts.push_back(rd_kafka_DeleteTopic_new(n.c_str()));
   queue_ptr q{rd_kafka_queue_new(rk_)};
   char err[512];
   auto* opts = rd_kafka_AdminOptions_new(rk_, RD_KAFKA_ADMIN_OP_DELETETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, err, sizeof err);
   rd_kafka_DeleteTopics(rk_, dts.data(), dts.size(), opts, q.get());
   rd_kafka_AdminOptions_destroy(opts);
-  for (auto* d : dts) rd_kafka_DeleteTopic_destroy(d);
+  for (auto* d : dts)
+    rd_kafka_DeleteTopic_destroy(d);
   event_ptr ev{rd_kafka_queue_poll(q.get(), timeout_ms + 1000)};
-  if (!ev) return make_error(errc::timed_out, "delete topics: no answer from the brokers");
+  if (!ev)
+    return make_error(errc::timed_out, "delete topics: no answer from the brokers");
   if (auto e = rd_kafka_event_error(ev.get())) return from_rd(e, "delete topics");
   auto* res = rd_kafka_event_DeleteTopics_result(ev.get());
   size_t cnt = 0;
@@ -147,7 +155,7 @@ status admin::delete_topics(const std::vector<std::string>& names, int timeout_m
     auto terr = rd_kafka_topic_result_error(results[i]);
     if (terr && terr != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
       return from_rd(terr, std::string{"delete topic '"} +
-                             rd_kafka_topic_result_name(results[i]) + "'");
+                               rd_kafka_topic_result_name(results[i]) + "'");
   }
   return {};
 }

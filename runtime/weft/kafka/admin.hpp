@@ -25,7 +25,7 @@ struct new_topic {
 };
 
 class admin {
-public:
+ public:
   static result<std::unique_ptr<admin>> create(std::map<std::string, std::string> props);
   admin(const admin&) = delete;
   admin& operator=(const admin&) = delete;
@@ -45,7 +45,7 @@ public:
   /// Waits until the brokers answer a metadata request (start-up check).
   status wait_for_brokers(int timeout_ms);
 
-private:
+ private:
   admin() = default;
   rd_kafka_t* rk_ = nullptr;
 };

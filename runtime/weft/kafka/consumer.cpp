@@ -9,7 +9,8 @@ namespace weft::kafka {
 // -- message_batch -------------------------------------------------------------
 
 message_batch::~message_batch() {
-  for (auto* m : msgs_) rd_kafka_message_destroy(m);
+  for (auto* m : msgs_)
+    rd_kafka_message_destroy(m);
 }
 
 record_view message_batch::view(size_t i) const {
@@ -34,8 +35,7 @@ weft::offset message_batch::next_offset() const {
 // -- partition_queue -----------------------------------------------------------
 
 partition_queue::partition_queue(rd_kafka_t* rk, rd_kafka_queue_t* q, topic_partition tp)
-  : rk_(rk), q_(q), tp_(std::move(tp)) {
-}
+  : rk_(rk), q_(q), tp_(std::move(tp)) {}
 
 partition_queue::~partition_queue() {
   rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
@@ -71,7 +71,9 @@ size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
   return kept - before;
 }
 
-size_t partition_queue::size() const { return rd_kafka_queue_length(q_); }
+size_t partition_queue::size() const {
+  return rd_kafka_queue_length(q_);
+}
 
 void partition_queue::trampoline(rd_kafka_t*, void* opaque) {
   (*static_cast<std::function<void()>*>(opaque))();
@@ -94,11 +96,12 @@ void partition_queue::on_ready(std::function<void()> wake) {
 
 // -- consumer ------------------------------------------------------------------
 
-tp_list_ptr make_tp_list(const std::vector<std::pair<topic_partition, weft::offset>>& offs) {
+tp_list_ptr
+make_tp_list(const std::vector<std::pair<topic_partition, weft::offset>>& offs) {
   tp_list_ptr l{rd_kafka_topic_partition_list_new(static_cast<int>(offs.size()))};
   for (auto& [tp, off] : offs)
     rd_kafka_topic_partition_list_add(l.get(), tp.topic.c_str(), tp.partition.value())
-      ->offset = off.value();
+        ->offset = off.value();
   return l;
 }
 
@@ -111,8 +114,8 @@ void consumer::error_cb(rd_kafka_t*, int err, const char* reason, void* opaque) 
     log::warn("{} ({})", st.message(), reason);
 }
 
-result<std::unique_ptr<consumer>> consumer::create(std::map<std::string, std::string> props,
-                                                   error_handler on_error) {
+result<std::unique_ptr<consumer>>
+consumer::create(std::map<std::string, std::string> props, error_handler on_error) {
   if (props.find("group.id") == props.end())
     return make_error(errc::invalid_config, "consumer needs group.id");
   props.emplace("enable.auto.commit", "false");
@@ -142,7 +145,8 @@ consumer::~consumer() {
 
 status consumer::assign(const std::vector<topic_partition>& tps) {
   std::vector<std::pair<topic_partition, weft::offset>> offs;
-  for (auto& tp : tps) offs.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
+  for (auto& tp : tps)
+    offs.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
   auto l = make_tp_list(offs);
   return from_rd(rd_kafka_assign(rk_, l.get()), "assign");
 }
@@ -154,15 +158,17 @@ std::unique_ptr<partition_queue> consumer::take_queue(const topic_partition& tp)
   return std::make_unique<partition_queue>(rk_, q, tp);
 }
 
-status consumer::commit(const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
-                        bool async) {
+status
+consumer::commit(const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
+                 bool async) {
   if (offsets.empty()) return {};
   auto l = make_tp_list(offsets);
   return from_rd(rd_kafka_commit(rk_, l.get(), async ? 1 : 0), "commit offsets");
 }
 
 status consumer::commit_sync(
-  const std::vector<std::pair<topic_partition, weft::offset>>& offsets, int timeout_ms) {
+    const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
+    int timeout_ms) {
   if (offsets.empty()) return {};
   auto l = make_tp_list(offsets);
   auto* q = rd_kafka_queue_new(rk_);
@@ -172,7 +178,7 @@ status consumer::commit_sync(
     auto* ev = rd_kafka_queue_poll(q, timeout_ms);
     if (!ev)
       st = make_error(errc::timed_out, "commit offsets: no answer within " +
-                                         std::to_string(timeout_ms) + " ms");
+                                           std::to_string(timeout_ms) + " ms");
     else {
       st = from_rd(rd_kafka_event_error(ev), "commit offsets");
       rd_kafka_event_destroy(ev);
@@ -198,7 +204,8 @@ void consumer::poll_events(int timeout_ms) {
   if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     auto st = from_rd(m->err, "consumer");
     if (on_error_)
-      on_error_(status{st.code(), st.message() + " (" + rd_kafka_message_errstr(m) + ")"});
+      on_error_(
+          status{st.code(), st.message() + " (" + rd_kafka_message_errstr(m) + ")"});
     else
       log::warn("{}", st.message());
   }
@@ -238,12 +245,14 @@ result<std::pair<int64_t, int64_t>> consumer::watermarks(const topic_partition& 
 result<std::vector<int64_t>> consumer::committed(const std::vector<topic_partition>& tps,
                                                  int timeout_ms) {
   std::vector<std::pair<topic_partition, weft::offset>> offs;
-  for (auto& tp : tps) offs.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
+  for (auto& tp : tps)
+    offs.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
   auto l = make_tp_list(offs);
   if (auto err = rd_kafka_committed(rk_, l.get(), timeout_ms))
     return from_rd(err, "committed offsets");
   std::vector<int64_t> out;
-  for (int i = 0; i < l->cnt; ++i) out.push_back(l->elems[i].offset);
+  for (int i = 0; i < l->cnt; ++i)
+    out.push_back(l->elems[i].offset);
   return out;
 }
 

@@ -30,7 +30,7 @@ namespace weft::kafka {
 /// Consumed messages, owned: destroys each one when the batch dies. Shared
 /// read-only between the tasks one partition feeds, so a record is never copied.
 class message_batch {
-public:
+ public:
   message_batch() = default;
   message_batch(const message_batch&) = delete;
   message_batch& operator=(const message_batch&) = delete;
@@ -44,13 +44,13 @@ public:
   /// Offset of the last message plus one: where to resume after this batch.
   weft::offset next_offset() const;
 
-private:
+ private:
   std::vector<rd_kafka_message_t*> msgs_;
 };
 
 /// The fetch queue of one assigned partition, split off the consumer's queue.
 class partition_queue {
-public:
+ public:
   partition_queue(rd_kafka_t* rk, rd_kafka_queue_t* q, topic_partition tp);
   partition_queue(const partition_queue&) = delete;
   partition_queue& operator=(const partition_queue&) = delete;
@@ -70,7 +70,7 @@ public:
   /// each time the queue goes from empty to non-empty. Pass {} to stop.
   void on_ready(std::function<void()> wake);
 
-private:
+ private:
   static void trampoline(rd_kafka_t*, void* opaque);
   rd_kafka_t* rk_;
   rd_kafka_queue_t* q_;
@@ -80,15 +80,15 @@ private:
 };
 
 class consumer {
-public:
+ public:
   using error_handler = std::function<void(const status&)>;
 
   /// Creates a consumer. `props` are librdkafka properties and must include
   /// group.id. weft sets enable.auto.commit=false (it commits what it has
   /// processed) and auto.offset.reset=earliest unless given. `on_error` gets
   /// client errors (broker down, fatal errors) on the poll_events() thread.
-  static result<std::unique_ptr<consumer>> create(std::map<std::string, std::string> props,
-                                                  error_handler on_error = {});
+  static result<std::unique_ptr<consumer>>
+  create(std::map<std::string, std::string> props, error_handler on_error = {});
   consumer(const consumer&) = delete;
   consumer& operator=(const consumer&) = delete;
   /// Closes (leaving the group without committing) and destroys the handle.
@@ -124,7 +124,8 @@ public:
   result<int> partition_count(const std::string& topic, int timeout_ms);
 
   /// Low and high watermark of a partition (blocking, like partition_count).
-  result<std::pair<int64_t, int64_t>> watermarks(const topic_partition& tp, int timeout_ms);
+  result<std::pair<int64_t, int64_t>> watermarks(const topic_partition& tp,
+                                                 int timeout_ms);
 
   /// The committed offset (next to consume) of each partition, -1001 if none.
   result<std::vector<int64_t>> committed(const std::vector<topic_partition>& tps,
@@ -135,7 +136,7 @@ public:
 
   rd_kafka_t* handle() { return rk_; }
 
-private:
+ private:
   consumer() = default;
   static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque);
   rd_kafka_t* rk_ = nullptr;
@@ -152,6 +153,7 @@ struct tp_list_deleter {
 };
 using tp_list_ptr = std::unique_ptr<rd_kafka_topic_partition_list_t, tp_list_deleter>;
 
-tp_list_ptr make_tp_list(const std::vector<std::pair<topic_partition, weft::offset>>& offs);
+tp_list_ptr
+make_tp_list(const std::vector<std::pair<topic_partition, weft::offset>>& offs);
 
 } // namespace weft::kafka

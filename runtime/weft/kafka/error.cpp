@@ -12,11 +12,12 @@ status from_rd(rd_kafka_resp_err_t err, std::string_view context) {
   msg += ": ";
   msg += rd_kafka_err2str(err);
   auto code = err == RD_KAFKA_RESP_ERR__FENCED ||
-                  err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-                  err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH ||
-                  err == RD_KAFKA_RESP_ERR__FATAL
-                ? errc::kafka_fatal
-                : err == RD_KAFKA_RESP_ERR__TIMED_OUT ? errc::timed_out : errc::kafka;
+                      err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                      err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH ||
+                      err == RD_KAFKA_RESP_ERR__FATAL
+                  ? errc::kafka_fatal
+              : err == RD_KAFKA_RESP_ERR__TIMED_OUT ? errc::timed_out
+                                                    : errc::kafka;
   return {code, std::move(msg)};
 }
 

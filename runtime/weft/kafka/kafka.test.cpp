@@ -29,13 +29,12 @@ struct delivery_count {
   std::atomic<int> failed{0};
 };
 
-std::unique_ptr<kafka::producer> make_producer(const std::string& bootstrap,
-                                               delivery_count& dc,
-                                               std::map<std::string, std::string> extra = {}) {
+std::unique_ptr<kafka::producer>
+make_producer(const std::string& bootstrap, delivery_count& dc,
+              std::map<std::string, std::string> extra = {}) {
   extra["bootstrap.servers"] = bootstrap;
-  auto p = kafka::producer::create(extra, [&dc](void*, const status& st) {
-    (st.ok() ? dc.ok : dc.failed)++;
-  });
+  auto p = kafka::producer::create(
+      extra, [&dc](void*, const status& st) { (st.ok() ? dc.ok : dc.failed)++; });
   REQUIRE(p.ok());
   return std::move(*p);
 }
@@ -156,10 +155,13 @@ TEST_CASE("a paused partition fetches nothing and resumes where the application 
   REQUIRE(drain_until(*q, rest, 40 - during.size()) == 40 - during.size());
   // Whatever was drained, offsets continue exactly after the first ten.
   std::vector<int64_t> offs;
-  for (size_t i = 0; i < during.size(); ++i) offs.push_back(during.view(i).offset.value());
-  for (size_t i = 0; i < rest.size(); ++i) offs.push_back(rest.view(i).offset.value());
+  for (size_t i = 0; i < during.size(); ++i)
+    offs.push_back(during.view(i).offset.value());
+  for (size_t i = 0; i < rest.size(); ++i)
+    offs.push_back(rest.view(i).offset.value());
   REQUIRE(offs.size() == 40);
-  for (size_t i = 0; i < offs.size(); ++i) CHECK(offs[i] == static_cast<int64_t>(10 + i));
+  for (size_t i = 0; i < offs.size(); ++i)
+    CHECK(offs[i] == static_cast<int64_t>(10 + i));
 }
 
 TEST_CASE("committed offsets are where a new consumer of the group starts", "[mock]") {
@@ -192,7 +194,8 @@ TEST_CASE("a producer survives a broker that is down for seconds and loses nothi
   auto mock = start_mock();
   REQUIRE(mock->create_topic("d", 1).ok());
   delivery_count dc;
-  auto p = make_producer(mock->bootstrap_servers(), dc, {{"message.timeout.ms", "60000"}});
+  auto p =
+      make_producer(mock->bootstrap_servers(), dc, {{"message.timeout.ms", "60000"}});
   for (int i = 0; i < 100; ++i)
     REQUIRE(p->send("d", 0, std::string_view{"k"}, std::to_string(i)).ok());
   REQUIRE(p->flush(10000).ok());
@@ -210,7 +213,8 @@ TEST_CASE("a producer survives a broker that is down for seconds and loses nothi
   REQUIRE(c->assign({tp}).ok());
   kafka::message_batch b;
   REQUIRE(drain_until(*q, b, 200) == 200);
-  for (size_t i = 0; i < 200; ++i) CHECK(*b.view(i).value == std::to_string(i));
+  for (size_t i = 0; i < 200; ++i)
+    CHECK(*b.view(i).value == std::to_string(i));
 }
 
 TEST_CASE("a full producer queue is reported as queue_full, not as a failure", "[mock]") {
@@ -221,9 +225,9 @@ TEST_CASE("a full producer queue is reported as queue_full, not as a failure", "
                          {{"queue.buffering.max.messages", "10"}, {"linger.ms", "1000"}});
   status last;
   int sent = 0;
-  for (int i = 0; i < 50 && (last = p->send("q", 0, std::string_view{"k"},
-                                            std::string_view{"v"}))
-                              .ok();
+  for (int i = 0;
+       i < 50 &&
+       (last = p->send("q", 0, std::string_view{"k"}, std::string_view{"v"})).ok();
        ++i)
     ++sent;
   CHECK(sent == 10);

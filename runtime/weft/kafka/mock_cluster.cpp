@@ -34,8 +34,8 @@ std::string mock_cluster::bootstrap_servers() const {
 status mock_cluster::create_topic(const std::string& name, int partitions,
                                   int replication_factor) {
   return from_rd(
-    rd_kafka_mock_topic_create(mc_, name.c_str(), partitions, replication_factor),
-    "mock create topic '" + name + "'");
+      rd_kafka_mock_topic_create(mc_, name.c_str(), partitions, replication_factor),
+      "mock create topic '" + name + "'");
 }
 
 status mock_cluster::broker_down(int32_t id) {

@@ -23,7 +23,7 @@ typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
 namespace weft::kafka {
 
 class mock_cluster {
-public:
+ public:
   /// Starts `brokers` mock brokers (ids 1..brokers) on random local ports.
   static result<std::unique_ptr<mock_cluster>> create(int brokers = 1);
   mock_cluster(const mock_cluster&) = delete;
@@ -33,7 +33,8 @@ public:
   /// The bootstrap.servers string for clients.
   std::string bootstrap_servers() const;
 
-  status create_topic(const std::string& name, int partitions, int replication_factor = 1);
+  status create_topic(const std::string& name, int partitions,
+                      int replication_factor = 1);
 
   /// Takes a broker down (connections refused) or brings it back.
   status broker_down(int32_t broker_id);
@@ -45,7 +46,7 @@ public:
   /// fail with the given errors, one per request, in order, cluster-wide.
   void push_request_errors(int16_t api_key, const std::vector<rd_kafka_resp_err_t>& errs);
 
-private:
+ private:
   mock_cluster() = default;
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_mock_cluster_t* mc_ = nullptr;

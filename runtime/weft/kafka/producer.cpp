@@ -17,9 +17,8 @@ void producer::dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     static const status ok;
     self->on_delivery_(m->_private, ok);
   } else {
-    self->on_delivery_(m->_private,
-                       from_rd(m->err, std::string{"deliver to "} +
-                                         rd_kafka_topic_name(m->rkt)));
+    self->on_delivery_(m->_private, from_rd(m->err, std::string{"deliver to "} +
+                                                        rd_kafka_topic_name(m->rkt)));
   }
 }
 
@@ -41,9 +40,9 @@ void producer::error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaqu
     log::warn("{}", st.message());
 }
 
-result<std::unique_ptr<producer>> producer::create(std::map<std::string, std::string> props,
-                                                   delivery_handler on_delivery,
-                                                   error_handler on_error) {
+result<std::unique_ptr<producer>>
+producer::create(std::map<std::string, std::string> props, delivery_handler on_delivery,
+                 error_handler on_error) {
   props.emplace("enable.idempotence", "true");
   props.emplace("linger.ms", "5");
   auto conf = make_conf(props);
@@ -60,7 +59,8 @@ result<std::unique_ptr<producer>> producer::create(std::map<std::string, std::st
   conf->release();
   auto* raw = p.get();
   p->poller_ = std::thread{[raw] {
-    while (!raw->stop_.load(std::memory_order_relaxed)) rd_kafka_poll(raw->rk_, 50);
+    while (!raw->stop_.load(std::memory_order_relaxed))
+      rd_kafka_poll(raw->rk_, 50);
   }};
   return p;
 }
@@ -106,11 +106,10 @@ status producer::send(std::string_view topic, int32_t partition,
   void* vptr = value ? const_cast<char*>(value->data()) : nullptr;
   size_t vlen = value ? value->size() : 0;
   auto err = rd_kafka_producev(
-    rk_, RD_KAFKA_V_TOPIC(tname), RD_KAFKA_V_PARTITION(partition),
-    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-    RD_KAFKA_V_KEY(kptr, klen), RD_KAFKA_V_VALUE(vptr, vlen),
-    RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque),
-    RD_KAFKA_V_END);
+      rk_, RD_KAFKA_V_TOPIC(tname), RD_KAFKA_V_PARTITION(partition),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(kptr, klen),
+      RD_KAFKA_V_VALUE(vptr, vlen), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(hdrs),
+      RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
   if (hdrs) rd_kafka_headers_destroy(hdrs); // not taken over on failure
   if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -129,7 +128,9 @@ status producer::flush(int timeout_ms) {
   return from_rd(rd_kafka_flush(rk_, timeout_ms), "flush producer");
 }
 
-int producer::outstanding() const { return rd_kafka_outq_len(rk_); }
+int producer::outstanding() const {
+  return rd_kafka_outq_len(rk_);
+}
 
 status producer::init_transactions(int timeout_ms) {
   return from_rd(rd_kafka_init_transactions(rk_, timeout_ms), "init transactions");
@@ -140,8 +141,8 @@ status producer::begin_transaction() {
 }
 
 status producer::send_offsets_to_transaction(
-  const std::vector<std::pair<topic_partition, weft::offset>>& offsets, consumer& source,
-  int timeout_ms) {
+    const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
+    consumer& source, int timeout_ms) {
   auto l = make_tp_list(offsets);
   auto* meta = rd_kafka_consumer_group_metadata(source.handle());
   auto st = from_rd(rd_kafka_send_offsets_to_transaction(rk_, l.get(), meta, timeout_ms),

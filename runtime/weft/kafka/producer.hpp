@@ -36,7 +36,7 @@ namespace weft::kafka {
 class consumer;
 
 class producer {
-public:
+ public:
   /// Called on the producer's delivery thread once per record: ok, or the
   /// error that made librdkafka give up on it (after its own retries).
   using delivery_handler = std::function<void(void* opaque, const status& st)>;
@@ -45,9 +45,9 @@ public:
   /// Creates a producer with enable.idempotence=true (unless the caller sets
   /// it) and starts its delivery thread. With transactional.id in `props` it
   /// is transactional: call init_transactions() before the first send.
-  static result<std::unique_ptr<producer>> create(std::map<std::string, std::string> props,
-                                                  delivery_handler on_delivery = {},
-                                                  error_handler on_error = {});
+  static result<std::unique_ptr<producer>>
+  create(std::map<std::string, std::string> props, delivery_handler on_delivery = {},
+         error_handler on_error = {});
   producer(const producer&) = delete;
   producer& operator=(const producer&) = delete;
   /// Stops the delivery thread and destroys the handle; records still queued
@@ -75,14 +75,14 @@ public:
   status init_transactions(int timeout_ms);
   status begin_transaction();
   status send_offsets_to_transaction(
-    const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
-    consumer& source, int timeout_ms);
+      const std::vector<std::pair<topic_partition, weft::offset>>& offsets,
+      consumer& source, int timeout_ms);
   status commit_transaction(int timeout_ms);
   status abort_transaction(int timeout_ms);
 
   rd_kafka_t* handle() { return rk_; }
 
-private:
+ private:
   producer() = default;
   static void dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
   static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque);

@@ -51,7 +51,7 @@ std::string repartition_topic(std::string_view app, std::string_view name);
 /// and how to emit records. Implemented by the task actor; valid only during
 /// a handler call.
 class context {
-public:
+ public:
   virtual ~context();
 
   /// The record being processed.
@@ -71,7 +71,7 @@ public:
 
 /// An untyped service: a name, inputs, outputs and a record handler.
 class service_base {
-public:
+ public:
   explicit service_base(std::string name) : name_(std::move(name)) {}
   virtual ~service_base();
   service_base(const service_base&) = delete;
@@ -88,15 +88,17 @@ public:
   /// any exception is a bad record: the runtime applies the service's policy.
   virtual void on_record(const record_view& r, context& ctx) = 0;
 
-protected:
+ protected:
   void add_input(std::string topic) { inputs_.push_back({std::move(topic), false}); }
-  void add_internal_input(std::string name) { inputs_.push_back({std::move(name), true}); }
+  void add_internal_input(std::string name) {
+    inputs_.push_back({std::move(name), true});
+  }
   size_t add_output(std::string topic, output_kind kind) {
     outputs_.push_back({std::move(topic), kind});
     return outputs_.size() - 1;
   }
 
-private:
+ private:
   std::string name_;
   std::vector<input_decl> inputs_;
   std::vector<output_decl> outputs_;
@@ -110,7 +112,7 @@ using service_factory = std::function<std::unique_ptr<service_base>()>;
 /// output()/repartition() helpers (see stateless.hpp).
 template <class KeySerde, class ValueSerde>
 class output {
-public:
+ public:
   static_assert(is_serde_v<KeySerde> && is_serde_v<ValueSerde>,
                 "output<K, V>: both parameters must be weft serdes (see serde.hpp)");
   using key_type = typename KeySerde::value_type;
@@ -134,7 +136,7 @@ public:
   }
   size_t index() const { return index_; }
 
-private:
+ private:
   size_t index_ = 0;
 };
 

@@ -8,7 +8,8 @@
 //     weft::output<weft::string_serde, weft::string_serde> out = to<weft::string_serde,
 //                                                                 weft::string_serde>("loud");
 //     shout() : stateless("shout", "words") {}
-//     void process(const std::string& k, const std::string& v, weft::context& ctx) override {
+//     void process(const std::string& k, const std::string& v, weft::context& ctx)
+//     override {
 //       out.emit(ctx, k, upper(v));
 //     }
 //   };
@@ -42,7 +43,7 @@ inline input_ref repartitioned(std::string name) {
 
 template <class KeySerde, class ValueSerde>
 class stateless : public service_base {
-public:
+ public:
   static_assert(is_serde_v<KeySerde> && is_serde_v<ValueSerde>,
                 "stateless<K, V>: both parameters must be weft serdes (see serde.hpp)");
   using key_type = typename KeySerde::value_type;
@@ -53,7 +54,8 @@ public:
   }
   stateless(std::string name, std::vector<input_ref> inputs)
     : service_base(std::move(name)) {
-    for (auto& i : inputs) add(std::move(i));
+    for (auto& i : inputs)
+      add(std::move(i));
   }
 
   /// Handles one decoded record.
@@ -67,7 +69,7 @@ public:
     process(*k, *v, ctx);
   }
 
-protected:
+ protected:
   /// Declares an output topic the user owns.
   template <class KS, class VS>
   output<KS, VS> to(std::string topic) {
@@ -79,7 +81,7 @@ protected:
     return output<KS, VS>{add_output(std::move(name), output_kind::repartition)};
   }
 
-private:
+ private:
   void add(input_ref i) {
     if (i.internal)
       add_internal_input(std::move(i.name));
@@ -92,7 +94,7 @@ namespace detail {
 
 template <class KS, class VS, class Fn>
 class filter_service final : public stateless<KS, VS> {
-public:
+ public:
   filter_service(std::string name, input_ref in, std::string out, Fn fn)
     : stateless<KS, VS>(std::move(name), std::move(in)), fn_(std::move(fn)) {
     out_ = this->template to<KS, VS>(std::move(out));
@@ -102,31 +104,32 @@ public:
     if (fn_(k, v)) out_.emit(ctx, k, v);
   }
 
-private:
+ private:
   Fn fn_;
   output<KS, VS> out_;
 };
 
 template <class KS, class VS, class KS2, class VS2, class Fn>
 class flat_map_service final : public stateless<KS, VS> {
-public:
+ public:
   flat_map_service(std::string name, input_ref in, std::string out, Fn fn, bool one)
     : stateless<KS, VS>(std::move(name), std::move(in)), fn_(std::move(fn)), one_(one) {
     out_ = this->template to<KS2, VS2>(std::move(out));
   }
   void process(const typename KS::value_type& k, const typename VS::value_type& v,
                context& ctx) override {
-    if constexpr (std::is_same_v<decltype(fn_(k, v)),
-                                 std::pair<typename KS2::value_type,
-                                           typename VS2::value_type>>) {
+    if constexpr (std::is_same_v<
+                      decltype(fn_(k, v)),
+                      std::pair<typename KS2::value_type, typename VS2::value_type>>) {
       auto kv = fn_(k, v);
       out_.emit(ctx, kv.first, kv.second);
     } else {
-      for (auto& kv : fn_(k, v)) out_.emit(ctx, kv.first, kv.second);
+      for (auto& kv : fn_(k, v))
+        out_.emit(ctx, kv.first, kv.second);
     }
   }
 
-private:
+ private:
   Fn fn_;
   bool one_;
   output<KS2, VS2> out_;
@@ -134,9 +137,9 @@ private:
 
 template <class KS, class VS>
 class branch_service final : public stateless<KS, VS> {
-public:
-  using predicate = std::function<bool(const typename KS::value_type&,
-                                       const typename VS::value_type&)>;
+ public:
+  using predicate =
+      std::function<bool(const typename KS::value_type&, const typename VS::value_type&)>;
   branch_service(std::string name, input_ref in,
                  std::vector<std::pair<std::string, predicate>> branches)
     : stateless<KS, VS>(std::move(name), std::move(in)) {
@@ -152,13 +155,13 @@ public:
       }
   }
 
-private:
+ private:
   std::vector<std::pair<output<KS, VS>, predicate>> branches_;
 };
 
 template <class KS, class VS, class KS2, class Fn>
 class rekey_service final : public stateless<KS, VS> {
-public:
+ public:
   rekey_service(std::string name, input_ref in, std::string repartition_name, Fn fn)
     : stateless<KS, VS>(std::move(name), std::move(in)), fn_(std::move(fn)) {
     out_ = this->template repartition<KS2, VS>(std::move(repartition_name));
@@ -168,7 +171,7 @@ public:
     out_.emit(ctx, fn_(k, v), v);
   }
 
-private:
+ private:
   Fn fn_;
   output<KS2, VS> out_;
 };
@@ -188,7 +191,7 @@ template <class KS, class VS, class KS2, class VS2, class Fn>
 service_factory map(std::string name, input_ref in, std::string out, Fn fn) {
   return [=] {
     return std::make_unique<detail::flat_map_service<KS, VS, KS2, VS2, Fn>>(name, in, out,
-                                                                           fn, true);
+                                                                            fn, true);
   };
 }
 
@@ -197,16 +200,17 @@ template <class KS, class VS, class KS2, class VS2, class Fn>
 service_factory flat_map(std::string name, input_ref in, std::string out, Fn fn) {
   return [=] {
     return std::make_unique<detail::flat_map_service<KS, VS, KS2, VS2, Fn>>(name, in, out,
-                                                                           fn, false);
+                                                                            fn, false);
   };
 }
 
 /// Sends each record to the first branch whose predicate holds (others drop it).
 template <class KS, class VS>
-service_factory branch(
-  std::string name, input_ref in,
-  std::vector<std::pair<std::string, typename detail::branch_service<KS, VS>::predicate>>
-    branches) {
+service_factory
+branch(std::string name, input_ref in,
+       std::vector<
+           std::pair<std::string, typename detail::branch_service<KS, VS>::predicate>>
+           branches) {
   return [=] {
     return std::make_unique<detail::branch_service<KS, VS>>(name, in, branches);
   };
@@ -216,7 +220,8 @@ service_factory branch(
 /// `repartition_name`, so that a downstream service reading
 /// repartitioned(repartition_name) sees all records of a new key in one task.
 template <class KS, class VS, class KS2, class Fn>
-service_factory rekey(std::string name, input_ref in, std::string repartition_name, Fn fn) {
+service_factory rekey(std::string name, input_ref in, std::string repartition_name,
+                      Fn fn) {
   return [=] {
     return std::make_unique<detail::rekey_service<KS, VS, KS2, Fn>>(name, in,
                                                                     repartition_name, fn);
