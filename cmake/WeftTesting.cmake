@@ -15,10 +15,10 @@ function(weft_add_unit_tests name)
   # One variable only: catch_discover_tests splits property lists on ';'.
   set(_env "WEFT_TEST_BOOTSTRAP=127.0.0.1:${WEFT_TEST_BROKER_PORT}")
   catch_discover_tests(${name}
-    TEST_SPEC "~[broker]"
+    TEST_SPEC "~[broker]~[.]"
     PROPERTIES TIMEOUT 180 LABELS "unit")
   catch_discover_tests(${name}
-    TEST_SPEC "[broker]~[slow]"
+    TEST_SPEC "[broker]~[slow]~[.]"
     TEST_PREFIX "broker: "
     PROPERTIES TIMEOUT 600 LABELS "broker" FIXTURES_REQUIRED kafka_broker
                ENVIRONMENT "${_env}" RESOURCE_LOCK kafka_broker_load)

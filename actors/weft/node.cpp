@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -17,11 +18,14 @@
 #include <thread>
 
 #include "weft/actors/delivery_tracker.hpp"
+#include "weft/actors/global_table.hpp"
+#include "weft/actors/restorer.hpp"
 #include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
 #include "weft/actors/supervisor.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/log.hpp"
+#include "weft/services/partitioner.hpp"
 
 namespace weft {
 
@@ -51,6 +55,13 @@ struct node::impl {
 
   status resolve_services(kafka::admin& admin, int timeout_ms,
                           std::vector<kafka::new_topic>& to_create);
+  struct global_decl {
+    std::string topic;
+    std::string store;
+  };
+  std::vector<global_decl> global_tables;
+  std::vector<std::unique_ptr<detail::global_table>> global_readers;
+  std::unique_ptr<detail::restorer> restorer;
   status shutdown();
 };
 
@@ -107,6 +118,75 @@ node_metrics node::metrics() const {
   return m;
 }
 
+namespace {
+
+status shard_error(const std::string& store, state::shard* sh, int parts) {
+  if (parts == 0)
+    return make_error(errc::not_found, "no state store named '" + store + "' on this node");
+  if (!sh)
+    return make_error(errc::not_found,
+                      "store '" + store + "': this node does not hold that partition");
+  return make_error(errc::state_not_ready,
+                    "store '" + store + "' partition " + std::to_string(sh->partition()) +
+                      " is restoring; retry shortly");
+}
+
+} // namespace
+
+result<std::optional<std::string>> node::get(std::string_view store_name,
+                                             std::string_view key) const {
+  std::string store{store_name};
+  auto g = impl_->ctx.global_stores.find(store_name);
+  if (g != impl_->ctx.global_stores.end()) return g->second->get(key);
+  int parts = impl_->ctx.shards.partitions(store);
+  if (parts == 0) return shard_error(store, nullptr, 0);
+  auto p = partition_for(key, parts);
+  return impl_->ctx.shards.with(
+    store, p, [&](state::shard* sh, int n) -> result<std::optional<std::string>> {
+      if (!sh || !sh->ready()) return shard_error(store, sh, n);
+      auto* kv = sh->kv(store);
+      if (!kv) return make_error(errc::invalid_argument, "store '" + store + "' is not a key-value store");
+      return kv->get(key);
+    });
+}
+
+status node::range(std::string_view store_name, std::string_view from, std::string_view to,
+                   const state::visitor& fn) const {
+  std::string store{store_name};
+  auto g = impl_->ctx.global_stores.find(store_name);
+  if (g != impl_->ctx.global_stores.end()) return g->second->range(from, to, fn);
+  int parts = impl_->ctx.shards.partitions(store);
+  if (parts == 0) return shard_error(store, nullptr, 0);
+  for (int32_t p = 0; p < parts; ++p) {
+    auto st = impl_->ctx.shards.with(store, p, [&](state::shard* sh, int n) -> status {
+      if (!sh) return {}; // not held here
+      if (!sh->ready()) return shard_error(store, sh, n);
+      auto* kv = sh->kv(store);
+      if (!kv) return make_error(errc::invalid_argument, "store '" + store + "' is not a key-value store");
+      return kv->range(from, to, fn);
+    });
+    if (!st) return st;
+  }
+  return {};
+}
+
+status node::fetch(std::string_view store_name, std::string_view key, timestamp_ms from,
+                   timestamp_ms to,
+                   const std::function<bool(timestamp_ms, std::string_view)>& fn) const {
+  std::string store{store_name};
+  int parts = impl_->ctx.shards.partitions(store);
+  if (parts == 0) return shard_error(store, nullptr, 0);
+  return impl_->ctx.shards.with(store, partition_for(key, parts),
+                                [&](state::shard* sh, int n) -> status {
+                                  if (!sh || !sh->ready()) return shard_error(store, sh, n);
+                                  auto* w = sh->window(store);
+                                  if (!w)
+                                    return make_error(errc::invalid_argument,
+                                                      "store '" + store + "' is not a window store");
+                                  return w->fetch(key, from, to, fn);
+                                });
+}
+
 status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
                                     std::vector<kafka::new_topic>& to_create) {
   auto& app = ctx.application_id;
@@ -154,6 +234,27 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
   auto topic_of = [&](const input_decl& in) {
     return in.internal ? repartition_topic(app, in.name) : in.name;
   };
+  auto lookup = [&](const std::string& service, const std::string& topic,
+                    const char* what) -> status {
+    if (partitions.count(topic)) return {};
+    auto n = admin.partition_count(topic, timeout_ms);
+    if (!n) {
+      if (n.error().code() == errc::not_found)
+        return make_error(errc::invalid_config,
+                          "service '" + service + "': " + what + " '" + topic +
+                            "' does not exist; create it (e.g. kafka-topics.sh --create "
+                            "--topic " +
+                            topic + " --partitions 6) or fix the topic name");
+      return n.error();
+    }
+    partitions[topic] = *n;
+    return {};
+  };
+  for (auto& p : protos)
+    for (auto& t : p->tables())
+      if (auto st = lookup(p->name(), t.topic, t.global ? "global table topic" : "table topic");
+          !st)
+        return st;
   for (auto& p : protos)
     for (auto& in : p->inputs()) {
       if (in.internal) {
@@ -164,20 +265,21 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
                                 in.name + "\")");
         continue;
       }
-      if (partitions.count(in.name)) continue;
-      auto n = admin.partition_count(in.name, timeout_ms);
-      if (!n) {
-        if (n.error().code() == errc::not_found)
-          return make_error(
-              errc::invalid_config,
-              "service '" + p->name() + "': input topic '" + in.name +
-                  "' does not exist; create it (e.g. kafka-topics.sh --create "
-                  "--topic " +
-                  in.name + " --partitions 6) or fix the topic name");
-        return n.error();
-      }
-      partitions[in.name] = *n;
+      if (auto st = lookup(p->name(), in.name, "input topic"); !st) return st;
     }
+  // A repartition read by a service that also reads user topics or tables is
+  // created co-partitioned with them; otherwise like its writer's inputs.
+  std::map<std::string, int> copartitioned;
+  for (auto& p : protos) {
+    int external = 0;
+    for (auto& in : p->inputs())
+      if (!in.internal) external = partitions[in.name];
+    for (auto& t : p->tables())
+      if (!t.global) external = partitions[t.topic];
+    if (external > 0)
+      for (auto& in : p->inputs())
+        if (in.internal) copartitioned[in.name] = external;
+  }
   for (size_t round = 0; round <= protos.size(); ++round)
     for (auto& [name, w] : writer) {
       int n = 0;
@@ -185,6 +287,7 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
         auto i = partitions.find(topic_of(in));
         if (i != partitions.end()) n = std::max(n, i->second);
       }
+      if (copartitioned.count(name)) n = copartitioned[name];
       if (n > 0) partitions[repartition_topic(app, name)] = n;
     }
   for (auto& [name, w] : writer)
@@ -205,6 +308,47 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
       info.input_topics.push_back(topic_of(in));
       max_parts = std::max(max_parts, partitions[topic_of(in)]);
     }
+    for (auto& t : p->tables()) {
+      if (t.global) {
+        global_tables.push_back({t.topic, t.store});
+        continue;
+      }
+      info.input_topics.push_back(t.topic);
+      info.table_stores[t.topic] = t.store;
+      max_parts = std::max(max_parts, partitions[t.topic]);
+    }
+    info.partitions = max_parts;
+    // State is sharded by partition: every input of a stateful service must
+    // have the same partition count, or one key's records would reach
+    // different tasks.
+    if (!p->stores().empty() || !info.table_stores.empty())
+      for (auto& a : info.input_topics)
+        for (auto& b : info.input_topics)
+          if (partitions[a] != partitions[b])
+            return make_error(
+              errc::invalid_config,
+              "service '" + p->name() + "' is not co-partitioned: topic '" + a + "' has " +
+                std::to_string(partitions[a]) + " partitions but topic '" + b + "' has " +
+                std::to_string(partitions[b]) +
+                " partitions; give them the same partition count, or re-key one side through a "
+                "repartition topic (weft::rekey / repartitioned())");
+    for (auto& d : p->stores()) {
+      state::store_spec spec;
+      spec.name = d.name;
+      spec.type = d.type == store_decl::kind::kv       ? state::store_spec::kind::kv
+                  : d.type == store_decl::kind::window ? state::store_spec::kind::window
+                                                       : state::store_spec::kind::session;
+      spec.retention_ms = d.retention_ms;
+      info.stores.push_back(spec);
+      std::map<std::string, std::string> topic_cfg{{"cleanup.policy", "compact"}};
+      if (spec.type != state::store_spec::kind::kv) {
+        // Windows expire: let Kafka delete what the store has dropped, a day late.
+        topic_cfg["cleanup.policy"] = "compact,delete";
+        topic_cfg["retention.ms"] = std::to_string(d.retention_ms + 86400000);
+      }
+      to_create.push_back({state::changelog_topic(app, d.name), max_parts, rf, topic_cfg});
+    }
+    info.punctuate_ms = p->punctuate_interval_ms();
     for (auto& o : p->outputs()) {
       if (o.kind == output_kind::repartition) {
         info.output_topics.push_back(repartition_topic(app, o.name));
@@ -268,14 +412,12 @@ status node::start() {
   pprops.emplace("partitioner", "murmur2_random");
   auto producer = kafka::producer::create(
       std::move(pprops),
-      [](void* opaque, const status& st) {
-        if (!opaque) return;
-        auto* slot = static_cast<detail::delivery_slot*>(opaque);
+      [](void* opaque, const status& st, int64_t offset) {
         if (st.ok()) {
-          slot->release(nullptr);
+          detail::on_delivered(opaque, nullptr, offset);
         } else {
           auto m = st.message();
-          slot->release(&m);
+          detail::on_delivered(opaque, &m, -1);
         }
       },
       [self](const status& st) {
@@ -299,6 +441,32 @@ status node::start() {
   });
   if (!consumer) return consumer.error();
   impl_->ctx.consumer = std::move(*consumer);
+
+  // State: one store factory (shared RocksDB cache) and one restore thread.
+  impl_->ctx.state_dir = cfg.get_string("state.dir");
+  impl_->ctx.stores =
+    state::make_rocksdb_factory(static_cast<size_t>(cfg.get_int("statestore.cache.max.bytes")),
+                                static_cast<size_t>(cfg.get_int("rocksdb.write.buffer.max.bytes")));
+  auto rprops = cfg.kafka_properties(client_kind::consumer);
+  rprops["group.id"] = impl_->ctx.application_id + "-restore";
+  impl_->restorer = std::make_unique<detail::restorer>(std::move(rprops), 10000, timeout);
+  impl_->ctx.restorer = impl_->restorer.get();
+  for (auto& g : impl_->global_tables) {
+    auto dir = impl_->ctx.state_dir + "/" + impl_->ctx.application_id + "/global/" + g.store;
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return make_error(errc::io, "cannot create '" + dir + "': " + ec.message());
+    state::store_spec spec{g.store, state::store_spec::kind::kv, 0, false};
+    auto store = impl_->ctx.stores->kv(dir, spec, nullptr);
+    if (!store) return store.error();
+    auto* raw = store->get();
+    impl_->ctx.global_stores[g.store] = std::move(*store);
+    auto reader = std::make_unique<detail::global_table>(g.topic, raw);
+    auto gprops = cfg.kafka_properties(client_kind::consumer);
+    if (auto s = reader->start(std::move(gprops), timeout); !s) return s;
+    impl_->global_readers.push_back(std::move(reader));
+  }
 
   // Single node: this node owns every partition of every input (the same
   // plan the cluster leader will compute for a one-member cluster).
@@ -382,11 +550,15 @@ status node::impl::shutdown() {
                  [&](caf::error& e) {
                    log::warn("drain did not finish: {}", sys->render(e));
                  });
-    // 2. Wait until Kafka acknowledged what the handled records produced.
+    // 2. Flush the stores' caches into their changelogs.
+    self->request(supervisor, left(), detail::final_atom::value, true)
+      .receive([](const detail::partition_offsets&) {},
+               [&](caf::error& e) { log::warn("flushing state: {}", sys->render(e)); });
+    // 3. Wait until Kafka acknowledged everything produced so far.
     if (auto s = ctx.producer->flush(static_cast<int>(left().count())); !s)
       log::warn("{}", s.message());
-    // 3. Commit what is now safe, synchronously.
-    self->request(supervisor, left(), detail::final_atom::value)
+    // 4. Commit what is now safe, synchronously.
+    self->request(supervisor, left(), detail::final_atom::value, false)
         .receive(
             [&](const detail::partition_offsets& offs) {
               if (auto s =
@@ -399,8 +571,10 @@ status node::impl::shutdown() {
               }
             },
             [&](caf::error& e) { log::warn("final offsets: {}", sys->render(e)); });
-    // 4. No delivery callback may touch task state after this point.
+    // 5. No delivery callback may touch task state after this point, and the
+    // restore thread lets go of the shards.
     ctx.producer->stop_polling();
+    restorer.reset();
     self->send_exit(supervisor, caf::exit_reason::user_shutdown);
   }
   supervisor = nullptr;
@@ -409,6 +583,8 @@ status node::impl::shutdown() {
   if (poller.joinable()) poller.join();
   ctx.producer.reset();
   sys.reset();
+  global_readers.clear();
+  ctx.global_stores.clear();
   if (auto s = ctx.consumer->close(); !s) log::warn("{}", s.message());
   ctx.consumer.reset();
   {
@@ -440,14 +616,28 @@ status node::wait() {
   return s;
 }
 
-int node::run() {
+namespace {
+
+sigset_t stop_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
-  // Block before any thread exists so every thread inherits the mask and only
-  // the watcher below receives the signals.
+  return signals;
+}
+
+} // namespace
+
+void block_stop_signals() {
+  auto signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+int node::run() {
+  // Block before the node's threads exist so every thread inherits the mask
+  // and only the watcher below receives the signals.
+  block_stop_signals();
+  auto signals = stop_signals();
   if (auto s = start(); !s) {
     log::error("{}", s.message());
     return 1;

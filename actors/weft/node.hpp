@@ -69,6 +69,39 @@ class node {
 
   node_metrics metrics() const;
 
+  /// Interactive queries over this node's state stores, callable from any
+  /// thread while the node runs. Keys and values are serialized bytes (use
+  /// the typed overload for serdes). A key is looked up in the shard of the
+  /// partition Kafka's partitioner gives it. Errors: errc::not_found for a
+  /// store no service of this node declared, errc::state_not_ready while the
+  /// shard restores. Global tables are queried by their store name too.
+  result<std::optional<std::string>> get(std::string_view store, std::string_view key) const;
+
+  template <class KS, class VS>
+  result<std::optional<typename VS::value_type>> get(std::string_view store,
+                                                     const typename KS::value_type& key) const {
+    auto k = encode<KS>(key);
+    auto raw = get(store, k ? std::string_view{*k} : std::string_view{});
+    if (!raw) return raw.error();
+    if (!*raw) return std::optional<typename VS::value_type>{};
+    auto v = VS::deserialize(**raw);
+    if (!v) return v.error();
+    return std::optional<typename VS::value_type>{std::move(*v)};
+  }
+
+  /// Visits the entries with keys in [from, to) (empty `to`: to the end) of
+  /// every local shard of a kv store, shard by shard (ordered within one).
+  status range(std::string_view store, std::string_view from, std::string_view to,
+               const state::visitor& fn) const;
+  status all(std::string_view store, const state::visitor& fn) const {
+    return range(store, {}, {}, fn);
+  }
+
+  /// Visits the windows of `key` in a window store with start in [from, to].
+  status fetch(std::string_view store, std::string_view key, timestamp_ms from,
+               timestamp_ms to,
+               const std::function<bool(timestamp_ms start, std::string_view value)>& fn) const;
+
   /// The effective configuration.
   const config& cfg() const;
 
@@ -76,6 +109,13 @@ class node {
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// Blocks SIGINT and SIGTERM in the calling thread, so that threads created
+/// afterwards inherit the mask and node::run()'s watcher is the only thread
+/// that receives them. run() does this itself; call it first thing in main()
+/// when the program starts threads of its own (an HTTP server, say) before
+/// run(), or a stop signal may land in one of them and kill the process.
+void block_stop_signals();
 
 /// Parses the command line into a config (printing --help or the config
 /// error), builds a node, lets `setup` add services, and runs it.

@@ -62,6 +62,14 @@ std::vector<config_key> make_keys() {
                "Replication factor of the internal topics weft creates.", false, 1, 32});
   k.push_back(
       {"state.dir", kind::string, ".weft/state", "Folder for this node's local state."});
+  k.push_back({"statestore.cache.max.bytes", kind::integer, "67108864",
+               "RocksDB block cache shared by every state store of the node "
+               "(bytes); with the write buffer below it bounds state memory.",
+               false, 1048576, INT64_MAX});
+  k.push_back({"rocksdb.write.buffer.max.bytes", kind::integer, "33554432",
+               "Memtable budget shared by every state store of the node (bytes), "
+               "charged to the block cache.",
+               false, 1048576, INT64_MAX});
   k.push_back({"node.id", kind::string, "",
                "This node's id in the cluster; empty means <hostname>-<pid>."});
   k.push_back({"shutdown.timeout.ms", kind::integer, "30000",

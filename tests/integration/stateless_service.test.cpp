@@ -209,10 +209,11 @@ TEST_CASE("a missing input topic fails start-up naming the service and the topic
   auto out = test::unique_name("exists");
   test::create_topics({out}, 1);
   node n{test_config(test::unique_name("missing"))};
-  n.add<tag_mapper>("no-such-topic-here", out);
+  auto missing = test::unique_name("no-such-topic");
+  n.add<tag_mapper>(missing, out);
   auto st = n.start();
   REQUIRE_FALSE(st.ok());
   CHECK(st.code() == errc::invalid_config);
   CHECK_THAT(st.message(), Catch::Contains("service 'tagger'") &&
-                               Catch::Contains("input topic 'no-such-topic-here'"));
+                               Catch::Contains("input topic '" + missing + "'"));
 }

@@ -64,7 +64,7 @@ void produce(const std::string& topic, size_t count,
                                     {"linger.ms", "20"},
                                     {"batch.num.messages", "10000"},
                                     {"queue.buffering.max.messages", "500000"}},
-                                   [&](void*, const status& st) {
+                                   [&](void*, const status& st, int64_t) {
                                      if (!st.ok()) ++failed;
                                    });
   REQUIRE(p.ok());

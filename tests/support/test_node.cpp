@@ -7,12 +7,14 @@
 #include <weft/services/stateless.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 namespace {
@@ -49,9 +51,52 @@ struct doubler : weft::stateless<str, weft::json_serde<payload>> {
   }
 };
 
+/// Counts records per key in the kv store "counts" and emits every new count
+/// (a KTable's changelog stream), so the latest output per key is its count.
+struct counter : weft::service_base {
+  weft::output<str, weft::int64_serde> out;
+  counter(std::string in, std::string out_topic) : service_base("counter") {
+    add_input(in);
+    add_store({"counts", weft::store_decl::kind::kv});
+    out = weft::output<str, weft::int64_serde>{add_output(out_topic, weft::output_kind::external)};
+  }
+  void on_record(const weft::record_view& r, weft::context& ctx) override {
+    auto key = weft::decode<str>(r.key);
+    if (!key) throw weft::weft_error{key.error()};
+    auto& store = ctx.kv_store("counts");
+    auto old = store.get(*key);
+    if (!old) throw weft::weft_error{old.error()};
+    int64_t n = 1;
+    if (*old) n += *weft::int64_serde::deserialize(**old);
+    if (auto st = store.put(*key, weft::int64_serde::serialize(n)); !st)
+      throw weft::weft_error{st};
+    out.emit(ctx, *key, n);
+  }
+};
+
+/// Enriches each record with its key's entry in a global table: the output
+/// value is "<value>|<table value>" or "<value>|MISSING".
+struct enricher : weft::service_base {
+  weft::output<str, str> out;
+  enricher(std::string in, std::string table, std::string out_topic)
+    : service_base("enricher") {
+    add_input(in);
+    add_global_table(table, "customers");
+    out = weft::output<str, str>{add_output(out_topic, weft::output_kind::external)};
+  }
+  void on_record(const weft::record_view& r, weft::context& ctx) override {
+    auto hit = ctx.global_store("customers").get(*r.key);
+    std::string v{r.value ? *r.value : ""};
+    v += "|";
+    v += hit.ok() && *hit ? **hit : std::string{"MISSING"};
+    out.emit(ctx, std::string{*r.key}, v);
+  }
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
+  weft::block_stop_signals(); // before the HTTP thread exists
   std::map<std::string, std::string> test;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
@@ -67,10 +112,59 @@ int main(int argc, char** argv) {
   auto in = test["in"], out = test["out"];
   auto delay = std::chrono::microseconds(
       test.count("delay.us") ? std::stoll(test["delay.us"]) : 0);
-  return weft::run_main(static_cast<int>(rest.size()), rest.data(), [&](weft::node& n) {
-    if (service == "json")
-      n.add<doubler>(in, out);
-    else
-      n.add<mapper>(in, out, service == "slow" ? delay : std::chrono::microseconds{0});
-  });
+  auto cfg = weft::config::load(static_cast<int>(rest.size()), rest.data());
+  if (!cfg) {
+    std::fprintf(stderr, "%s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  weft::node n{*cfg};
+  if (service == "json")
+    n.add<doubler>(in, out);
+  else if (service == "count")
+    n.add<counter>(in, out);
+  else if (service == "enrich")
+    n.add<enricher>(in, test["table"], out);
+  else
+    n.add<mapper>(in, out, service == "slow" ? delay : std::chrono::microseconds{0});
+  // --test.http.port=N: serve GET /counts with every entry of the "counts"
+  // store as key<TAB>count lines, through the node's query API (503 while a
+  // shard restores).
+  httplib::Server http;
+  std::thread http_thread;
+  if (test.count("http.port")) {
+    http.Get("/counts", [&n](const httplib::Request&, httplib::Response& res) {
+      std::string body;
+      auto st = n.all("counts", [&](std::string_view k, std::string_view v) {
+        body.append(k).append("\t");
+        body += std::to_string(*weft::int64_serde::deserialize(v));
+        body += "\n";
+        return true;
+      });
+      if (!st) {
+        res.status = st.code() == weft::errc::state_not_ready ? 503 : 404;
+        res.set_content(st.message(), "text/plain");
+        return;
+      }
+      res.set_content(body, "text/plain");
+    });
+    http.Get("/global", [&n](const httplib::Request& req, httplib::Response& res) {
+      auto v = n.get("customers", req.get_param_value("key"));
+      if (!v) {
+        res.status = 503;
+        res.set_content(v.error().message(), "text/plain");
+      } else if (!*v) {
+        res.status = 404;
+      } else {
+        res.set_content(**v, "text/plain");
+      }
+    });
+    auto port = std::stoi(test["http.port"]);
+    http_thread = std::thread{[&http, port] { http.listen("127.0.0.1", port); }};
+  }
+  auto code = n.run();
+  if (http_thread.joinable()) {
+    http.stop();
+    http_thread.join();
+  }
+  return code;
 }

@@ -1,30 +1,49 @@
 #pragma once
 // At-least-once bookkeeping of one task: which input offsets may be committed
-// because every record they caused has been acknowledged by Kafka.
+// because every effect of the records before them is durable in Kafka.
 //
-// The task opens a slot per input batch; each record produced while the
-// batch is handled holds the slot (acquire), and the producer's delivery
-// thread releases it. A slot is complete when the batch is done and every
-// delivery came back. committable() walks complete slots from the oldest and
-// returns the next offset to consume after the newest of them: an offset is
-// never committed while an earlier record's outputs are still in flight.
+// The task opens a slot per input batch; each record produced while the batch
+// is handled (outputs, dead letters, changelog records of uncached stores)
+// holds the slot (acquire), and the producer's delivery thread releases it.
+// State kept in a write-back cache is not in Kafka until the stores flush, so
+// a task with caching stores also opens a *flush* slot at each commit
+// interval, holding the changelog records the flush produced. A batch's
+// offset becomes committable only when its slot and every slot before it are
+// complete and, for a task with stores, a flush slot after it completed too.
 //
-// Threads: open/close/committable on the task's actor only; release() on the
-// producer's delivery thread (it touches nothing but the slot's atomics).
+// Threads: open/close/committable on the task's actor only; the delivery
+// thread only touches a slot's atomics through delivery_ref.
 
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace weft::detail {
+
+struct delivery_slot;
+
+/// What a produced record's opaque pointer points to.
+struct delivery_ref {
+  delivery_slot* slot = nullptr;
+  /// For changelog records: the highest delivered offset of that changelog
+  /// partition (the store's next checkpoint), else null.
+  std::atomic<int64_t>* max_offset = nullptr;
+};
 
 struct delivery_slot {
   std::atomic<int32_t> outstanding{1}; ///< 1 for the open batch + one per record
   std::atomic<bool> failed{false};
+  std::string topic;        ///< input topic of the batch; empty otherwise
+  bool barrier = false;     ///< a flush slot: caches were emptied into it
   int64_t next_offset = -1; ///< set when the batch is closed
   std::string error;        ///< first delivery error (set before failed=true)
+  delivery_ref ref{this, nullptr};
+  /// Refs for changelog records (stable addresses), one per store flushed.
+  std::deque<delivery_ref> changelog_refs;
 
   void acquire() { outstanding.fetch_add(1, std::memory_order_relaxed); }
   /// Called from the delivery thread. `err` is empty on success.
@@ -37,25 +56,57 @@ struct delivery_slot {
   }
 };
 
+/// Called by the producer's delivery thread with a record's opaque pointer.
+inline void on_delivered(void* opaque, const std::string* err, int64_t offset) {
+  auto* ref = static_cast<delivery_ref*>(opaque);
+  if (!ref) return;
+  if (ref->max_offset && !err) {
+    auto cur = ref->max_offset->load(std::memory_order_relaxed);
+    while (offset > cur &&
+           !ref->max_offset->compare_exchange_weak(cur, offset, std::memory_order_relaxed))
+      ;
+  }
+  ref->slot->release(err);
+}
+
 class delivery_tracker {
- public:
-  /// Starts the slot for a new batch; records produced now should acquire it.
-  delivery_slot* open() {
+public:
+  /// `barriers`: the task has caching stores; offsets wait for a flush slot.
+  explicit delivery_tracker(bool barriers = false) : barriers_(barriers) {}
+
+  /// Starts the slot for a new batch of `topic`.
+  delivery_slot* open(const std::string& topic) {
+    slots_.push_back(std::make_unique<delivery_slot>());
+    slots_.back()->topic = topic;
+    return slots_.back().get();
+  }
+
+  /// Starts a flush slot (topic empty): holds the changelog records of a
+  /// store flush; completing it makes earlier batches committable.
+  delivery_slot* open_flush() {
+    slots_.push_back(std::make_unique<delivery_slot>());
+    slots_.back()->barrier = true;
+    return slots_.back().get();
+  }
+
+  /// Starts a slot for records produced outside any batch (punctuation).
+  delivery_slot* open_other() {
     slots_.push_back(std::make_unique<delivery_slot>());
     return slots_.back().get();
   }
 
-  /// The batch of `slot` is fully handled; its inputs end before next_offset.
-  void close(delivery_slot* slot, int64_t next_offset) {
+  /// The batch (or flush) of `slot` is fully handed over; a batch's inputs end
+  /// before next_offset.
+  void close(delivery_slot* slot, int64_t next_offset = -1) {
     slot->next_offset = next_offset;
     slot->outstanding.fetch_sub(1, std::memory_order_acq_rel);
   }
 
-  /// The next offset to consume that is safe to commit, or -1 if nothing new.
-  /// Sets `error` when a delivery failed (the node must stop: that record's
-  /// input is never committed, so a restart processes it again).
-  int64_t committable(std::string* error) {
-    int64_t out = -1;
+  /// Next offsets to consume, per input topic, that are safe to commit now
+  /// and newer than the last answer. Sets `error` when a delivery failed (the
+  /// node must stop: that record's input is never committed).
+  std::map<std::string, int64_t> committable(std::string* error) {
+    std::map<std::string, int64_t> out;
     while (!slots_.empty()) {
       auto& s = *slots_.front();
       if (s.failed.load(std::memory_order_acquire)) {
@@ -63,17 +114,34 @@ class delivery_tracker {
         break;
       }
       if (s.outstanding.load(std::memory_order_acquire) != 0) break;
-      out = s.next_offset;
+      if (s.barrier) {
+        for (auto& [t, o] : pending_) out[t] = o;
+        pending_.clear();
+        flushed_ = true;
+      } else if (s.topic.empty()) {
+        // punctuation output: nothing to commit
+      } else if (barriers_) {
+        pending_[s.topic] = s.next_offset;
+      } else {
+        out[s.topic] = s.next_offset;
+      }
       slots_.pop_front();
     }
     return out;
   }
 
-  /// Records still waiting for Kafka's acknowledgement (approximately).
   bool idle() const { return slots_.empty(); }
 
- private:
+  /// Whether a flush slot completed since the last call (checkpoints may be
+  /// written: everything they cover is in Kafka).
+  bool take_flushed() { return std::exchange(flushed_, false); }
+
+private:
+  bool barriers_;
   std::deque<std::unique_ptr<delivery_slot>> slots_;
+  /// Complete batches waiting for the next complete flush slot.
+  std::map<std::string, int64_t> pending_;
+  bool flushed_ = false;
 };
 
 } // namespace weft::detail

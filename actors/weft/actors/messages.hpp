@@ -32,6 +32,7 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;       // stop fetching
 using drained_atom = caf::atom_constant<caf::atom("drained")>; // nothing in flight
 using failed_atom = caf::atom_constant<caf::atom("failed")>;   // fatal task error
 using final_atom = caf::atom_constant<caf::atom("final")>;     // final offsets
+using restored_atom = caf::atom_constant<caf::atom("restored")>; // shard ready
 
 } // namespace weft::detail
 

@@ -13,6 +13,10 @@
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
 #include "weft/services/service.hpp"
+#include "weft/state/shard.hpp"
+
+#include <mutex>
+#include <shared_mutex>
 
 namespace weft::detail {
 
@@ -27,6 +31,47 @@ struct service_info {
   std::vector<std::string> output_topics; ///< resolved, by output index
   bad_record_policy policy = bad_record_policy::fail;
   std::string dead_letter_topic;
+  std::vector<state::store_spec> stores;
+  /// Table input topics (KTable) -> the kv store they materialise into.
+  std::map<std::string, std::string> table_stores;
+  timestamp_ms punctuate_ms = 0;
+  int partitions = 0; ///< of the service's (co-partitioned) inputs
+};
+
+/// The shards of this node's tasks, by (store name, partition), for
+/// interactive queries from any thread.
+class shard_registry {
+public:
+  void add(const std::string& store, int32_t partition, int partitions, state::shard* s) {
+    std::unique_lock<std::shared_mutex> lock{mu_};
+    shards_[{store, partition}] = s;
+    partitions_[store] = partitions;
+  }
+  void remove(state::shard* s) {
+    std::unique_lock<std::shared_mutex> lock{mu_};
+    for (auto i = shards_.begin(); i != shards_.end();)
+      i = i->second == s ? shards_.erase(i) : std::next(i);
+  }
+  /// Calls fn(shard or null, partitions) under a shared lock: the shard stays
+  /// open while fn runs.
+  template <class Fn>
+  auto with(const std::string& store, int32_t partition, Fn&& fn) const {
+    std::shared_lock<std::shared_mutex> lock{mu_};
+    auto i = shards_.find({store, partition});
+    auto p = partitions_.find(store);
+    return fn(i == shards_.end() ? nullptr : i->second,
+              p == partitions_.end() ? 0 : p->second);
+  }
+  int partitions(const std::string& store) const {
+    std::shared_lock<std::shared_mutex> lock{mu_};
+    auto p = partitions_.find(store);
+    return p == partitions_.end() ? 0 : p->second;
+  }
+
+private:
+  mutable std::shared_mutex mu_;
+  std::map<std::pair<std::string, int32_t>, state::shard*> shards_;
+  std::map<std::string, int> partitions_;
 };
 
 /// Counters, updated with relaxed atomics from the actors.
@@ -41,6 +86,14 @@ struct node_counters {
 struct node_context {
   config cfg;
   std::string application_id;
+  std::string state_dir;
+  std::unique_ptr<state::store_factory> stores;
+  shard_registry shards;
+  /// Global tables' stores by store name (written by their reader threads).
+  std::map<std::string, std::unique_ptr<state::kv_store>, std::less<>> global_stores;
+  /// Restores shards off the scheduler: the task hands over its shard and is
+  /// told when it is done (see restorer.hpp).
+  class restorer* restorer = nullptr;
   std::unique_ptr<kafka::consumer> consumer;
   std::unique_ptr<kafka::producer> producer;
   std::vector<service_info> services;

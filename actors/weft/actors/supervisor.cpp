@@ -178,7 +178,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         auto& st = self->state;
         if (++st.drained == st.partitions.size()) answer_stop(self);
       },
-      [self](final_atom) -> caf::result<partition_offsets> {
+      [self](final_atom, bool flush) -> caf::result<partition_offsets> {
         // Ask every task for what is safe to commit now, then answer with the
         // offsets per partition.
         auto rp = self->make_response_promise<partition_offsets>();
@@ -190,7 +190,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
           return rp;
         }
         for (size_t i = 0; i < st.tasks.size(); ++i)
-          self->request(st.tasks[i], std::chrono::seconds(10), final_atom::value)
+          self->request(st.tasks[i], std::chrono::seconds(10), final_atom::value, flush)
               .then(
                   [self, i, left, finish](const task_offsets& offs) mutable {
                     record_offsets(self, i, offs);

@@ -5,8 +5,9 @@
 //
 // Stop protocol: (stop) -> partition actors stop fetching and wait until
 // their in-flight batches are acknowledged -> the supervisor answers the stop
-// request. The node then flushes the producer and asks (final) for the
-// offsets that are safe to commit, which it commits synchronously. After a
+// request. The node then asks (final, true): every task flushes its stores;
+// flushes the producer; and asks (final, false) for the offsets that are
+// now safe to commit, which it commits synchronously. After a
 // fatal task error the supervisor answers stop at once: a failed task never
 // acknowledges its batch, and its unprocessed input must not be committed.
 

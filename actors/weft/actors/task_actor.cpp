@@ -1,12 +1,15 @@
 #include "weft/actors/task_actor.hpp"
 
+#include <chrono>
 #include <deque>
 #include <map>
 
 #include "weft/actors/delivery_tracker.hpp"
 #include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
+#include "weft/actors/restorer.hpp"
 #include "weft/log.hpp"
+#include "weft/state/shard.hpp"
 
 namespace weft::detail {
 
@@ -18,61 +21,117 @@ struct pending_batch {
   caf::actor source;
 };
 
-/// The context a handler writes through; one per task.
-class task_context final : public context {
- public:
+timestamp_ms now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+[[noreturn]] void no_store(std::string_view kind, std::string_view name) {
+  throw weft_error{make_error(errc::not_found, "no " + std::string{kind} + " store named '" +
+                                                 std::string{name} +
+                                                 "': declare it with add_store()")};
+}
+
+/// The context a handler writes through, and the changelog sink of the
+/// task's stores; one per task.
+class task_context final : public context, public state::changelog_sink {
+public:
   node_context* node = nullptr;
   const service_info* service = nullptr;
+  state::shard* shard = nullptr;
+  int32_t partition = 0;
   record_view current_view;
   delivery_slot* slot = nullptr;
-  /// Records the producer refused (queue full), in order; sent before any
-  /// further input is handled.
-  std::deque<record> overflow;
+  timestamp_ms stream_time_ = 0;
+  /// Records the producer refused (queue full), in order, with their refs;
+  /// sent before any further input is handled.
+  std::deque<std::pair<record, delivery_ref*>> overflow;
 
   const record_view& current() const override { return current_view; }
   const std::string& application_id() const override { return node->application_id; }
 
+  state::kv_store& kv_store(std::string_view name) override {
+    if (auto* s = shard ? shard->kv(name) : nullptr) return *s;
+    no_store("key-value", name);
+  }
+  state::window_store& window_store(std::string_view name) override {
+    if (auto* s = shard ? shard->window(name) : nullptr) return *s;
+    no_store("window", name);
+  }
+  state::session_store& session_store(std::string_view name) override {
+    if (auto* s = shard ? shard->session(name) : nullptr) return *s;
+    no_store("session", name);
+  }
+  const state::kv_store& global_store(std::string_view name) override {
+    auto i = node->global_stores.find(name);
+    if (i == node->global_stores.end()) no_store("global", name);
+    return *i->second;
+  }
+  timestamp_ms stream_time() const override { return stream_time_; }
+  timestamp_ms wall_time() const override { return now_ms(); }
+
   void emit_bytes(size_t output_index, std::optional<std::string> key,
-                  std::optional<std::string> value, int32_t partition, timestamp_ms ts,
+                  std::optional<std::string> value, int32_t partition_, timestamp_ms ts,
                   std::vector<header> headers) override {
     record r;
     r.topic = service->output_topics.at(output_index);
-    r.partition = partition;
+    r.partition = partition_;
     r.key = std::move(key);
     r.value = std::move(value);
     r.timestamp = ts != 0 ? ts : current_view.timestamp;
     r.headers = std::move(headers);
-    send(std::move(r));
+    send(std::move(r), &slot->ref);
   }
 
-  void send(record r) {
-    if (overflow.empty() && try_send(r)) return;
-    overflow.push_back(std::move(r));
+  void log_change(std::string_view store, std::string_view key,
+                  std::optional<std::string_view> value, timestamp_ms ts) override {
+    record r;
+    r.topic = state::changelog_topic(node->application_id, std::string{store});
+    r.partition = partition;
+    r.key = std::string{key};
+    if (value) r.value = std::string{*value};
+    r.timestamp = ts > 0 ? ts : (current_view.timestamp > 0 ? current_view.timestamp : now_ms());
+    send(std::move(r), changelog_ref(store));
+  }
+
+  /// The ref that reports deliveries of `store`'s changelog in this slot.
+  delivery_ref* changelog_ref(std::string_view store) {
+    auto* max = shard->delivered_offset(store);
+    for (auto& r : slot->changelog_refs)
+      if (r.max_offset == max) return &r;
+    slot->changelog_refs.push_back({slot, max});
+    return &slot->changelog_refs.back();
+  }
+
+  void send(record r, delivery_ref* ref) {
+    if (overflow.empty() && try_send(r, ref)) return;
+    overflow.emplace_back(std::move(r), ref);
   }
 
   /// Hands a record to the producer; false if its queue is full.
-  bool try_send(const record& r) {
-    slot->acquire();
-    auto st = node->producer->send(r, slot);
+  bool try_send(const record& r, delivery_ref* ref) {
+    ref->slot->acquire();
+    auto st = node->producer->send(r, ref);
     if (st.ok()) {
       node->counters.produced.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
     if (st.code() == errc::queue_full) {
-      slot->outstanding.fetch_sub(1, std::memory_order_acq_rel);
+      ref->slot->outstanding.fetch_sub(1, std::memory_order_acq_rel);
       return false;
     }
     // Not retriable (e.g. unknown topic, message too large): treat like a
     // failed delivery, so the input is never committed.
     auto msg = st.message();
-    slot->release(&msg);
+    ref->slot->release(&msg);
     return true;
   }
 
   /// Sends what the producer refused before; true when nothing is left.
   bool flush_overflow() {
     while (!overflow.empty()) {
-      if (!try_send(overflow.front())) return false;
+      if (!try_send(overflow.front().first, overflow.front().second)) return false;
       overflow.pop_front();
     }
     return true;
@@ -83,31 +142,27 @@ struct task_state {
   node_context* node = nullptr;
   const service_info* service = nullptr;
   std::unique_ptr<service_base> impl;
+  std::unique_ptr<state::shard> shard;
   int32_t partition = 0;
   size_t task_index = 0;
   caf::actor supervisor;
   task_context ctx;
-  /// One tracker per input topic: offsets of different topics never mix.
-  std::map<std::string, delivery_tracker, std::less<>> trackers;
+  delivery_tracker tracker;
   std::deque<pending_batch> queue;
   size_t position = 0; ///< next record of queue.front()
   bool retry_scheduled = false;
   bool failed = false;
+  bool restoring = false;
+  timestamp_ms next_stream_punctuation = 0;
+  timestamp_ms next_wall_punctuation = 0;
   static inline const char* name = "weft.task";
+
+  ~task_state() {
+    if (shard) node->shards.remove(shard.get());
+  }
 };
 
 using task_actor = caf::stateful_actor<task_state>;
-
-delivery_tracker& trackers_for(task_state& st, const kafka::message_batch& batch) {
-  auto topic = batch.view(0).topic;
-  auto i = st.trackers.find(topic);
-  if (i == st.trackers.end())
-    i = st.trackers.emplace(std::string{topic}, delivery_tracker{}).first;
-  return i->second;
-}
-
-/// Committable offsets of every input topic with something new.
-task_offsets committable(task_actor* self);
 
 void fail(task_actor* self, const std::string& what) {
   auto& st = self->state;
@@ -116,7 +171,7 @@ void fail(task_actor* self, const std::string& what) {
   log::error("task {}[{}] failed: {}", st.service->name, st.partition, what);
   self->send(st.supervisor, failed_atom::value,
              "service '" + st.service->name + "' partition " +
-                 std::to_string(st.partition) + ": " + what);
+               std::to_string(st.partition) + ": " + what);
 }
 
 /// Applies the bad-record policy; returns false if the task must stop.
@@ -125,31 +180,31 @@ bool handle_bad_record(task_actor* self, const record_view& r, const std::string
   auto where = std::string{r.topic} + "[" + std::to_string(r.partition.value()) + "]@" +
                std::to_string(r.offset.value());
   switch (st.service->policy) {
-  case bad_record_policy::fail:
-    fail(self, "bad record " + where + ": " + error +
+    case bad_record_policy::fail:
+      fail(self, "bad record " + where + ": " + error +
                    " (bad.record.policy=fail; use skip or dead_letter to continue)");
-    return false;
-  case bad_record_policy::skip:
-    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
-    log::warn("service '{}' skipped bad record {}: {}", st.service->name, where, error);
-    return true;
-  case bad_record_policy::dead_letter: {
-    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
-    record dl;
-    dl.topic = st.service->dead_letter_topic;
-    dl.partition = -1;
-    if (r.key) dl.key = std::string{*r.key};
-    if (r.value) dl.value = std::string{*r.value};
-    dl.timestamp = r.timestamp;
-    dl.headers = r.headers();
-    dl.headers.push_back({"weft.error", error});
-    dl.headers.push_back({"weft.service", st.service->name});
-    dl.headers.push_back({"weft.topic", std::string{r.topic}});
-    dl.headers.push_back({"weft.partition", std::to_string(r.partition.value())});
-    dl.headers.push_back({"weft.offset", std::to_string(r.offset.value())});
-    st.ctx.send(std::move(dl));
-    return true;
-  }
+      return false;
+    case bad_record_policy::skip:
+      st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+      log::warn("service '{}' skipped bad record {}: {}", st.service->name, where, error);
+      return true;
+    case bad_record_policy::dead_letter: {
+      st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+      record dl;
+      dl.topic = st.service->dead_letter_topic;
+      dl.partition = -1;
+      if (r.key) dl.key = std::string{*r.key};
+      if (r.value) dl.value = std::string{*r.value};
+      dl.timestamp = r.timestamp;
+      dl.headers = r.headers();
+      dl.headers.push_back({"weft.error", error});
+      dl.headers.push_back({"weft.service", st.service->name});
+      dl.headers.push_back({"weft.topic", std::string{r.topic}});
+      dl.headers.push_back({"weft.partition", std::to_string(r.partition.value())});
+      dl.headers.push_back({"weft.offset", std::to_string(r.offset.value())});
+      st.ctx.send(std::move(dl), &st.ctx.slot->ref);
+      return true;
+    }
   }
   return true;
 }
@@ -161,20 +216,60 @@ void schedule_retry(task_actor* self) {
   self->delayed_send(self, std::chrono::milliseconds(1), retry_atom::value);
 }
 
+/// Runs on_punctuate with outputs held by a slot of their own.
+void punctuate(task_actor* self) {
+  auto& st = self->state;
+  auto* saved = st.ctx.slot;
+  auto saved_view = st.ctx.current_view;
+  st.ctx.slot = st.tracker.open_other();
+  st.ctx.current_view = record_view{};
+  st.ctx.current_view.partition = partition_id{st.partition};
+  st.ctx.current_view.timestamp = st.ctx.stream_time_;
+  try {
+    st.impl->on_punctuate(st.ctx);
+  } catch (const std::exception& e) {
+    fail(self, std::string{"on_punctuate threw: "} + e.what());
+  }
+  st.tracker.close(st.ctx.slot);
+  st.ctx.slot = saved;
+  st.ctx.current_view = saved_view;
+}
+
+/// Handles one record: a table update or a stream record.
+void handle(task_actor* self, const record_view& view) {
+  auto& st = self->state;
+  auto table = st.service->table_stores.find(std::string{view.topic});
+  if (table == st.service->table_stores.end()) {
+    st.impl->on_record(view, st.ctx);
+    return;
+  }
+  if (!view.key) throw weft_error{make_error(errc::bad_record, "table record without a key")};
+  auto& store = st.ctx.kv_store(table->second);
+  auto old = store.get(*view.key);
+  if (!old) throw weft_error{old.error()};
+  auto s = view.value ? store.put(*view.key, *view.value) : store.remove(*view.key);
+  if (!s) throw weft_error{s};
+  std::optional<std::string_view> old_view;
+  if (*old) old_view = **old;
+  st.impl->on_table_update(view, old_view, st.ctx);
+}
+
 /// Handles queued batches until done, blocked by a full producer, or failed.
 void run(task_actor* self) {
   auto& st = self->state;
-  if (st.failed) return;
+  if (st.failed || st.restoring) return;
   if (!st.ctx.flush_overflow()) return schedule_retry(self);
+  auto interval = st.service->punctuate_ms;
   while (!st.queue.empty()) {
     auto& pb = st.queue.front();
     auto& batch = *pb.batch;
-    if (!st.ctx.slot) st.ctx.slot = trackers_for(st, batch).open();
+    if (!st.ctx.slot) st.ctx.slot = st.tracker.open(std::string{batch.view(0).topic});
     while (st.position < batch.size()) {
       auto view = batch.view(st.position);
       st.ctx.current_view = view;
+      if (view.timestamp > st.ctx.stream_time_) st.ctx.stream_time_ = view.timestamp;
       try {
-        st.impl->on_record(view, st.ctx);
+        handle(self, view);
       } catch (const weft_error& e) {
         if (!handle_bad_record(self, view, e.error().message())) return;
       } catch (const std::exception& e) {
@@ -186,12 +281,16 @@ void run(task_actor* self) {
       }
       ++st.position;
       st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
+      if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
+        if (st.next_stream_punctuation > 0) punctuate(self);
+        st.next_stream_punctuation = (st.ctx.stream_time_ / interval + 1) * interval;
+      }
       if (!st.ctx.overflow.empty()) {
         // The producer is full: hold the rest of the input until it drains.
         if (!st.ctx.flush_overflow()) return schedule_retry(self);
       }
     }
-    trackers_for(st, batch).close(st.ctx.slot, batch.next_offset().value());
+    st.tracker.close(st.ctx.slot, batch.next_offset().value());
     st.ctx.slot = nullptr;
     self->send(pb.source, ack_atom::value, pb.id);
     st.queue.pop_front();
@@ -199,16 +298,25 @@ void run(task_actor* self) {
   }
 }
 
-task_offsets committable(task_actor* self) {
+/// At each commit interval: flush the stores (their caches write changelog
+/// records into a flush slot), write checkpoints that are safe, and report
+/// what may be committed.
+task_offsets commit_point(task_actor* self, bool flush) {
   auto& st = self->state;
-  task_offsets out;
-  for (auto& [topic, tracker] : st.trackers) {
-    std::string err;
-    auto off = tracker.committable(&err);
-    if (!err.empty()) fail(self, "delivery failed: " + err);
-    if (off >= 0) out.push_back({topic, off});
+  bool between_batches = !st.ctx.slot && st.ctx.overflow.empty();
+  if (flush && st.shard && !st.restoring && !st.failed && between_batches) {
+    st.ctx.slot = st.tracker.open_flush();
+    auto s = st.shard->flush();
+    st.tracker.close(st.ctx.slot);
+    st.ctx.slot = nullptr;
+    if (!s) fail(self, "flushing state: " + s.message());
   }
-  return out;
+  std::string err;
+  auto offs = st.tracker.committable(&err);
+  if (!err.empty()) fail(self, "delivery failed: " + err);
+  if (st.shard && st.tracker.take_flushed())
+    if (auto s = st.shard->write_checkpoints(); !s) log::warn("checkpoint: {}", s.message());
+  return task_offsets{offs.begin(), offs.end()};
 }
 
 caf::behavior task_behavior(task_actor* self, node_context* node, size_t service_index,
@@ -221,31 +329,66 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
   st.supervisor = std::move(supervisor);
   st.ctx.node = node;
   st.ctx.service = st.service;
+  st.ctx.partition = partition;
   st.impl = st.service->factory();
   st.impl->init(partition_id{partition});
+  st.tracker = delivery_tracker{!st.service->stores.empty()};
+  if (!st.service->stores.empty()) {
+    auto sh = state::shard::open(*node->stores, node->state_dir, node->application_id,
+                                 partition, st.service->stores, &st.ctx);
+    if (!sh) {
+      fail(self, "opening state: " + sh.error().message());
+    } else {
+      st.shard = std::move(*sh);
+      st.ctx.shard = st.shard.get();
+      for (auto& spec : st.service->stores)
+        node->shards.add(spec.name, partition, st.service->partitions, st.shard.get());
+      st.restoring = true;
+      caf::actor_addr weak = self->address();
+      node->restorer->submit(st.shard.get(), [weak](const status& s, uint64_t) {
+        // A restore cut short by the node stopping is no failure.
+        if (s.code() == errc::shutting_down) return;
+        if (auto a = caf::actor_cast<caf::actor>(weak))
+          caf::anon_send(a, restored_atom::value, s.ok() ? std::string{} : s.message());
+      });
+    }
+  }
+  if (st.service->punctuate_ms > 0) st.next_wall_punctuation = now_ms() + st.service->punctuate_ms;
   return {
-      [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source) {
-        auto& st = self->state;
-        st.queue.push_back({std::move(batch), id, std::move(source)});
-        if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
-      },
-      [self](retry_atom) {
-        self->state.retry_scheduled = false;
-        run(self);
-      },
-      [self](tick_atom) {
-        auto& st = self->state;
-        self->send(st.supervisor, offsets_atom::value, st.task_index, committable(self));
-      },
-      [self](final_atom) -> task_offsets { return committable(self); },
+    [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source) {
+      auto& st = self->state;
+      st.queue.push_back({std::move(batch), id, std::move(source)});
+      if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
+    },
+    [self](restored_atom, const std::string& error) {
+      auto& st = self->state;
+      if (!error.empty()) return fail(self, "restoring state: " + error);
+      st.restoring = false;
+      st.shard->set_ready(true);
+      run(self);
+    },
+    [self](retry_atom) {
+      self->state.retry_scheduled = false;
+      run(self);
+    },
+    [self](tick_atom) {
+      auto& st = self->state;
+      auto interval = st.service->punctuate_ms;
+      if (interval > 0 && !st.restoring && !st.failed && now_ms() >= st.next_wall_punctuation &&
+          !st.ctx.slot) {
+        punctuate(self);
+        st.next_wall_punctuation = now_ms() + interval;
+      }
+      self->send(st.supervisor, offsets_atom::value, st.task_index, commit_point(self, true));
+    },
+    [self](final_atom, bool flush) -> task_offsets { return commit_point(self, flush); },
   };
 }
 
 } // namespace
 
-caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
-                            size_t service_index, int32_t partition, size_t task_index,
-                            caf::actor supervisor) {
+caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx, size_t service_index,
+                            int32_t partition, size_t task_index, caf::actor supervisor) {
   return sys.spawn(task_behavior, ctx, service_index, partition, task_index,
                    std::move(supervisor));
 }

@@ -37,10 +37,11 @@ admin::~admin() {
 }
 
 result<int> admin::partition_count(const std::string& topic, int timeout_ms) {
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+  // Ask for every topic: a metadata request naming the topic would make a
+  // broker with auto.create.topics.enable create it, so checking that a topic
+  // exists would create it.
   const rd_kafka_metadata_t* md = nullptr;
-  auto err = rd_kafka_metadata(rk_, 0, rkt, &md, timeout_ms);
-  rd_kafka_topic_destroy(rkt);
+  auto err = rd_kafka_metadata(rk_, 1, nullptr, &md, timeout_ms);
   if (err) return from_rd(err, "metadata for topic '" + topic + "'");
   int n = -1;
   auto terr = RD_KAFKA_RESP_ERR_NO_ERROR;

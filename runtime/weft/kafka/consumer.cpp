@@ -151,6 +151,12 @@ status consumer::assign(const std::vector<topic_partition>& tps) {
   return from_rd(rd_kafka_assign(rk_, l.get()), "assign");
 }
 
+status consumer::assign_at(const std::vector<std::pair<topic_partition, weft::offset>>& start) {
+  if (start.empty()) return from_rd(rd_kafka_assign(rk_, nullptr), "unassign");
+  auto l = make_tp_list(start);
+  return from_rd(rd_kafka_assign(rk_, l.get()), "assign");
+}
+
 std::unique_ptr<partition_queue> consumer::take_queue(const topic_partition& tp) {
   auto* q = rd_kafka_queue_get_partition(rk_, tp.topic.c_str(), tp.partition.value());
   if (!q) return nullptr;
@@ -214,10 +220,11 @@ void consumer::poll_events(int timeout_ms) {
 }
 
 result<int> consumer::partition_count(const std::string& topic, int timeout_ms) {
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+  // Ask for every topic: a metadata request naming the topic would make a
+  // broker with auto.create.topics.enable create it, so checking that a topic
+  // exists would create it.
   const rd_kafka_metadata_t* md = nullptr;
-  auto err = rd_kafka_metadata(rk_, 0, rkt, &md, timeout_ms);
-  rd_kafka_topic_destroy(rkt);
+  auto err = rd_kafka_metadata(rk_, 1, nullptr, &md, timeout_ms);
   if (err) return from_rd(err, "metadata for topic '" + topic + "'");
   int n = -1;
   rd_kafka_resp_err_t terr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -231,6 +238,13 @@ result<int> consumer::partition_count(const std::string& topic, int timeout_ms) 
     return make_error(errc::not_found, "topic '" + topic + "' does not exist");
   if (terr) return from_rd(terr, "metadata for topic '" + topic + "'");
   return n;
+}
+
+int64_t consumer::position(const topic_partition& tp) {
+  auto l = make_tp_list({{tp, weft::offset{RD_KAFKA_OFFSET_INVALID}}});
+  if (rd_kafka_position(rk_, l.get()) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return RD_KAFKA_OFFSET_INVALID;
+  return l->elems[0].offset;
 }
 
 result<std::pair<int64_t, int64_t>> consumer::watermarks(const topic_partition& tp,

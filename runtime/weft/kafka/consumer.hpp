@@ -98,6 +98,10 @@ class consumer {
   /// per auto.offset.reset when the group has none.
   status assign(const std::vector<topic_partition>& tps);
 
+  /// Replaces the assignment, starting each partition at the given offset
+  /// (RD_KAFKA_OFFSET_BEGINNING / _END allowed). Empty: unassign all.
+  status assign_at(const std::vector<std::pair<topic_partition, weft::offset>>& start);
+
   /// Splits the partition's messages off the main queue. Call it before
   /// assign(): a message fetched in between would land on the main queue.
   std::unique_ptr<partition_queue> take_queue(const topic_partition& tp);
@@ -122,6 +126,10 @@ class consumer {
   /// Number of partitions of `topic`; errc::not_found when it does not exist.
   /// Blocks up to timeout_ms: never call it on an actor's scheduler thread.
   result<int> partition_count(const std::string& topic, int timeout_ms);
+
+  /// The application's position in a partition: the offset after the last
+  /// message consumed from it, or -1001 (invalid) before the first.
+  int64_t position(const topic_partition& tp);
 
   /// Low and high watermark of a partition (blocking, like partition_count).
   result<std::pair<int64_t, int64_t>> watermarks(const topic_partition& tp,

@@ -15,10 +15,11 @@ void producer::dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   }
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     static const status ok;
-    self->on_delivery_(m->_private, ok);
+    self->on_delivery_(m->_private, ok, m->offset);
   } else {
-    self->on_delivery_(m->_private, from_rd(m->err, std::string{"deliver to "} +
-                                                        rd_kafka_topic_name(m->rkt)));
+    self->on_delivery_(
+      m->_private,
+      from_rd(m->err, std::string{"deliver to "} + rd_kafka_topic_name(m->rkt)), -1);
   }
 }
 

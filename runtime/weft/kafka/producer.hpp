@@ -37,9 +37,11 @@ class consumer;
 
 class producer {
  public:
-  /// Called on the producer's delivery thread once per record: ok, or the
-  /// error that made librdkafka give up on it (after its own retries).
-  using delivery_handler = std::function<void(void* opaque, const status& st)>;
+  /// Called on the producer's delivery thread once per record: ok and the
+  /// record's offset, or the error that made librdkafka give up on it (after
+  /// its own retries) and -1.
+  using delivery_handler =
+    std::function<void(void* opaque, const status& st, int64_t offset)>;
   using error_handler = std::function<void(const status&)>;
 
   /// Creates a producer with enable.idempotence=true (unless the caller sets

@@ -20,6 +20,7 @@
 
 #include "weft/record.hpp"
 #include "weft/serde.hpp"
+#include "weft/state/store.hpp"
 #include "weft/status.hpp"
 
 namespace weft {
@@ -44,6 +45,29 @@ struct input_decl {
   bool internal = false;
 };
 
+/// A state store a service declares. The runtime creates one per task (the
+/// task's shard), backed by RocksDB under state.dir, changelogged to
+/// <application.id>-<name>-changelog (partition = task partition) and
+/// restored from it before the task handles its first record.
+struct store_decl {
+  enum class kind { kv, window, session };
+  std::string name;
+  kind type = kind::kv;
+  timestamp_ms retention_ms = 0; ///< window/session: how long windows are kept
+  timestamp_ms window_size_ms = 0; ///< window: size (for fetch bounds), 0 for kv/session
+};
+
+/// A table input: each record of `topic` upserts (or, as a tombstone,
+/// deletes) its key in the kv store `store`, then the service's on_table_update
+/// runs. `global`: every node reads every partition of the topic into the
+/// store before any task starts (GlobalKTable), updates trigger nothing, and
+/// services read it with context::global_store().
+struct table_decl {
+  std::string topic;
+  std::string store;
+  bool global = false;
+};
+
 /// Name of the internal topic for a repartition `name` of application `app`.
 std::string repartition_topic(std::string_view app, std::string_view name);
 
@@ -59,6 +83,19 @@ class context {
   /// The partition of the task (= of the current record).
   partition_id partition() const { return current().partition; }
   virtual const std::string& application_id() const = 0;
+
+  /// The task's store named `name`, declared by the service with add_store()
+  /// or add_table(). Throws weft_error(errc::not_found) for an undeclared name.
+  virtual state::kv_store& kv_store(std::string_view name) = 0;
+  virtual state::window_store& window_store(std::string_view name) = 0;
+  virtual state::session_store& session_store(std::string_view name) = 0;
+  /// A global table's store (read-only: the node's global table actor writes it).
+  virtual const state::kv_store& global_store(std::string_view name) = 0;
+
+  /// Stream time: the largest record timestamp this task has seen.
+  virtual timestamp_ms stream_time() const = 0;
+  /// Wall-clock time in ms (the test driver's is settable).
+  virtual timestamp_ms wall_time() const = 0;
 
   /// Emits raw bytes to declared output `index`. partition < 0: by key hash
   /// (murmur2, as Kafka's Java client). ts 0: the current record's timestamp.
@@ -88,7 +125,33 @@ class service_base {
   /// any exception is a bad record: the runtime applies the service's policy.
   virtual void on_record(const record_view& r, context& ctx) = 0;
 
+  /// Called after a record of a table input (add_table, not global) was
+  /// applied to its store; `old_value` is what the store held before.
+  virtual void on_table_update(const record_view& r, std::optional<std::string_view> old_value,
+                               context& ctx) {}
+
+  /// Called every punctuate_interval_ms of wall-clock time and whenever stream
+  /// time advanced past the next multiple of it (timeouts, closing windows).
+  virtual void on_punctuate(context& ctx) {}
+
+  const std::vector<store_decl>& stores() const { return stores_; }
+  const std::vector<table_decl>& tables() const { return tables_; }
+  /// 0: never punctuated.
+  timestamp_ms punctuate_interval_ms() const { return punctuate_ms_; }
+
  protected:
+  void add_store(store_decl d) { stores_.push_back(std::move(d)); }
+  /// A table input (KTable): the topic must be co-partitioned with the
+  /// service's other inputs (same partition count), checked at start-up.
+  void add_table(std::string topic, std::string store) {
+    stores_.push_back({store, store_decl::kind::kv});
+    tables_.push_back({std::move(topic), std::move(store), false});
+  }
+  /// A global table input (GlobalKTable): replicated whole on every node.
+  void add_global_table(std::string topic, std::string store) {
+    tables_.push_back({std::move(topic), std::move(store), true});
+  }
+  void set_punctuate_interval(timestamp_ms ms) { punctuate_ms_ = ms; }
   void add_input(std::string topic) { inputs_.push_back({std::move(topic), false}); }
   void add_internal_input(std::string name) {
     inputs_.push_back({std::move(name), true});
@@ -102,6 +165,9 @@ class service_base {
   std::string name_;
   std::vector<input_decl> inputs_;
   std::vector<output_decl> outputs_;
+  std::vector<store_decl> stores_;
+  std::vector<table_decl> tables_;
+  timestamp_ms punctuate_ms_ = 0;
 };
 
 /// Makes one service instance per task.

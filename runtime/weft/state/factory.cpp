@@ -1,0 +1,79 @@
+// The store factories behind state::shard: RocksDB for nodes, memory for tests.
+
+#include "weft/state/layered_store.hpp"
+#include "weft/state/memory_store.hpp"
+#include "weft/state/rocksdb_env.hpp"
+#include "weft/state/rocksdb_store.hpp"
+#include "weft/state/shard.hpp"
+
+namespace weft::state {
+
+namespace {
+
+class rocksdb_factory final : public store_factory {
+public:
+  rocksdb_factory(size_t cache, size_t write_buffers)
+    : env_(rocksdb_env_config{cache, write_buffers}) {
+  }
+
+  result<std::unique_ptr<kv_store>> kv(const std::string& dir, const store_spec& s,
+                                       changelog_sink* sink) override {
+    auto base = open_rocksdb_kv(env_, dir, s.name);
+    if (!base) return base.error();
+    kv_stack_options opts;
+    opts.caching = s.caching;
+    return std::unique_ptr<kv_store>{make_kv_stack(std::move(*base), sink, opts)};
+  }
+
+  result<std::unique_ptr<window_store>> window(const std::string& dir, const store_spec& s,
+                                               changelog_sink* sink) override {
+    auto base = open_rocksdb_window(env_, dir, s.name, s.retention_ms);
+    if (!base) return base.error();
+    return std::unique_ptr<window_store>{make_window_stack(std::move(*base), sink)};
+  }
+
+  result<std::unique_ptr<session_store>> session(const std::string& dir, const store_spec& s,
+                                                 changelog_sink* sink) override {
+    auto base = open_rocksdb_session(env_, dir, s.name, s.retention_ms);
+    if (!base) return base.error();
+    return std::unique_ptr<session_store>{make_session_stack(std::move(*base), sink)};
+  }
+
+private:
+  rocksdb_env env_;
+};
+
+class memory_factory final : public store_factory {
+public:
+  result<std::unique_ptr<kv_store>> kv(const std::string&, const store_spec& s,
+                                       changelog_sink* sink) override {
+    kv_stack_options opts;
+    opts.caching = s.caching;
+    return std::unique_ptr<kv_store>{make_kv_stack(make_memory_kv(s.name), sink, opts)};
+  }
+  result<std::unique_ptr<window_store>> window(const std::string&, const store_spec& s,
+                                               changelog_sink* sink) override {
+    auto base = make_memory_window(s.name, s.retention_ms);
+    if (!base) return base.error();
+    return std::unique_ptr<window_store>{make_window_stack(std::move(*base), sink)};
+  }
+  result<std::unique_ptr<session_store>> session(const std::string&, const store_spec& s,
+                                                 changelog_sink* sink) override {
+    auto base = make_memory_session(s.name, s.retention_ms);
+    if (!base) return base.error();
+    return std::unique_ptr<session_store>{make_session_stack(std::move(*base), sink)};
+  }
+};
+
+} // namespace
+
+std::unique_ptr<store_factory> make_rocksdb_factory(size_t cache_bytes,
+                                                    size_t write_buffer_bytes) {
+  return std::make_unique<rocksdb_factory>(cache_bytes, write_buffer_bytes);
+}
+
+std::unique_ptr<store_factory> make_memory_factory() {
+  return std::make_unique<memory_factory>();
+}
+
+} // namespace weft::state
