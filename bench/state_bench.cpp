@@ -38,6 +38,7 @@ namespace {
 
 std::string bootstrap = "127.0.0.1:9092";
 size_t records = 1000000;
+int phase = 0; // 0: all; 1, 2 or 3: only that one (a fresh process for memory)
 
 void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
@@ -69,7 +70,7 @@ struct counter : weft::service_base {
     add_input(in);
     add_store({"counts", weft::store_decl::kind::kv});
     out = weft::output<weft::bytes_serde, weft::int64_serde>{
-      add_output(o, weft::output_kind::external)};
+        add_output(o, weft::output_kind::external)};
   }
   void on_record(const weft::record_view& r, weft::context& ctx) override {
     auto& store = ctx.kv_store("counts");
@@ -84,19 +85,24 @@ struct counter : weft::service_base {
 std::unique_ptr<weft::kafka::admin> admin;
 std::unique_ptr<weft::kafka::consumer> probe;
 
-void create(const std::string& topic, int parts, std::map<std::string, std::string> cfg = {}) {
-  if (auto s = admin->ensure_topics({{topic, parts, 1, cfg}}, 30000); !s) die(s.message());
+void create(const std::string& topic, int parts,
+            std::map<std::string, std::string> cfg = {}) {
+  if (auto s = admin->ensure_topics({{topic, parts, 1, cfg}}, 30000); !s)
+    die(s.message());
 }
 
-void produce(const std::string& topic, size_t n, size_t keys, int32_t partitions_for_key = -1) {
-  auto p = weft::kafka::producer::create(
-    {{"bootstrap.servers", bootstrap}, {"linger.ms", "20"}, {"partitioner", "murmur2_random"}});
+void produce(const std::string& topic, size_t n, size_t keys,
+             int32_t partitions_for_key = -1) {
+  auto p = weft::kafka::producer::create({{"bootstrap.servers", bootstrap},
+                                          {"linger.ms", "20"},
+                                          {"partitioner", "murmur2_random"}});
   if (!p) die(p.error().message());
   std::string value(88, 'v');
   for (size_t i = 0; i < n; ++i) {
     char key[24];
     int len = std::snprintf(key, sizeof key, "key%09zu", (i * 7919) % keys);
-    int32_t part = partitions_for_key > 0 ? static_cast<int32_t>(i % partitions_for_key) : -1;
+    int32_t part =
+        partitions_for_key > 0 ? static_cast<int32_t>(i % partitions_for_key) : -1;
     while ((*p)->send(topic, part, std::string_view{key, size_t(len)}, value).code() ==
            weft::errc::queue_full)
       std::this_thread::sleep_for(milliseconds(1));
@@ -115,14 +121,17 @@ int64_t end_offsets(const std::string& topic, int parts) {
 }
 
 int64_t committed(const std::string& group, const std::string& topic, int parts) {
-  auto c = weft::kafka::consumer::create({{"bootstrap.servers", bootstrap}, {"group.id", group}});
+  auto c = weft::kafka::consumer::create(
+      {{"bootstrap.servers", bootstrap}, {"group.id", group}});
   if (!c) die(c.error().message());
   std::vector<weft::topic_partition> tps;
-  for (int p = 0; p < parts; ++p) tps.push_back({topic, weft::partition_id{p}});
+  for (int p = 0; p < parts; ++p)
+    tps.push_back({topic, weft::partition_id{p}});
   auto offs = (*c)->committed(tps, 10000);
   if (!offs) return -1;
   int64_t sum = 0;
-  for (auto o : *offs) sum += std::max<int64_t>(o, 0);
+  for (auto o : *offs)
+    sum += std::max<int64_t>(o, 0);
   return sum;
 }
 
@@ -130,7 +139,7 @@ weft::config make_config(const std::string& app, const std::string& state_dir) {
   auto cfg = weft::config::from_map({{"application.id", app},
                                      {"bootstrap.servers", bootstrap},
                                      {"state.dir", state_dir},
-                                     {"log.level", "warn"}});
+                                     {"log.level", phase == 0 ? "warn" : "info"}});
   if (!cfg) die(cfg.error().message());
   return *cfg;
 }
@@ -161,95 +170,112 @@ double run_until_committed(const std::string& app, const std::string& in, int pa
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a.rfind("--bootstrap=", 0) == 0) bootstrap = a.substr(12);
-    else if (a.rfind("--records=", 0) == 0) records = std::stoul(a.substr(10));
-    else die("unknown argument " + a);
+    if (a.rfind("--bootstrap=", 0) == 0)
+      bootstrap = a.substr(12);
+    else if (a.rfind("--records=", 0) == 0)
+      records = std::stoul(a.substr(10));
+    else if (a.rfind("--phase=", 0) == 0)
+      phase = std::stoi(a.substr(8));
+    else
+      die("unknown argument " + a);
   }
   auto tag = std::to_string(::time(nullptr));
   auto a = weft::kafka::admin::create({{"bootstrap.servers", bootstrap}});
   if (!a) die(a.error().message());
   admin = std::move(*a);
-  auto pr = weft::kafka::consumer::create({{"bootstrap.servers", bootstrap}, {"group.id", "probe"}});
+  auto pr = weft::kafka::consumer::create(
+      {{"bootstrap.servers", bootstrap}, {"group.id", "probe"}});
   if (!pr) die(pr.error().message());
   probe = std::move(*pr);
 
   // (1) count-by-key vs the stateless baseline, same input.
   auto in = "state-bench-in-" + tag;
-  create(in, 6);
-  std::printf("producing %zu records over 100,000 keys to %s...\n", records, in.c_str());
-  produce(in, records, 100000);
   auto out1 = "state-bench-copy-" + tag, out2 = "state-bench-count-" + tag;
-  create(out1, 6);
   create(out2, 6);
-  auto secs_copy = run_until_committed("bench-copy-" + tag, in, 6, records, [&](weft::node& n) {
-    n.add<copier>(in, out1);
-  });
-  auto secs_count = run_until_committed("bench-count-" + tag, in, 6, records,
-                                        [&](weft::node& n) { n.add<counter>(in, out2, true); });
-  std::printf("(1) stateless copy        : %10.0f records/s\n", records / secs_copy);
-  std::printf("    count-by-key (RocksDB): %10.0f records/s  ratio %.2f\n",
-              records / secs_count, secs_copy / secs_count);
+  if (phase == 0 || phase == 1) {
+    create(in, 6);
+    std::printf("producing %zu records over 100,000 keys to %s...\n", records,
+                in.c_str());
+    produce(in, records, 100000);
+    create(out1, 6);
+    auto secs_copy = run_until_committed("bench-copy-" + tag, in, 6, records,
+                                         [&](weft::node& n) { n.add<copier>(in, out1); });
+    auto secs_count =
+        run_until_committed("bench-count-" + tag, in, 6, records,
+                            [&](weft::node& n) { n.add<counter>(in, out2, true); });
+    std::printf("(1) stateless copy        : %10.0f records/s\n", records / secs_copy);
+    std::printf("    count-by-key (RocksDB): %10.0f records/s  ratio %.2f\n",
+                records / secs_count, secs_copy / secs_count);
+  }
 
   // (2) restore 1,000,000 changelog records.
   auto app2 = "bench-restore-" + tag;
-  auto changelog = weft::state::changelog_topic(app2, "counts");
-  create(changelog, 6, {{"cleanup.policy", "compact"}});
   auto in2 = "state-bench-empty-" + tag;
-  create(in2, 6);
-  produce(changelog, records, records, 6);
-  {
-    auto dir = "/tmp/" + app2;
-    std::filesystem::remove_all(dir);
-    weft::node node{make_config(app2, dir)};
-    node.add<counter>(in2, out2, false);
-    auto start = clock_type::now();
-    if (auto s = node.start(); !s) die(s.message());
-    while (true) {
-      uint64_t n = 0;
-      auto st = node.all("counts", [&](std::string_view, std::string_view) { return ++n, true; });
-      if (st.ok()) {
-        auto secs = duration<double>(clock_type::now() - start).count();
-        std::printf("(2) restore               : %10.0f records/s (%zu records, %llu keys, "
-                    "%.2f s incl. start-up)\n",
-                    records / secs, records, static_cast<unsigned long long>(n), secs);
-        break;
+  auto changelog = weft::state::changelog_topic(app2, "counts");
+  if (phase == 0 || phase == 2) {
+    create(changelog, 6, {{"cleanup.policy", "compact"}});
+    create(in2, 6);
+    produce(changelog, records, records, 6);
+    {
+      auto dir = "/tmp/" + app2;
+      std::filesystem::remove_all(dir);
+      weft::node node{make_config(app2, dir)};
+      node.add<counter>(in2, out2, false);
+      auto start = clock_type::now();
+      if (auto s = node.start(); !s) die(s.message());
+      while (true) {
+        uint64_t n = 0;
+        auto st = node.all("counts",
+                           [&](std::string_view, std::string_view) { return ++n, true; });
+        if (st.ok()) {
+          auto secs = duration<double>(clock_type::now() - start).count();
+          std::printf(
+              "(2) restore               : %10.0f records/s (%zu records, %llu keys, "
+              "%.2f s incl. start-up)\n",
+              records / secs, records, static_cast<unsigned long long>(n), secs);
+          break;
+        }
+        if (st.code() != weft::errc::state_not_ready) die(st.message());
+        if (clock_type::now() - start > minutes(10)) die("restore timed out");
+        std::this_thread::sleep_for(milliseconds(20));
       }
-      if (st.code() != weft::errc::state_not_ready) die(st.message());
-      if (clock_type::now() - start > minutes(10)) die("restore timed out");
-      std::this_thread::sleep_for(milliseconds(20));
+      node.request_stop();
+      (void)node.wait();
+      std::filesystem::remove_all(dir);
     }
-    node.request_stop();
-    (void)node.wait();
-    std::filesystem::remove_all(dir);
   }
 
   // (3) memory with 24 shards under the default budget (64 MiB cache, 32 MiB
   //     write buffers).
   auto in3 = "state-bench-24-" + tag;
-  create(in3, 24);
-  produce(in3, 2 * records, records);
-  int64_t before = rss_mb(), peak = 0;
-  {
-    auto app3 = "bench-24-" + tag;
-    auto dir = "/tmp/" + app3;
-    std::filesystem::remove_all(dir);
-    weft::node node{make_config(app3, dir)};
-    node.add<counter>(in3, out2, false);
-    if (auto s = node.start(); !s) die(s.message());
-    auto start = clock_type::now();
-    while (committed(app3, in3, 24) < int64_t(2 * records)) {
+  if (phase == 0 || phase == 3) {
+    create(in3, 24);
+    produce(in3, 2 * records, records);
+    int64_t before = rss_mb(), peak = 0;
+    {
+      auto app3 = "bench-24-" + tag;
+      auto dir = "/tmp/" + app3;
+      std::filesystem::remove_all(dir);
+      weft::node node{make_config(app3, dir)};
+      node.add<counter>(in3, out2, false);
+      if (auto s = node.start(); !s) die(s.message());
+      auto start = clock_type::now();
+      while (committed(app3, in3, 24) < int64_t(2 * records)) {
+        peak = std::max(peak, rss_mb());
+        if (clock_type::now() - start > minutes(10)) die("24 shards timed out");
+        std::this_thread::sleep_for(milliseconds(100));
+      }
       peak = std::max(peak, rss_mb());
-      if (clock_type::now() - start > minutes(10)) die("24 shards timed out");
-      std::this_thread::sleep_for(milliseconds(100));
+      node.request_stop();
+      (void)node.wait();
+      std::filesystem::remove_all(dir);
     }
-    peak = std::max(peak, rss_mb());
-    node.request_stop();
-    (void)node.wait();
-    std::filesystem::remove_all(dir);
+    std::printf(
+        "(3) 24 shards, %zu records over %zu keys: peak resident %lld MB (process "
+        "held %lld MB before the node started)\n",
+        2 * records, records, static_cast<long long>(peak),
+        static_cast<long long>(before));
   }
-  std::printf("(3) 24 shards, %zu records over %zu keys: peak resident %lld MB (process "
-              "held %lld MB before the node started)\n",
-              2 * records, records, static_cast<long long>(peak), static_cast<long long>(before));
   (void)admin->delete_topics({in, out1, out2, changelog, in2, in3}, 30000);
   return 0;
 }

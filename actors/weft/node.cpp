@@ -19,9 +19,9 @@
 
 #include "weft/actors/delivery_tracker.hpp"
 #include "weft/actors/global_table.hpp"
-#include "weft/actors/restorer.hpp"
 #include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
+#include "weft/actors/restorer.hpp"
 #include "weft/actors/supervisor.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/log.hpp"
@@ -122,13 +122,16 @@ namespace {
 
 status shard_error(const std::string& store, state::shard* sh, int parts) {
   if (parts == 0)
-    return make_error(errc::not_found, "no state store named '" + store + "' on this node");
-  if (!sh)
     return make_error(errc::not_found,
-                      "store '" + store + "': this node does not hold that partition");
-  return make_error(errc::state_not_ready,
-                    "store '" + store + "' partition " + std::to_string(sh->partition()) +
-                      " is restoring; retry shortly");
+                      "no state store named '" + store + "' on this node");
+  if (!sh)
+    // Single node: every partition is local, so a missing shard is one whose
+    // task has not opened it yet.
+    return make_error(errc::state_not_ready,
+                      "store '" + store + "': the shard is not open yet; retry shortly");
+  return make_error(errc::state_not_ready, "store '" + store + "' partition " +
+                                               std::to_string(sh->partition()) +
+                                               " is restoring; retry shortly");
 }
 
 } // namespace
@@ -142,16 +145,18 @@ result<std::optional<std::string>> node::get(std::string_view store_name,
   if (parts == 0) return shard_error(store, nullptr, 0);
   auto p = partition_for(key, parts);
   return impl_->ctx.shards.with(
-    store, p, [&](state::shard* sh, int n) -> result<std::optional<std::string>> {
-      if (!sh || !sh->ready()) return shard_error(store, sh, n);
-      auto* kv = sh->kv(store);
-      if (!kv) return make_error(errc::invalid_argument, "store '" + store + "' is not a key-value store");
-      return kv->get(key);
-    });
+      store, p, [&](state::shard* sh, int n) -> result<std::optional<std::string>> {
+        if (!sh || !sh->ready()) return shard_error(store, sh, n);
+        auto* kv = sh->kv(store);
+        if (!kv)
+          return make_error(errc::invalid_argument,
+                            "store '" + store + "' is not a key-value store");
+        return kv->get(key);
+      });
 }
 
-status node::range(std::string_view store_name, std::string_view from, std::string_view to,
-                   const state::visitor& fn) const {
+status node::range(std::string_view store_name, std::string_view from,
+                   std::string_view to, const state::visitor& fn) const {
   std::string store{store_name};
   auto g = impl_->ctx.global_stores.find(store_name);
   if (g != impl_->ctx.global_stores.end()) return g->second->range(from, to, fn);
@@ -159,10 +164,11 @@ status node::range(std::string_view store_name, std::string_view from, std::stri
   if (parts == 0) return shard_error(store, nullptr, 0);
   for (int32_t p = 0; p < parts; ++p) {
     auto st = impl_->ctx.shards.with(store, p, [&](state::shard* sh, int n) -> status {
-      if (!sh) return {}; // not held here
-      if (!sh->ready()) return shard_error(store, sh, n);
+      if (!sh || !sh->ready()) return shard_error(store, sh, n);
       auto* kv = sh->kv(store);
-      if (!kv) return make_error(errc::invalid_argument, "store '" + store + "' is not a key-value store");
+      if (!kv)
+        return make_error(errc::invalid_argument,
+                          "store '" + store + "' is not a key-value store");
       return kv->range(from, to, fn);
     });
     if (!st) return st;
@@ -176,15 +182,15 @@ status node::fetch(std::string_view store_name, std::string_view key, timestamp_
   std::string store{store_name};
   int parts = impl_->ctx.shards.partitions(store);
   if (parts == 0) return shard_error(store, nullptr, 0);
-  return impl_->ctx.shards.with(store, partition_for(key, parts),
-                                [&](state::shard* sh, int n) -> status {
-                                  if (!sh || !sh->ready()) return shard_error(store, sh, n);
-                                  auto* w = sh->window(store);
-                                  if (!w)
-                                    return make_error(errc::invalid_argument,
-                                                      "store '" + store + "' is not a window store");
-                                  return w->fetch(key, from, to, fn);
-                                });
+  return impl_->ctx.shards.with(
+      store, partition_for(key, parts), [&](state::shard* sh, int n) -> status {
+        if (!sh || !sh->ready()) return shard_error(store, sh, n);
+        auto* w = sh->window(store);
+        if (!w)
+          return make_error(errc::invalid_argument,
+                            "store '" + store + "' is not a window store");
+        return w->fetch(key, from, to, fn);
+      });
 }
 
 status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
@@ -240,11 +246,12 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
     auto n = admin.partition_count(topic, timeout_ms);
     if (!n) {
       if (n.error().code() == errc::not_found)
-        return make_error(errc::invalid_config,
-                          "service '" + service + "': " + what + " '" + topic +
-                            "' does not exist; create it (e.g. kafka-topics.sh --create "
-                            "--topic " +
-                            topic + " --partitions 6) or fix the topic name");
+        return make_error(
+            errc::invalid_config,
+            "service '" + service + "': " + what + " '" + topic +
+                "' does not exist; create it (e.g. kafka-topics.sh --create "
+                "--topic " +
+                topic + " --partitions 6) or fix the topic name");
       return n.error();
     }
     partitions[topic] = *n;
@@ -252,7 +259,8 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
   };
   for (auto& p : protos)
     for (auto& t : p->tables())
-      if (auto st = lookup(p->name(), t.topic, t.global ? "global table topic" : "table topic");
+      if (auto st =
+              lookup(p->name(), t.topic, t.global ? "global table topic" : "table topic");
           !st)
         return st;
   for (auto& p : protos)
@@ -326,12 +334,13 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
         for (auto& b : info.input_topics)
           if (partitions[a] != partitions[b])
             return make_error(
-              errc::invalid_config,
-              "service '" + p->name() + "' is not co-partitioned: topic '" + a + "' has " +
-                std::to_string(partitions[a]) + " partitions but topic '" + b + "' has " +
-                std::to_string(partitions[b]) +
-                " partitions; give them the same partition count, or re-key one side through a "
-                "repartition topic (weft::rekey / repartitioned())");
+                errc::invalid_config,
+                "service '" + p->name() + "' is not co-partitioned: topic '" + a +
+                    "' has " + std::to_string(partitions[a]) + " partitions but topic '" +
+                    b + "' has " + std::to_string(partitions[b]) +
+                    " partitions; give them the same partition count, or re-key one side "
+                    "through a "
+                    "repartition topic (weft::rekey / repartitioned())");
     for (auto& d : p->stores()) {
       state::store_spec spec;
       spec.name = d.name;
@@ -346,7 +355,8 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
         topic_cfg["cleanup.policy"] = "compact,delete";
         topic_cfg["retention.ms"] = std::to_string(d.retention_ms + 86400000);
       }
-      to_create.push_back({state::changelog_topic(app, d.name), max_parts, rf, topic_cfg});
+      to_create.push_back(
+          {state::changelog_topic(app, d.name), max_parts, rf, topic_cfg});
     }
     info.punctuate_ms = p->punctuate_interval_ms();
     for (auto& o : p->outputs()) {
@@ -404,6 +414,9 @@ status node::start() {
                           "start`, or set bootstrap.servers");
   std::vector<kafka::new_topic> to_create;
   if (auto s = impl_->resolve_services(**admin, timeout, to_create); !s) return s;
+  for (auto& svc : impl_->ctx.services)
+    for (auto& spec : svc.stores)
+      impl_->ctx.shards.declare(spec.name, svc.partitions);
   if (auto s = (*admin)->ensure_topics(to_create, timeout); !s) return s;
 
   auto* self = impl_.get();
@@ -444,15 +457,21 @@ status node::start() {
 
   // State: one store factory (shared RocksDB cache) and one restore thread.
   impl_->ctx.state_dir = cfg.get_string("state.dir");
-  impl_->ctx.stores =
-    state::make_rocksdb_factory(static_cast<size_t>(cfg.get_int("statestore.cache.max.bytes")),
-                                static_cast<size_t>(cfg.get_int("rocksdb.write.buffer.max.bytes")));
+  impl_->ctx.stores = state::make_rocksdb_factory(
+      static_cast<size_t>(cfg.get_int("statestore.cache.max.bytes")),
+      static_cast<size_t>(cfg.get_int("rocksdb.write.buffer.max.bytes")));
   auto rprops = cfg.kafka_properties(client_kind::consumer);
   rprops["group.id"] = impl_->ctx.application_id + "-restore";
+  // Restoring reads one partition at a time as fast as it can: large fetches
+  // and a deep prefetch (librdkafka's defaults suit many partitions at once).
+  rprops.emplace("max.partition.fetch.bytes", "16777216");
+  rprops.emplace("fetch.max.bytes", "67108864");
+  rprops.emplace("queued.min.messages", "500000");
   impl_->restorer = std::make_unique<detail::restorer>(std::move(rprops), 10000, timeout);
   impl_->ctx.restorer = impl_->restorer.get();
   for (auto& g : impl_->global_tables) {
-    auto dir = impl_->ctx.state_dir + "/" + impl_->ctx.application_id + "/global/" + g.store;
+    auto dir =
+        impl_->ctx.state_dir + "/" + impl_->ctx.application_id + "/global/" + g.store;
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
     std::filesystem::create_directories(dir, ec);
@@ -552,8 +571,8 @@ status node::impl::shutdown() {
                  });
     // 2. Flush the stores' caches into their changelogs.
     self->request(supervisor, left(), detail::final_atom::value, true)
-      .receive([](const detail::partition_offsets&) {},
-               [&](caf::error& e) { log::warn("flushing state: {}", sys->render(e)); });
+        .receive([](const detail::partition_offsets&) {},
+                 [&](caf::error& e) { log::warn("flushing state: {}", sys->render(e)); });
     // 3. Wait until Kafka acknowledged everything produced so far.
     if (auto s = ctx.producer->flush(static_cast<int>(left().count())); !s)
       log::warn("{}", s.message());

@@ -75,11 +75,12 @@ class node {
   /// partition Kafka's partitioner gives it. Errors: errc::not_found for a
   /// store no service of this node declared, errc::state_not_ready while the
   /// shard restores. Global tables are queried by their store name too.
-  result<std::optional<std::string>> get(std::string_view store, std::string_view key) const;
+  result<std::optional<std::string>> get(std::string_view store,
+                                         std::string_view key) const;
 
   template <class KS, class VS>
-  result<std::optional<typename VS::value_type>> get(std::string_view store,
-                                                     const typename KS::value_type& key) const {
+  result<std::optional<typename VS::value_type>>
+  get(std::string_view store, const typename KS::value_type& key) const {
     auto k = encode<KS>(key);
     auto raw = get(store, k ? std::string_view{*k} : std::string_view{});
     if (!raw) return raw.error();
@@ -98,9 +99,9 @@ class node {
   }
 
   /// Visits the windows of `key` in a window store with start in [from, to].
-  status fetch(std::string_view store, std::string_view key, timestamp_ms from,
-               timestamp_ms to,
-               const std::function<bool(timestamp_ms start, std::string_view value)>& fn) const;
+  status
+  fetch(std::string_view store, std::string_view key, timestamp_ms from, timestamp_ms to,
+        const std::function<bool(timestamp_ms start, std::string_view value)>& fn) const;
 
   /// The effective configuration.
   const config& cfg() const;

@@ -33,19 +33,23 @@ std::optional<std::map<std::string, int64_t>> fetch_counts(int port) {
   std::istringstream in{res->body};
   std::string key;
   int64_t n;
-  while (in >> key >> n) out[key] = n;
+  while (in >> key >> n)
+    out[key] = n;
   return out;
 }
 
 int64_t committed_total(const std::string& group, const std::string& topic, int parts) {
-  auto c = kafka::consumer::create({{"bootstrap.servers", test::bootstrap()}, {"group.id", group}});
+  auto c = kafka::consumer::create(
+      {{"bootstrap.servers", test::bootstrap()}, {"group.id", group}});
   REQUIRE(c.ok());
   std::vector<topic_partition> tps;
-  for (int p = 0; p < parts; ++p) tps.push_back({topic, partition_id{p}});
+  for (int p = 0; p < parts; ++p)
+    tps.push_back({topic, partition_id{p}});
   auto offs = (*c)->committed(tps, 10000);
   if (!offs) return -1;
   int64_t sum = 0;
-  for (auto o : *offs) sum += std::max<int64_t>(o, 0);
+  for (auto o : *offs)
+    sum += std::max<int64_t>(o, 0);
   return sum;
 }
 
@@ -64,8 +68,10 @@ TEST_CASE("a count-by-key service over 1,000,000 records and 100,000 keys loses 
   auto app = test::unique_name("count");
   auto state_dir = "/tmp/" + app + "-state";
   const int port = 18000 + (::getpid() % 1000);
-  std::vector<std::string> args{"--test.service=count", "--test.in=" + in,
-                                "--test.out=" + out, "--application.id=" + app,
+  std::vector<std::string> args{"--test.service=count",
+                                "--test.in=" + in,
+                                "--test.out=" + out,
+                                "--application.id=" + app,
                                 "--bootstrap.servers=" + test::bootstrap(),
                                 "--state.dir=" + state_dir,
                                 "--test.http.port=" + std::to_string(port)};
@@ -78,8 +84,8 @@ TEST_CASE("a count-by-key service over 1,000,000 records and 100,000 keys loses 
   std::map<std::string, int64_t> counts;
   {
     test::child_process second{test::built("tests/weft-test-node"), args, log};
-    REQUIRE(test::wait_until([&] { return committed_total(app, in, 6) >= int64_t(total); },
-                             300s));
+    REQUIRE(test::wait_until(
+        [&] { return committed_total(app, in, 6) >= int64_t(total); }, 300s));
     auto c = fetch_counts(port);
     REQUIRE(c);
     counts = *c;
@@ -91,13 +97,14 @@ TEST_CASE("a count-by-key service over 1,000,000 records and 100,000 keys loses 
     CHECK(n >= 10); // every key appears 10 times in the input: none lost
     sum += n;
   }
-  WARN("at-least-once over-count after kill -9: " << sum - int64_t(total)
-                                                   << " duplicate increments of " << total);
+  WARN("at-least-once over-count after kill -9: "
+       << sum - int64_t(total) << " duplicate increments of " << total);
 
   std::filesystem::remove_all(state_dir);
   test::child_process third{test::built("tests/weft-test-node"), args, log};
   std::optional<std::map<std::string, int64_t>> restored;
-  REQUIRE(test::wait_until([&] { return (restored = fetch_counts(port)).has_value(); }, 300s));
+  REQUIRE(test::wait_until([&] { return (restored = fetch_counts(port)).has_value(); },
+                           300s));
   CHECK(restored->size() == counts.size());
   CHECK(*restored == counts);
   CHECK(third.stop(SIGTERM, 60s) == 0);
@@ -117,7 +124,8 @@ TEST_CASE("two node processes each load a global table before processing and ser
   // Stream records exist before the nodes start: if start-up did not wait
   // for the table, the first ones would find nothing.
   test::produce(in, 1000, [&](size_t i) {
-    return std::make_pair("c" + std::to_string(i * 5 % keys), "order-" + std::to_string(i));
+    return std::make_pair("c" + std::to_string(i * 5 % keys),
+                          "order-" + std::to_string(i));
   });
   std::vector<std::unique_ptr<test::child_process>> nodes;
   std::vector<int> ports;
@@ -125,27 +133,29 @@ TEST_CASE("two node processes each load a global table before processing and ser
     auto app = test::unique_name("global");
     ports.push_back(19000 + (::getpid() % 500) * 2 + n);
     nodes.push_back(std::make_unique<test::child_process>(
-      test::built("tests/weft-test-node"),
-      std::vector<std::string>{"--test.service=enrich", "--test.in=" + in,
-                               "--test.table=" + table, "--test.out=" + out,
-                               "--application.id=" + app,
-                               "--bootstrap.servers=" + test::bootstrap(),
-                               "--state.dir=/tmp/" + app,
-                               "--test.http.port=" + std::to_string(ports.back())},
-      "/tmp/" + app + ".log"));
+        test::built("tests/weft-test-node"),
+        std::vector<std::string>{
+            "--test.service=enrich", "--test.in=" + in, "--test.table=" + table,
+            "--test.out=" + out, "--application.id=" + app,
+            "--bootstrap.servers=" + test::bootstrap(), "--state.dir=/tmp/" + app,
+            "--test.http.port=" + std::to_string(ports.back())},
+        "/tmp/" + app + ".log"));
   }
   // Each node processes the 1000 orders once (they are separate applications).
   auto enriched = test::consume_all(out, 2000, 120s, 1s);
   REQUIRE(enriched.size() == 2000);
-  for (auto& r : enriched) CHECK_THAT(*r.value, !Catch::EndsWith("|MISSING"));
+  for (auto& r : enriched)
+    CHECK_THAT(*r.value, !Catch::EndsWith("|MISSING"));
   for (int n = 0; n < 2; ++n) {
     httplib::Client c{"127.0.0.1", ports[n]};
     c.set_connection_timeout(1);
-    REQUIRE(test::wait_until([&] { return static_cast<bool>(c.Get("/global?key=c0")); }, 30s));
+    REQUIRE(test::wait_until([&] { return static_cast<bool>(c.Get("/global?key=c0")); },
+                             30s));
     size_t found = 0;
     for (size_t i = 0; i < keys; ++i) {
       auto res = c.Get(("/global?key=c" + std::to_string(i)).c_str());
-      if (res && res->status == 200 && res->body == "customer-" + std::to_string(i)) ++found;
+      if (res && res->status == 200 && res->body == "customer-" + std::to_string(i))
+        ++found;
     }
     CHECK(found == keys);
     auto missing = c.Get("/global?key=nobody");
@@ -166,20 +176,22 @@ struct stream_table_join : weft::service_base {
     add_input(stream);
     add_table(table, "table");
     out = weft::output<weft::string_serde, weft::string_serde>{
-      add_output(out_topic, weft::output_kind::external)};
+        add_output(out_topic, weft::output_kind::external)};
   }
   void on_record(const weft::record_view& r, weft::context& ctx) override {
     auto hit = ctx.kv_store("table").get(*r.key);
     out.emit(ctx, std::string{*r.key},
-             std::string{*r.value} + "|" + (hit.ok() && *hit ? **hit : std::string{"NONE"}));
+             std::string{*r.value} + "|" +
+                 (hit.ok() && *hit ? **hit : std::string{"NONE"}));
   }
 };
 
 } // namespace
 
-TEST_CASE("joining a stream and a table with different partition counts fails at start-up "
-          "naming both topics and their counts",
-          "[broker]") {
+TEST_CASE(
+    "joining a stream and a table with different partition counts fails at start-up "
+    "naming both topics and their counts",
+    "[broker]") {
   auto stream = test::unique_name("stream"), table = test::unique_name("table"),
        out = test::unique_name("joined");
   test::create_topics({stream, out}, 4);
@@ -195,13 +207,14 @@ TEST_CASE("joining a stream and a table with different partition counts fails at
   REQUIRE_FALSE(st.ok());
   CHECK(st.code() == errc::invalid_config);
   CHECK_THAT(st.message(), Catch::Contains("'" + stream + "' has 4 partitions") &&
-                             Catch::Contains("'" + table + "' has 3 partitions") &&
-                             Catch::Contains("repartition"));
+                               Catch::Contains("'" + table + "' has 3 partitions") &&
+                               Catch::Contains("repartition"));
 }
 
-TEST_CASE("a table input materialises the latest value per key, tombstones delete it, and a "
-          "co-partitioned stream joins against it",
-          "[broker]") {
+TEST_CASE(
+    "a table input materialises the latest value per key, tombstones delete it, and a "
+    "co-partitioned stream joins against it",
+    "[broker]") {
   auto stream = test::unique_name("stream"), table = test::unique_name("table"),
        out = test::unique_name("joined");
   test::create_topics({stream, table, out}, 3);
@@ -212,7 +225,7 @@ TEST_CASE("a table input materialises the latest value per key, tombstones delet
   {
     // Tombstones for k0..k9.
     auto p = kafka::producer::create(
-      {{"bootstrap.servers", test::bootstrap()}, {"partitioner", "murmur2_random"}});
+        {{"bootstrap.servers", test::bootstrap()}, {"partitioner", "murmur2_random"}});
     REQUIRE(p.ok());
     for (int i = 0; i < 10; ++i)
       REQUIRE((*p)->send(table, -1, "k" + std::to_string(i), std::nullopt).ok());
@@ -229,7 +242,8 @@ TEST_CASE("a table input materialises the latest value per key, tombstones delet
   // The table is read as an input like any other: wait until its records are in.
   REQUIRE(test::wait_until([&] { return n.metrics().processed >= 310; }, 60s));
   for (int i = 0; i < 100; ++i) {
-    auto v = n.get<weft::string_serde, weft::string_serde>("table", "k" + std::to_string(i));
+    auto v =
+        n.get<weft::string_serde, weft::string_serde>("table", "k" + std::to_string(i));
     REQUIRE(v.ok());
     if (i < 10)
       CHECK_FALSE(v->has_value());
@@ -244,7 +258,7 @@ TEST_CASE("a table input materialises the latest value per key, tombstones delet
   for (auto& r : joined) {
     auto i = std::stoi(r.key->substr(1));
     CHECK(*r.value == "order" + std::to_string(i) + "|" +
-                         (i < 10 ? std::string{"NONE"} : "v" + std::to_string(200 + i)));
+                          (i < 10 ? std::string{"NONE"} : "v" + std::to_string(200 + i)));
   }
   n.request_stop();
   CHECK(n.wait().ok());

@@ -58,7 +58,8 @@ struct counter : weft::service_base {
   counter(std::string in, std::string out_topic) : service_base("counter") {
     add_input(in);
     add_store({"counts", weft::store_decl::kind::kv});
-    out = weft::output<str, weft::int64_serde>{add_output(out_topic, weft::output_kind::external)};
+    out = weft::output<str, weft::int64_serde>{
+        add_output(out_topic, weft::output_kind::external)};
   }
   void on_record(const weft::record_view& r, weft::context& ctx) override {
     auto key = weft::decode<str>(r.key);

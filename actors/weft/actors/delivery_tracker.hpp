@@ -62,15 +62,15 @@ inline void on_delivered(void* opaque, const std::string* err, int64_t offset) {
   if (!ref) return;
   if (ref->max_offset && !err) {
     auto cur = ref->max_offset->load(std::memory_order_relaxed);
-    while (offset > cur &&
-           !ref->max_offset->compare_exchange_weak(cur, offset, std::memory_order_relaxed))
+    while (offset > cur && !ref->max_offset->compare_exchange_weak(
+                               cur, offset, std::memory_order_relaxed))
       ;
   }
   ref->slot->release(err);
 }
 
 class delivery_tracker {
-public:
+ public:
   /// `barriers`: the task has caching stores; offsets wait for a flush slot.
   explicit delivery_tracker(bool barriers = false) : barriers_(barriers) {}
 
@@ -115,7 +115,8 @@ public:
       }
       if (s.outstanding.load(std::memory_order_acquire) != 0) break;
       if (s.barrier) {
-        for (auto& [t, o] : pending_) out[t] = o;
+        for (auto& [t, o] : pending_)
+          out[t] = o;
         pending_.clear();
         flushed_ = true;
       } else if (s.topic.empty()) {
@@ -136,7 +137,7 @@ public:
   /// written: everything they cover is in Kafka).
   bool take_flushed() { return std::exchange(flushed_, false); }
 
-private:
+ private:
   bool barriers_;
   std::deque<std::unique_ptr<delivery_slot>> slots_;
   /// Complete batches waiting for the next complete flush slot.

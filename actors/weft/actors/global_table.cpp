@@ -9,8 +9,7 @@
 namespace weft::detail {
 
 global_table::global_table(std::string topic, state::kv_store* store)
-  : topic_(std::move(topic)), store_(store) {
-}
+  : topic_(std::move(topic)), store_(store) {}
 
 global_table::~global_table() {
   stop_ = true;
@@ -91,8 +90,10 @@ status global_table::start(std::map<std::string, std::string> props, int timeout
         log::error("global table '{}': {}", topic_, s.message());
         return;
       }
-      if (got == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      else (void)store_->flush();
+      if (got == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      else
+        (void)store_->flush();
     }
   }};
   return {};

@@ -30,7 +30,7 @@ class kv_store;
 namespace weft::detail {
 
 class global_table {
-public:
+ public:
   global_table(std::string topic, state::kv_store* store);
   ~global_table(); ///< stops the thread
 
@@ -40,7 +40,7 @@ public:
 
   uint64_t applied() const { return applied_.load(std::memory_order_relaxed); }
 
-private:
+ private:
   status apply_available(size_t max, size_t& n);
   std::string topic_;
   state::kv_store* store_;

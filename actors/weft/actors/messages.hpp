@@ -21,17 +21,17 @@ using task_offsets = std::vector<std::pair<std::string, int64_t>>;
 /// Next offsets to consume per partition.
 using partition_offsets = std::vector<std::pair<topic_partition, weft::offset>>;
 
-using wake_atom = caf::atom_constant<caf::atom("wake")>;       // data arrived
-using batch_atom = caf::atom_constant<caf::atom("batch")>;     // records to a task
-using ack_atom = caf::atom_constant<caf::atom("ack")>;         // task done with a batch
-using check_atom = caf::atom_constant<caf::atom("check")>;     // stalled?
-using retry_atom = caf::atom_constant<caf::atom("retry")>;     // producer had room?
-using tick_atom = caf::atom_constant<caf::atom("tick")>;       // commit interval
-using offsets_atom = caf::atom_constant<caf::atom("offsets")>; // committable offsets
-using stop_atom = caf::atom_constant<caf::atom("stop")>;       // stop fetching
-using drained_atom = caf::atom_constant<caf::atom("drained")>; // nothing in flight
-using failed_atom = caf::atom_constant<caf::atom("failed")>;   // fatal task error
-using final_atom = caf::atom_constant<caf::atom("final")>;     // final offsets
+using wake_atom = caf::atom_constant<caf::atom("wake")>;         // data arrived
+using batch_atom = caf::atom_constant<caf::atom("batch")>;       // records to a task
+using ack_atom = caf::atom_constant<caf::atom("ack")>;           // task done with a batch
+using check_atom = caf::atom_constant<caf::atom("check")>;       // stalled?
+using retry_atom = caf::atom_constant<caf::atom("retry")>;       // producer had room?
+using tick_atom = caf::atom_constant<caf::atom("tick")>;         // commit interval
+using offsets_atom = caf::atom_constant<caf::atom("offsets")>;   // committable offsets
+using stop_atom = caf::atom_constant<caf::atom("stop")>;         // stop fetching
+using drained_atom = caf::atom_constant<caf::atom("drained")>;   // nothing in flight
+using failed_atom = caf::atom_constant<caf::atom("failed")>;     // fatal task error
+using final_atom = caf::atom_constant<caf::atom("final")>;       // final offsets
 using restored_atom = caf::atom_constant<caf::atom("restored")>; // shard ready
 
 } // namespace weft::detail

@@ -41,7 +41,13 @@ struct service_info {
 /// The shards of this node's tasks, by (store name, partition), for
 /// interactive queries from any thread.
 class shard_registry {
-public:
+ public:
+  /// Announces a store before its shards open, so queries meanwhile get
+  /// state_not_ready rather than not_found.
+  void declare(const std::string& store, int partitions) {
+    std::unique_lock<std::shared_mutex> lock{mu_};
+    partitions_[store] = partitions;
+  }
   void add(const std::string& store, int32_t partition, int partitions, state::shard* s) {
     std::unique_lock<std::shared_mutex> lock{mu_};
     shards_[{store, partition}] = s;
@@ -68,7 +74,7 @@ public:
     return p == partitions_.end() ? 0 : p->second;
   }
 
-private:
+ private:
   mutable std::shared_mutex mu_;
   std::map<std::pair<std::string, int32_t>, state::shard*> shards_;
   std::map<std::string, int> partitions_;

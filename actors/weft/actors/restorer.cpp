@@ -1,6 +1,8 @@
 #include "weft/actors/restorer.hpp"
 
 #include <chrono>
+#include <iterator>
+#include <vector>
 
 #include "weft/kafka/consumer.hpp"
 #include "weft/log.hpp"
@@ -33,7 +35,7 @@ void restorer::submit(state::shard* shard, done_fn done) {
 void restorer::run() {
   std::unique_ptr<kafka::consumer> reader;
   while (true) {
-    job j;
+    std::vector<job> batch;
     {
       std::unique_lock<std::mutex> lock{mu_};
       cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
@@ -43,28 +45,40 @@ void restorer::run() {
         jobs_.clear();
         return;
       }
-      j = std::move(jobs_.front());
-      jobs_.pop_front();
+      // Every job waiting now restores together (in parallel fetches).
+      batch.assign(std::make_move_iterator(jobs_.begin()),
+                   std::make_move_iterator(jobs_.end()));
+      jobs_.clear();
     }
     if (!reader) {
       auto c = kafka::consumer::create(props_);
       if (!c) {
-        j.done(c.error(), 0);
+        for (auto& j : batch)
+          j.done(c.error(), 0);
         continue;
       }
       reader = std::move(*c);
     }
+    std::vector<state::shard*> shards;
+    for (auto& j : batch)
+      shards.push_back(j.shard);
     auto start = std::chrono::steady_clock::now();
-    auto n = j.shard->restore(*reader, batch_, timeout_ms_);
+    auto n = state::shard::restore_all(shards, *reader, batch_, timeout_ms_);
     if (!n) {
-      j.done(n.error(), 0);
+      for (auto& j : batch)
+        j.done(n.error(), 0);
       continue;
     }
-    auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (*n > 0)
-      log::info("restored {} changes into partition {} in {:.2f} s ({:.0f}/s)", *n,
-                j.shard->partition(), secs, *n / std::max(secs, 1e-6));
-    j.done({}, *n);
+    auto secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    uint64_t total = 0;
+    for (auto x : *n)
+      total += x;
+    if (total > 0)
+      log::info("restored {} changes into {} shards in {:.2f} s ({:.0f}/s)", total,
+                shards.size(), secs, total / std::max(secs, 1e-6));
+    for (size_t i = 0; i < batch.size(); ++i)
+      batch[i].done({}, n->at(i));
   }
 }
 

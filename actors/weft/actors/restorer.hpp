@@ -29,7 +29,7 @@ class shard;
 namespace weft::detail {
 
 class restorer {
-public:
+ public:
   using done_fn = std::function<void(const status&, uint64_t restored)>;
 
   /// `props`: librdkafka consumer properties (bootstrap.servers, ...).
@@ -38,7 +38,7 @@ public:
 
   void submit(state::shard* shard, done_fn done);
 
-private:
+ private:
   void run();
   struct job {
     state::shard* shard;

@@ -23,20 +23,20 @@ struct pending_batch {
 
 timestamp_ms now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 [[noreturn]] void no_store(std::string_view kind, std::string_view name) {
-  throw weft_error{make_error(errc::not_found, "no " + std::string{kind} + " store named '" +
-                                                 std::string{name} +
-                                                 "': declare it with add_store()")};
+  throw weft_error{make_error(errc::not_found, "no " + std::string{kind} +
+                                                   " store named '" + std::string{name} +
+                                                   "': declare it with add_store()")};
 }
 
 /// The context a handler writes through, and the changelog sink of the
 /// task's stores; one per task.
 class task_context final : public context, public state::changelog_sink {
-public:
+ public:
   node_context* node = nullptr;
   const service_info* service = nullptr;
   state::shard* shard = nullptr;
@@ -91,7 +91,8 @@ public:
     r.partition = partition;
     r.key = std::string{key};
     if (value) r.value = std::string{*value};
-    r.timestamp = ts > 0 ? ts : (current_view.timestamp > 0 ? current_view.timestamp : now_ms());
+    r.timestamp =
+        ts > 0 ? ts : (current_view.timestamp > 0 ? current_view.timestamp : now_ms());
     send(std::move(r), changelog_ref(store));
   }
 
@@ -104,23 +105,24 @@ public:
     return &slot->changelog_refs.back();
   }
 
+  /// Produces `r` for the slot of `ref`. The slot is held from here, not from
+  /// the hand-over: a record waiting in `overflow` keeps its slot (and so the
+  /// offsets after it) from completing.
   void send(record r, delivery_ref* ref) {
+    ref->slot->acquire();
     if (overflow.empty() && try_send(r, ref)) return;
     overflow.emplace_back(std::move(r), ref);
   }
 
-  /// Hands a record to the producer; false if its queue is full.
+  /// Hands a record whose slot is held to the producer; false if its queue is
+  /// full (the slot stays held).
   bool try_send(const record& r, delivery_ref* ref) {
-    ref->slot->acquire();
     auto st = node->producer->send(r, ref);
     if (st.ok()) {
       node->counters.produced.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
-    if (st.code() == errc::queue_full) {
-      ref->slot->outstanding.fetch_sub(1, std::memory_order_acq_rel);
-      return false;
-    }
+    if (st.code() == errc::queue_full) return false;
     // Not retriable (e.g. unknown topic, message too large): treat like a
     // failed delivery, so the input is never committed.
     auto msg = st.message();
@@ -171,7 +173,7 @@ void fail(task_actor* self, const std::string& what) {
   log::error("task {}[{}] failed: {}", st.service->name, st.partition, what);
   self->send(st.supervisor, failed_atom::value,
              "service '" + st.service->name + "' partition " +
-               std::to_string(st.partition) + ": " + what);
+                 std::to_string(st.partition) + ": " + what);
 }
 
 /// Applies the bad-record policy; returns false if the task must stop.
@@ -180,31 +182,31 @@ bool handle_bad_record(task_actor* self, const record_view& r, const std::string
   auto where = std::string{r.topic} + "[" + std::to_string(r.partition.value()) + "]@" +
                std::to_string(r.offset.value());
   switch (st.service->policy) {
-    case bad_record_policy::fail:
-      fail(self, "bad record " + where + ": " + error +
+  case bad_record_policy::fail:
+    fail(self, "bad record " + where + ": " + error +
                    " (bad.record.policy=fail; use skip or dead_letter to continue)");
-      return false;
-    case bad_record_policy::skip:
-      st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
-      log::warn("service '{}' skipped bad record {}: {}", st.service->name, where, error);
-      return true;
-    case bad_record_policy::dead_letter: {
-      st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
-      record dl;
-      dl.topic = st.service->dead_letter_topic;
-      dl.partition = -1;
-      if (r.key) dl.key = std::string{*r.key};
-      if (r.value) dl.value = std::string{*r.value};
-      dl.timestamp = r.timestamp;
-      dl.headers = r.headers();
-      dl.headers.push_back({"weft.error", error});
-      dl.headers.push_back({"weft.service", st.service->name});
-      dl.headers.push_back({"weft.topic", std::string{r.topic}});
-      dl.headers.push_back({"weft.partition", std::to_string(r.partition.value())});
-      dl.headers.push_back({"weft.offset", std::to_string(r.offset.value())});
-      st.ctx.send(std::move(dl), &st.ctx.slot->ref);
-      return true;
-    }
+    return false;
+  case bad_record_policy::skip:
+    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    log::warn("service '{}' skipped bad record {}: {}", st.service->name, where, error);
+    return true;
+  case bad_record_policy::dead_letter: {
+    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    record dl;
+    dl.topic = st.service->dead_letter_topic;
+    dl.partition = -1;
+    if (r.key) dl.key = std::string{*r.key};
+    if (r.value) dl.value = std::string{*r.value};
+    dl.timestamp = r.timestamp;
+    dl.headers = r.headers();
+    dl.headers.push_back({"weft.error", error});
+    dl.headers.push_back({"weft.service", st.service->name});
+    dl.headers.push_back({"weft.topic", std::string{r.topic}});
+    dl.headers.push_back({"weft.partition", std::to_string(r.partition.value())});
+    dl.headers.push_back({"weft.offset", std::to_string(r.offset.value())});
+    st.ctx.send(std::move(dl), &st.ctx.slot->ref);
+    return true;
+  }
   }
   return true;
 }
@@ -243,7 +245,8 @@ void handle(task_actor* self, const record_view& view) {
     st.impl->on_record(view, st.ctx);
     return;
   }
-  if (!view.key) throw weft_error{make_error(errc::bad_record, "table record without a key")};
+  if (!view.key)
+    throw weft_error{make_error(errc::bad_record, "table record without a key")};
   auto& store = st.ctx.kv_store(table->second);
   auto old = store.get(*view.key);
   if (!old) throw weft_error{old.error()};
@@ -310,12 +313,14 @@ task_offsets commit_point(task_actor* self, bool flush) {
     st.tracker.close(st.ctx.slot);
     st.ctx.slot = nullptr;
     if (!s) fail(self, "flushing state: " + s.message());
+    if (!st.ctx.overflow.empty()) schedule_retry(self);
   }
   std::string err;
   auto offs = st.tracker.committable(&err);
   if (!err.empty()) fail(self, "delivery failed: " + err);
   if (st.shard && st.tracker.take_flushed())
-    if (auto s = st.shard->write_checkpoints(); !s) log::warn("checkpoint: {}", s.message());
+    if (auto s = st.shard->write_checkpoints(); !s)
+      log::warn("checkpoint: {}", s.message());
   return task_offsets{offs.begin(), offs.end()};
 }
 
@@ -353,42 +358,47 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
       });
     }
   }
-  if (st.service->punctuate_ms > 0) st.next_wall_punctuation = now_ms() + st.service->punctuate_ms;
+  if (st.service->punctuate_ms > 0)
+    st.next_wall_punctuation = now_ms() + st.service->punctuate_ms;
   return {
-    [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source) {
-      auto& st = self->state;
-      st.queue.push_back({std::move(batch), id, std::move(source)});
-      if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
-    },
-    [self](restored_atom, const std::string& error) {
-      auto& st = self->state;
-      if (!error.empty()) return fail(self, "restoring state: " + error);
-      st.restoring = false;
-      st.shard->set_ready(true);
-      run(self);
-    },
-    [self](retry_atom) {
-      self->state.retry_scheduled = false;
-      run(self);
-    },
-    [self](tick_atom) {
-      auto& st = self->state;
-      auto interval = st.service->punctuate_ms;
-      if (interval > 0 && !st.restoring && !st.failed && now_ms() >= st.next_wall_punctuation &&
-          !st.ctx.slot) {
-        punctuate(self);
-        st.next_wall_punctuation = now_ms() + interval;
-      }
-      self->send(st.supervisor, offsets_atom::value, st.task_index, commit_point(self, true));
-    },
-    [self](final_atom, bool flush) -> task_offsets { return commit_point(self, flush); },
+      [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source) {
+        auto& st = self->state;
+        st.queue.push_back({std::move(batch), id, std::move(source)});
+        if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
+      },
+      [self](restored_atom, const std::string& error) {
+        auto& st = self->state;
+        if (!error.empty()) return fail(self, "restoring state: " + error);
+        st.restoring = false;
+        st.shard->set_ready(true);
+        run(self);
+      },
+      [self](retry_atom) {
+        self->state.retry_scheduled = false;
+        run(self);
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        auto interval = st.service->punctuate_ms;
+        if (interval > 0 && !st.restoring && !st.failed &&
+            now_ms() >= st.next_wall_punctuation && !st.ctx.slot) {
+          punctuate(self);
+          st.next_wall_punctuation = now_ms() + interval;
+        }
+        self->send(st.supervisor, offsets_atom::value, st.task_index,
+                   commit_point(self, true));
+      },
+      [self](final_atom, bool flush) -> task_offsets {
+        return commit_point(self, flush);
+      },
   };
 }
 
 } // namespace
 
-caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx, size_t service_index,
-                            int32_t partition, size_t task_index, caf::actor supervisor) {
+caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
+                            size_t service_index, int32_t partition, size_t task_index,
+                            caf::actor supervisor) {
   return sys.spawn(task_behavior, ctx, service_index, partition, task_index,
                    std::move(supervisor));
 }

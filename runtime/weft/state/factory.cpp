@@ -1,5 +1,7 @@
 // The store factories behind state::shard: RocksDB for nodes, memory for tests.
 
+#include <algorithm>
+
 #include "weft/state/layered_store.hpp"
 #include "weft/state/memory_store.hpp"
 #include "weft/state/rocksdb_env.hpp"
@@ -11,9 +13,19 @@ namespace weft::state {
 namespace {
 
 class rocksdb_factory final : public store_factory {
-public:
+ public:
   rocksdb_factory(size_t cache, size_t write_buffers)
-    : env_(rocksdb_env_config{cache, write_buffers}) {
+    : env_(make_config(cache, write_buffers)) {}
+
+  static rocksdb_env_config make_config(size_t cache, size_t write_buffers) {
+    rocksdb_env_config c;
+    c.block_cache_bytes = cache;
+    c.write_buffer_bytes = write_buffers;
+    // A node has many shards: a memtable of 1/8 of the budget lets several
+    // fill at once without the budget forcing constant flushes.
+    c.store_write_buffer_bytes =
+        std::clamp<size_t>(write_buffers / 8, size_t{1} << 20, size_t{8} << 20);
+    return c;
   }
 
   result<std::unique_ptr<kv_store>> kv(const std::string& dir, const store_spec& s,
@@ -25,26 +37,26 @@ public:
     return std::unique_ptr<kv_store>{make_kv_stack(std::move(*base), sink, opts)};
   }
 
-  result<std::unique_ptr<window_store>> window(const std::string& dir, const store_spec& s,
-                                               changelog_sink* sink) override {
+  result<std::unique_ptr<window_store>>
+  window(const std::string& dir, const store_spec& s, changelog_sink* sink) override {
     auto base = open_rocksdb_window(env_, dir, s.name, s.retention_ms);
     if (!base) return base.error();
     return std::unique_ptr<window_store>{make_window_stack(std::move(*base), sink)};
   }
 
-  result<std::unique_ptr<session_store>> session(const std::string& dir, const store_spec& s,
-                                                 changelog_sink* sink) override {
+  result<std::unique_ptr<session_store>>
+  session(const std::string& dir, const store_spec& s, changelog_sink* sink) override {
     auto base = open_rocksdb_session(env_, dir, s.name, s.retention_ms);
     if (!base) return base.error();
     return std::unique_ptr<session_store>{make_session_stack(std::move(*base), sink)};
   }
 
-private:
+ private:
   rocksdb_env env_;
 };
 
 class memory_factory final : public store_factory {
-public:
+ public:
   result<std::unique_ptr<kv_store>> kv(const std::string&, const store_spec& s,
                                        changelog_sink* sink) override {
     kv_stack_options opts;

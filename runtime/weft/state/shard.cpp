@@ -105,67 +105,116 @@ status shard::write_checkpoints() {
   return {};
 }
 
-status shard::restore_one(entry& e, kafka::consumer& reader, size_t batch, int timeout_ms,
-                          uint64_t& applied) {
-  topic_partition tp{changelog_topic(app_, e.spec.name), partition_id{partition_}};
-  auto marks = reader.watermarks(tp, timeout_ms);
-  if (!marks) return marks.error();
-  auto [low, high] = *marks;
-  int64_t from = std::max(e.checkpointed, low);
-  if (from >= high) return {}; // nothing newer than the local state
-  auto q = reader.take_queue(tp);
-  std::vector<std::pair<topic_partition, weft::offset>> start{{tp, weft::offset{from}}};
-  if (auto st = reader.assign_at(start); !st) return st;
+/// One changelog partition being restored.
+struct shard::cursor {
+  shard* owner;
+  entry* e;
+  topic_partition tp;
+  std::unique_ptr<kafka::partition_queue> queue;
+  int64_t next;
+  int64_t high;
   std::vector<change> changes;
-  changes.reserve(batch);
-  int64_t next = from;
-  auto apply = [&]() -> status {
-    if (changes.empty()) return {};
-    status st = e.kv       ? e.kv->restore(changes, next)
-                : e.window ? e.window->restore(changes, next)
-                           : e.session->restore(changes, next);
-    applied += changes.size();
-    changes.clear();
-    return st;
-  };
-  auto last_progress = std::chrono::steady_clock::now();
-  while (next < high) {
-    kafka::message_batch b;
-    status err;
-    if (q->drain(b, batch - changes.size(), &err) == 0) {
-      if (std::chrono::steady_clock::now() - last_progress >
-          std::chrono::milliseconds(timeout_ms))
-        return make_error(errc::timed_out,
-                          "restoring " + to_string(tp) + ": stuck at offset " +
-                              std::to_string(next) + " of " + std::to_string(high) +
-                              (err.ok() ? "" : " (" + err.message() + ")"));
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      continue;
+  uint64_t applied = 0;
+};
+
+status shard::apply(cursor& c) {
+  if (c.changes.empty()) return {};
+  auto& e = *c.e;
+  status st = e.kv       ? e.kv->restore(c.changes, c.next)
+              : e.window ? e.window->restore(c.changes, c.next)
+                         : e.session->restore(c.changes, c.next);
+  c.applied += c.changes.size();
+  c.changes.clear();
+  return st;
+}
+
+result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shards,
+                                                 kafka::consumer& reader, size_t batch,
+                                                 int timeout_ms) {
+  std::vector<cursor> cursors;
+  std::vector<std::pair<topic_partition, weft::offset>> starts;
+  for (auto* sh : shards)
+    for (auto& e : sh->entries_) {
+      topic_partition tp{changelog_topic(sh->app_, e.spec.name),
+                         partition_id{sh->partition_}};
+      // A changelog created moments ago may not have a leader yet: retry
+      // transient errors until the timeout.
+      auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+      auto marks = reader.watermarks(tp, timeout_ms);
+      while (!marks && marks.error().code() == errc::kafka &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        marks = reader.watermarks(tp, timeout_ms);
+      }
+      if (!marks) return marks.error();
+      auto [low, high] = *marks;
+      int64_t from = std::max(e.checkpointed, low);
+      if (from >= high) continue; // nothing newer than the local state
+      cursor c{sh, &e, tp, reader.take_queue(tp), from, high, {}};
+      c.changes.reserve(batch);
+      starts.emplace_back(tp, weft::offset{from});
+      cursors.push_back(std::move(c));
     }
-    last_progress = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < b.size(); ++i) {
-      auto v = b.view(i);
-      if (!v.key) continue; // not a change (keys are never null in changelogs)
-      change c;
-      c.key.assign(*v.key);
-      if (v.value) c.value = std::string{*v.value};
-      changes.push_back(std::move(c));
-      next = v.offset.value() + 1;
+  if (!cursors.empty()) {
+    // All partitions at once: librdkafka fetches them in parallel while this
+    // thread writes to RocksDB.
+    if (auto st = reader.assign_at(starts); !st) return st;
+    auto last_progress = std::chrono::steady_clock::now();
+    size_t open = cursors.size();
+    while (open > 0) {
+      bool progress = false;
+      for (auto& c : cursors) {
+        if (c.next >= c.high) continue;
+        kafka::message_batch b;
+        status err;
+        if (c.queue->drain(b, batch - c.changes.size(), &err) == 0) {
+          if (std::chrono::steady_clock::now() - last_progress >
+              std::chrono::milliseconds(timeout_ms))
+            return make_error(errc::timed_out,
+                              "restoring " + to_string(c.tp) + ": stuck at offset " +
+                                  std::to_string(c.next) + " of " +
+                                  std::to_string(c.high) +
+                                  (err.ok() ? "" : " (" + err.message() + ")"));
+          continue;
+        }
+        progress = true;
+        for (size_t i = 0; i < b.size(); ++i) {
+          auto v = b.view(i);
+          c.next = v.offset.value() + 1;
+          if (!v.key) continue; // not a change (keys are never null in changelogs)
+          change ch;
+          ch.key.assign(*v.key);
+          if (v.value) ch.value = std::string{*v.value};
+          c.changes.push_back(std::move(ch));
+        }
+        if (c.changes.size() >= batch || c.next >= c.high) {
+          if (auto st = apply(c); !st) return st;
+          if (c.next >= c.high) {
+            c.e->checkpointed = c.next;
+            c.e->delivered->store(c.next - 1, std::memory_order_release);
+            --open;
+          }
+        }
+      }
+      if (progress)
+        last_progress = std::chrono::steady_clock::now();
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (changes.size() >= batch)
-      if (auto st = apply(); !st) return st;
+    if (auto st = reader.assign_at({}); !st) return st;
   }
-  if (auto st = apply(); !st) return st;
-  e.checkpointed = next;
-  e.delivered->store(next - 1, std::memory_order_release);
-  return reader.assign_at({});
+  std::vector<uint64_t> applied(shards.size(), 0);
+  for (auto& c : cursors)
+    for (size_t i = 0; i < shards.size(); ++i)
+      if (shards[i] == c.owner) applied[i] += c.applied;
+  return applied;
 }
 
 result<uint64_t> shard::restore(kafka::consumer& reader, size_t batch, int timeout_ms) {
-  uint64_t applied = 0;
-  for (auto& e : entries_)
-    if (auto st = restore_one(e, reader, batch, timeout_ms, applied); !st) return st;
-  return applied;
+  auto n = restore_all({this}, reader, batch, timeout_ms);
+  if (!n) return n.error();
+  return n->at(0);
 }
 
 } // namespace weft::state

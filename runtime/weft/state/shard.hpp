@@ -90,6 +90,13 @@ class shard {
   /// makes no progress. Returns the number of changes applied.
   result<uint64_t> restore(kafka::consumer& reader, size_t batch, int timeout_ms);
 
+  /// restore() for several shards at once: every changelog partition is
+  /// assigned together, so librdkafka fetches them in parallel. Returns the
+  /// changes applied per shard.
+  static result<std::vector<uint64_t>> restore_all(const std::vector<shard*>& shards,
+                                                   kafka::consumer& reader, size_t batch,
+                                                   int timeout_ms);
+
   /// Flushes every store (caches emit their changelog records).
   status flush();
 
@@ -115,8 +122,8 @@ class shard {
     std::unique_ptr<std::atomic<int64_t>> delivered;
     int64_t checkpointed = -1;
   };
-  status restore_one(entry& e, kafka::consumer& reader, size_t batch, int timeout_ms,
-                     uint64_t& applied);
+  struct cursor;
+  static status apply(cursor& c);
   std::string app_;
   int32_t partition_ = 0;
   std::vector<store_spec> specs_;
