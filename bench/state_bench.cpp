@@ -110,15 +110,6 @@ void produce(const std::string& topic, size_t n, size_t keys,
   if (auto s = (*p)->flush(120000); !s) die(s.message());
 }
 
-int64_t end_offsets(const std::string& topic, int parts) {
-  int64_t sum = 0;
-  for (int p = 0; p < parts; ++p) {
-    auto w = probe->watermarks({topic, weft::partition_id{p}}, 10000);
-    if (!w) return -1;
-    sum += w->second;
-  }
-  return sum;
-}
 
 int64_t committed(const std::string& group, const std::string& topic, int parts) {
   auto c = weft::kafka::consumer::create(

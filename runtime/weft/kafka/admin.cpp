@@ -37,22 +37,7 @@ admin::~admin() {
 }
 
 result<int> admin::partition_count(const std::string& topic, int timeout_ms) {
-  // Ask for every topic: a metadata request naming the topic would make a
-  // broker with auto.create.topics.enable create it, so checking that a topic
-  // exists would create it.
-  const rd_kafka_metadata_t* md = nullptr;
-  auto err = rd_kafka_metadata(rk_, 1, nullptr, &md, timeout_ms);
-  if (err) return from_rd(err, "metadata for topic '" + topic + "'");
-  int n = -1;
-  auto terr = RD_KAFKA_RESP_ERR_NO_ERROR;
-  for (int i = 0; i < md->topic_cnt; ++i)
-    if (topic == md->topics[i].topic)
-      terr = md->topics[i].err, n = md->topics[i].partition_cnt;
-  rd_kafka_metadata_destroy(md);
-  if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || n <= 0)
-    return make_error(errc::not_found, "topic '" + topic + "' does not exist");
-  if (terr) return from_rd(terr, "metadata for topic '" + topic + "'");
-  return n;
+  return topic_partition_count(rk_, topic, timeout_ms);
 }
 
 status admin::wait_for_brokers(int timeout_ms) {

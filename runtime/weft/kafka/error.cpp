@@ -41,4 +41,22 @@ status from_rd(rd_kafka_error_t* err, std::string_view context) {
   return {code, std::move(msg)};
 }
 
+result<int> topic_partition_count(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms);
+  if (err) return from_rd(err, "metadata for topic '" + topic + "'");
+  int n = -1;
+  auto terr = RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    if (topic == md->topics[i].topic) {
+      terr = md->topics[i].err;
+      n = md->topics[i].partition_cnt;
+    }
+  rd_kafka_metadata_destroy(md);
+  if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || n <= 0)
+    return make_error(errc::not_found, "topic '" + topic + "' does not exist");
+  if (terr) return from_rd(terr, "metadata for topic '" + topic + "'");
+  return n;
+}
+
 } // namespace weft::kafka

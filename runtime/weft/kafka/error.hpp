@@ -3,6 +3,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <string>
 #include <string_view>
 
 #include "weft/status.hpp"
@@ -17,5 +18,12 @@ status from_rd(rd_kafka_resp_err_t err, std::string_view context);
 /// Fatal errors (e.g. a fenced producer) map to errc::kafka_fatal; retriable
 /// ones keep errc::kafka and say "retriable" in the text.
 status from_rd(rd_kafka_error_t* err, std::string_view context);
+
+/// Number of partitions of `topic` as the brokers of `rk` know it;
+/// errc::not_found when it does not exist. Asks for every topic's metadata:
+/// a request naming the topic would make a broker with
+/// auto.create.topics.enable create it, so checking would create. Blocks up
+/// to timeout_ms.
+result<int> topic_partition_count(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
 
 } // namespace weft::kafka
