@@ -155,6 +155,18 @@ result<std::optional<std::string>> node::get(std::string_view store_name,
       });
 }
 
+bool node::store_ready(std::string_view store_name) const {
+  std::string store{store_name};
+  if (impl_->ctx.global_stores.count(store_name)) return true;
+  int parts = impl_->ctx.shards.partitions(store);
+  if (parts == 0) return false;
+  for (int32_t p = 0; p < parts; ++p)
+    if (!impl_->ctx.shards.with(store, p,
+                                [](state::shard* sh, int) { return sh && sh->ready(); }))
+      return false;
+  return true;
+}
+
 status node::range(std::string_view store_name, std::string_view from,
                    std::string_view to, const state::visitor& fn) const {
   std::string store{store_name};

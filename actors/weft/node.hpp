@@ -90,6 +90,10 @@ class node {
     return std::optional<typename VS::value_type>{std::move(*v)};
   }
 
+  /// Whether every local shard of `store` has restored and serves queries
+  /// (cheap: no data is read). False for an unknown store.
+  bool store_ready(std::string_view store) const;
+
   /// Visits the entries with keys in [from, to) (empty `to`: to the end) of
   /// every local shard of a kv store, shard by shard (ordered within one).
   status range(std::string_view store, std::string_view from, std::string_view to,

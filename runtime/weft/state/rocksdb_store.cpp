@@ -2,6 +2,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
@@ -115,6 +116,7 @@ class rocksdb_byte_store final : public detail::byte_store, public detail::flush
                const std::vector<detail::meta_entry>& meta) override {
     if (batch.empty() && meta.empty()) return {};
     if (auto st = persist_restored(); !st.ok()) return st;
+    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable); // see restore()
     rocksdb::WriteBatch wb;
     if (auto st = fill(wb, batch, meta); !st.ok()) return st;
     return check(db_->Write(wal_, &wb), "write");
@@ -122,6 +124,10 @@ class rocksdb_byte_store final : public detail::byte_store, public detail::flush
 
   status restore(const std::vector<change>& batch, int64_t next_offset,
                  const std::vector<detail::meta_entry>& meta) override {
+    // RocksDB's per-operation perf counters live in thread-locals of a shared
+    // library (a __tls_get_addr call each); restoring writes millions of
+    // entries and needs none of them. The level is per thread.
+    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
     rocksdb::WriteBatch wb;
     if (auto st = fill(wb, batch, meta); !st.ok()) return st;
     std::string cp;
