@@ -456,8 +456,17 @@ status node::start() {
 
   auto cprops = cfg.kafka_properties(client_kind::consumer);
   cprops["group.id"] = impl_->ctx.application_id;
-  // Bound librdkafka's prefetch per partition; the credit scheme bounds the rest.
-  cprops.emplace("queued.max.messages.kbytes", "4096");
+  // Bound librdkafka's prefetch: fetch.buffer.max.bytes is shared by every
+  // input partition of the node (the credit scheme bounds what is past it).
+  {
+    size_t parts = 0;
+    for (auto& svc : impl_->ctx.services)
+      parts += svc.input_topics.size() * svc.partitions;
+    auto per = static_cast<size_t>(cfg.get_int("fetch.buffer.max.bytes")) /
+               std::max<size_t>(parts, 1) / 1024;
+    cprops.emplace("queued.max.messages.kbytes",
+                   std::to_string(std::clamp<size_t>(per, 1024, 65536)));
+  }
   auto consumer = kafka::consumer::create(std::move(cprops), [self](const status& st) {
     if (st.code() == errc::kafka_fatal)
       self->on_fatal(st.message());

@@ -43,6 +43,11 @@ std::vector<config_key> make_keys() {
                "Flow control: records of one input partition in flight to its "
                "tasks at most; past it the partition is paused.",
                false, 1, 1000000});
+  k.push_back({"fetch.buffer.max.bytes", kind::integer, "33554432",
+               "Records librdkafka may prefetch for this node, shared by all its "
+               "input partitions (each gets at least 1 MiB). More is faster with "
+               "few partitions and costs memory with many.",
+               false, 1048576, INT64_MAX});
   k.push_back({"bad.record.policy",
                kind::choice,
                "fail",
