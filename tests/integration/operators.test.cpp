@@ -60,6 +60,10 @@ TEST_CASE("a windowed count and a gate run on a node: one result per closed wind
   node n{*cfg};
   n.add(count<str, str>("per-minute", clicks, counts, tumbling_window{60000, 0},
                         emit::on_window_close));
+  auto live = test::unique_name("live-counts");
+  test::create_topics({live}, 2);
+  n.add(
+      count<str, str>("live", clicks, live, tumbling_window{60000, 0}, emit::on_update));
   n.add<pay_gate>(orders, payments, ready, expired);
   auto st = n.start();
   INFO(st.to_string());
@@ -91,6 +95,23 @@ TEST_CASE("a windowed count and a gate run on a node: one result per closed wind
     per_start[start] = *int64_serde::deserialize(*r.value);
   }
   CHECK(per_start == std::map<int64_t, int64_t>{{0, 2}, {60000, 1}});
+
+  // The on-update count keeps its windows: query them through the node.
+  REQUIRE(test::wait_until([&] { return test::end_offsets(live) >= 4; }, 30s));
+  std::map<timestamp_ms, int64_t> queried;
+  auto qs =
+      n.fetch("live-store", "a", 0, 200000, [&](timestamp_ms start, std::string_view v) {
+        queried[start] = *int64_serde::deserialize(v);
+        return true;
+      });
+  INFO(qs.to_string());
+  REQUIRE(qs.ok());
+  // Window 0 is past the store's retention (size + grace) once stream time
+  // reached 125 s, so the store no longer holds it.
+  CHECK(queried == std::map<timestamp_ms, int64_t>{{60000, 1}, {120000, 1}});
+  auto unknown = n.get("no-such-store", "a");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code() == errc::not_found);
 
   auto paired = test::consume_all(ready, 1, 30s, 1s);
   REQUIRE(paired.size() == 1);
