@@ -74,7 +74,7 @@ void restorer::run() {
     uint64_t total = 0;
     for (auto x : *n)
       total += x;
-    if (total > 0)
+    if (total > 0 || secs > 1.0)
       log::info("restored {} changes into {} shards in {:.2f} s ({:.0f}/s)", total,
                 shards.size(), secs, total / std::max(secs, 1e-6));
     for (size_t i = 0; i < batch.size(); ++i)

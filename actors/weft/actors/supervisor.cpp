@@ -171,6 +171,8 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         st.stop_promise = self->make_response_promise();
         for (auto& p : st.partitions)
           self->send(p, stop_atom::value);
+        for (auto& t : st.tasks)
+          self->send(t, stop_atom::value);
         if (st.failed || st.partitions.empty()) answer_stop(self);
         return st.stop_promise;
       },

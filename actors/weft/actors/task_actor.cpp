@@ -155,6 +155,7 @@ struct task_state {
   bool retry_scheduled = false;
   bool failed = false;
   bool restoring = false;
+  bool stopping = false; ///< the node stops: unprocessable input goes back at once
   timestamp_ms next_stream_punctuation = 0;
   timestamp_ms next_wall_punctuation = 0;
   static inline const char* name = "weft.task";
@@ -363,6 +364,10 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
   return {
       [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source) {
         auto& st = self->state;
+        if (st.stopping && (st.restoring || st.failed)) {
+          self->send(source, ack_atom::value, id);
+          return;
+        }
         st.queue.push_back({std::move(batch), id, std::move(source)});
         if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
       },
@@ -390,6 +395,19 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
       },
       [self](final_atom, bool flush) -> task_offsets {
         return commit_point(self, flush);
+      },
+      [self](stop_atom) {
+        // The node stops. A task that cannot handle its queued input (still
+        // restoring, or failed) hands the batches back unprocessed so the
+        // partition actors can drain: no slot was opened for them, so none of
+        // their offsets is committed, and a restart reads them again.
+        auto& st = self->state;
+        st.stopping = true;
+        if (!st.restoring && !st.failed) return;
+        for (auto& pb : st.queue)
+          self->send(pb.source, ack_atom::value, pb.id);
+        st.queue.clear();
+        st.position = 0;
       },
   };
 }

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "weft/kafka/consumer.hpp"
+#include "weft/log.hpp"
 
 namespace weft::state {
 
@@ -142,8 +143,15 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
       auto deadline =
           std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
       auto marks = reader.watermarks(tp, timeout_ms);
+      auto first_error = std::chrono::steady_clock::now();
+      bool warned = false;
       while (!marks && marks.error().code() == errc::kafka &&
              std::chrono::steady_clock::now() < deadline) {
+        if (!warned &&
+            std::chrono::steady_clock::now() - first_error > std::chrono::seconds(1)) {
+          log::warn("restore of {} waits: {}", to_string(tp), marks.error().message());
+          warned = true;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         marks = reader.watermarks(tp, timeout_ms);
       }
