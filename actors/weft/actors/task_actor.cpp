@@ -272,6 +272,7 @@ void run(task_actor* self) {
       auto view = batch.view(st.position);
       st.ctx.current_view = view;
       if (view.timestamp > st.ctx.stream_time_) st.ctx.stream_time_ = view.timestamp;
+      if (st.shard) st.shard->set_record_timestamp(view.timestamp);
       try {
         handle(self, view);
       } catch (const weft_error& e) {

@@ -6,6 +6,7 @@
 
 #include "weft/kafka/consumer.hpp"
 #include "weft/log.hpp"
+#include "weft/state/layered_store.hpp"
 
 namespace weft::state {
 
@@ -56,6 +57,12 @@ result<std::unique_ptr<shard>> shard::open(store_factory& factory, const std::st
       break;
     }
     }
+    if (e.kv)
+      e.hook = dynamic_cast<timestamp_hook*>(e.kv.get());
+    else if (e.window)
+      e.hook = dynamic_cast<timestamp_hook*>(e.window.get());
+    else
+      e.hook = dynamic_cast<timestamp_hook*>(e.session.get());
     sh->entries_.push_back(std::move(e));
   }
   return sh;
@@ -83,6 +90,11 @@ std::atomic<int64_t>* shard::delivered_offset(std::string_view store) {
   for (auto& e : entries_)
     if (e.spec.name == store) return e.delivered.get();
   return nullptr;
+}
+
+void shard::set_record_timestamp(timestamp_ms ts) {
+  for (auto& e : entries_)
+    if (e.hook) e.hook->set_timestamp(ts);
 }
 
 status shard::flush() {

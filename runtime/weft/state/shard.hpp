@@ -30,6 +30,8 @@ class consumer;
 
 namespace weft::state {
 
+class timestamp_hook;
+
 /// What kind of store a service asked for.
 struct store_spec {
   enum class kind { kv, window, session };
@@ -97,6 +99,10 @@ class shard {
                                                    kafka::consumer& reader, size_t batch,
                                                    int timeout_ms);
 
+  /// Tells every store the timestamp of the record being handled, so the
+  /// changelog records its writes cause carry it. Writer (task) only.
+  void set_record_timestamp(timestamp_ms ts);
+
   /// Flushes every store (caches emit their changelog records).
   status flush();
 
@@ -120,6 +126,7 @@ class shard {
     std::unique_ptr<window_store> window;
     std::unique_ptr<session_store> session;
     std::unique_ptr<std::atomic<int64_t>> delivered;
+    timestamp_hook* hook = nullptr; ///< the outer layer, when it has one
     int64_t checkpointed = -1;
   };
   struct cursor;
