@@ -9,6 +9,7 @@
 
 #include "weft/state/detail/byte_store.hpp"
 #include "weft/state/detail/encoded_stores.hpp"
+#include "weft/state/detail/epoch_buffer.hpp"
 
 namespace weft::state {
 
@@ -79,6 +80,15 @@ class memory_byte_store final : public detail::byte_store {
     return {};
   }
 
+  status write_with_checkpoint(const std::vector<change>& batch,
+                               const std::vector<detail::meta_entry>& meta,
+                               int64_t next_offset) override {
+    std::unique_lock lock{mtx_};
+    apply(batch, meta);
+    checkpoint_.store(next_offset, std::memory_order_release);
+    return {};
+  }
+
   status restore(const std::vector<change>& batch, int64_t next_offset,
                  const std::vector<detail::meta_entry>& meta) override {
     std::unique_lock lock{mtx_};
@@ -136,20 +146,23 @@ class memory_byte_store final : public detail::byte_store {
 
 } // namespace
 
-std::unique_ptr<kv_store> make_memory_kv(std::string name) {
-  return std::make_unique<memory_byte_store>(std::move(name));
+std::unique_ptr<kv_store> make_memory_kv(std::string name, epoch_group* epochs) {
+  return detail::buffer_epochs(std::make_unique<memory_byte_store>(std::move(name)),
+                               epochs);
 }
 
-result<std::unique_ptr<window_store>> make_memory_window(std::string name,
-                                                         timestamp_ms retention_ms) {
-  return detail::make_window_store(std::make_unique<memory_byte_store>(std::move(name)),
-                                   retention_ms);
+result<std::unique_ptr<window_store>>
+make_memory_window(std::string name, timestamp_ms retention_ms, epoch_group* epochs) {
+  return detail::make_window_store(
+      detail::buffer_epochs(std::make_unique<memory_byte_store>(std::move(name)), epochs),
+      retention_ms);
 }
 
-result<std::unique_ptr<session_store>> make_memory_session(std::string name,
-                                                           timestamp_ms retention_ms) {
-  return detail::make_session_store(std::make_unique<memory_byte_store>(std::move(name)),
-                                    retention_ms);
+result<std::unique_ptr<session_store>>
+make_memory_session(std::string name, timestamp_ms retention_ms, epoch_group* epochs) {
+  return detail::make_session_store(
+      detail::buffer_epochs(std::make_unique<memory_byte_store>(std::move(name)), epochs),
+      retention_ms);
 }
 
 } // namespace weft::state

@@ -21,15 +21,20 @@
 
 namespace weft::state {
 
-/// An empty in-memory kv store called `name`.
-std::unique_ptr<kv_store> make_memory_kv(std::string name);
+class epoch_group;
+
+/// An empty in-memory kv store called `name`. With `epochs` it is
+/// transactional, as the RocksDB stores (rocksdb_store.hpp, epoch_group.hpp).
+std::unique_ptr<kv_store> make_memory_kv(std::string name, epoch_group* epochs = nullptr);
 
 /// An empty in-memory window store; invalid_argument if retention_ms <= 0.
 result<std::unique_ptr<window_store>> make_memory_window(std::string name,
-                                                         timestamp_ms retention_ms);
+                                                         timestamp_ms retention_ms,
+                                                         epoch_group* epochs = nullptr);
 
 /// An empty in-memory session store; invalid_argument if retention_ms <= 0.
 result<std::unique_ptr<session_store>> make_memory_session(std::string name,
-                                                           timestamp_ms retention_ms);
+                                                           timestamp_ms retention_ms,
+                                                           epoch_group* epochs = nullptr);
 
 } // namespace weft::state

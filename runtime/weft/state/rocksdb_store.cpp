@@ -11,6 +11,7 @@
 
 #include "weft/state/detail/byte_store.hpp"
 #include "weft/state/detail/encoded_stores.hpp"
+#include "weft/state/detail/epoch_buffer.hpp"
 #include "weft/state/detail/rocksdb_env_impl.hpp"
 #include "weft/state/key_encoding.hpp"
 
@@ -122,6 +123,26 @@ class rocksdb_byte_store final : public detail::byte_store, public detail::flush
     return check(db_->Write(wal_, &wb), "write");
   }
 
+  status write_with_checkpoint(const std::vector<change>& batch,
+                               const std::vector<detail::meta_entry>& meta,
+                               int64_t next_offset) override {
+    if (auto st = persist_restored(); !st.ok()) return st;
+    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable); // see restore()
+    rocksdb::WriteBatch wb;
+    if (auto st = fill(wb, batch, meta); !st.ok()) return st;
+    std::string cp;
+    append_be64(cp, next_offset);
+    if (auto s = wb.Put(meta_cf_, checkpoint_key, cp); !s.ok())
+      return detail::from_rocksdb(s, "write with checkpoint", dir_);
+    // Through the WAL like put(): a process crash after this returns loses
+    // neither the data nor its checkpoint, and recovery never replays one
+    // without the other (one WriteBatch is one WAL record).
+    if (auto st = check(db_->Write(wal_, &wb), "write with checkpoint"); !st.ok())
+      return st;
+    checkpoint_.store(next_offset, std::memory_order_release);
+    return {};
+  }
+
   status restore(const std::vector<change>& batch, int64_t next_offset,
                  const std::vector<detail::meta_entry>& meta) override {
     // RocksDB's per-operation perf counters live in thread-locals of a shared
@@ -226,35 +247,41 @@ class rocksdb_byte_store final : public detail::byte_store, public detail::flush
 
 } // namespace
 
-result<std::unique_ptr<kv_store>>
-open_rocksdb_kv(const rocksdb_env& env, const std::string& dir, const std::string& name) {
+result<std::unique_ptr<kv_store>> open_rocksdb_kv(const rocksdb_env& env,
+                                                  const std::string& dir,
+                                                  const std::string& name,
+                                                  epoch_group* epochs) {
   auto s = rocksdb_byte_store::open(env.impl(), dir, name);
   if (!s) return s.error();
-  return std::unique_ptr<kv_store>{std::move(*s)};
+  return std::unique_ptr<kv_store>{detail::buffer_epochs(std::move(*s), epochs)};
 }
 
 result<std::unique_ptr<window_store>> open_rocksdb_window(const rocksdb_env& env,
                                                           const std::string& dir,
                                                           const std::string& name,
-                                                          timestamp_ms retention_ms) {
+                                                          timestamp_ms retention_ms,
+                                                          epoch_group* epochs) {
   if (retention_ms <= 0)
     return make_error(errc::invalid_argument,
                       "retention_ms must be > 0, got " + std::to_string(retention_ms));
   auto s = rocksdb_byte_store::open(env.impl(), dir, name);
   if (!s) return s.error();
-  return detail::make_window_store(std::move(*s), retention_ms);
+  return detail::make_window_store(detail::buffer_epochs(std::move(*s), epochs),
+                                   retention_ms);
 }
 
 result<std::unique_ptr<session_store>> open_rocksdb_session(const rocksdb_env& env,
                                                             const std::string& dir,
                                                             const std::string& name,
-                                                            timestamp_ms retention_ms) {
+                                                            timestamp_ms retention_ms,
+                                                            epoch_group* epochs) {
   if (retention_ms <= 0)
     return make_error(errc::invalid_argument,
                       "retention_ms must be > 0, got " + std::to_string(retention_ms));
   auto s = rocksdb_byte_store::open(env.impl(), dir, name);
   if (!s) return s.error();
-  return detail::make_session_store(std::move(*s), retention_ms);
+  return detail::make_session_store(detail::buffer_epochs(std::move(*s), epochs),
+                                    retention_ms);
 }
 
 status destroy_rocksdb_store(const rocksdb_env& env, const std::string& dir) {

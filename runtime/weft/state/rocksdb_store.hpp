@@ -24,9 +24,13 @@
 //     RocksDB recovers a prefix of them, so a checkpoint written after
 //     flush() is never recovered without the writes before it. A process
 //     crash loses nothing; a machine crash may lose a suffix of both.
-//   - Not covered: writes after the checkpoint that the changelog never got
-//     (an aborted exactly-once epoch). Kafka Streams wipes the store then;
-//     weft's epoch-buffered writes are the task layer's job.
+//   - Not covered by the plain store: writes after the checkpoint that the
+//     changelog never got (an aborted exactly-once epoch). Kafka Streams
+//     wipes the store then; weft opens the stores of exactly-once tasks with
+//     an epoch_group instead (epoch_group.hpp), which keeps each epoch's
+//     writes in memory and writes them with their checkpoint in one
+//     WAL-logged batch once the epoch's transaction committed: on disk a
+//     store is always exactly at a committed epoch and its checkpoint.
 //
 // Threads: one writer (the owning task) and any number of concurrent readers;
 // RocksDB makes that safe, and scans read an implicit snapshot (a visitor may
@@ -44,25 +48,35 @@
 
 namespace weft::state {
 
+class epoch_group;
+
 /// Opens (creating if missing, with parent folders) the kv store in `dir`.
-/// Its checkpoint is the one last written, or -1.
-result<std::unique_ptr<kv_store>>
-open_rocksdb_kv(const rocksdb_env& env, const std::string& dir, const std::string& name);
+/// Its checkpoint is the one last written, or -1. With `epochs`, the store is
+/// transactional: its writes wait in an epoch buffer registered with
+/// `epochs` until epochs->commit(name, ...) (epoch_group.hpp); `epochs` must
+/// outlive the store or be destroyed first.
+result<std::unique_ptr<kv_store>> open_rocksdb_kv(const rocksdb_env& env,
+                                                  const std::string& dir,
+                                                  const std::string& name,
+                                                  epoch_group* epochs = nullptr);
 
 /// Opens the window store in `dir`. Windows whose start is older than the
 /// newest start seen minus `retention_ms` are hidden at once and deleted
 /// lazily (on put and flush, about every retention/4 of event time).
-/// invalid_argument if retention_ms <= 0.
+/// invalid_argument if retention_ms <= 0. `epochs` as for open_rocksdb_kv
+/// (the buffer sits below the window encoding, so retention marks and purges
+/// are part of the epoch too).
 result<std::unique_ptr<window_store>> open_rocksdb_window(const rocksdb_env& env,
                                                           const std::string& dir,
                                                           const std::string& name,
-                                                          timestamp_ms retention_ms);
+                                                          timestamp_ms retention_ms,
+                                                          epoch_group* epochs = nullptr);
 
 /// Opens the session store in `dir`; retention counts from session ends.
-result<std::unique_ptr<session_store>> open_rocksdb_session(const rocksdb_env& env,
-                                                            const std::string& dir,
-                                                            const std::string& name,
-                                                            timestamp_ms retention_ms);
+result<std::unique_ptr<session_store>>
+open_rocksdb_session(const rocksdb_env& env, const std::string& dir,
+                     const std::string& name, timestamp_ms retention_ms,
+                     epoch_group* epochs = nullptr);
 
 /// Deletes the store in `dir` (close it first), e.g. to rebuild it from its
 /// changelog. Ok if there is nothing to delete.

@@ -47,6 +47,15 @@ class byte_store : public kv_store, public batch_writer {
   virtual status write(const std::vector<change>& batch,
                        const std::vector<meta_entry>& meta) = 0;
 
+  /// write() plus the checkpoint `next_offset`, all in one atomic batch, with
+  /// the same durability as put() (through the WAL, unlike restore()); then
+  /// checkpoint() reports `next_offset`. How a transactional store commits an
+  /// epoch (epoch_buffer.hpp): its data and the checkpoint that claims it can
+  /// only reach the disk together.
+  virtual status write_with_checkpoint(const std::vector<change>& batch,
+                                       const std::vector<meta_entry>& meta,
+                                       int64_t next_offset) = 0;
+
   /// kv_store::restore plus `meta`, all in the one atomic batch.
   virtual status restore(const std::vector<change>& batch, int64_t next_offset,
                          const std::vector<meta_entry>& meta) = 0;

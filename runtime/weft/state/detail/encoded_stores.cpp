@@ -4,6 +4,7 @@
 #include <atomic>
 #include <limits>
 
+#include "weft/state/detail/epoch_buffer.hpp"
 #include "weft/state/key_encoding.hpp"
 
 namespace weft::state::detail {
@@ -75,6 +76,19 @@ class retention_clock {
       purged_to_ = read_be64(std::string_view{**m}.substr(8));
     }
     return {};
+  }
+
+  /// Back to the marks saved in `base` (none if it has none), forgetting the
+  /// newer ones: after an aborted epoch, whose records will be processed
+  /// again, the clock must not run ahead of the data it describes (a replayed
+  /// write would be dropped as expired). On a read error the clock stays.
+  void reload(const byte_store& base) {
+    auto m = base.read_meta(retention_meta_key);
+    if (!m) return;
+    bool saved = *m && (*m)->size() == 16;
+    newest_.store(saved ? read_be64(**m) : none, std::memory_order_release);
+    purged_to_ = saved ? read_be64(std::string_view{**m}.substr(8)) : none;
+    meta_dirty_ = false;
   }
 
  private:
@@ -154,6 +168,13 @@ class window_over_bytes final : public window_store {
     : base_(std::move(base)), retention_(retention), clock_(retention) {}
 
   status load() { return clock_.load(*base_); }
+
+  /// Transactional stores: the event-time clock follows the epoch buffer
+  /// below back to the last commit when an epoch is aborted.
+  void follow_epochs() {
+    if (auto* eb = dynamic_cast<epoch_buffer*>(base_.get()))
+      eb->on_abort([this] { clock_.reload(*base_); });
+  }
 
   const std::string& name() const override { return base_->name(); }
 
@@ -257,6 +278,13 @@ class session_over_bytes final : public session_store {
 
   status load() { return clock_.load(*base_); }
 
+  /// Transactional stores: the event-time clock follows the epoch buffer
+  /// below back to the last commit when an epoch is aborted.
+  void follow_epochs() {
+    if (auto* eb = dynamic_cast<epoch_buffer*>(base_.get()))
+      eb->on_abort([this] { clock_.reload(*base_); });
+  }
+
   const std::string& name() const override { return base_->name(); }
 
   status put(std::string_view key, session_window w,
@@ -346,6 +374,7 @@ result<std::unique_ptr<window_store>> make_window_store(std::unique_ptr<byte_sto
   if (retention_ms <= 0) return bad_retention(retention_ms);
   auto s = std::make_unique<window_over_bytes>(std::move(base), retention_ms);
   if (auto st = s->load(); !st.ok()) return st;
+  s->follow_epochs();
   return std::unique_ptr<window_store>{std::move(s)};
 }
 
@@ -354,6 +383,7 @@ make_session_store(std::unique_ptr<byte_store> base, timestamp_ms retention_ms) 
   if (retention_ms <= 0) return bad_retention(retention_ms);
   auto s = std::make_unique<session_over_bytes>(std::move(base), retention_ms);
   if (auto st = s->load(); !st.ok()) return st;
+  s->follow_epochs();
   return std::unique_ptr<session_store>{std::move(s)};
 }
 

@@ -2,6 +2,11 @@
 // Internal: window and session stores on top of any byte_store, using the
 // key layout of key_encoding.hpp. rocksdb_store.cpp and memory_store.cpp wrap
 // their base stores with these, so retention and encoding exist once.
+//
+// When `base` is an epoch_buffer (a transactional store, epoch_buffer.hpp),
+// the store's event-time clock follows it: an aborted epoch sets the clock
+// back to the marks saved in the base's metadata, which flush() writes into
+// the epoch, so flush before each commit.
 
 #include <memory>
 

@@ -1,0 +1,250 @@
+#include "weft/state/detail/epoch_buffer.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace weft::state {
+
+// -- epoch_group ---------------------------------------------------------------
+
+epoch_group::~epoch_group() {
+  for (auto* b : buffers_)
+    b->detach();
+}
+
+detail::epoch_buffer* epoch_group::find(std::string_view store) const {
+  for (auto* b : buffers_)
+    if (b->name() == store) return b;
+  return nullptr;
+}
+
+status epoch_group::commit(std::string_view store, std::optional<int64_t> next_offset) {
+  auto* b = find(store);
+  if (!b)
+    return make_error(errc::not_found,
+                      "no transactional store '" + std::string{store} + "' to commit");
+  return b->commit(next_offset);
+}
+
+void epoch_group::abort() {
+  for (auto* b : buffers_)
+    b->abort();
+}
+
+size_t epoch_group::pending(std::string_view store) const {
+  auto* b = find(store);
+  return b ? b->pending() : 0;
+}
+
+bool epoch_group::contains(std::string_view store) const {
+  return find(store) != nullptr;
+}
+
+void epoch_group::add(detail::epoch_buffer* b) {
+  buffers_.push_back(b);
+}
+
+void epoch_group::remove(detail::epoch_buffer* b) {
+  buffers_.erase(std::remove(buffers_.begin(), buffers_.end(), b), buffers_.end());
+}
+
+namespace detail {
+
+// -- epoch_buffer ----------------------------------------------------------------
+
+epoch_buffer::epoch_buffer(std::unique_ptr<byte_store> inner, epoch_group* group)
+  : inner_(std::move(inner)), group_(group) {
+  if (group_) group_->add(this);
+}
+
+epoch_buffer::~epoch_buffer() {
+  if (group_) group_->remove(this);
+}
+
+result<std::optional<std::string>> epoch_buffer::get(std::string_view key) const {
+  {
+    std::shared_lock lock{mtx_};
+    auto i = data_.find(key);
+    if (i != data_.end()) return i->second;
+  }
+  // Not in the overlay when we looked: either not written this epoch, or
+  // committed already (commit writes below before it clears the overlay,
+  // under the exclusive lock). Either way the store below has the value.
+  return inner_->get(key);
+}
+
+status epoch_buffer::put(std::string_view key, std::string_view value) {
+  std::unique_lock lock{mtx_};
+  auto i = data_.find(key);
+  if (i == data_.end())
+    data_.emplace(std::string{key}, std::string{value});
+  else
+    i->second.emplace(value);
+  return {};
+}
+
+status epoch_buffer::remove(std::string_view key) {
+  std::unique_lock lock{mtx_};
+  auto i = data_.find(key);
+  if (i == data_.end())
+    data_.emplace(std::string{key}, std::nullopt);
+  else
+    i->second.reset();
+  return {};
+}
+
+status epoch_buffer::range(std::string_view from, std::string_view to,
+                           const visitor& fn) const {
+  std::vector<std::pair<std::string, std::optional<std::string>>> o;
+  {
+    std::shared_lock lock{mtx_};
+    auto i = data_.lower_bound(from);
+    auto end = to.empty() ? data_.end() : data_.lower_bound(to);
+    for (; i != end; ++i)
+      o.emplace_back(i->first, i->second);
+  }
+  // Copied before the scan below starts (RocksDB's snapshot is taken after
+  // this): a key committed in between is in the copy or in the snapshot.
+  size_t next = 0;
+  bool stopped = false;
+  // Emits the overlay entries before `k` (all of them for nullopt).
+  auto drain = [&](std::optional<std::string_view> k) {
+    for (; next < o.size() && (!k || std::string_view{o[next].first} < *k); ++next) {
+      auto& [ok, ov] = o[next];
+      if (ov && !fn(ok, *ov)) {
+        stopped = true;
+        return false;
+      }
+    }
+    return true;
+  };
+  auto st = inner_->range(from, to, [&](std::string_view k, std::string_view v) {
+    if (!drain(k)) return false;
+    if (next < o.size() && o[next].first == k) {
+      auto& ov = o[next++].second;
+      if (ov && !fn(k, *ov)) {
+        stopped = true;
+        return false;
+      }
+      return true; // replaced or deleted in this epoch
+    }
+    if (!fn(k, v)) {
+      stopped = true;
+      return false;
+    }
+    return true;
+  });
+  if (!st.ok() || stopped) return st;
+  drain(std::nullopt);
+  return {};
+}
+
+uint64_t epoch_buffer::approximate_size() const {
+  size_t n;
+  {
+    std::shared_lock lock{mtx_};
+    n = data_.size();
+  }
+  return inner_->approximate_size() + n; // an estimate: may count a key twice
+}
+
+status epoch_buffer::flush() {
+  // The overlay stays: only commit() may write it. The store below may still
+  // want the call (RocksDB: make restored data durable, balance memtables).
+  return inner_->flush();
+}
+
+status epoch_buffer::restore(const std::vector<change>& batch, int64_t next_offset,
+                             const std::vector<meta_entry>& meta) {
+  if (!data_.empty() || !meta_.empty())
+    return make_error(errc::internal, "store '" + name() + "': restore while " +
+                                          std::to_string(data_.size() + meta_.size()) +
+                                          " writes of an epoch are not committed");
+  return inner_->restore(batch, next_offset, meta);
+}
+
+status epoch_buffer::write_checkpoint(int64_t) {
+  return make_error(errc::internal,
+                    "store '" + name() +
+                        "' is transactional: its checkpoint is written by its epoch's "
+                        "commit, not by write_checkpoint()");
+}
+
+status epoch_buffer::write(const std::vector<change>& batch,
+                           const std::vector<meta_entry>& meta) {
+  if (batch.empty() && meta.empty()) return {};
+  std::unique_lock lock{mtx_};
+  for (auto& c : batch) {
+    auto i = data_.find(c.key);
+    if (i == data_.end())
+      data_.emplace(c.key, c.value);
+    else
+      i->second = c.value;
+  }
+  for (auto& m : meta)
+    meta_[m.key] = m.value;
+  return {};
+}
+
+status epoch_buffer::write_with_checkpoint(const std::vector<change>&,
+                                           const std::vector<meta_entry>&, int64_t) {
+  // Nothing above a buffer writes checkpoints itself; commit() is the way.
+  return make_error(errc::internal, "store '" + name() +
+                                        "' is transactional: its checkpoint is "
+                                        "written by its epoch's commit only");
+}
+
+result<std::optional<std::string>> epoch_buffer::read_meta(std::string_view key) const {
+  {
+    std::shared_lock lock{mtx_};
+    auto i = meta_.find(key);
+    if (i != meta_.end()) return std::optional<std::string>{i->second};
+  }
+  return inner_->read_meta(key);
+}
+
+status epoch_buffer::commit(std::optional<int64_t> next_offset) {
+  if (data_.empty() && meta_.empty() && !next_offset) return {};
+  // Copied outside the lock (only this thread changes the overlay), so
+  // readers wait for the write below only.
+  std::vector<change> batch;
+  batch.reserve(data_.size());
+  for (auto& [k, v] : data_)
+    batch.push_back(change{k, v});
+  std::vector<meta_entry> meta;
+  meta.reserve(meta_.size());
+  for (auto& [k, v] : meta_)
+    meta.push_back(meta_entry{k, v});
+  std::unique_lock lock{mtx_};
+  auto st = next_offset ? inner_->write_with_checkpoint(batch, meta, *next_offset)
+                        : inner_->write(batch, meta);
+  if (!st.ok()) return st; // nothing was written: the overlay stays as it was
+  data_.clear();
+  meta_.clear();
+  return {};
+}
+
+void epoch_buffer::abort() {
+  {
+    std::unique_lock lock{mtx_};
+    data_.clear();
+    meta_.clear();
+  }
+  if (on_abort_) on_abort_();
+}
+
+size_t epoch_buffer::pending() const {
+  std::shared_lock lock{mtx_};
+  return data_.size() + meta_.size();
+}
+
+std::unique_ptr<byte_store> buffer_epochs(std::unique_ptr<byte_store> inner,
+                                          epoch_group* group) {
+  if (!group) return inner;
+  return std::make_unique<epoch_buffer>(std::move(inner), group);
+}
+
+} // namespace detail
+} // namespace weft::state
