@@ -28,25 +28,31 @@ class rocksdb_factory final : public store_factory {
     return c;
   }
 
+  // With `epochs` the epoch buffer goes right above the RocksDB store
+  // (open_rocksdb_*), under the window/session encoding and every layer.
   result<std::unique_ptr<kv_store>> kv(const std::string& dir, const store_spec& s,
-                                       changelog_sink* sink) override {
-    auto base = open_rocksdb_kv(env_, dir, s.name);
+                                       changelog_sink* sink,
+                                       epoch_group* epochs) override {
+    auto base = open_rocksdb_kv(env_, dir, s.name, epochs);
     if (!base) return base.error();
     kv_stack_options opts;
     opts.caching = s.caching;
     return std::unique_ptr<kv_store>{make_kv_stack(std::move(*base), sink, opts)};
   }
 
-  result<std::unique_ptr<window_store>>
-  window(const std::string& dir, const store_spec& s, changelog_sink* sink) override {
-    auto base = open_rocksdb_window(env_, dir, s.name, s.retention_ms);
+  result<std::unique_ptr<window_store>> window(const std::string& dir,
+                                               const store_spec& s, changelog_sink* sink,
+                                               epoch_group* epochs) override {
+    auto base = open_rocksdb_window(env_, dir, s.name, s.retention_ms, epochs);
     if (!base) return base.error();
     return std::unique_ptr<window_store>{make_window_stack(std::move(*base), sink)};
   }
 
-  result<std::unique_ptr<session_store>>
-  session(const std::string& dir, const store_spec& s, changelog_sink* sink) override {
-    auto base = open_rocksdb_session(env_, dir, s.name, s.retention_ms);
+  result<std::unique_ptr<session_store>> session(const std::string& dir,
+                                                 const store_spec& s,
+                                                 changelog_sink* sink,
+                                                 epoch_group* epochs) override {
+    auto base = open_rocksdb_session(env_, dir, s.name, s.retention_ms, epochs);
     if (!base) return base.error();
     return std::unique_ptr<session_store>{make_session_stack(std::move(*base), sink)};
   }
@@ -58,20 +64,24 @@ class rocksdb_factory final : public store_factory {
 class memory_factory final : public store_factory {
  public:
   result<std::unique_ptr<kv_store>> kv(const std::string&, const store_spec& s,
-                                       changelog_sink* sink) override {
+                                       changelog_sink* sink,
+                                       epoch_group* epochs) override {
     kv_stack_options opts;
     opts.caching = s.caching;
-    return std::unique_ptr<kv_store>{make_kv_stack(make_memory_kv(s.name), sink, opts)};
+    return std::unique_ptr<kv_store>{
+        make_kv_stack(make_memory_kv(s.name, epochs), sink, opts)};
   }
   result<std::unique_ptr<window_store>> window(const std::string&, const store_spec& s,
-                                               changelog_sink* sink) override {
-    auto base = make_memory_window(s.name, s.retention_ms);
+                                               changelog_sink* sink,
+                                               epoch_group* epochs) override {
+    auto base = make_memory_window(s.name, s.retention_ms, epochs);
     if (!base) return base.error();
     return std::unique_ptr<window_store>{make_window_stack(std::move(*base), sink)};
   }
   result<std::unique_ptr<session_store>> session(const std::string&, const store_spec& s,
-                                                 changelog_sink* sink) override {
-    auto base = make_memory_session(s.name, s.retention_ms);
+                                                 changelog_sink* sink,
+                                                 epoch_group* epochs) override {
+    auto base = make_memory_session(s.name, s.retention_ms, epochs);
     if (!base) return base.error();
     return std::unique_ptr<session_store>{make_session_stack(std::move(*base), sink)};
   }

@@ -14,6 +14,7 @@
 namespace weft::state {
 
 timestamp_hook::~timestamp_hook() = default;
+discard_hook::~discard_hook() = default;
 
 namespace {
 
@@ -29,7 +30,7 @@ void set_ts(Store& store, timestamp_ms ts) {
 
 // -- caching -------------------------------------------------------------------
 
-class caching_kv final : public kv_store, public timestamp_hook {
+class caching_kv final : public kv_store, public timestamp_hook, public discard_hook {
  public:
   caching_kv(std::unique_ptr<kv_store> inner, size_t max_dirty)
     : inner_(std::move(inner)), inner_hook_(hook_of(inner_.get())),
@@ -129,6 +130,11 @@ class caching_kv final : public kv_store, public timestamp_hook {
   void set_timestamp(timestamp_ms ts) override {
     ts_ = ts;
     if (inner_hook_) inner_hook_->set_timestamp(ts);
+  }
+
+  void discard() override {
+    std::unique_lock lock{mtx_};
+    dirty_.clear();
   }
 
  private:
@@ -384,6 +390,10 @@ void set_record_timestamp(session_store& store, timestamp_ms ts) {
   set_ts(store, ts);
 }
 
+void discard_unflushed(kv_store& store) {
+  if (auto* d = dynamic_cast<discard_hook*>(&store)) d->discard();
+}
+
 std::unique_ptr<kv_store> make_caching_kv(std::unique_ptr<kv_store> inner,
                                           size_t max_dirty_entries) {
   return std::make_unique<caching_kv>(std::move(inner), max_dirty_entries);
@@ -428,7 +438,8 @@ store_metrics detail::meter::read() const {
 // metered_kv_store
 
 metered_kv_store::metered_kv_store(std::unique_ptr<kv_store> inner)
-  : inner_(std::move(inner)), inner_hook_(hook_of(inner_.get())) {}
+  : inner_(std::move(inner)), inner_hook_(hook_of(inner_.get())),
+    inner_discard_(dynamic_cast<discard_hook*>(inner_.get())) {}
 
 const std::string& metered_kv_store::name() const {
   return inner_->name();
@@ -479,6 +490,10 @@ status metered_kv_store::write_checkpoint(int64_t next_offset) {
 
 void metered_kv_store::set_timestamp(timestamp_ms ts) {
   if (inner_hook_) inner_hook_->set_timestamp(ts);
+}
+
+void metered_kv_store::discard() {
+  if (inner_discard_) inner_discard_->discard();
 }
 
 // metered_window_store

@@ -52,6 +52,21 @@ void set_record_timestamp(kv_store& store, timestamp_ms ts);
 void set_record_timestamp(window_store& store, timestamp_ms ts);
 void set_record_timestamp(session_store& store, timestamp_ms ts);
 
+/// Implemented by the cache (which holds writes it has not passed down yet)
+/// and by the metered layer above it, which forwards the call. discard()
+/// forgets those writes as if they never happened: an aborted exactly-once
+/// epoch rolls back the whole stack, the cache as well as the epoch buffer
+/// below the changelog (epoch_group.hpp). Writer thread only.
+class discard_hook {
+ public:
+  virtual ~discard_hook();
+  virtual void discard() = 0;
+};
+
+/// Drops the unflushed writes of `store`'s cache, if it has one (else
+/// nothing). Writer thread only.
+void discard_unflushed(kv_store& store);
+
 // -- layers, one by one --------------------------------------------------------
 
 /// Write-back cache over `inner`. put/remove land in a map of dirty entries
@@ -64,7 +79,8 @@ void set_record_timestamp(session_store& store, timestamp_ms ts);
 /// one. restore() goes straight to `inner` and answers
 /// errc::internal if dirty entries exist (restores happen before processing).
 /// A range() copies the dirty entries in its range once, then merges them
-/// with inner's scan.
+/// with inner's scan. It is a discard_hook: discard() drops the dirty entries
+/// unwritten.
 std::unique_ptr<kv_store> make_caching_kv(std::unique_ptr<kv_store> inner,
                                           size_t max_dirty_entries = 10'000);
 
@@ -111,7 +127,9 @@ struct meter {
 
 /// Counts calls and their latency, then forwards to `inner`. metrics() may
 /// be read from any thread.
-class metered_kv_store final : public kv_store, public timestamp_hook {
+class metered_kv_store final : public kv_store,
+                               public timestamp_hook,
+                               public discard_hook {
  public:
   explicit metered_kv_store(std::unique_ptr<kv_store> inner);
   store_metrics metrics() const { return meter_.read(); }
@@ -129,10 +147,12 @@ class metered_kv_store final : public kv_store, public timestamp_hook {
   int64_t checkpoint() const override;
   status write_checkpoint(int64_t next_offset) override;
   void set_timestamp(timestamp_ms ts) override;
+  void discard() override; ///< forwarded to the cache below, if any
 
  private:
   std::unique_ptr<kv_store> inner_;
   timestamp_hook* inner_hook_;
+  discard_hook* inner_discard_;
   mutable detail::meter meter_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "weft/kafka/consumer.hpp"
 #include "weft/log.hpp"
+#include "weft/state/epoch_group.hpp"
 #include "weft/state/layered_store.hpp"
 
 namespace weft::state {
@@ -16,11 +17,15 @@ std::string changelog_topic(const std::string& app, const std::string& store) {
   return app + "-" + store + "-changelog";
 }
 
+shard::~shard() = default;
+
 result<std::unique_ptr<shard>> shard::open(store_factory& factory, const std::string& dir,
                                            const std::string& app, int32_t partition,
                                            const std::vector<store_spec>& specs,
-                                           changelog_sink* sink) {
+                                           changelog_sink* sink, bool transactional) {
   std::unique_ptr<shard> sh{new shard};
+  if (transactional) sh->epochs_ = std::make_unique<epoch_group>();
+  auto* epochs = sh->epochs_.get();
   sh->app_ = app;
   sh->partition_ = partition;
   sh->specs_ = specs;
@@ -36,21 +41,21 @@ result<std::unique_ptr<shard>> shard::open(store_factory& factory, const std::st
     e.delivered = std::make_unique<std::atomic<int64_t>>(-1);
     switch (s.type) {
     case store_spec::kind::kv: {
-      auto st = factory.kv(store_dir, s, sink);
+      auto st = factory.kv(store_dir, s, sink, epochs);
       if (!st) return st.error();
       e.kv = std::move(*st);
       e.checkpointed = e.kv->checkpoint();
       break;
     }
     case store_spec::kind::window: {
-      auto st = factory.window(store_dir, s, sink);
+      auto st = factory.window(store_dir, s, sink, epochs);
       if (!st) return st.error();
       e.window = std::move(*st);
       e.checkpointed = e.window->checkpoint();
       break;
     }
     case store_spec::kind::session: {
-      auto st = factory.session(store_dir, s, sink);
+      auto st = factory.session(store_dir, s, sink, epochs);
       if (!st) return st.error();
       e.session = std::move(*st);
       e.checkpointed = e.session->checkpoint();
@@ -63,6 +68,7 @@ result<std::unique_ptr<shard>> shard::open(store_factory& factory, const std::st
       e.hook = dynamic_cast<timestamp_hook*>(e.window.get());
     else
       e.hook = dynamic_cast<timestamp_hook*>(e.session.get());
+    if (e.kv) e.cache = dynamic_cast<discard_hook*>(e.kv.get());
     sh->entries_.push_back(std::move(e));
   }
   return sh;
@@ -106,6 +112,10 @@ status shard::flush() {
 }
 
 status shard::write_checkpoints() {
+  if (epochs_)
+    return make_error(errc::internal, "the stores of partition " +
+                                          std::to_string(partition_) +
+                                          " are transactional: use commit_epoch()");
   for (auto& e : entries_) {
     auto next = e.delivered->load(std::memory_order_acquire) + 1;
     if (next <= 0 || next <= e.checkpointed) continue;
@@ -116,6 +126,33 @@ status shard::write_checkpoints() {
     e.checkpointed = next;
   }
   return {};
+}
+
+status shard::commit_epoch() {
+  if (!epochs_)
+    return make_error(errc::internal, "commit_epoch on the non-transactional stores of "
+                                      "partition " +
+                                          std::to_string(partition_));
+  for (auto& e : entries_) {
+    // Every changelog record of the epoch is delivered (its transaction
+    // committed), so the highest delivered offset covers the epoch's writes.
+    // Not past the last checkpoint: nothing of this store was logged since,
+    // so the checkpoint that is there still matches.
+    auto next = e.delivered->load(std::memory_order_acquire) + 1;
+    std::optional<int64_t> cp;
+    if (next > 0 && next > e.checkpointed) cp = next;
+    if (auto st = epochs_->commit(e.spec.name, cp); !st) return st;
+    if (cp) e.checkpointed = *cp;
+  }
+  return {};
+}
+
+void shard::abort_epoch() {
+  // The caches first: their dirty entries are writes of this epoch too, and
+  // a flush must never push them down (and into the changelog) later.
+  for (auto& e : entries_)
+    if (e.cache) e.cache->discard();
+  if (epochs_) epochs_->abort();
 }
 
 /// One changelog partition being restored.

@@ -9,6 +9,16 @@
 // everything); then the task uses the stores and calls flush() and
 // write_checkpoints() at each commit.
 //
+// Exactly-once (open(..., transactional=true)): every store gets an epoch
+// buffer right above its base store (epoch_group.hpp), so its writes reach
+// RocksDB only at commit_epoch(), which the task calls once the Kafka
+// transaction of the epoch committed; abort_epoch() drops them (and the
+// caches' unflushed writes). Per epoch the task does: process records ->
+// flush() (caches log their changes into the transaction) -> commit the
+// transaction -> commit_epoch(); or, when the transaction aborts,
+// abort_epoch(). write_checkpoints() is not used then (commit_epoch() writes
+// each checkpoint together with its data).
+//
 // Threads: restore() blocks on Kafka and RocksDB and runs on the node's
 // restore thread while the task waits; everything else runs on the task's
 // actor. Reads through the stores are safe from other threads at any time.
@@ -31,6 +41,8 @@ class consumer;
 namespace weft::state {
 
 class timestamp_hook;
+class discard_hook;
+class epoch_group;
 
 /// What kind of store a service asked for.
 struct store_spec {
@@ -48,12 +60,20 @@ class store_factory {
  public:
   virtual ~store_factory();
   /// The full stack (metered, caching, changelogging into `sink`, base).
-  virtual result<std::unique_ptr<kv_store>>
-  kv(const std::string& dir, const store_spec& s, changelog_sink* sink) = 0;
-  virtual result<std::unique_ptr<window_store>>
-  window(const std::string& dir, const store_spec& s, changelog_sink* sink) = 0;
-  virtual result<std::unique_ptr<session_store>>
-  session(const std::string& dir, const store_spec& s, changelog_sink* sink) = 0;
+  /// With `epochs`, an epoch buffer registered with it sits directly above
+  /// the base store (below the window/session encoding and every layer):
+  /// the store is transactional. Null: the at-least-once stacks.
+  virtual result<std::unique_ptr<kv_store>> kv(const std::string& dir,
+                                               const store_spec& s, changelog_sink* sink,
+                                               epoch_group* epochs) = 0;
+  virtual result<std::unique_ptr<window_store>> window(const std::string& dir,
+                                                       const store_spec& s,
+                                                       changelog_sink* sink,
+                                                       epoch_group* epochs) = 0;
+  virtual result<std::unique_ptr<session_store>> session(const std::string& dir,
+                                                         const store_spec& s,
+                                                         changelog_sink* sink,
+                                                         epoch_group* epochs) = 0;
 };
 
 /// The production factory: RocksDB stores sharing one block cache and one
@@ -72,12 +92,15 @@ std::string changelog_topic(const std::string& app, const std::string& store);
 
 class shard {
  public:
-  /// Opens every store of `specs` for `partition`.
+  /// Opens every store of `specs` for `partition`. `transactional`: the
+  /// stores buffer each epoch's writes until commit_epoch() (exactly-once).
   static result<std::unique_ptr<shard>>
   open(store_factory& factory, const std::string& dir, const std::string& app,
-       int32_t partition, const std::vector<store_spec>& specs, changelog_sink* sink);
+       int32_t partition, const std::vector<store_spec>& specs, changelog_sink* sink,
+       bool transactional = false);
   shard(const shard&) = delete;
   shard& operator=(const shard&) = delete;
+  ~shard();
 
   kv_store* kv(std::string_view name);
   window_store* window(std::string_view name);
@@ -111,8 +134,36 @@ class shard {
   std::atomic<int64_t>* delivered_offset(std::string_view store);
 
   /// Persists, per store, the checkpoint after the highest delivered changelog
-  /// offset (only once the commit that covers it is safe).
+  /// offset (only once the commit that covers it is safe). At-least-once
+  /// only: a transactional shard answers errc::internal (its checkpoints are
+  /// written by commit_epoch()).
   status write_checkpoints();
+
+  /// Whether the stores buffer their writes per epoch (open(...,true)).
+  bool transactional() const { return epochs_ != nullptr; }
+
+  /// Transactional shards: writes every store's epoch to RocksDB, each in
+  /// one atomic WAL-logged batch with its checkpoint = delivered_offset + 1
+  /// when that is past the last checkpoint (else the checkpoint stays). A
+  /// store without writes this epoch writes nothing, or only a newer
+  /// checkpoint (past records of an aborted epoch, say). Call it after
+  /// flush(), once the epoch's transaction committed and the delivery
+  /// reports of all its changelog records were handled (delivered_offset
+  /// covers the epoch), before the next epoch writes anything. Stores commit
+  /// one by one: after a crash half-way, each store is still at a committed
+  /// epoch with a matching checkpoint and catches up from its changelog. On
+  /// an error the remaining stores keep their epoch: fail the task (a
+  /// restart restores from the changelogs). errc::internal on a
+  /// non-transactional shard.
+  status commit_epoch();
+
+  /// Transactional shards: forgets every write since the last commit_epoch()
+  /// — the caches' unflushed entries, then each store's epoch buffer (and
+  /// the window/session event-time clocks go back to their committed marks).
+  /// Call it when the epoch's transaction aborted, before the input is
+  /// processed again. On a non-transactional shard only the caches can be
+  /// dropped (the rest is in RocksDB already), so don't.
+  void abort_epoch();
 
   /// Ready for queries (restore finished).
   bool ready() const { return ready_.load(std::memory_order_acquire); }
@@ -127,10 +178,14 @@ class shard {
     std::unique_ptr<session_store> session;
     std::unique_ptr<std::atomic<int64_t>> delivered;
     timestamp_hook* hook = nullptr; ///< the outer layer, when it has one
+    discard_hook* cache = nullptr;  ///< the outer layer, when it has a cache
     int64_t checkpointed = -1;
   };
   struct cursor;
   static status apply(cursor& c);
+  /// Declared before entries_ so that it outlives the stores registered
+  /// with it. Null: not transactional.
+  std::unique_ptr<epoch_group> epochs_;
   std::string app_;
   int32_t partition_ = 0;
   std::vector<store_spec> specs_;
