@@ -178,6 +178,25 @@ status shard::apply(cursor& c) {
   return st;
 }
 
+status shard::finish(cursor& c) {
+  auto& e = *c.e;
+  auto stored = e.kv       ? e.kv->checkpoint()
+                : e.window ? e.window->checkpoint()
+                           : e.session->checkpoint();
+  if (c.changes.empty() && c.next > stored) {
+    // Only markers (or aborted records) since the last change: record that
+    // they are read, so the next restore starts after them, not at them.
+    status st = e.kv       ? e.kv->restore({}, c.next)
+                : e.window ? e.window->restore({}, c.next)
+                           : e.session->restore({}, c.next);
+    if (!st) return st;
+  }
+  if (auto st = apply(c); !st) return st;
+  e.checkpointed = c.next;
+  e.delivered->store(c.next - 1, std::memory_order_release);
+  return {};
+}
+
 result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shards,
                                                  kafka::consumer& reader, size_t batch,
                                                  int timeout_ms) {
@@ -205,6 +224,9 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
         marks = reader.watermarks(tp, timeout_ms);
       }
       if (!marks) return marks.error();
+      // With isolation.level=read_committed, `high` is the last stable
+      // offset: the end of what the reader will ever return while a
+      // transaction is open on the changelog.
       auto [low, high] = *marks;
       int64_t from = std::max(e.checkpointed, low);
       if (from >= high) continue; // nothing newer than the local state
@@ -226,11 +248,23 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
         kafka::message_batch b;
         status err;
         if (c.queue->drain(b, batch - c.changes.size(), &err) == 0) {
+          // A transactional changelog ends in a commit (or abort) marker,
+          // and aborted records may come before it: a read_committed reader
+          // never returns them, so the record at high - 1 may never arrive.
+          // librdkafka moves the position past them as the queue is drained.
+          auto pos = reader.position(c.tp);
+          if (pos >= c.high) {
+            c.next = pos;
+            if (auto st = finish(c); !st) return st;
+            --open;
+            progress = true;
+            continue;
+          }
           if (std::chrono::steady_clock::now() - last_progress >
               std::chrono::milliseconds(timeout_ms))
             return make_error(errc::timed_out,
                               "restoring " + to_string(c.tp) + ": stuck at offset " +
-                                  std::to_string(c.next) + " of " +
+                                  std::to_string(std::max(c.next, pos)) + " of " +
                                   std::to_string(c.high) +
                                   (err.ok() ? "" : " (" + err.message() + ")"));
           continue;
@@ -245,13 +279,11 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
           if (v.value) ch.value = std::string{*v.value};
           c.changes.push_back(std::move(ch));
         }
-        if (c.changes.size() >= batch || c.next >= c.high) {
+        if (c.next >= c.high) {
+          if (auto st = finish(c); !st) return st;
+          --open;
+        } else if (c.changes.size() >= batch) {
           if (auto st = apply(c); !st) return st;
-          if (c.next >= c.high) {
-            c.e->checkpointed = c.next;
-            c.e->delivered->store(c.next - 1, std::memory_order_release);
-            --open;
-          }
         }
       }
       if (progress)

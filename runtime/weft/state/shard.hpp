@@ -113,6 +113,15 @@ class shard {
   /// the high watermark seen when it starts, applying batches of up to
   /// `batch` changes. Blocks; bounded by `timeout_ms` per changelog read that
   /// makes no progress. Returns the number of changes applied.
+  ///
+  /// Transactional changelogs (exactly-once) end in commit/abort markers and
+  /// may hold aborted records: `reader` must be read_committed (librdkafka's
+  /// default; then its high watermark is the last stable offset, so an open
+  /// transaction on the changelog is neither waited for nor read), and a
+  /// partition counts as restored once the reader's position reached the
+  /// watermark even though no record at high - 1 was returned (librdkafka
+  /// moves the position past markers and aborted records without returning
+  /// them).
   result<uint64_t> restore(kafka::consumer& reader, size_t batch, int timeout_ms);
 
   /// restore() for several shards at once: every changelog partition is
@@ -183,6 +192,7 @@ class shard {
   };
   struct cursor;
   static status apply(cursor& c);
+  static status finish(cursor& c);
   /// Declared before entries_ so that it outlives the stores registered
   /// with it. Null: not transactional.
   std::unique_ptr<epoch_group> epochs_;

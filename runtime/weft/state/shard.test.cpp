@@ -1,5 +1,5 @@
 // Shards: transactional (exactly-once) stacks committed and aborted per
-// epoch on RocksDB.
+// epoch on RocksDB, and restore from transactional changelogs [broker].
 
 #include <catch2/catch.hpp>
 
@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "weft/kafka/admin.hpp"
+#include "weft/kafka/consumer.hpp"
+#include "weft/kafka/producer.hpp"
 #include "weft/state/key_encoding.hpp"
 #include "weft/state/layered_store.hpp"
 #include "weft/state/shard.hpp"
@@ -157,4 +160,156 @@ TEST_CASE("a transactional memory shard behaves like the rocksdb one", "[state][
   REQUIRE(s.commit_epoch().ok());
   CHECK(s.kv("counts")->checkpoint() == 8);
   CHECK(get(*s.kv("counts"), "a") == "2");
+}
+
+// -- restore from transactional changelogs [broker] ---------------------------------
+
+namespace {
+
+std::string bootstrap() {
+  auto* b = std::getenv("WEFT_TEST_BOOTSTRAP");
+  if (!b)
+    FAIL("WEFT_TEST_BOOTSTRAP is not set: run broker tests through ctest, which starts "
+         "a broker, or set it to a running one");
+  return b;
+}
+
+std::unique_ptr<weft::kafka::consumer> restore_reader(const std::string& app) {
+  auto c = weft::kafka::consumer::create({{"bootstrap.servers", bootstrap()},
+                                          {"group.id", app + "-restore"},
+                                          {"isolation.level", "read_committed"}});
+  REQUIRE(c.ok());
+  return std::move(*c);
+}
+
+} // namespace
+
+TEST_CASE("a shard restores a transactional changelog without aborted records and "
+          "without waiting at its end markers",
+          "[broker][state]") {
+  using namespace weft;
+  auto app = "weft-state-eos-" + std::to_string(getpid()) + "-" +
+             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  auto counts_topic = changelog_topic(app, "counts");
+  auto w_topic = changelog_topic(app, "w");
+  auto idle_topic = changelog_topic(app, "idle");
+  {
+    auto admin = kafka::admin::create({{"bootstrap.servers", bootstrap()}});
+    REQUIRE(admin.ok());
+    REQUIRE((*admin)
+                ->ensure_topics({{counts_topic, 1, 1, {{"cleanup.policy", "compact"}}},
+                                 {w_topic, 1, 1, {}},
+                                 {idle_topic, 1, 1, {}}},
+                                30'000)
+                .ok());
+  }
+  auto producer = kafka::producer::create(
+      {{"bootstrap.servers", bootstrap()}, {"transactional.id", app + "-tx"}});
+  REQUIRE(producer.ok());
+  auto& p = **producer;
+  REQUIRE(p.init_transactions(30'000).ok());
+  using kv = std::pair<std::string, std::optional<std::string>>;
+  auto txn = [&](const std::string& topic, const std::vector<kv>& changes, bool commit) {
+    REQUIRE(p.begin_transaction().ok());
+    for (auto& [k, v] : changes)
+      REQUIRE(p.send(topic, 0, k, v ? std::optional<std::string_view>{*v} : std::nullopt)
+                  .ok());
+    if (commit)
+      REQUIRE(p.commit_transaction(30'000).ok());
+    else {
+      REQUIRE(p.flush(30'000).ok()); // the aborted records are in the log
+      REQUIRE(p.abort_transaction(30'000).ok());
+    }
+  };
+  txn(counts_topic, {{"a", "1"}, {"b", "1"}}, true);
+  txn(counts_topic, {{"a", "aborted"}, {"c", "aborted"}}, false);
+  txn(counts_topic, {{"b", "2"}, {"d", "1"}, {"a", std::nullopt}}, true);
+  txn(counts_topic, {{"e", "aborted"}}, false); // the log ends in an abort marker
+  txn(w_topic, {{encode_window_key("k", 100), "w1"}}, true); // ends in a commit marker
+
+  temp_dir dir;
+  auto factory = state::make_rocksdb_factory(8 << 20, 16 << 20);
+  counting_sink sink;
+  auto reader = restore_reader(app);
+  auto open = [&] {
+    auto sh = shard::open(*factory, dir.path, app, 0, specs, &sink, true);
+    REQUIRE(sh.ok());
+    return std::move(*sh);
+  };
+  auto high = [&](const std::string& topic) {
+    auto m = reader->watermarks({topic, partition_id{0}}, 10'000);
+    REQUIRE(m.ok());
+    return m->second;
+  };
+  constexpr int timeout_ms = 10'000;
+  {
+    auto sh = open();
+    auto t0 = std::chrono::steady_clock::now();
+    auto n = sh->restore(*reader, 1000, timeout_ms);
+    auto secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    REQUIRE(n.ok());
+    CHECK(*n == 6);    // a, b, b, d, a (tombstone) and the window
+    CHECK(secs < 5.0); // not the restore timeout
+    auto& counts = *sh->kv("counts");
+    CHECK(get(counts, "a") == std::nullopt);
+    CHECK(get(counts, "b") == "2");
+    CHECK(get(counts, "c") == std::nullopt);
+    CHECK(get(counts, "d") == "1");
+    CHECK(get(counts, "e") == std::nullopt);
+    CHECK(fetch(*sh->window("w"), "k", 100) == "w1");
+    // Checkpoints past the end markers, so the next restore reads nothing.
+    CHECK(counts.checkpoint() == high(counts_topic));
+    CHECK(sh->window("w")->checkpoint() == high(w_topic));
+    CHECK(sh->delivered_offset("counts")->load() == high(counts_topic) - 1);
+    REQUIRE(sh->commit_epoch().ok()); // nothing written: nothing changes
+    CHECK(counts.checkpoint() == high(counts_topic));
+  }
+  {
+    // A transaction is open on the changelog while the shard restores, and
+    // another producer committed after it: read_committed ends at the last
+    // stable offset (the open transaction's first record), so the restore
+    // neither waits for the open transaction nor shows anything after it.
+    REQUIRE(p.begin_transaction().ok());
+    REQUIRE(
+        p.send(counts_topic, 0, std::string_view{"f"}, std::string_view{"open"}).ok());
+    REQUIRE(p.flush(30'000).ok());
+    auto other = kafka::producer::create(
+        {{"bootstrap.servers", bootstrap()}, {"transactional.id", app + "-tx2"}});
+    REQUIRE(other.ok());
+    REQUIRE((*other)->init_transactions(30'000).ok());
+    REQUIRE((*other)->begin_transaction().ok());
+    REQUIRE((*other)
+                ->send(counts_topic, 0, std::string_view{"g"}, std::string_view{"1"})
+                .ok());
+    REQUIRE((*other)->commit_transaction(30'000).ok());
+
+    auto sh = open();
+    auto t0 = std::chrono::steady_clock::now();
+    auto n = sh->restore(*reader, 1000, timeout_ms);
+    auto secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    REQUIRE(n.ok());
+    CHECK(*n == 0);
+    CHECK(secs < 5.0);
+    CHECK(get(*sh->kv("counts"), "f") == std::nullopt);
+    CHECK(get(*sh->kv("counts"), "g") == std::nullopt);
+  }
+  {
+    // Once it aborts, what was committed behind it is restored.
+    REQUIRE(p.abort_transaction(30'000).ok());
+    auto sh = open();
+    auto n = sh->restore(*reader, 1000, timeout_ms);
+    REQUIRE(n.ok());
+    CHECK(*n == 1);
+    CHECK(get(*sh->kv("counts"), "f") == std::nullopt);
+    CHECK(get(*sh->kv("counts"), "g") == "1");
+    CHECK(get(*sh->kv("counts"), "b") == "2");
+    CHECK(sh->kv("counts")->checkpoint() == high(counts_topic));
+  }
+  {
+    auto admin = kafka::admin::create({{"bootstrap.servers", bootstrap()}});
+    REQUIRE(admin.ok());
+    (void)(*admin)->delete_topics({counts_topic, w_topic, idle_topic}, 30'000);
+  }
 }
