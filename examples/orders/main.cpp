@@ -1,0 +1,62 @@
+// weft-orders: one node of the order system: every service, and the REST
+// API on http.host:http.port. Creates the system's topics if missing.
+//
+//   build/examples/orders/weft-orders --application.id=orders [--http.port=7070]
+//
+// --help lists weft's keys and the order system's own (settings.hpp).
+#include <cstdio>
+
+#include <weft/kafka/admin.hpp>
+#include <weft/log.hpp>
+#include <weft/node.hpp>
+
+#include "rest_api.hpp"
+#include "settings.hpp"
+#include "system.hpp"
+
+int main(int argc, char** argv) {
+  weft::block_stop_signals(); // before the HTTP threads exist
+  orders::app_config app{orders::order_system_keys()};
+  auto rest = app.parse(argc, argv);
+  if (!rest) {
+    std::fprintf(stderr, "weft-orders: %s\n", rest.error().message().c_str());
+    return 2;
+  }
+  std::vector<const char*> args;
+  for (auto& a : *rest)
+    args.push_back(a.c_str());
+  auto cfg = weft::config::load(static_cast<int>(args.size()), args.data());
+  if (!cfg) {
+    std::fprintf(stderr, "weft-orders: %s\n", cfg.error().message().c_str());
+    return 2;
+  }
+  if (cfg->help_requested()) {
+    std::printf("%s%s", weft::config::help_text(argv[0]).c_str(),
+                app.help_text().c_str());
+    return 0;
+  }
+  auto s = orders::settings::from(app);
+  auto admin =
+      weft::kafka::admin::create(cfg->kafka_properties(weft::client_kind::admin));
+  if (!admin) {
+    std::fprintf(stderr, "weft-orders: %s\n", admin.error().message().c_str());
+    return 1;
+  }
+  if (auto st = orders::create_topics(**admin, s); !st) {
+    std::fprintf(stderr, "weft-orders: creating topics: %s\n", st.message().c_str());
+    return 1;
+  }
+  weft::node node{*cfg};
+  orders::add_services(node, s);
+  orders::local_state_reader reader{node};
+  orders::rest_api api{reader, orders::topic_names::with_prefix(s.topic_prefix),
+                       cfg->kafka_properties(weft::client_kind::producer)};
+  if (auto st = api.start(s.http_host, s.http_port); !st) {
+    std::fprintf(stderr, "weft-orders: REST API: %s\n", st.message().c_str());
+    return 1;
+  }
+  weft::log::info("REST API on http://{}:{}/v1/orders", s.http_host, api.port());
+  int code = node.run();
+  api.stop();
+  return code;
+}

@@ -1,0 +1,40 @@
+#pragma once
+// The order details check. Pattern: stateless, data-enabled (enricher): each
+// new order is checked against the customers GlobalKTable, which every node
+// holds whole, so the check needs no re-partitioning and no remote call.
+//
+// FAIL: quantity < 1, price < 0, empty product, unknown customer; else PASS.
+
+#include <weft/services/enricher.hpp>
+
+#include "serdes.hpp"
+
+namespace orders {
+
+class order_details_service
+  : public weft::enricher<str, order_serde, str, customer_serde> {
+ public:
+  explicit order_details_service(const topic_names& t)
+    : enricher("order-details", t.orders, t.customers) {
+    out_ = to<str, validation_serde>(t.validations);
+  }
+
+  std::optional<std::string> lookup_key(const std::string&, const order& o) override {
+    if (o.state != created) return std::nullopt;
+    return std::to_string(o.customer_id);
+  }
+
+  void enrich(const std::string& id, const order& o, const std::optional<customer>& c,
+              weft::context& ctx) override {
+    if (o.state != created) return;
+    std::string reason = invalid_order_reason(o);
+    if (reason.empty() && !c) reason = unknown_customer_reason(o.customer_id);
+    out_.emit(ctx, id,
+              validation{id, order_details_check, reason.empty() ? pass : fail, reason});
+  }
+
+ private:
+  weft::output<str, validation_serde> out_;
+};
+
+} // namespace orders

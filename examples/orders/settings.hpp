@@ -1,0 +1,63 @@
+#pragma once
+// The order system's own configuration keys, beside weft's.
+//
+// weft's config (weft/config.hpp) rejects keys it does not know, so an
+// application that needs keys of its own declares them here, with the same
+// declaration type (weft::config_key: name, default, doc, bounds) and the
+// same sources: defaults, then WEFT_<KEY> in the environment, then
+// --key=value on the command line. app_config::parse takes its keys out of
+// the command line and hands the rest to weft::config::load, and its help
+// text lists them under weft's. (Keys in a --config file are weft's only.)
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <weft/config.hpp>
+#include <weft/status.hpp>
+
+namespace orders {
+
+/// An application's extra keys and their values after parsing.
+class app_config {
+ public:
+  explicit app_config(std::vector<weft::config_key> keys);
+
+  /// Reads the declared keys from the environment and argv (validated) and
+  /// returns the arguments left for weft::config::load (argv[0] first).
+  weft::result<std::vector<std::string>> parse(int argc, const char* const* argv);
+
+  /// Sets a key (validated), e.g. a default that a program chooses.
+  weft::status set(const std::string& key, const std::string& value);
+
+  const std::string& get_string(const std::string& key) const;
+  int64_t get_int(const std::string& key) const;
+  bool get_bool(const std::string& key) const;
+
+  /// The declared keys with defaults and docs, for --help.
+  std::string help_text() const;
+
+ private:
+  const weft::config_key* find(const std::string& name) const;
+  std::vector<weft::config_key> keys_;
+  std::map<std::string, std::string> values_;
+};
+
+/// The order system's keys: topic prefix and partitions, validation.timeout.ms,
+/// shipping.delay.ms, the REST address and the notification outbox.
+std::vector<weft::config_key> order_system_keys();
+
+/// What the services need of the configuration, read once.
+struct settings {
+  std::string topic_prefix;
+  int partitions = 4;
+  int64_t validation_timeout_ms = 30000;
+  int64_t shipping_delay_ms = 1000;
+  std::string http_host = "127.0.0.1";
+  int http_port = 7070;
+  std::string outbox; ///< file the notification sender appends to ("" none)
+
+  static settings from(const app_config& c);
+};
+
+} // namespace orders

@@ -1,0 +1,53 @@
+#pragma once
+// The order system as a whole: which services run on a node, which topics
+// they need, and the names of the stores the REST API reads.
+//
+// Every service is keyed so that any number of nodes could share the work
+// (each task owns a partition's state; nothing is shared in-process except
+// the notification outbox and the REST API's reads through the node), so the
+// same add_services() serves one process today and several once clustering
+// lands.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <weft/kafka/admin.hpp>
+#include <weft/node.hpp>
+
+#include "model.hpp"
+#include "settings.hpp"
+
+namespace orders {
+
+class outbox;
+
+/// Store names the REST API queries (node::get).
+struct store_names {
+  static constexpr const char* orders = "orders-store";
+  static constexpr const char* stock = "inventory-store";
+  static constexpr const char* customer_orders = "customer-orders-store";
+};
+
+/// The services of the order system, as factories for a node.
+std::vector<weft::service_factory> services(const settings& s, bool rewrite_repeats,
+                                            std::shared_ptr<outbox> box);
+
+/// Adds every service to `n`. `box` receives sent notifications; null makes
+/// one from s.outbox. Under at_least_once the orders service rewrites
+/// repeated states (see orders_service.hpp).
+void add_services(weft::node& n, const settings& s, std::shared_ptr<outbox> box = {});
+
+/// Creates the system's topics (s.partitions each; customers compacted).
+weft::status create_topics(weft::kafka::admin& admin, const settings& s);
+
+/// Deletes the system's topics and the internal topics (changelogs,
+/// repartitions) of application `app_id`: a clean slate for the demo.
+weft::status delete_topics(weft::kafka::admin& admin, const settings& s,
+                           const std::string& app_id);
+
+/// The outbox of a node's notification sender, for counting what was sent.
+std::shared_ptr<outbox> make_outbox(const settings& s);
+uint64_t sent_notifications(const outbox& box);
+
+} // namespace orders
