@@ -63,6 +63,13 @@ struct node::impl {
   std::vector<std::unique_ptr<detail::global_table>> global_readers;
   std::unique_ptr<detail::restorer> restorer;
   status shutdown();
+
+  /// Single node: this node owns every partition of every input (the plan
+  /// the cluster leader will compute for a one-member cluster). Takes each
+  /// partition's queue and assigns the partitions at their committed offsets.
+  /// Partition counts come from `admin` the first time, then from memory.
+  result<detail::assignment_plan> make_plan(kafka::admin* admin, int timeout_ms);
+  std::map<std::string, int> input_partitions;
 };
 
 namespace {
@@ -71,6 +78,36 @@ std::string default_node_id() {
   char host[256] = "node";
   gethostname(host, sizeof host - 1);
   return std::string{host} + "-" + std::to_string(getpid());
+}
+
+/// exactly_once without node.id: the id kept in the state folder, made on
+/// first start. The transactional.id derives from it, and a restarted node
+/// must present the same one to fence its previous incarnation and abort its
+/// open transaction at once (a fresh id would leave that transaction open,
+/// blocking read_committed readers until transaction.timeout.ms).
+result<std::string> persistent_node_id(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return make_error(errc::io, "cannot create '" + dir + "': " + ec.message());
+  auto path = dir + "/node.id";
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[256] = {};
+    auto n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    std::string id{buf, n};
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' '))
+      id.pop_back();
+    if (!id.empty()) return id;
+  }
+  auto id = default_node_id();
+  auto tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return make_error(errc::io, "cannot write '" + tmp + "'");
+  std::fprintf(f, "%s\n", id.c_str());
+  std::fclose(f);
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return make_error(errc::io, "cannot write '" + path + "': " + ec.message());
+  return id;
 }
 
 bad_record_policy parse_policy(const std::string& s) {
@@ -115,6 +152,11 @@ node_metrics node::metrics() const {
   m.bad_records = c.bad_records.load();
   m.commits = c.commits.load();
   m.pauses = c.pauses.load();
+  m.epochs_committed = c.epochs_committed.load();
+  m.epochs_aborted = c.epochs_aborted.load();
+  m.commit_latency_us_total = c.commit_us_total.load();
+  m.commit_latency_us_max = c.commit_us_max.load();
+  m.aligned_us_total = c.aligned_us_total.load();
   return m;
 }
 
@@ -400,6 +442,40 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
   return {};
 }
 
+result<detail::assignment_plan> node::impl::make_plan(kafka::admin* admin,
+                                                      int timeout_ms) {
+  detail::assignment_plan plan;
+  std::map<std::pair<size_t, int32_t>, size_t> task_index;
+  std::map<topic_partition, std::vector<size_t>> feeds;
+  for (size_t s = 0; s < ctx.services.size(); ++s) {
+    for (auto& topic : ctx.services[s].input_topics) {
+      if (!input_partitions.count(topic)) {
+        if (!admin) return make_error(errc::internal, "unknown input topic " + topic);
+        auto n = admin->partition_count(topic, timeout_ms);
+        if (!n) return n.error();
+        input_partitions[topic] = *n;
+      }
+      for (int32_t p = 0; p < input_partitions[topic]; ++p) {
+        auto key = std::make_pair(s, p);
+        if (!task_index.count(key)) {
+          task_index[key] = plan.tasks.size();
+          plan.tasks.push_back({s, p});
+        }
+        feeds[{topic, partition_id{p}}].push_back(task_index[key]);
+      }
+    }
+  }
+  std::vector<topic_partition> tps;
+  for (auto& [tp, tasks] : feeds) {
+    tps.push_back(tp);
+    auto q = ctx.consumer->take_queue(tp);
+    if (!q) return make_error(errc::internal, "no queue for " + to_string(tp));
+    plan.partitions.push_back({tp, std::move(q), tasks});
+  }
+  if (auto s = ctx.consumer->assign(tps); !s) return s;
+  return plan;
+}
+
 status node::start() {
   auto& cfg = impl_->ctx.cfg;
   log::setup(cfg.get_string("log.level"));
@@ -411,7 +487,14 @@ status node::start() {
     return make_error(errc::invalid_argument,
                       "no services: call node::add() before start()");
   auto timeout = static_cast<int>(cfg.get_int("startup.timeout.ms"));
+  impl_->ctx.exactly_once = cfg.get_string("processing.guarantee") == "exactly_once";
   auto node_id = cfg.get_string("node.id");
+  if (node_id.empty() && impl_->ctx.exactly_once) {
+    auto id =
+        persistent_node_id(cfg.get_string("state.dir") + "/" + impl_->ctx.application_id);
+    if (!id) return id.error();
+    node_id = *id;
+  }
   if (node_id.empty()) node_id = default_node_id();
   log::info("weft node {} of application '{}' starting, brokers {}", node_id,
             impl_->ctx.application_id, cfg.get_string("bootstrap.servers"));
@@ -435,6 +518,11 @@ status node::start() {
   auto pprops = cfg.kafka_properties(client_kind::producer);
   // Partition keys like Kafka's Java client, so Java and weft services agree.
   pprops.emplace("partitioner", "murmur2_random");
+  std::string txn_id;
+  if (impl_->ctx.exactly_once) {
+    txn_id = impl_->ctx.application_id + "-" + node_id;
+    pprops["transactional.id"] = txn_id;
+  }
   auto producer = kafka::producer::create(
       std::move(pprops),
       [](void* opaque, const status& st, int64_t offset) {
@@ -456,6 +544,9 @@ status node::start() {
 
   auto cprops = cfg.kafka_properties(client_kind::consumer);
   cprops["group.id"] = impl_->ctx.application_id;
+  // Exactly-once reads only committed transactions (its own upstream
+  // services' included); offsets are fetched with require_stable.
+  if (impl_->ctx.exactly_once) cprops["isolation.level"] = "read_committed";
   // Bound librdkafka's prefetch: fetch.buffer.max.bytes is shared by every
   // input partition of the node (the credit scheme bounds what is past it).
   {
@@ -483,6 +574,8 @@ status node::start() {
       static_cast<size_t>(cfg.get_int("rocksdb.write.buffer.max.bytes")));
   auto rprops = cfg.kafka_properties(client_kind::consumer);
   rprops["group.id"] = impl_->ctx.application_id + "-restore";
+  // Changelogs of exactly-once nodes hold aborted epochs: never restore them.
+  rprops["isolation.level"] = "read_committed";
   // Restoring reads one partition at a time as fast as it can: large fetches
   // and a deep prefetch (librdkafka's defaults suit many partitions at once).
   rprops.emplace("max.partition.fetch.bytes", "16777216");
@@ -498,45 +591,32 @@ status node::start() {
     std::filesystem::create_directories(dir, ec);
     if (ec) return make_error(errc::io, "cannot create '" + dir + "': " + ec.message());
     state::store_spec spec{g.store, state::store_spec::kind::kv, 0, false};
-    auto store = impl_->ctx.stores->kv(dir, spec, nullptr);
+    auto store = impl_->ctx.stores->kv(dir, spec, nullptr, nullptr);
     if (!store) return store.error();
     auto* raw = store->get();
     impl_->ctx.global_stores[g.store] = std::move(*store);
     auto reader = std::make_unique<detail::global_table>(g.topic, raw);
     auto gprops = cfg.kafka_properties(client_kind::consumer);
+    gprops.emplace("isolation.level", "read_committed");
     if (auto s = reader->start(std::move(gprops), timeout); !s) return s;
     impl_->global_readers.push_back(std::move(reader));
   }
 
-  // Single node: this node owns every partition of every input (the same
-  // plan the cluster leader will compute for a one-member cluster).
-  detail::assignment_plan plan;
-  std::map<std::pair<size_t, int32_t>, size_t> task_index;
-  std::map<topic_partition, std::vector<size_t>> feeds;
-  for (size_t s = 0; s < impl_->ctx.services.size(); ++s) {
-    for (auto& topic : impl_->ctx.services[s].input_topics) {
-      auto n = (*admin)->partition_count(topic, timeout);
-      if (!n) return n.error();
-      for (int32_t p = 0; p < *n; ++p) {
-        auto key = std::make_pair(s, p);
-        if (!task_index.count(key)) {
-          task_index[key] = plan.tasks.size();
-          plan.tasks.push_back({s, p});
-        }
-        feeds[{topic, partition_id{p}}].push_back(task_index[key]);
-      }
-    }
+  // Exactly-once: fence any earlier incarnation with our transactional.id
+  // (aborting its open transaction) before reading committed offsets or
+  // restoring changelogs, so neither can change under us.
+  if (impl_->ctx.exactly_once) {
+    if (auto st = impl_->ctx.producer->init_transactions(timeout); !st)
+      return make_error(st.code(), "exactly_once: initialising transactional.id '" +
+                                       txn_id + "': " + st.message());
+    if (auto st = impl_->ctx.producer->begin_transaction(); !st) return st;
+    log::info("exactly_once: transactional.id {}", txn_id);
   }
-  std::vector<topic_partition> tps;
-  for (auto& [tp, tasks] : feeds) {
-    tps.push_back(tp);
-    auto q = impl_->ctx.consumer->take_queue(tp);
-    if (!q) return make_error(errc::internal, "no queue for " + to_string(tp));
-    plan.partitions.push_back({tp, std::move(q), tasks});
-  }
-  if (auto s = impl_->ctx.consumer->assign(tps); !s) return s;
+
+  auto plan = impl_->make_plan(admin->get(), timeout);
+  if (!plan) return plan.error();
   log::info("{} services, {} tasks over {} input partitions", impl_->ctx.services.size(),
-            plan.tasks.size(), plan.partitions.size());
+            plan->tasks.size(), plan->partitions.size());
 
   impl_->caf_cfg = std::make_unique<caf::actor_system_config>();
   impl_->caf_cfg->set("scheduler.max-threads", cfg.get_int("num.stream.threads"));
@@ -551,9 +631,15 @@ status node::start() {
   impl_->caf_cfg->set("logger.file-verbosity", caf::atom("quiet"));
   impl_->caf_cfg->set("logger.console-verbosity", caf::atom("quiet"));
   impl_->sys = std::make_unique<caf::actor_system>(*impl_->caf_cfg);
-  impl_->supervisor =
-      detail::spawn_supervisor(*impl_->sys, &impl_->ctx, std::move(plan),
-                               [self](const std::string& why) { self->on_fatal(why); });
+  impl_->supervisor = detail::spawn_supervisor(
+      *impl_->sys, &impl_->ctx, std::move(*plan),
+      [self](const std::string& why) { self->on_fatal(why); },
+      [self]() -> result<detail::assignment_plan> {
+        // Roll-back: unassign (dropping what was fetched) and assign again
+        // at the committed offsets.
+        if (auto s = self->ctx.consumer->assign_at({}); !s) return s;
+        return self->make_plan(nullptr, 0);
+      });
 
   impl_->poller = std::thread{[self] {
     while (!self->poll_stop.load(std::memory_order_relaxed))
@@ -590,31 +676,37 @@ status node::impl::shutdown() {
                  [&](caf::error& e) {
                    log::warn("drain did not finish: {}", sys->render(e));
                  });
-    // 2. Flush the stores' caches into their changelogs.
-    self->request(supervisor, left(), detail::final_atom::value, true)
-        .receive([](const detail::partition_offsets&) {},
-                 [&](caf::error& e) { log::warn("flushing state: {}", sys->render(e)); });
-    // 3. Wait until Kafka acknowledged everything produced so far.
-    if (auto s = ctx.producer->flush(static_cast<int>(left().count())); !s)
-      log::warn("{}", s.message());
-    // 4. Commit what is now safe, synchronously.
-    self->request(supervisor, left(), detail::final_atom::value, false)
-        .receive(
-            [&](const detail::partition_offsets& offs) {
-              if (auto s =
-                      ctx.consumer->commit_sync(offs, static_cast<int>(left().count()));
-                  !s) {
-                log::warn("final commit failed: {}", s.message());
-              } else if (!offs.empty()) {
-                ctx.counters.commits.fetch_add(1);
-                log::info("committed final offsets of {} partitions", offs.size());
-              }
-            },
-            [&](caf::error& e) { log::warn("final offsets: {}", sys->render(e)); });
+    // Exactly-once: the supervisor's final epoch committed everything (or the
+    // node failed, and nothing after the last committed epoch may commit).
+    if (!ctx.exactly_once) {
+      // 2. Flush the stores' caches into their changelogs.
+      self->request(supervisor, left(), detail::final_atom::value, true)
+          .receive(
+              [](const detail::partition_offsets&) {},
+              [&](caf::error& e) { log::warn("flushing state: {}", sys->render(e)); });
+      // 3. Wait until Kafka acknowledged everything produced so far.
+      if (auto s = ctx.producer->flush(static_cast<int>(left().count())); !s)
+        log::warn("{}", s.message());
+      // 4. Commit what is now safe, synchronously.
+      self->request(supervisor, left(), detail::final_atom::value, false)
+          .receive(
+              [&](const detail::partition_offsets& offs) {
+                if (auto s =
+                        ctx.consumer->commit_sync(offs, static_cast<int>(left().count()));
+                    !s) {
+                  log::warn("final commit failed: {}", s.message());
+                } else if (!offs.empty()) {
+                  ctx.counters.commits.fetch_add(1);
+                  log::info("committed final offsets of {} partitions", offs.size());
+                }
+              },
+              [&](caf::error& e) { log::warn("final offsets: {}", sys->render(e)); });
+    }
     // 5. No delivery callback may touch task state after this point, and the
     // restore thread lets go of the shards.
     ctx.producer->stop_polling();
     restorer.reset();
+    ctx.restorer = nullptr;
     self->send_exit(supervisor, caf::exit_reason::user_shutdown);
   }
   supervisor = nullptr;

@@ -31,6 +31,12 @@ struct node_metrics {
   uint64_t bad_records = 0; ///< records skipped or dead-lettered
   uint64_t commits = 0;     ///< offset commits issued
   uint64_t pauses = 0;      ///< times a partition was paused for flow control
+  // processing.guarantee=exactly_once
+  uint64_t epochs_committed = 0;        ///< transactions committed
+  uint64_t epochs_aborted = 0;          ///< epochs rolled back
+  uint64_t commit_latency_us_total = 0; ///< marker sent -> committed, summed
+  uint64_t commit_latency_us_max = 0;
+  uint64_t aligned_us_total = 0; ///< time tasks held input at markers, summed
 };
 
 class node {

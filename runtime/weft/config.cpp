@@ -28,17 +28,26 @@ std::vector<config_key> make_keys() {
                false, 1, 256});
   k.push_back({"commit.interval.ms", kind::integer, "100",
                "How often processed input offsets are committed (after the "
-               "outputs they produced are acknowledged by Kafka).",
+               "outputs they produced are acknowledged by Kafka); under "
+               "exactly_once, the length of an epoch (one transaction).",
                false, 1, 3600000});
   k.push_back({"processing.guarantee",
                kind::choice,
                "at_least_once",
                "at_least_once: a crash may repeat outputs of records processed "
-               "since the last commit, never lose one.",
+               "since the last commit, never lose one. exactly_once: every "
+               "commit.interval.ms one Kafka transaction per node commits the "
+               "outputs, changelog records and input offsets of an epoch "
+               "together, and state reaches RocksDB only after it; downstream "
+               "readers use isolation.level=read_committed.",
                false,
                0,
                0,
-               {"at_least_once"}});
+               {"at_least_once", "exactly_once"}});
+  k.push_back({"epoch.timeout.ms", kind::integer, "30000",
+               "exactly_once: how long the supervisor waits for every task to "
+               "reach an epoch's snapshot marker before it aborts the epoch.",
+               false, 100, 3600000});
   k.push_back({"buffered.records.per.partition", kind::integer, "1000",
                "Flow control: records of one input partition in flight to its "
                "tasks at most; past it the partition is paused.",
@@ -76,7 +85,10 @@ std::vector<config_key> make_keys() {
                "charged to the block cache.",
                false, 1048576, INT64_MAX});
   k.push_back({"node.id", kind::string, "",
-               "This node's id in the cluster; empty means <hostname>-<pid>."});
+               "This node's id in the cluster; empty means <hostname>-<pid>, or under "
+               "exactly_once an id kept in <state.dir>/<application.id>/node.id "
+               "(the transactional.id is <application.id>-<node.id>: a restarted "
+               "node must keep it to fence its previous incarnation at once)."});
   k.push_back({"shutdown.timeout.ms", kind::integer, "30000",
                "On SIGINT/SIGTERM, how long to drain in-flight records and "
                "commit before giving up.",

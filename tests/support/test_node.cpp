@@ -3,7 +3,17 @@
 //   --test.service=map|slow|json   which service to run
 //   --test.in=TOPIC --test.out=TOPIC
 //   --test.delay.us=N              slow: busy time per record
+//   --test.service=pipeline        the exactly-once chaos pipeline: events on
+//       --test.in (key = event id, value = "<key>:A" or "<key>:B") are split
+//       by type and re-keyed by <key> into <out>-a / <out>-b (stateless);
+//       a counter reads both and emits each new count per key to
+//       <out>-counts (stateful, two sources); a gate emits "ready" to
+//       <out>-gated once a key has both an A and a B (weft::gate).
+//   --test.poison=EVENT            pipeline: the counter throws on that event
+//       after it wrote its state and emitted (exactly-once must undo both)
+//   --test.http.port=N             GET /counts, /global?key=, /metrics
 #include <weft/node.hpp>
+#include <weft/services/gate.hpp>
 #include <weft/services/stateless.hpp>
 
 #include <chrono>
@@ -94,6 +104,63 @@ struct enricher : weft::service_base {
   }
 };
 
+/// Pipeline stage 1: split by event type and re-key by the event's key.
+struct splitter : weft::stateless<str, str> {
+  weft::output<str, str> a, b;
+  splitter(const std::string& in, const std::string& out) : stateless("splitter", in) {
+    a = to<str, str>(out + "-a");
+    b = to<str, str>(out + "-b");
+  }
+  void process(const std::string& id, const std::string& v, weft::context& ctx) override {
+    auto colon = v.rfind(':');
+    if (colon == std::string::npos) throw std::runtime_error("no type in '" + v + "'");
+    auto key = v.substr(0, colon);
+    (v.substr(colon + 1) == "A" ? a : b).emit(ctx, key, id);
+  }
+};
+
+/// Pipeline stage 2: counts both kinds of event per key (two inputs).
+struct pair_counter : weft::service_base {
+  weft::output<str, weft::int64_serde> out;
+  std::string poison;
+  pair_counter(const std::string& prefix, std::string poison_event)
+    : service_base("pair-counter"), poison(std::move(poison_event)) {
+    add_input(prefix + "-a");
+    add_input(prefix + "-b");
+    add_store({"counts", weft::store_decl::kind::kv});
+    out = weft::output<str, weft::int64_serde>{
+        add_output(prefix + "-counts", weft::output_kind::external)};
+  }
+  void on_record(const weft::record_view& r, weft::context& ctx) override {
+    auto key = weft::decode<str>(r.key);
+    if (!key) throw weft::weft_error{key.error()};
+    auto& store = ctx.kv_store("counts");
+    auto old = store.get(*key);
+    if (!old) throw weft::weft_error{old.error()};
+    int64_t n = 1;
+    if (*old) n += *weft::int64_serde::deserialize(**old);
+    if (auto st = store.put(*key, weft::int64_serde::serialize(n)); !st)
+      throw weft::weft_error{st};
+    out.emit(ctx, *key, n);
+    if (!poison.empty() && r.value && *r.value == poison)
+      throw std::runtime_error("poisoned event " + poison);
+  }
+};
+
+/// Pipeline stage 3: "ready" once a key has had an A and a B.
+struct pair_gate : weft::gate<str> {
+  part<str> seen_a, seen_b;
+  weft::output<str, str> out;
+  explicit pair_gate(const std::string& prefix) : gate("pair-gate", 3'600'000) {
+    seen_a = when<str>(prefix + "-a");
+    seen_b = when<str>(prefix + "-b");
+    out = to<str, str>(prefix + "-gated");
+  }
+  void on_ready(const std::string& key, const correlation&, weft::context& ctx) override {
+    out.emit(ctx, key, "ready");
+  }
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -125,7 +192,11 @@ int main(int argc, char** argv) {
     n.add<counter>(in, out);
   else if (service == "enrich")
     n.add<enricher>(in, test["table"], out);
-  else
+  else if (service == "pipeline") {
+    n.add<splitter>(in, out);
+    n.add<pair_counter>(out, test["poison"]);
+    n.add<pair_gate>(out);
+  } else
     n.add<mapper>(in, out, service == "slow" ? delay : std::chrono::microseconds{0});
   // --test.http.port=N: serve GET /counts with every entry of the "counts"
   // store as key<TAB>count lines, through the node's query API (503 while a
@@ -158,6 +229,18 @@ int main(int argc, char** argv) {
       } else {
         res.set_content(**v, "text/plain");
       }
+    });
+    http.Get("/metrics", [&n](const httplib::Request&, httplib::Response& res) {
+      auto m = n.metrics();
+      nlohmann::json j{{"processed", m.processed},
+                       {"produced", m.produced},
+                       {"bad_records", m.bad_records},
+                       {"epochs_committed", m.epochs_committed},
+                       {"epochs_aborted", m.epochs_aborted},
+                       {"commit_latency_us_total", m.commit_latency_us_total},
+                       {"commit_latency_us_max", m.commit_latency_us_max},
+                       {"aligned_us_total", m.aligned_us_total}};
+      res.set_content(j.dump(), "application/json");
     });
     auto port = std::stoi(test["http.port"]);
     http_thread = std::thread{[&http, port] { http.listen("127.0.0.1", port); }};

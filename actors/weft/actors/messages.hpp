@@ -34,6 +34,13 @@ using failed_atom = caf::atom_constant<caf::atom("failed")>;     // fatal task e
 using final_atom = caf::atom_constant<caf::atom("final")>;       // final offsets
 using restored_atom = caf::atom_constant<caf::atom("restored")>; // shard ready
 
+// Exactly-once epochs (supervisor.hpp explains the protocol).
+using marker_atom = caf::atom_constant<caf::atom("marker")>;       // snapshot marker
+using aligned_atom = caf::atom_constant<caf::atom("aligned")>;     // task reached it
+using committed_atom = caf::atom_constant<caf::atom("committed")>; // epoch committed
+using abort_atom = caf::atom_constant<caf::atom("abort")>;         // abort the epoch
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;     // epoch too slow
+
 } // namespace weft::detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(weft::detail::batch_ptr)

@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "weft/config.hpp"
@@ -87,6 +89,47 @@ struct node_counters {
   std::atomic<uint64_t> bad_records{0};
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> pauses{0};
+  // exactly_once
+  std::atomic<uint64_t> epochs_committed{0};
+  std::atomic<uint64_t> epochs_aborted{0};
+  std::atomic<uint64_t> commit_us_total{0}; ///< marker sent -> transaction committed
+  std::atomic<uint64_t> commit_us_max{0};
+  std::atomic<uint64_t> aligned_us_total{0}; ///< summed over tasks: time held at markers
+};
+
+/// Records whose handler threw under exactly_once: the epoch was aborted and
+/// rolled back, and the replay applies the bad-record policy to the record
+/// instead of running the handler again (its partial effects died with the
+/// epoch). Written by the supervisor's tasks, read by tasks when they start.
+class poison_registry {
+ public:
+  struct key {
+    size_t service;
+    std::string topic;
+    int32_t partition;
+    int64_t offset;
+    bool operator<(const key& o) const {
+      return std::tie(service, topic, partition, offset) <
+             std::tie(o.service, o.topic, o.partition, o.offset);
+    }
+  };
+  void add(key k, std::string error) {
+    std::lock_guard<std::mutex> guard{mu_};
+    entries_[std::move(k)] = std::move(error);
+  }
+  /// The poisoned records of one task: (topic, offset) -> error.
+  std::map<std::pair<std::string, int64_t>, std::string> of(size_t service,
+                                                            int32_t partition) const {
+    std::lock_guard<std::mutex> guard{mu_};
+    std::map<std::pair<std::string, int64_t>, std::string> out;
+    for (auto& [k, e] : entries_)
+      if (k.service == service && k.partition == partition) out[{k.topic, k.offset}] = e;
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<key, std::string> entries_;
 };
 
 struct node_context {
@@ -104,6 +147,10 @@ struct node_context {
   std::unique_ptr<kafka::producer> producer;
   std::vector<service_info> services;
   node_counters counters;
+  /// processing.guarantee=exactly_once: the producer is transactional and
+  /// the supervisor runs epochs.
+  bool exactly_once = false;
+  poison_registry poison;
 };
 
 } // namespace weft::detail

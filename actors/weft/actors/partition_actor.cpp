@@ -28,8 +28,11 @@ struct partition_state {
   bool paused = false;
   bool stopping = false;
   bool check_scheduled = false;
+  bool drained_sent = false;
+  bool held = false; ///< exactly_once: wait for the supervisor's go
   caf::timestamp last_ack;
   uint64_t next_batch = 0;
+  int64_t next_offset = -1; ///< after the last record handed to the tasks
   std::unordered_map<uint64_t, inflight_batch> inflight;
   static inline const char* name = "weft.partition";
 };
@@ -38,21 +41,25 @@ using partition_actor = caf::stateful_actor<partition_state>;
 
 void report_if_drained(partition_actor* self) {
   auto& st = self->state;
-  if (st.stopping && st.inflight.empty()) {
+  if (st.stopping && st.inflight.empty() && !st.drained_sent) {
     auto& tp = st.queue->partition();
     self->send(st.supervisor, drained_atom::value, tp.topic, tp.partition.value());
-    self->quit();
+    st.drained_sent = true;
+    // Under exactly_once the actor stays for the final epoch's marker; the
+    // supervisor ends it.
+    if (!st.ctx->exactly_once) self->quit();
   }
 }
 
 void drain(partition_actor* self) {
   auto& st = self->state;
-  while (!st.stopping && st.credits > 0) {
+  while (!st.stopping && !st.held && st.credits > 0) {
     auto batch = std::make_shared<kafka::message_batch>();
     status err;
     auto n = st.queue->drain(*batch, std::min(st.credits, max_batch), &err);
     if (n == 0) break;
     st.credits -= n;
+    st.next_offset = batch->next_offset().value();
     auto id = st.next_batch++;
     st.inflight.emplace(id, inflight_batch{n, st.tasks.size()});
     batch_ptr shared = std::move(batch);
@@ -89,9 +96,11 @@ void check_stall(partition_actor* self) {
 
 caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
                                  std::shared_ptr<kafka::partition_queue> queue,
-                                 std::vector<caf::actor> tasks, caf::actor supervisor) {
+                                 std::vector<caf::actor> tasks, caf::actor supervisor,
+                                 bool feeding) {
   auto& st = self->state;
   st.ctx = ctx;
+  st.held = !feeding;
   st.queue = std::move(queue);
   st.tasks = std::move(tasks);
   st.supervisor = std::move(supervisor);
@@ -129,6 +138,19 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
         drain(self);
       },
       [self](check_atom) { check_stall(self); },
+      [self](restored_atom) {
+        // Every shard of the node is restored: go.
+        self->state.held = false;
+        drain(self);
+      },
+      [self](marker_atom, uint64_t epoch) {
+        // In-band: CAF keeps the order of messages from one sender, so each
+        // task sees the marker after every batch sent before it.
+        auto& st = self->state;
+        auto& topic = st.queue->partition().topic;
+        for (auto& t : st.tasks)
+          self->send(t, marker_atom::value, epoch, topic, st.next_offset);
+      },
       [self](stop_atom) {
         auto& st = self->state;
         st.stopping = true;
@@ -142,9 +164,10 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
 
 caf::actor spawn_partition_actor(caf::actor_system& sys, node_context* ctx,
                                  std::shared_ptr<kafka::partition_queue> queue,
-                                 std::vector<caf::actor> tasks, caf::actor supervisor) {
+                                 std::vector<caf::actor> tasks, caf::actor supervisor,
+                                 bool feeding) {
   return sys.spawn(partition_behavior, ctx, std::move(queue), std::move(tasks),
-                   std::move(supervisor));
+                   std::move(supervisor), feeding);
 }
 
 } // namespace weft::detail

@@ -12,6 +12,10 @@
 //
 // Messages: wake (from librdkafka), (ack, batch id) from tasks, stop from the
 // supervisor, answered by (drained, topic, partition) once nothing is in flight.
+// Exactly-once: a partition actor spawned with feeding=false fetches nothing
+// until (restored) from the supervisor; (marker, epoch) is forwarded to every
+// task in-band as (marker, epoch, topic, next offset); after stop it stays
+// for the final epoch's marker.
 
 #include <caf/fwd.hpp>
 
@@ -28,6 +32,7 @@ struct node_context;
 
 caf::actor spawn_partition_actor(caf::actor_system& sys, node_context* ctx,
                                  std::shared_ptr<kafka::partition_queue> queue,
-                                 std::vector<caf::actor> tasks, caf::actor supervisor);
+                                 std::vector<caf::actor> tasks, caf::actor supervisor,
+                                 bool feeding = true);
 
 } // namespace weft::detail

@@ -1,5 +1,6 @@
 #include "weft/actors/restorer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <iterator>
 #include <vector>
@@ -32,6 +33,15 @@ void restorer::submit(state::shard* shard, done_fn done) {
   cv_.notify_all();
 }
 
+void restorer::cancel(state::shard* shard) {
+  std::unique_lock<std::mutex> lock{mu_};
+  for (auto i = jobs_.begin(); i != jobs_.end();)
+    i = i->shard == shard ? jobs_.erase(i) : std::next(i);
+  cv_.wait(lock, [&] {
+    return std::find(running_.begin(), running_.end(), shard) == running_.end();
+  });
+}
+
 void restorer::run() {
   std::unique_ptr<kafka::consumer> reader;
   while (true) {
@@ -49,12 +59,23 @@ void restorer::run() {
       batch.assign(std::make_move_iterator(jobs_.begin()),
                    std::make_move_iterator(jobs_.end()));
       jobs_.clear();
+      for (auto& j : batch)
+        running_.push_back(j.shard);
     }
+    // Whatever happens below, cancel() may go on once the batch is done.
+    auto release = [this] {
+      {
+        std::lock_guard<std::mutex> guard{mu_};
+        running_.clear();
+      }
+      cv_.notify_all();
+    };
     if (!reader) {
       auto c = kafka::consumer::create(props_);
       if (!c) {
         for (auto& j : batch)
           j.done(c.error(), 0);
+        release();
         continue;
       }
       reader = std::move(*c);
@@ -67,6 +88,7 @@ void restorer::run() {
     if (!n) {
       for (auto& j : batch)
         j.done(n.error(), 0);
+      release();
       continue;
     }
     auto secs =
@@ -79,6 +101,7 @@ void restorer::run() {
                 shards.size(), secs, total / std::max(secs, 1e-6));
     for (size_t i = 0; i < batch.size(); ++i)
       batch[i].done({}, n->at(i));
+    release();
   }
 }
 

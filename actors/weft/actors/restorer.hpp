@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "weft/status.hpp"
 
@@ -38,6 +39,11 @@ class restorer {
 
   void submit(state::shard* shard, done_fn done);
 
+  /// Forgets `shard`: drops its pending job (its callback is not called) and,
+  /// if it is being restored, waits until that restore ends. The shard may be
+  /// destroyed when this returns.
+  void cancel(state::shard* shard);
+
  private:
   void run();
   struct job {
@@ -50,6 +56,7 @@ class restorer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<job> jobs_;
+  std::vector<state::shard*> running_; ///< shards of the restore in progress
   bool stop_ = false;
   std::thread thread_;
 };

@@ -1,6 +1,7 @@
 #include "weft/actors/supervisor.hpp"
 
 #include <map>
+#include <set>
 
 #include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
@@ -30,6 +31,23 @@ struct supervisor_state {
   std::chrono::milliseconds interval{100};
   std::chrono::steady_clock::time_point last_progress;
   uint64_t last_processed = 0;
+
+  // exactly_once
+  plan_fn replan;
+  std::map<caf::actor_addr, size_t> task_of; ///< current tasks only
+  std::set<caf::actor_addr> dying;           ///< replaced actors not yet down
+  uint64_t epoch = 0;
+  bool collecting = false; ///< markers out, waiting for every task
+  std::vector<bool> aligned;
+  size_t aligned_count = 0;
+  caf::timestamp epoch_start;
+  size_t restoring = 0; ///< tasks whose shard is not restored yet
+  bool feeding = false; ///< partition actors released
+  bool rolling_back = false;
+  bool final_epoch = false; ///< stopping: the epoch that ends the node
+  int txn_timeout_ms = 30000;
+  std::chrono::steady_clock::time_point last_broker_commit;
+  std::chrono::milliseconds epoch_timeout{30000};
   static inline const char* name = "weft.supervisor";
 };
 
@@ -64,8 +82,10 @@ partition_offsets commit_candidates(supervisor_actor* self) {
       low = std::min(low, i->second);
     }
     if (low < 0 || low == INT64_MAX) continue;
-    auto& last = st.committed[st.partition_tps[p]];
-    if (low > last) {
+    // Only offsets this node committed are in `committed` (an idle epoch
+    // sends them again: a default 0 there would rewind the group).
+    auto last = st.committed.find(st.partition_tps[p]);
+    if (last == st.committed.end() || low > last->second) {
       out.emplace_back(st.partition_tps[p], weft::offset{low});
     }
   }
@@ -108,27 +128,41 @@ void answer_stop(supervisor_actor* self) {
   if (st.stop_promise.pending()) st.stop_promise.deliver(caf::unit);
 }
 
-caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
-                                  assignment_plan plan, fatal_handler on_fatal) {
+/// Spawns the task and partition actors of `plan` (partition actors are held
+/// under exactly_once until every shard restored).
+void spawn_children(supervisor_actor* self, assignment_plan plan) {
   auto& st = self->state;
-  st.ctx = ctx;
-  st.on_fatal = std::move(on_fatal);
-  st.interval = std::chrono::milliseconds(ctx->cfg.get_int("commit.interval.ms"));
-  st.last_progress = std::chrono::steady_clock::now();
+  auto* ctx = st.ctx;
   auto& sys = self->system();
   auto me = caf::actor_cast<caf::actor>(self);
+  st.tasks.clear();
+  st.partitions.clear();
+  st.partition_tps.clear();
+  st.partition_tasks.clear();
+  st.partition_index.clear();
+  st.task_of.clear();
+  st.reported.clear();
+  st.restoring = 0;
+  st.feeding = !ctx->exactly_once;
+  std::vector<size_t> sources(plan.tasks.size(), 0);
+  for (auto& p : plan.partitions)
+    for (auto t : p.tasks)
+      ++sources[t];
   for (size_t i = 0; i < plan.tasks.size(); ++i) {
     auto& t = plan.tasks[i];
-    auto a = spawn_task_actor(sys, ctx, t.service, t.partition, i, me);
+    auto a = spawn_task_actor(sys, ctx, t.service, t.partition, i, sources[i], me);
     self->monitor(a);
     self->link_to(a);
+    st.task_of[a.address()] = i;
     st.tasks.push_back(a);
+    if (!ctx->services[t.service].stores.empty()) ++st.restoring;
   }
   for (auto& p : plan.partitions) {
     std::vector<caf::actor> feeds;
     for (auto t : p.tasks)
       feeds.push_back(st.tasks[t]);
-    auto a = spawn_partition_actor(sys, ctx, p.queue, std::move(feeds), me);
+    auto a = spawn_partition_actor(sys, ctx, p.queue, std::move(feeds), me,
+                                   !ctx->exactly_once);
     self->monitor(a);
     self->link_to(a);
     st.partition_index[p.tp] = st.partitions.size();
@@ -136,8 +170,191 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
     st.partition_tps.push_back(p.tp);
     st.partition_tasks.push_back(p.tasks);
   }
+  st.aligned.assign(st.tasks.size(), false);
+}
+
+/// exactly_once: releases the partition actors once no shard restores.
+void maybe_feed(supervisor_actor* self) {
+  auto& st = self->state;
+  if (st.feeding || st.restoring > 0 || st.rolling_back) return;
+  st.feeding = true;
+  for (auto& p : st.partitions)
+    self->send(p, restored_atom::value);
+}
+
+/// Fatal for the node: a fenced producer or an unrecoverable error.
+void fail_node(supervisor_actor* self, const std::string& why) {
+  auto& st = self->state;
+  if (st.failed) return;
+  st.failed = true;
+  st.collecting = false;
+  if (st.on_fatal) st.on_fatal(why);
+  answer_stop(self);
+}
+
+void start_epoch(supervisor_actor* self) {
+  auto& st = self->state;
+  ++st.epoch;
+  st.collecting = true;
+  st.aligned.assign(st.tasks.size(), false);
+  st.aligned_count = 0;
+  st.epoch_start = caf::make_timestamp();
+  for (auto& p : st.partitions)
+    self->send(p, marker_atom::value, st.epoch);
+  self->delayed_send(self, st.epoch_timeout, timeout_atom::value, st.epoch);
+}
+
+void roll_back(supervisor_actor* self, const std::string& why);
+void restart_after_roll_back(supervisor_actor* self);
+
+caf::actor_addr sender_of(supervisor_actor* self) {
+  return caf::actor_cast<caf::actor_addr>(self->current_sender());
+}
+
+/// Every task reached epoch N's markers: commit the transaction.
+void commit_epoch(supervisor_actor* self) {
+  auto& st = self->state;
+  auto* ctx = st.ctx;
+  auto offs = commit_candidates(self);
+  // An idle node's empty transactions never reach the broker, so a fenced
+  // node would not find out until input arrives. Once a second, an idle
+  // epoch sends the committed offsets again: the coordinator then answers a
+  // fenced producer with a fatal error.
+  auto now = std::chrono::steady_clock::now();
+  if (offs.empty() && now - st.last_broker_commit > std::chrono::seconds(1))
+    for (auto& [tp, off] : st.committed)
+      offs.emplace_back(tp, weft::offset{off});
+  if (!offs.empty()) st.last_broker_commit = now;
+  status s;
+  if (!offs.empty())
+    s = ctx->producer->send_offsets_to_transaction(offs, *ctx->consumer,
+                                                   st.txn_timeout_ms);
+  if (s) s = ctx->producer->commit_transaction(st.txn_timeout_ms);
+  if (!s) {
+    if (s.code() == errc::kafka_fatal)
+      return fail_node(self, "epoch " + std::to_string(st.epoch) +
+                                 ": the transaction cannot commit, this node is fenced "
+                                 "or its producer failed (another process with the same "
+                                 "application.id and node.id took over?): " +
+                                 s.message());
+    return roll_back(self, "commit of epoch " + std::to_string(st.epoch) +
+                               " failed: " + s.message());
+  }
+  for (auto& [tp, off] : offs)
+    st.committed[tp] = off.value();
+  st.collecting = false;
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(caf::make_timestamp() -
+                                                                  st.epoch_start)
+                .count();
+  auto& c = ctx->counters;
+  c.epochs_committed.fetch_add(1, std::memory_order_relaxed);
+  c.commits.fetch_add(1, std::memory_order_relaxed);
+  c.commit_us_total.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
+  auto max = c.commit_us_max.load(std::memory_order_relaxed);
+  while (static_cast<uint64_t>(us) > max &&
+         !c.commit_us_max.compare_exchange_weak(max, static_cast<uint64_t>(us)))
+    ;
+  log::debug("epoch {} committed in {} us ({} partitions)", st.epoch, us, offs.size());
+  if (!st.final_epoch) {
+    if (auto b = ctx->producer->begin_transaction(); !b)
+      return fail_node(self, "cannot begin the next transaction: " + b.message());
+  }
+  if (!st.final_epoch) {
+    for (auto& t : st.tasks)
+      self->send(t, committed_atom::value, st.epoch);
+    return;
+  }
+  // The node stops after this epoch: answer once every task has written its
+  // state (else the next start would replay the epoch's changelog records).
+  auto left = std::make_shared<size_t>(st.tasks.size());
+  auto done = [self, left]() {
+    if (--*left == 0) answer_stop(self);
+  };
+  for (auto& t : st.tasks)
+    self->request(t, std::chrono::seconds(30), committed_atom::value, st.epoch)
+        .then([done]() mutable { done(); }, [done](caf::error&) mutable { done(); });
+}
+
+/// Rolls the node back to its last committed epoch (see the header).
+void roll_back(supervisor_actor* self, const std::string& why) {
+  auto& st = self->state;
+  auto* ctx = st.ctx;
+  if (st.rolling_back || st.failed) return;
+  log::warn("aborting epoch {}: {}", st.epoch, why);
+  ctx->counters.epochs_aborted.fetch_add(1, std::memory_order_relaxed);
+  st.collecting = false;
+  st.rolling_back = true;
+  if (auto s = ctx->producer->abort_transaction(st.txn_timeout_ms); !s) {
+    // A fenced producer may first report an abortable error and then fail
+    // the abort with a fatal one: either way it can never commit again.
+    return fail_node(self, "cannot abort the transaction (" + s.message() +
+                               "); this node is fenced or its producer failed");
+  }
+  // Serve the delivery reports of the purged records before their tasks die.
+  (void)ctx->producer->flush(st.txn_timeout_ms);
+  for (auto& a : st.tasks) {
+    st.dying.insert(a.address());
+    self->unlink_from(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+  }
+  for (auto& a : st.partitions) {
+    st.dying.insert(a.address());
+    self->unlink_from(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+  }
+  st.tasks.clear();
+  st.partitions.clear();
+  st.task_of.clear();
+  if (st.dying.empty()) restart_after_roll_back(self);
+}
+
+/// The replaced actors are gone (their shards closed): start again from the
+/// committed offsets.
+void restart_after_roll_back(supervisor_actor* self) {
+  auto& st = self->state;
+  if (!st.replan) return fail_node(self, "cannot roll back: no re-assignment function");
+  auto plan = st.replan();
+  if (!plan)
+    return fail_node(self,
+                     "re-assigning input after an abort: " + plan.error().message());
+  if (auto b = st.ctx->producer->begin_transaction(); !b)
+    return fail_node(self, "cannot begin a transaction after an abort: " + b.message());
+  st.rolling_back = false;
+  spawn_children(self, std::move(*plan));
+  log::info("rolled back to the last committed epoch; {} tasks restarted",
+            st.tasks.size());
+  if (st.stopping) {
+    // Nothing after the committed epoch is needed to stop.
+    for (auto& p : st.partitions)
+      self->send(p, stop_atom::value);
+    st.final_epoch = true;
+    answer_stop(self);
+    return;
+  }
+  maybe_feed(self);
+}
+
+caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
+                                  assignment_plan plan, fatal_handler on_fatal,
+                                  plan_fn replan) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.on_fatal = std::move(on_fatal);
+  st.replan = std::move(replan);
+  st.interval = std::chrono::milliseconds(ctx->cfg.get_int("commit.interval.ms"));
+  st.epoch_timeout = std::chrono::milliseconds(ctx->cfg.get_int("epoch.timeout.ms"));
+  st.txn_timeout_ms = static_cast<int>(ctx->cfg.get_int("epoch.timeout.ms"));
+  st.last_progress = std::chrono::steady_clock::now();
+  spawn_children(self, std::move(plan));
+  maybe_feed(self);
+  // A detached actor needs an exit handler to stop with the node (FACTS.md).
+  self->set_exit_handler([self](caf::exit_msg& msg) { self->quit(msg.reason); });
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
+    if (st.dying.erase(msg.source)) {
+      if (st.dying.empty() && st.rolling_back) restart_after_roll_back(self);
+      return;
+    }
     if (msg.reason == caf::exit_reason::normal) return;
     if (st.stopping && msg.reason == caf::exit_reason::user_shutdown) return;
     auto why = "an actor of this node died: " + self->system().render(msg.reason);
@@ -150,17 +367,59 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
   return {
       [self](tick_atom) {
         auto& st = self->state;
-        commit(self);
+        if (!st.ctx->exactly_once) {
+          commit(self);
+        } else if (!st.collecting && st.feeding && !st.rolling_back && !st.failed &&
+                   !st.final_epoch && !st.tasks.empty()) {
+          if (st.stopping) st.final_epoch = true;
+          start_epoch(self);
+        }
         for (auto& t : st.tasks)
           self->send(t, tick_atom::value);
         log_progress(self);
-        if (!st.stopping) self->delayed_send(self, st.interval, tick_atom::value);
+        if (!st.stopping || (st.ctx->exactly_once && !st.final_epoch && !st.failed))
+          self->delayed_send(self, st.interval, tick_atom::value);
+      },
+      [self](aligned_atom, size_t task, uint64_t epoch, const task_offsets& offs) {
+        auto& st = self->state;
+        auto i = st.task_of.find(sender_of(self));
+        if (i == st.task_of.end() || i->second != task) return; // replaced
+        if (!st.collecting || epoch != st.epoch || st.aligned[task]) return;
+        st.aligned[task] = true;
+        record_offsets(self, task, offs);
+        if (++st.aligned_count == st.tasks.size()) commit_epoch(self);
+      },
+      [self](timeout_atom, uint64_t epoch) {
+        auto& st = self->state;
+        if (!st.collecting || epoch != st.epoch) return;
+        std::string late;
+        for (size_t t = 0; t < st.aligned.size(); ++t)
+          if (!st.aligned[t]) late += (late.empty() ? "" : ", ") + std::to_string(t);
+        roll_back(self, "tasks " + late + " did not reach the marker of epoch " +
+                            std::to_string(epoch) + " within epoch.timeout.ms");
+      },
+      [self](abort_atom, const std::string& why) {
+        auto& st = self->state;
+        if (!st.task_of.count(sender_of(self))) return; // replaced
+        roll_back(self, why);
+      },
+      [self](restored_atom, size_t) {
+        auto& st = self->state;
+        if (!st.task_of.count(sender_of(self))) return; // replaced
+        if (st.restoring > 0) --st.restoring;
+        maybe_feed(self);
       },
       [self](offsets_atom, size_t task, const task_offsets& offs) {
         record_offsets(self, task, offs);
       },
       [self](failed_atom, const std::string& why) {
         auto& st = self->state;
+        if (st.ctx->exactly_once) {
+          if (!st.task_of.count(sender_of(self))) return; // replaced
+          // Nothing of the open epoch may become visible.
+          if (!st.failed) (void)st.ctx->producer->abort_transaction(st.txn_timeout_ms);
+          st.collecting = false;
+        }
         st.failed = true;
         if (st.on_fatal) st.on_fatal(why);
         if (st.stopping) answer_stop(self);
@@ -174,10 +433,17 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         for (auto& t : st.tasks)
           self->send(t, stop_atom::value);
         if (st.failed || st.partitions.empty()) answer_stop(self);
+        if (st.ctx->exactly_once && !st.feeding && !st.rolling_back) {
+          // Nothing was handed to a task yet: nothing to commit.
+          st.final_epoch = true;
+          answer_stop(self);
+        }
+        // Under exactly_once the ticks go on until the final epoch committed.
         return st.stop_promise;
       },
       [self](drained_atom, const std::string&, int32_t) {
         auto& st = self->state;
+        if (st.ctx->exactly_once) return; // the final epoch answers
         if (++st.drained == st.partitions.size()) answer_stop(self);
       },
       [self](final_atom, bool flush) -> caf::result<partition_offsets> {
@@ -209,8 +475,13 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
 } // namespace
 
 caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
-                            assignment_plan plan, fatal_handler on_fatal) {
-  return sys.spawn(supervisor_behavior, ctx, std::move(plan), std::move(on_fatal));
+                            assignment_plan plan, fatal_handler on_fatal,
+                            plan_fn replan) {
+  if (ctx->exactly_once)
+    return sys.spawn<caf::detached>(supervisor_behavior, ctx, std::move(plan),
+                                    std::move(on_fatal), std::move(replan));
+  return sys.spawn(supervisor_behavior, ctx, std::move(plan), std::move(on_fatal),
+                   std::move(replan));
 }
 
 } // namespace weft::detail

@@ -10,6 +10,34 @@
 // now safe to commit, which it commits synchronously. After a
 // fatal task error the supervisor answers stop at once: a failed task never
 // acknowledges its batch, and its unprocessed input must not be committed.
+//
+// Exactly-once (processing.guarantee=exactly_once). The supervisor runs on a
+// thread of its own (a detached actor: the transactional calls block) and
+// owns the node's transaction, which is always open between epochs:
+//   1. Every commit.interval.ms it starts epoch N: a snapshot marker to every
+//      partition actor, which forwards it in-band to its tasks with the next
+//      offset to consume.
+//   2. A task holds a source's input after that source's marker; when it has
+//      reached every source's marker it flushes its caches (their changelog
+//      records join the transaction) and answers (aligned, N, offsets).
+//   3. With every task aligned: send_offsets_to_transaction (the markers'
+//      offsets), commit_transaction, begin_transaction; then (committed, N) to
+//      every task, which writes its epoch-buffered state to RocksDB and goes
+//      on with the held input. A crash between the Kafka commit and the state
+//      write is safe: the state's checkpoint is still the previous epoch's, so
+//      the restore replays the committed changelog records.
+//   4. A task that asks for an abort (its handler threw), an epoch not
+//      aligned within epoch.timeout.ms, or a failed commit abort the
+//      transaction and roll the node back to its last committed epoch: every
+//      task and partition actor is replaced (discarding buffered state and
+//      held input), the input is re-assigned at the committed offsets, and
+//      processing restarts; shards reopen at their committed state with no
+//      wipe-and-restore.
+//   5. A fenced producer (another process took the transactional.id) is
+//      fatal: the node stops without committing anything else.
+// Partition actors are held until every shard has restored, so an epoch
+// never waits for a restore. Stopping runs one last epoch over everything in
+// flight, then answers the stop request.
 
 #include <caf/fwd.hpp>
 
@@ -18,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "weft/status.hpp"
 #include "weft/types.hpp"
 
 namespace weft::kafka {
@@ -46,7 +75,13 @@ struct assignment_plan {
 /// Called (from an actor thread) with the reason when a child fails.
 using fatal_handler = std::function<void(const std::string&)>;
 
+/// Re-assigns the node's input partitions at their committed offsets and
+/// returns the plan (exactly_once roll-back). Called on the supervisor's
+/// thread.
+using plan_fn = std::function<result<assignment_plan>()>;
+
 caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
-                            assignment_plan plan, fatal_handler on_fatal);
+                            assignment_plan plan, fatal_handler on_fatal,
+                            plan_fn replan = {});
 
 } // namespace weft::detail

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <set>
 
 #include "weft/actors/delivery_tracker.hpp"
 #include "weft/actors/messages.hpp"
@@ -15,10 +16,15 @@ namespace weft::detail {
 
 namespace {
 
+/// A batch of input, or (exactly_once) a snapshot marker from `source`.
 struct pending_batch {
   batch_ptr batch;
   uint64_t id;
   caf::actor source;
+  bool marker = false;
+  uint64_t epoch = 0;
+  std::string topic;
+  int64_t next_offset = -1;
 };
 
 timestamp_ms now_ms() {
@@ -146,6 +152,7 @@ struct task_state {
   std::unique_ptr<service_base> impl;
   std::unique_ptr<state::shard> shard;
   int32_t partition = 0;
+  size_t service_index = 0;
   size_t task_index = 0;
   caf::actor supervisor;
   task_context ctx;
@@ -158,10 +165,29 @@ struct task_state {
   bool stopping = false; ///< the node stops: unprocessable input goes back at once
   timestamp_ms next_stream_punctuation = 0;
   timestamp_ms next_wall_punctuation = 0;
+
+  // exactly_once: alignment at snapshot markers (supervisor.hpp).
+  size_t sources = 0;                ///< partition actors feeding this task
+  std::set<caf::actor_addr> aligned; ///< sources whose marker was reached
+  std::deque<pending_batch> held;    ///< their input after the marker
+  task_offsets marker_offsets;       ///< next offsets at the markers
+  uint64_t epoch = 0;
+  bool ack_pending = false;     ///< aligned; the ack waits for the producer
+  bool awaiting_commit = false; ///< acked; input is held until committed
+  bool aborting = false;        ///< asked the supervisor to abort the epoch
+  caf::timestamp aligned_since;
+  /// Records a previous incarnation's handler threw on: (topic, offset) ->
+  /// error; handled by the bad-record policy without the handler.
+  std::map<std::pair<std::string, int64_t>, std::string> poison;
+
   static inline const char* name = "weft.task";
 
   ~task_state() {
-    if (shard) node->shards.remove(shard.get());
+    if (!shard) return;
+    node->shards.remove(shard.get());
+    // The restore thread may still hold the shard (a task ended mid-restore
+    // when its epoch was rolled back or the node stops).
+    if (node->restorer) node->restorer->cancel(shard.get());
   }
 };
 
@@ -258,14 +284,85 @@ void handle(task_actor* self, const record_view& view) {
   st.impl->on_table_update(view, old_view, st.ctx);
 }
 
+/// exactly_once: asks the supervisor to abort the epoch because the handler
+/// threw on `view`; the task then waits to be replaced.
+void abort_epoch(task_actor* self, const record_view& view, const std::string& error) {
+  auto& st = self->state;
+  st.aborting = true;
+  auto where = std::string{view.topic} + "[" + std::to_string(view.partition.value()) +
+               "]@" + std::to_string(view.offset.value());
+  st.node->poison.add(
+      {st.service_index, std::string{view.topic}, st.partition, view.offset.value()},
+      error);
+  log::warn("service '{}': record {} failed ({}); aborting the epoch to roll back its "
+            "effects, then bad.record.policy applies to it",
+            st.service->name, where, error);
+  self->send(st.supervisor, abort_atom::value,
+             "service '" + st.service->name + "' record " + where + ": " + error);
+}
+
+/// exactly_once: every source's marker was reached. Flushes the caches (their
+/// changelog records join the epoch's transaction) and acks once the producer
+/// holds everything; input stays held until the epoch commits.
+void reach_markers(task_actor* self) {
+  auto& st = self->state;
+  st.aligned_since = caf::make_timestamp();
+  if (st.shard) {
+    st.ctx.slot = st.tracker.open_flush();
+    auto s = st.shard->flush();
+    st.tracker.close(st.ctx.slot);
+    st.ctx.slot = nullptr;
+    if (!s) return fail(self, "flushing state: " + s.message());
+  }
+  st.ack_pending = true;
+}
+
+/// Sends the pending ack if the producer took every record; false if not yet.
+bool send_ack(task_actor* self) {
+  auto& st = self->state;
+  if (!st.ctx.flush_overflow()) return false;
+  std::string err;
+  st.tracker.committable(&err); // only frees finished slots
+  if (!err.empty()) {
+    fail(self, "delivery failed: " + err);
+    return true;
+  }
+  st.ack_pending = false;
+  st.awaiting_commit = true;
+  self->send(st.supervisor, aligned_atom::value, st.task_index, st.epoch,
+             st.marker_offsets);
+  return true;
+}
+
 /// Handles queued batches until done, blocked by a full producer, or failed.
 void run(task_actor* self) {
   auto& st = self->state;
-  if (st.failed || st.restoring) return;
+  if (st.failed || st.restoring || st.aborting) return;
   if (!st.ctx.flush_overflow()) return schedule_retry(self);
+  if (st.ack_pending && !send_ack(self)) return schedule_retry(self);
   auto interval = st.service->punctuate_ms;
-  while (!st.queue.empty()) {
+  while (!st.queue.empty() && !st.awaiting_commit && !st.failed) {
     auto& pb = st.queue.front();
+    if (st.node->exactly_once && st.position == 0) {
+      auto src = caf::actor_cast<caf::actor_addr>(pb.source);
+      if (st.aligned.count(src)) {
+        // Input after this source's marker belongs to the next epoch.
+        st.held.push_back(std::move(pb));
+        st.queue.pop_front();
+        continue;
+      }
+      if (pb.marker) {
+        st.aligned.insert(src);
+        st.epoch = pb.epoch;
+        if (pb.next_offset >= 0) st.marker_offsets.emplace_back(pb.topic, pb.next_offset);
+        st.queue.pop_front();
+        if (st.aligned.size() == st.sources) {
+          reach_markers(self);
+          if (!send_ack(self)) return schedule_retry(self);
+        }
+        continue;
+      }
+    }
     auto& batch = *pb.batch;
     if (!st.ctx.slot) st.ctx.slot = st.tracker.open(std::string{batch.view(0).topic});
     while (st.position < batch.size()) {
@@ -273,16 +370,34 @@ void run(task_actor* self) {
       st.ctx.current_view = view;
       if (view.timestamp > st.ctx.stream_time_) st.ctx.stream_time_ = view.timestamp;
       if (st.shard) st.shard->set_record_timestamp(view.timestamp);
+      if (!st.poison.empty()) {
+        auto p = st.poison.find({std::string{view.topic}, view.offset.value()});
+        if (p != st.poison.end()) {
+          // The epoch this record failed in was rolled back; now the policy
+          // decides, and the handler does not run again.
+          if (!handle_bad_record(self, view, p->second)) return;
+          ++st.position;
+          continue;
+        }
+      }
+      std::string error;
       try {
         handle(self, view);
       } catch (const weft_error& e) {
-        if (!handle_bad_record(self, view, e.error().message())) return;
+        error = e.error().message();
       } catch (const std::exception& e) {
-        if (!handle_bad_record(self, view, std::string{"handler threw: "} + e.what()))
-          return;
+        error = std::string{"handler threw: "} + e.what();
       } catch (...) {
-        if (!handle_bad_record(self, view, "handler threw a non-standard exception"))
-          return;
+        error = "handler threw a non-standard exception";
+      }
+      if (!error.empty()) {
+        if (st.node->exactly_once && st.service->policy != bad_record_policy::fail) {
+          // The handler may have written state or emitted records before it
+          // threw: only rolling the epoch back undoes that. The replay
+          // applies the policy to this record (see `poison`).
+          return abort_epoch(self, view, error);
+        }
+        if (!handle_bad_record(self, view, error)) return;
       }
       ++st.position;
       st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
@@ -327,9 +442,13 @@ task_offsets commit_point(task_actor* self, bool flush) {
 }
 
 caf::behavior task_behavior(task_actor* self, node_context* node, size_t service_index,
-                            int32_t partition, size_t task_index, caf::actor supervisor) {
+                            int32_t partition, size_t task_index, size_t sources,
+                            caf::actor supervisor) {
   auto& st = self->state;
   st.node = node;
+  st.service_index = service_index;
+  st.sources = sources;
+  if (node->exactly_once) st.poison = node->poison.of(service_index, partition);
   st.service = &node->services[service_index];
   st.partition = partition;
   st.task_index = task_index;
@@ -339,10 +458,13 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
   st.ctx.partition = partition;
   st.impl = st.service->factory();
   st.impl->init(partition_id{partition});
-  st.tracker = delivery_tracker{!st.service->stores.empty()};
+  // Under exactly_once the transaction decides what commits; the tracker
+  // only reports failed deliveries.
+  st.tracker = delivery_tracker{!st.service->stores.empty() && !node->exactly_once};
   if (!st.service->stores.empty()) {
-    auto sh = state::shard::open(*node->stores, node->state_dir, node->application_id,
-                                 partition, st.service->stores, &st.ctx);
+    auto sh =
+        state::shard::open(*node->stores, node->state_dir, node->application_id,
+                           partition, st.service->stores, &st.ctx, node->exactly_once);
     if (!sh) {
       fail(self, "opening state: " + sh.error().message());
     } else {
@@ -377,20 +499,58 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         if (!error.empty()) return fail(self, "restoring state: " + error);
         st.restoring = false;
         st.shard->set_ready(true);
+        self->send(st.supervisor, restored_atom::value, st.task_index);
         run(self);
       },
       [self](retry_atom) {
         self->state.retry_scheduled = false;
         run(self);
       },
+      [self](marker_atom, uint64_t epoch, const std::string& topic, int64_t next) {
+        auto& st = self->state;
+        pending_batch m;
+        m.id = 0;
+        m.source = caf::actor_cast<caf::actor>(self->current_sender());
+        m.marker = true;
+        m.epoch = epoch;
+        m.topic = topic;
+        m.next_offset = next;
+        st.queue.push_back(std::move(m));
+        if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
+      },
+      [self](committed_atom, uint64_t epoch) {
+        // The epoch's transaction committed: its state writes may reach
+        // RocksDB, and the held input is the next epoch's.
+        auto& st = self->state;
+        if (!st.awaiting_commit || epoch != st.epoch) return;
+        if (st.shard)
+          if (auto s = st.shard->commit_epoch(); !s)
+            return fail(self, "committing state: " + s.message());
+        auto held_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           caf::make_timestamp() - st.aligned_since)
+                           .count();
+        st.node->counters.aligned_us_total.fetch_add(static_cast<uint64_t>(held_us),
+                                                     std::memory_order_relaxed);
+        st.awaiting_commit = false;
+        st.aligned.clear();
+        st.marker_offsets.clear();
+        while (!st.held.empty()) {
+          st.queue.push_front(std::move(st.held.back()));
+          st.held.pop_back();
+        }
+        if (!st.retry_scheduled) run(self);
+      },
       [self](tick_atom) {
         auto& st = self->state;
         auto interval = st.service->punctuate_ms;
-        if (interval > 0 && !st.restoring && !st.failed &&
+        // Under exactly_once, punctuation output belongs to an open epoch.
+        bool open_epoch = !st.awaiting_commit && !st.ack_pending && !st.aborting;
+        if (interval > 0 && !st.restoring && !st.failed && open_epoch &&
             now_ms() >= st.next_wall_punctuation && !st.ctx.slot) {
           punctuate(self);
           st.next_wall_punctuation = now_ms() + interval;
         }
+        if (st.node->exactly_once) return;
         self->send(st.supervisor, offsets_atom::value, st.task_index,
                    commit_point(self, true));
       },
@@ -417,8 +577,8 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
 
 caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
                             size_t service_index, int32_t partition, size_t task_index,
-                            caf::actor supervisor) {
-  return sys.spawn(task_behavior, ctx, service_index, partition, task_index,
+                            size_t sources, caf::actor supervisor) {
+  return sys.spawn(task_behavior, ctx, service_index, partition, task_index, sources,
                    std::move(supervisor));
 }
 

@@ -10,6 +10,14 @@
 // If the producer's queue is full the task keeps the records it could not
 // hand over, stops taking input, and retries a millisecond later: the
 // partition actor runs out of credit and pauses, so nothing piles up.
+//
+// Under exactly_once the task also takes snapshot markers (marker, epoch,
+// topic, next offset) from each of its `sources` partition actors: input of a
+// source after its marker is held; when every source's marker is reached the
+// task flushes its caches and answers (aligned, task, epoch, offsets); on
+// (committed, epoch) it commits its shard's epoch-buffered writes and goes on
+// with the held input. A handler that throws makes it ask for (abort, why)
+// instead of applying the bad-record policy (see supervisor.hpp).
 
 #include <caf/fwd.hpp>
 
@@ -21,6 +29,6 @@ struct node_context;
 
 caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
                             size_t service_index, int32_t partition, size_t task_index,
-                            caf::actor supervisor);
+                            size_t sources, caf::actor supervisor);
 
 } // namespace weft::detail
