@@ -157,6 +157,7 @@ node_metrics node::metrics() const {
   m.commit_latency_us_total = c.commit_us_total.load();
   m.commit_latency_us_max = c.commit_us_max.load();
   m.aligned_us_total = c.aligned_us_total.load();
+  m.transaction_us_total = c.txn_us_total.load();
   return m;
 }
 

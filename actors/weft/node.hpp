@@ -36,7 +36,8 @@ struct node_metrics {
   uint64_t epochs_aborted = 0;          ///< epochs rolled back
   uint64_t commit_latency_us_total = 0; ///< marker sent -> committed, summed
   uint64_t commit_latency_us_max = 0;
-  uint64_t aligned_us_total = 0; ///< time tasks held input at markers, summed
+  uint64_t aligned_us_total = 0;     ///< time tasks held input at markers, summed
+  uint64_t transaction_us_total = 0; ///< in the commit calls (offsets, commit, begin)
 };
 
 class node {

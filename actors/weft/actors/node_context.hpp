@@ -95,6 +95,7 @@ struct node_counters {
   std::atomic<uint64_t> commit_us_total{0}; ///< marker sent -> transaction committed
   std::atomic<uint64_t> commit_us_max{0};
   std::atomic<uint64_t> aligned_us_total{0}; ///< summed over tasks: time held at markers
+  std::atomic<uint64_t> txn_us_total{0};     ///< in send_offsets + commit + begin
 };
 
 /// Records whose handler threw under exactly_once: the epoch was aborted and

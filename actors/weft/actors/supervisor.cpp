@@ -39,6 +39,8 @@ struct supervisor_state {
   uint64_t epoch = 0;
   bool collecting = false; ///< markers out, waiting for every task
   std::vector<bool> aligned;
+  std::vector<bool> direct_tasks;      ///< take markers straight from here
+  std::vector<bool> direct_partitions; ///< feed only direct tasks: no marker
   size_t aligned_count = 0;
   caf::timestamp epoch_start;
   size_t restoring = 0; ///< tasks whose shard is not restored yet
@@ -145,12 +147,23 @@ void spawn_children(supervisor_actor* self, assignment_plan plan) {
   st.restoring = 0;
   st.feeding = !ctx->exactly_once;
   std::vector<size_t> sources(plan.tasks.size(), 0);
+  // A task whose partitions feed no other task takes markers directly (a
+  // shared partition needs the in-band marker: every task reading it must cut
+  // at the same offset, since the partition has one committed offset).
+  std::vector<bool> direct(plan.tasks.size(), true);
   for (auto& p : plan.partitions)
-    for (auto t : p.tasks)
+    for (auto t : p.tasks) {
       ++sources[t];
+      if (p.tasks.size() > 1) direct[t] = false;
+    }
+  st.direct_tasks = direct;
+  st.direct_partitions.clear();
+  for (auto& p : plan.partitions)
+    st.direct_partitions.push_back(p.tasks.size() == 1 && direct[p.tasks[0]]);
   for (size_t i = 0; i < plan.tasks.size(); ++i) {
     auto& t = plan.tasks[i];
-    auto a = spawn_task_actor(sys, ctx, t.service, t.partition, i, sources[i], me);
+    auto a = spawn_task_actor(sys, ctx, t.service, t.partition, i, sources[i],
+                              ctx->exactly_once && direct[i], me);
     self->monitor(a);
     self->link_to(a);
     st.task_of[a.address()] = i;
@@ -199,8 +212,12 @@ void start_epoch(supervisor_actor* self) {
   st.aligned.assign(st.tasks.size(), false);
   st.aligned_count = 0;
   st.epoch_start = caf::make_timestamp();
-  for (auto& p : st.partitions)
-    self->send(p, marker_atom::value, st.epoch);
+  for (size_t p = 0; p < st.partitions.size(); ++p)
+    if (!st.direct_partitions[p])
+      self->send(st.partitions[p], marker_atom::value, st.epoch);
+  for (size_t t = 0; t < st.tasks.size(); ++t)
+    if (st.direct_tasks[t])
+      self->send<caf::message_priority::high>(st.tasks[t], marker_atom::value, st.epoch);
   self->delayed_send(self, st.epoch_timeout, timeout_atom::value, st.epoch);
 }
 
@@ -225,6 +242,7 @@ void commit_epoch(supervisor_actor* self) {
     for (auto& [tp, off] : st.committed)
       offs.emplace_back(tp, weft::offset{off});
   if (!offs.empty()) st.last_broker_commit = now;
+  auto txn_start = caf::make_timestamp();
   status s;
   if (!offs.empty())
     s = ctx->producer->send_offsets_to_transaction(offs, *ctx->consumer,
@@ -259,9 +277,15 @@ void commit_epoch(supervisor_actor* self) {
     if (auto b = ctx->producer->begin_transaction(); !b)
       return fail_node(self, "cannot begin the next transaction: " + b.message());
   }
+  c.txn_us_total.fetch_add(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                caf::make_timestamp() - txn_start)
+                                .count()),
+      std::memory_order_relaxed);
   if (!st.final_epoch) {
+    // Urgent like the direct markers, so the next marker cannot overtake it.
     for (auto& t : st.tasks)
-      self->send(t, committed_atom::value, st.epoch);
+      self->send<caf::message_priority::high>(t, committed_atom::value, st.epoch);
     return;
   }
   // The node stops after this epoch: answer once every task has written its
@@ -271,7 +295,8 @@ void commit_epoch(supervisor_actor* self) {
     if (--*left == 0) answer_stop(self);
   };
   for (auto& t : st.tasks)
-    self->request(t, std::chrono::seconds(30), committed_atom::value, st.epoch)
+    self->request<caf::message_priority::high>(t, std::chrono::seconds(30),
+                                               committed_atom::value, st.epoch)
         .then([done]() mutable { done(); }, [done](caf::error&) mutable { done(); });
 }
 
@@ -348,7 +373,10 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
   spawn_children(self, std::move(plan));
   maybe_feed(self);
   // A detached actor needs an exit handler to stop with the node (FACTS.md).
-  self->set_exit_handler([self](caf::exit_msg& msg) { self->quit(msg.reason); });
+  // (As CAF's default, a linked child ending normally is no reason to stop.)
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    if (msg.reason != caf::exit_reason::normal) self->quit(msg.reason);
+  });
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
     if (st.dying.erase(msg.source)) {
@@ -371,7 +399,10 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
           commit(self);
         } else if (!st.collecting && st.feeding && !st.rolling_back && !st.failed &&
                    !st.final_epoch && !st.tasks.empty()) {
-          if (st.stopping) st.final_epoch = true;
+          if (st.stopping) {
+            st.final_epoch = true;
+            log::debug("stopping: final epoch {}", st.epoch + 1);
+          }
           start_epoch(self);
         }
         for (auto& t : st.tasks)
@@ -444,6 +475,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
       [self](drained_atom, const std::string&, int32_t) {
         auto& st = self->state;
         if (st.ctx->exactly_once) return; // the final epoch answers
+        log::debug("drained {}/{}", st.drained + 1, st.partitions.size());
         if (++st.drained == st.partitions.size()) answer_stop(self);
       },
       [self](final_atom, bool flush) -> caf::result<partition_offsets> {

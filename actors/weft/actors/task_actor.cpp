@@ -167,10 +167,15 @@ struct task_state {
   timestamp_ms next_wall_punctuation = 0;
 
   // exactly_once: alignment at snapshot markers (supervisor.hpp).
-  size_t sources = 0;                ///< partition actors feeding this task
-  std::set<caf::actor_addr> aligned; ///< sources whose marker was reached
-  std::deque<pending_batch> held;    ///< their input after the marker
-  task_offsets marker_offsets;       ///< next offsets at the markers
+  size_t sources = 0; ///< partition actors feeding this task
+  /// Every source feeds only this task: the supervisor's marker comes
+  /// straight here (urgent) and cuts at the task's current position, so the
+  /// task never works through queued input before it can ack.
+  bool direct_markers = false;
+  std::map<std::string, int64_t> next_offsets; ///< after the last finished batch
+  std::set<caf::actor_addr> aligned;           ///< sources whose marker was reached
+  std::deque<pending_batch> held;              ///< their input after the marker
+  task_offsets marker_offsets;                 ///< next offsets at the markers
   uint64_t epoch = 0;
   bool ack_pending = false;     ///< aligned; the ack waits for the producer
   bool awaiting_commit = false; ///< acked; input is held until committed
@@ -411,6 +416,8 @@ void run(task_actor* self) {
       }
     }
     st.tracker.close(st.ctx.slot, batch.next_offset().value());
+    if (st.node->exactly_once)
+      st.next_offsets[std::string{batch.view(0).topic}] = batch.next_offset().value();
     st.ctx.slot = nullptr;
     self->send(pb.source, ack_atom::value, pb.id);
     st.queue.pop_front();
@@ -443,11 +450,12 @@ task_offsets commit_point(task_actor* self, bool flush) {
 
 caf::behavior task_behavior(task_actor* self, node_context* node, size_t service_index,
                             int32_t partition, size_t task_index, size_t sources,
-                            caf::actor supervisor) {
+                            bool direct_markers, caf::actor supervisor) {
   auto& st = self->state;
   st.node = node;
   st.service_index = service_index;
   st.sources = sources;
+  st.direct_markers = direct_markers;
   if (node->exactly_once) st.poison = node->poison.of(service_index, partition);
   st.service = &node->services[service_index];
   st.partition = partition;
@@ -518,6 +526,28 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         st.queue.push_back(std::move(m));
         if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
       },
+      [self](marker_atom, uint64_t epoch) {
+        // A direct marker: cut here. The offsets are those after the last
+        // record handled from each source (mid-batch when the producer
+        // stalled the task inside one).
+        auto& st = self->state;
+        if (!st.direct_markers || st.failed || st.aborting || st.awaiting_commit ||
+            st.ack_pending)
+          return;
+        st.epoch = epoch;
+        st.marker_offsets.assign(st.next_offsets.begin(), st.next_offsets.end());
+        if (!st.queue.empty() && st.position > 0 && !st.queue.front().marker) {
+          auto& b = *st.queue.front().batch;
+          auto topic = std::string{b.view(0).topic};
+          auto next = b.view(st.position - 1).offset.value() + 1;
+          bool found = false;
+          for (auto& [t, o] : st.marker_offsets)
+            if (t == topic) o = next, found = true;
+          if (!found) st.marker_offsets.emplace_back(topic, next);
+        }
+        reach_markers(self);
+        if (!st.failed && !send_ack(self)) schedule_retry(self);
+      },
       [self](committed_atom, uint64_t epoch) {
         // The epoch's transaction committed: its state writes may reach
         // RocksDB, and the held input is the next epoch's.
@@ -577,9 +607,9 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
 
 caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
                             size_t service_index, int32_t partition, size_t task_index,
-                            size_t sources, caf::actor supervisor) {
+                            size_t sources, bool direct_markers, caf::actor supervisor) {
   return sys.spawn(task_behavior, ctx, service_index, partition, task_index, sources,
-                   std::move(supervisor));
+                   direct_markers, std::move(supervisor));
 }
 
 } // namespace weft::detail

@@ -16,7 +16,10 @@
 // source after its marker is held; when every source's marker is reached the
 // task flushes its caches and answers (aligned, task, epoch, offsets); on
 // (committed, epoch) it commits its shard's epoch-buffered writes and goes on
-// with the held input. A handler that throws makes it ask for (abort, why)
+// with the held input. With direct_markers (each of its partitions feeds
+// only this task) the supervisor sends (marker, epoch) straight to the task,
+// urgent, and the task cuts where it is: its offsets are those after the
+// records it handled. A handler that throws makes it ask for (abort, why)
 // instead of applying the bad-record policy (see supervisor.hpp).
 
 #include <caf/fwd.hpp>
@@ -29,6 +32,6 @@ struct node_context;
 
 caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
                             size_t service_index, int32_t partition, size_t task_index,
-                            size_t sources, caf::actor supervisor);
+                            size_t sources, bool direct_markers, caf::actor supervisor);
 
 } // namespace weft::detail
