@@ -115,12 +115,24 @@ void log_progress(supervisor_actor* self) {
   if (now - st.last_progress < std::chrono::seconds(10)) return;
   auto processed = st.ctx->counters.processed.load(std::memory_order_relaxed);
   auto secs = std::chrono::duration<double>(now - st.last_progress).count();
-  if (processed != st.last_processed)
-    log::info("processed {} records ({:.0f}/s), produced {}, bad {}, paused {} times",
+  auto& c = st.ctx->counters;
+  if (processed != st.last_processed) {
+    std::string epochs;
+    if (st.ctx->exactly_once) {
+      auto committed = c.epochs_committed.load(std::memory_order_relaxed);
+      epochs = fmt::format(
+          "; epochs committed {}, aborted {}, mean marker->commit {:.1f} ms, of it "
+          "{:.1f} ms in transaction calls",
+          committed, c.epochs_aborted.load(std::memory_order_relaxed),
+          committed ? c.commit_us_total.load() / 1000.0 / committed : 0.0,
+          committed ? c.txn_us_total.load() / 1000.0 / committed : 0.0);
+    }
+    log::info("processed {} records ({:.0f}/s), produced {}, bad {}, paused {} times{}",
               processed, (processed - st.last_processed) / secs,
-              st.ctx->counters.produced.load(std::memory_order_relaxed),
-              st.ctx->counters.bad_records.load(std::memory_order_relaxed),
-              st.ctx->counters.pauses.load(std::memory_order_relaxed));
+              c.produced.load(std::memory_order_relaxed),
+              c.bad_records.load(std::memory_order_relaxed),
+              c.pauses.load(std::memory_order_relaxed), epochs);
+  }
   st.last_progress = now;
   st.last_processed = processed;
 }
