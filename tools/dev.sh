@@ -15,8 +15,8 @@
 # spaces), WEFT_JOBS (default 2).
 set -euo pipefail
 
-# The program `run` starts: the main example, until the orders system lands.
-WEFT_MAIN_JOB=build/examples/hello/weft-hello-demo
+# The program `run` starts: the order system demo (examples/orders).
+WEFT_MAIN_JOB=build/examples/orders/weft-orders-demo
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -218,11 +218,16 @@ int main(int argc, char** argv) {
   watcher.join();
   // Paid orders ship after shipping.delay.ms: wait for the flow to settle.
   tally final_tally;
+  // Settled: nothing CREATED or PAID, and VALIDATED ones (left by a failed
+  // payment request) no longer change.
+  int unchanged = 0;
   for (auto until = steady_clock::now() + seconds(60);;) {
+    auto before = final_tally.states;
     final_tally = print_progress();
+    unchanged = final_tally.states == before ? unchanged + 1 : 0;
     const bool settled = final_tally.states[orders::created] == 0 &&
                          final_tally.states[orders::paid] == 0 &&
-                         final_tally.states[orders::validated] == 0;
+                         (final_tally.states[orders::validated] == 0 || unchanged >= 3);
     if (settled || steady_clock::now() > until) break;
     std::this_thread::sleep_for(milliseconds(1000));
   }
@@ -253,7 +258,7 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n== summary ==\n");
-  std::printf("orders:      %llu placed, %llu rejected by REST or lost (errors)\n",
+  std::printf("orders:      %llu placed, %llu requests failed\n",
               static_cast<unsigned long long>(progress.posted.load()),
               static_cast<unsigned long long>(progress.errors.load()));
   std::printf("final state: %s\n", states_line(final_tally).c_str());

@@ -46,6 +46,16 @@ uint64_t mix64(uint64_t x) {
   return x ^ (x >> 33);
 }
 
+/// Sends a request, once more if the connection failed before an answer:
+/// every write of the load is idempotent (the same order body again is a
+/// 200, a repeated payment id is ignored, a cancel of a cancelled order 200).
+template <class Fn>
+httplib::Result retry(Fn fn) {
+  auto r = fn();
+  if (!r) r = fn();
+  return r;
+}
+
 } // namespace
 
 double load_report::percentile(double p) const {
@@ -123,15 +133,18 @@ load_report run_load(const load_options& o, load_progress& progress) {
                 {"price", price},
                 {"currency", "EUR"}};
       const auto t0 = steady_clock::now();
-      auto r = http.Post("/v1/orders", body.dump(), "application/json");
-      if (!r || r->status != 201) {
+      auto r =
+          retry([&] { return http.Post("/v1/orders", body.dump(), "application/json"); });
+      if (!r || (r->status != 201 && r->status != 200)) {
         error("POST " + id + ": " +
               (r ? std::to_string(r->status) + " " + r->body
                  : httplib::to_string(r.error())));
         continue;
       }
       ++progress.posted;
-      auto v = http.Get(("/v1/orders/" + id + "/validated?timeout=60000").c_str());
+      auto v = retry([&] {
+        return http.Get(("/v1/orders/" + id + "/validated?timeout=60000").c_str());
+      });
       if (!v || v->status != 200) {
         error("GET validated " + id + ": " +
               (v ? std::to_string(v->status) + " " + v->body
@@ -160,7 +173,8 @@ load_report run_load(const load_options& o, load_progress& progress) {
       const double total = static_cast<double>(quantity) * price;
       auto pay = [&](const std::string& pid, double amount) {
         json p{{"id", pid}, {"orderId", id}, {"currency", "EUR"}, {"amount", amount}};
-        auto pr = http.Post("/v1/payments", p.dump(), "application/json");
+        auto pr = retry(
+            [&] { return http.Post("/v1/payments", p.dump(), "application/json"); });
         if (!pr || pr->status != 202) {
           error("payment " + pid + ": " +
                 (pr ? std::to_string(pr->status) + " " + pr->body

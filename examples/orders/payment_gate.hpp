@@ -55,17 +55,13 @@ class payment_gate : public weft::operator_base {
     auto e = entries_.get(ctx, id);
     if (input == 0) {
       auto o = decode_or_throw<order_serde>(r.value, "value");
-      if (o.state == shipped) {
-        // Nothing can change any more; a stray payment later gets a new entry.
-        if (e) entries_.remove(ctx, id);
-        return;
-      }
-      if (o.state != validated && o.state != paid && o.state != failed &&
-          o.state != cancelled)
+      if (o.state != validated && o.state != paid && o.state != shipped &&
+          o.state != failed && o.state != cancelled)
         return;
       if (!e) e = payment_entry{};
       if (o.state == validated) e->validated_order = o;
-      if (o.state == paid) e->paid = true;
+      // Kept after shipping too, so a late payment is reported, not parked.
+      if (o.state == paid || o.state == shipped) e->paid = true;
       if (o.state == failed || o.state == cancelled) e->closed = o.state;
     } else {
       auto p = decode_or_throw<payment_serde>(r.value, "value");

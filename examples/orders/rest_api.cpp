@@ -413,6 +413,10 @@ weft::status rest_api::start(const std::string& host, int port) {
   auto& s = m.server;
   const int threads = m.threads;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Clients keep their connection for many requests (httplib's default
+  // closes it after 5, which races with a client's next request).
+  s.set_keep_alive_max_count(100000);
+  s.set_keep_alive_timeout(30);
   s.Post("/v1/orders", m.wrap(&impl::post_order));
   s.Get(R"(/v1/orders/([^/]+))", m.wrap(&impl::get_order));
   s.Get(R"(/v1/orders/([^/]+)/validated)", m.wrap(&impl::get_validated));

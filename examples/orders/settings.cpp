@@ -134,6 +134,8 @@ std::vector<weft::config_key> order_system_keys() {
   k.push_back({"notifications.outbox", kind::string, "",
                "File the notification sender appends each sent notification to; "
                "empty: count and log them only."});
+  k.push_back({"orders.services.skip", kind::string, "",
+               "Comma-separated services not to run on this node (e.g. fraud)."});
   return k;
 }
 
@@ -146,6 +148,9 @@ settings settings::from(const app_config& c) {
   s.http_host = c.get_string("http.host");
   s.http_port = static_cast<int>(c.get_int("http.port"));
   s.outbox = c.get_string("notifications.outbox");
+  std::stringstream skip{c.get_string("orders.services.skip")};
+  for (std::string name; std::getline(skip, name, ',');)
+    if (!name.empty()) s.skip.push_back(name);
   return s;
 }
 

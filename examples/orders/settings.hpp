@@ -56,6 +56,9 @@ struct settings {
   std::string http_host = "127.0.0.1";
   int http_port = 7070;
   std::string outbox; ///< file the notification sender appends to ("" none)
+  /// Services not to run on this node, by name (tests leave a check out to
+  /// see the validation timeout; a deployment could split services).
+  std::vector<std::string> skip;
 
   static settings from(const app_config& c);
 };

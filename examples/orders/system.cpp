@@ -1,5 +1,6 @@
 #include "system.hpp"
 
+#include <algorithm>
 #include <fstream>
 
 #include <weft/log.hpp>
@@ -51,6 +52,14 @@ std::vector<weft::service_factory> services(const settings& s, bool rewrite_repe
   add([t, delay = s.shipping_delay_ms] { return new shipping_service(t, delay); });
   add([t] { return new notification_join(t); });
   add([t, box] { return new notification_sender(t, box); });
+  if (!s.skip.empty())
+    out.erase(std::remove_if(out.begin(), out.end(),
+                             [&](const weft::service_factory& f) {
+                               auto name = f()->name();
+                               return std::find(s.skip.begin(), s.skip.end(), name) !=
+                                      s.skip.end();
+                             }),
+              out.end());
   return out;
 }
 

@@ -1,0 +1,684 @@
+// The order system (examples/orders) end to end [broker]: every service on
+// a real node and broker, driven through its REST API and its topics, one
+// system per test (topics under a unique prefix, a unique application id).
+//
+// processing.guarantee comes from WEFT_PROCESSING_GUARANTEE (default
+// at_least_once), so the same tests run under both guarantees:
+//   WEFT_PROCESSING_GUARANTEE=exactly_once weft_integration_tests "[orders]"
+//
+// Conditions are awaited with bounds (long-polling REST calls, wait_until),
+// never with sleeps. Where a test shows that something did NOT happen, it
+// waits for a later record that the same task handles after it (same key,
+// or a key on the same partition), so "not yet" cannot pass for "never".
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "model.hpp"
+#include "rest_api.hpp"
+#include "settings.hpp"
+#include "system.hpp"
+#include "test_cluster.hpp"
+#include "weft/node.hpp"
+#include "weft/services/partitioner.hpp"
+
+using namespace std::chrono;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+const int partitions = 2;
+
+std::string guarantee() {
+  auto* g = std::getenv("WEFT_PROCESSING_GUARANTEE");
+  return g ? g : "at_least_once";
+}
+
+/// One order system: topics, a node running its services, the REST API on
+/// a free port, and an HTTP client.
+struct order_system {
+  orders::settings s;
+  orders::topic_names t;
+  std::string app;
+  std::unique_ptr<weft::node> node;
+  std::unique_ptr<orders::local_state_reader> reader;
+  std::unique_ptr<orders::rest_api> api;
+  std::unique_ptr<httplib::Client> http;
+
+  explicit order_system(int64_t validation_timeout_ms = 30000,
+                        int64_t shipping_delay_ms = 200,
+                        std::vector<std::string> skip = {}) {
+    s.topic_prefix = weft::test::unique_name("o") + "-";
+    s.partitions = partitions;
+    s.validation_timeout_ms = validation_timeout_ms;
+    s.shipping_delay_ms = shipping_delay_ms;
+    s.skip = std::move(skip);
+    t = orders::topic_names::with_prefix(s.topic_prefix);
+    app = weft::test::unique_name("orders");
+    weft::test::create_topics(t.all(), partitions);
+    auto cfg = weft::config::from_map({{"application.id", app},
+                                       {"bootstrap.servers", weft::test::bootstrap()},
+                                       {"processing.guarantee", guarantee()},
+                                       {"state.dir", "/tmp/" + app}});
+    REQUIRE(cfg.ok());
+    node = std::make_unique<weft::node>(*cfg);
+    orders::add_services(*node, s);
+    auto st = node->start();
+    INFO(st.message());
+    REQUIRE(st.ok());
+    reader = std::make_unique<orders::local_state_reader>(*node);
+    api = std::make_unique<orders::rest_api>(
+        *reader, t, cfg->kafka_properties(weft::client_kind::producer), 16);
+    REQUIRE(api->start("127.0.0.1", 0).ok());
+    http = std::make_unique<httplib::Client>("127.0.0.1", api->port());
+    http->set_read_timeout(60, 0);
+    REQUIRE(weft::test::wait_until(
+        [&] {
+          return node->store_ready(orders::store_names::orders) &&
+                 node->store_ready(orders::store_names::stock);
+        },
+        60s));
+  }
+
+  ~order_system() {
+    api->stop();
+    node->request_stop();
+    (void)node->wait();
+  }
+
+  httplib::Result post(const std::string& path, const json& body) {
+    return http->Post(path.c_str(), body.dump(), "application/json");
+  }
+
+  /// Puts a customer and waits until the GlobalKTable has it.
+  void customer(int64_t id, const std::string& level) {
+    auto r = http->Put(("/v1/customers/" + std::to_string(id)).c_str(),
+                       json{{"id", id},
+                            {"firstName", "Ada"},
+                            {"lastName", "L" + std::to_string(id)},
+                            {"email", "c" + std::to_string(id) + "@example.com"},
+                            {"address", "1 Road"},
+                            {"level", level}}
+                           .dump(),
+                       "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 202);
+    REQUIRE(weft::test::wait_until(
+        [&] {
+          auto v = node->get(t.customers, std::to_string(id));
+          return v && *v && v->value().find(level) != std::string::npos;
+        },
+        30s));
+  }
+
+  /// Adjusts stock and waits until the inventory shows `expect_on_hand`.
+  void stock(const std::string& product, int64_t delta, int64_t expect_on_hand) {
+    auto r = post("/v1/stock", {{"product", product}, {"delta", delta}});
+    REQUIRE(r);
+    REQUIRE(r->status == 202);
+    REQUIRE(
+        weft::test::wait_until([&] { return on_hand(product) == expect_on_hand; }, 30s));
+  }
+
+  json stock_of(const std::string& product) {
+    auto r = http->Get(("/v1/stock/" + product).c_str());
+    if (!r || r->status != 200) return json{};
+    return json::parse(r->body);
+  }
+  int64_t on_hand(const std::string& product) {
+    auto j = stock_of(product);
+    return j.is_object() ? j["onHand"].get<int64_t>() : INT64_MIN;
+  }
+  int64_t reserved(const std::string& product) {
+    auto j = stock_of(product);
+    return j.is_object() ? j["reserved"].get<int64_t>() : INT64_MIN;
+  }
+
+  json order_body(const std::string& id, int64_t customer, const std::string& product,
+                  int64_t quantity, double price) {
+    return {{"id", id},           {"customerId", customer},
+            {"product", product}, {"quantity", quantity},
+            {"price", price},     {"currency", "EUR"}};
+  }
+
+  /// POSTs an order (201 expected) and returns its state after validation.
+  json place(const json& body) {
+    auto r = post("/v1/orders", body);
+    REQUIRE(r);
+    INFO(r->body);
+    REQUIRE(r->status == 201);
+    return validated(body["id"]);
+  }
+
+  json validated(const std::string& id, int timeout_ms = 30000) {
+    auto v = http->Get(
+        ("/v1/orders/" + id + "/validated?timeout=" + std::to_string(timeout_ms))
+            .c_str());
+    REQUIRE(v);
+    INFO(v->body);
+    REQUIRE(v->status == 200);
+    return json::parse(v->body);
+  }
+
+  std::string state_of(const std::string& id) {
+    auto r = http->Get(("/v1/orders/" + id).c_str());
+    if (!r || r->status != 200) return "";
+    return json::parse(r->body)["state"];
+  }
+
+  bool wait_state(const std::string& id, const std::string& state,
+                  milliseconds limit = 30s) {
+    return weft::test::wait_until([&] { return state_of(id) == state; }, limit);
+  }
+
+  void pay(const std::string& payment_id, const std::string& order_id, double amount,
+           const std::string& currency = "EUR") {
+    auto r = post("/v1/payments", {{"id", payment_id},
+                                   {"orderId", order_id},
+                                   {"currency", currency},
+                                   {"amount", amount}});
+    REQUIRE(r);
+    REQUIRE(r->status == 202);
+  }
+
+  /// Writes a validation straight to `order-validations`, as a check would.
+  void validation(const std::string& order_id, const char* check, const char* result,
+                  const std::string& reason = "") {
+    weft::test::produce(t.validations, 1, [&](size_t) {
+      return std::pair{order_id,
+                       json(orders::validation{order_id, check, result, reason}).dump()};
+    });
+  }
+
+  /// The records of a topic so far, as JSON values by key, in offset order
+  /// per partition. Waits until `pred` holds on them (bounded).
+  std::vector<std::pair<std::string, json>> records(
+      const std::string& topic,
+      const std::function<bool(const std::vector<std::pair<std::string, json>>&)>& pred) {
+    std::vector<std::pair<std::string, json>> out;
+    weft::test::wait_until(
+        [&] {
+          out.clear();
+          auto n = static_cast<size_t>(weft::test::end_offsets(topic));
+          for (auto& r : weft::test::consume_all(topic, n, 10s))
+            if (r.key && r.value) out.emplace_back(*r.key, json::parse(*r.value));
+          return pred(out);
+        },
+        30s);
+    return out;
+  }
+};
+
+/// An order id that lands on the same partition as `other`: what the tests
+/// use as a marker that a task has handled everything before it.
+std::string same_partition_id(const std::string& other, const std::string& prefix) {
+  const auto want = weft::partition_for(other, partitions);
+  for (int i = 0;; ++i) {
+    auto id = prefix + std::to_string(i);
+    if (weft::partition_for(id, partitions) == want) return id;
+  }
+}
+
+} // namespace
+
+TEST_CASE("an order that passes every check is validated, paid, shipped, notified and "
+          "listed for its customer",
+          "[broker][orders]") {
+  order_system sys;
+  sys.customer(1, "gold");
+  sys.stock("pen", 10, 10);
+
+  auto r = sys.post("/v1/orders", sys.order_body("o-1", 1, "pen", 3, 2.5));
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  CHECK(r->get_header_value("Location") == "/v1/orders/o-1");
+  CHECK(json::parse(r->body)["state"] == "CREATED");
+
+  auto v = sys.validated("o-1");
+  CHECK(v["state"] == "VALIDATED");
+  CHECK(sys.reserved("pen") == 3);
+  CHECK(sys.stock_of("pen")["available"] == 7);
+
+  sys.pay("pay-1", "o-1", 7.5);
+  REQUIRE(sys.wait_state("o-1", "SHIPPED"));
+  // Shipping takes the reservation out of on-hand stock.
+  REQUIRE(weft::test::wait_until([&] { return sys.on_hand("pen") == 7; }, 30s));
+  CHECK(sys.reserved("pen") == 0);
+
+  auto notes = sys.records(sys.t.notifications, [](auto& v) { return !v.empty(); });
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].first == "o-1");
+  CHECK(notes[0].second["orderId"] == "o-1");
+  CHECK(notes[0].second["email"] == "c1@example.com");
+  CHECK(notes[0].second["text"].get<std::string>().find("pay-1") != std::string::npos);
+
+  // Every state the orders topic shows is a legal step from the one before.
+  auto seen = sys.records(sys.t.orders, [](auto& v) {
+    return !v.empty() && v.back().second["state"] == "SHIPPED";
+  });
+  std::vector<std::string> states;
+  for (auto& [k, o] : seen)
+    if (states.empty() || states.back() != o["state"]) states.push_back(o["state"]);
+  CHECK(states == std::vector<std::string>{"CREATED", "VALIDATED", "PAID", "SHIPPED"});
+
+  REQUIRE(weft::test::wait_until(
+      [&] {
+        auto c = sys.http->Get("/v1/customers/1/orders");
+        if (!c || c->status != 200) return false;
+        auto list = json::parse(c->body);
+        return list.size() == 1 && list[0]["id"] == "o-1" &&
+               list[0]["state"] == "SHIPPED";
+      },
+      30s));
+  auto none = sys.http->Get("/v1/customers/2/orders");
+  REQUIRE(none);
+  CHECK(none->status == 200);
+  CHECK(json::parse(none->body) == json::array());
+}
+
+TEST_CASE("the order details check fails quantity 0, a negative price, an empty product "
+          "and an unknown customer, naming the reason",
+          "[broker][orders]") {
+  order_system sys;
+  sys.customer(1, "platinum");
+  sys.stock("pen", 100, 100);
+
+  auto zero = sys.place(sys.order_body("q0", 1, "pen", 0, 1));
+  CHECK(zero["state"] == "FAILED");
+  CHECK(zero["reason"] == "quantity must be at least 1");
+
+  auto negative = sys.place(sys.order_body("p-neg", 1, "pen", 1, -0.01));
+  CHECK(negative["state"] == "FAILED");
+  CHECK(negative["reason"] == "price must not be negative");
+
+  auto empty = sys.place(sys.order_body("no-product", 1, "", 1, 1));
+  CHECK(empty["state"] == "FAILED");
+  CHECK(empty["reason"] == "product must not be empty");
+
+  auto stranger = sys.place(sys.order_body("stranger", 424242, "pen", 1, 1));
+  CHECK(stranger["state"] == "FAILED");
+  CHECK(stranger["reason"] == "unknown customer 424242");
+
+  // A price of 0 and a quantity of 1 are the boundaries that pass.
+  auto free = sys.place(sys.order_body("free", 1, "pen", 1, 0));
+  CHECK(free["state"] == "VALIDATED");
+  // Failed orders hold no stock.
+  REQUIRE(weft::test::wait_until([&] { return sys.reserved("pen") == 1; }, 30s));
+}
+
+TEST_CASE("inventory: stock exactly equal to the quantity passes, one more fails, a "
+          "product without stock fails, and failed or cancelled orders release stock",
+          "[broker][orders]") {
+  order_system sys;
+  sys.customer(7, "platinum");
+  sys.stock("ink", 5, 5);
+
+  auto exact = sys.place(sys.order_body("exact", 7, "ink", 5, 1));
+  CHECK(exact["state"] == "VALIDATED");
+  auto s = sys.stock_of("ink");
+  CHECK(s["onHand"] == 5);
+  CHECK(s["reserved"] == 5);
+  CHECK(s["available"] == 0);
+
+  auto more = sys.place(sys.order_body("one-more", 7, "ink", 1, 1));
+  CHECK(more["state"] == "FAILED");
+  CHECK(more["reason"] == "insufficient stock");
+
+  auto none = sys.place(sys.order_body("no-stock", 7, "paper", 1, 1));
+  CHECK(none["state"] == "FAILED");
+  CHECK(none["reason"] == "no stock record for product paper");
+  auto missing = sys.http->Get("/v1/stock/paper");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+
+  // Cancelling the validated order releases its reservation.
+  auto c = sys.post("/v1/orders/exact/cancel", json::object());
+  REQUIRE(c);
+  INFO(c->body);
+  CHECK(c->status == 200);
+  CHECK(json::parse(c->body)["state"] == "CANCELLED");
+  REQUIRE(weft::test::wait_until([&] { return sys.reserved("ink") == 0; }, 30s));
+  CHECK(sys.on_hand("ink") == 5);
+  // The released stock is available again, exactly.
+  auto again = sys.place(sys.order_body("again", 7, "ink", 5, 1));
+  CHECK(again["state"] == "VALIDATED");
+
+  // A cancel of a cancelled order is 200 again; of an unknown order 404.
+  auto twice = sys.post("/v1/orders/exact/cancel", json::object());
+  REQUIRE(twice);
+  CHECK(twice->status == 200);
+  auto unknown = sys.post("/v1/orders/nope/cancel", json::object());
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+}
+
+TEST_CASE("fraud: a customer's session total exactly at the level's limit fails, just "
+          "below passes",
+          "[broker][orders]") {
+  order_system sys;
+  sys.customer(1, "bronze");
+  sys.customer(2, "silver");
+  sys.customer(3, "gold");
+  sys.customer(4, "platinum");
+  sys.customer(5, "silver");
+  sys.customer(6, "platinum");
+  sys.stock("gem", 1000, 1000);
+
+  // bronze 2000: 1999.99 passes, then 0.01 more reaches the limit.
+  CHECK(sys.place(sys.order_body("b1", 1, "gem", 1, 1999.99))["state"] == "VALIDATED");
+  auto b2 = sys.place(sys.order_body("b2", 1, "gem", 1, 0.01));
+  CHECK(b2["state"] == "FAILED");
+  CHECK(b2["reason"].get<std::string>().find("fraud limit") != std::string::npos);
+  // silver 5000, gold 10000, platinum 20000: exactly the limit fails (one
+  // order, or a session of several), a cent below passes.
+  CHECK(sys.place(sys.order_body("s1", 2, "gem", 2, 2500))["state"] == "FAILED");
+  CHECK(sys.place(sys.order_body("s2", 5, "gem", 2, 2499.995))["state"] == "VALIDATED");
+  CHECK(sys.place(sys.order_body("g1", 3, "gem", 4, 2499.99))["state"] == "VALIDATED");
+  CHECK(sys.place(sys.order_body("g2", 3, "gem", 1, 0.04))["state"] == "FAILED");
+  CHECK(sys.place(sys.order_body("pl1", 4, "gem", 1, 20000))["state"] == "FAILED");
+  CHECK(sys.place(sys.order_body("pl2", 6, "gem", 1, 19999.99))["state"] == "VALIDATED");
+}
+
+TEST_CASE("fraud: orders more than an hour apart fall in separate sessions",
+          "[broker][orders]") {
+  order_system sys;
+  sys.customer(1, "bronze");
+  sys.stock("gem", 1000, 1000);
+  // Orders with chosen timestamps: CREATE commands written as the REST API
+  // writes them, with record times an hour and more apart.
+  auto producer =
+      weft::kafka::producer::create({{"bootstrap.servers", weft::test::bootstrap()},
+                                     {"partitioner", "murmur2_random"}});
+  REQUIRE(producer.ok());
+  const weft::timestamp_ms t0 = 1700000000000;
+  auto create = [&](const std::string& id, double price, weft::timestamp_ms ts) {
+    orders::order_command c;
+    c.type = orders::cmd_create;
+    c.placed = orders::order{id, 1, "CREATED", "gem", 1, price, "EUR", ""};
+    REQUIRE((*producer)->send(sys.t.commands, -1, id, json(c).dump(), ts).ok());
+    REQUIRE((*producer)->flush(10000).ok());
+    return sys.validated(id);
+  };
+  const weft::timestamp_ms hour = 3600 * 1000;
+  CHECK(create("early", 1500, t0)["state"] == "VALIDATED");
+  // One hour and a millisecond later: a new session.
+  CHECK(create("later", 1500, t0 + hour + 1)["state"] == "VALIDATED");
+  // Within an hour of "later": joins its session, 1500 + 600 >= 2000.
+  auto joined = create("joined", 600, t0 + hour + 1 + hour - 1);
+  CHECK(joined["state"] == "FAILED");
+  CHECK(joined["reason"].get<std::string>().find("fraud limit") != std::string::npos);
+}
+
+TEST_CASE("the same order posted again: an identical body is 200, a different body 409",
+          "[broker][orders]") {
+  order_system sys;
+  sys.customer(1, "gold");
+  sys.stock("pen", 10, 10);
+  auto body = sys.order_body("dup", 1, "pen", 1, 3);
+  auto first = sys.post("/v1/orders", body);
+  // At once, before the orders service has applied the first one.
+  auto second = sys.post("/v1/orders", body);
+  auto body_b = body;
+  body_b["quantity"] = 2;
+  auto different = sys.post("/v1/orders", body_b);
+  REQUIRE((first && second && different));
+  CHECK(first->status == 201);
+  CHECK(second->status == 200);
+  CHECK(second->get_header_value("Location") == "/v1/orders/dup");
+  CHECK(different->status == 409);
+
+  CHECK(sys.validated("dup")["state"] == "VALIDATED");
+  // And after it: the same answers, and only one reservation.
+  auto later = sys.post("/v1/orders", body);
+  REQUIRE(later);
+  CHECK(later->status == 200);
+  CHECK(json::parse(later->body)["state"] == "VALIDATED");
+  auto later_b = sys.post("/v1/orders", body_b);
+  REQUIRE(later_b);
+  CHECK(later_b->status == 409);
+  // state CREATED in the body is allowed, anything else is not.
+  auto with_state = body;
+  with_state["id"] = "dup2";
+  with_state["state"] = "CREATED";
+  auto ok = sys.post("/v1/orders", with_state);
+  REQUIRE(ok);
+  CHECK(ok->status == 201);
+  CHECK(sys.validated("dup2")["state"] == "VALIDATED");
+  REQUIRE(weft::test::wait_until([&] { return sys.reserved("pen") == 2; }, 30s));
+}
+
+TEST_CASE("bad requests get 400 naming the field", "[broker][orders]") {
+  order_system sys;
+  auto expect_400 = [&](httplib::Result r, const std::string& names) {
+    REQUIRE(r);
+    INFO(r->body);
+    CHECK(r->status == 400);
+    CHECK(json::parse(r->body)["error"].get<std::string>().find(names) !=
+          std::string::npos);
+  };
+  auto order = sys.order_body("bad", 1, "pen", 1, 1);
+  for (auto* f : {"id", "customerId", "product", "quantity", "price", "currency"}) {
+    auto b = order;
+    b.erase(f);
+    expect_400(sys.post("/v1/orders", b), std::string{"'"} + f + "'");
+  }
+  auto b = order;
+  b["quantity"] = "two";
+  expect_400(sys.post("/v1/orders", b), "'quantity'");
+  b = order;
+  b["price"] = "cheap";
+  expect_400(sys.post("/v1/orders", b), "'price'");
+  b = order;
+  b["customerId"] = 1.5;
+  expect_400(sys.post("/v1/orders", b), "'customerId'");
+  b = order;
+  b["state"] = "PAID";
+  expect_400(sys.post("/v1/orders", b), "'state'");
+  expect_400(sys.http->Post("/v1/orders", "{\"id\": ", "application/json"),
+             "malformed JSON");
+  expect_400(
+      sys.post("/v1/payments", {{"id", "p"}, {"orderId", "o"}, {"currency", "EUR"}}),
+      "'amount'");
+  expect_400(sys.post("/v1/stock", {{"product", "pen"}}), "'delta'");
+  expect_400(sys.http->Put("/v1/customers/5",
+                           json{{"id", 5},
+                                {"firstName", "A"},
+                                {"lastName", "B"},
+                                {"email", "e@x"},
+                                {"address", "a"},
+                                {"level", "diamond"}}
+                               .dump(),
+                           "application/json"),
+             "'level'");
+  expect_400(sys.http->Put("/v1/customers/5",
+                           json{{"id", 6},
+                                {"firstName", "A"},
+                                {"lastName", "B"},
+                                {"email", "e@x"},
+                                {"address", "a"},
+                                {"level", "gold"}}
+                               .dump(),
+                           "application/json"),
+             "'id'");
+  expect_400(sys.http->Get("/v1/orders/x?timeout=soon"), "'timeout'");
+}
+
+TEST_CASE("GET of an unknown order is 404 after its timeout, /validated 504",
+          "[broker][orders]") {
+  order_system sys;
+  auto t0 = steady_clock::now();
+  auto r = sys.http->Get("/v1/orders/ghost?timeout=300");
+  REQUIRE(r);
+  CHECK(r->status == 404);
+  CHECK(steady_clock::now() - t0 >= 300ms);
+  t0 = steady_clock::now();
+  auto v = sys.http->Get("/v1/orders/ghost/validated?timeout=300");
+  REQUIRE(v);
+  CHECK(v->status == 504);
+  CHECK(steady_clock::now() - t0 >= 300ms);
+
+  // A GET with a timeout waits for an order that is on its way.
+  sys.customer(1, "gold");
+  sys.stock("pen", 1, 1);
+  REQUIRE(sys.post("/v1/orders", sys.order_body("soon", 1, "pen", 1, 1))->status == 201);
+  auto got = sys.http->Get("/v1/orders/soon?timeout=30000");
+  REQUIRE(got);
+  CHECK(got->status == 200);
+  CHECK(json::parse(got->body)["id"] == "soon");
+}
+
+TEST_CASE("an order whose checks are not all in fails with \"validation timeout\" and "
+          "releases its stock",
+          "[broker][orders]") {
+  // No fraud check runs, so the gate never hears all three.
+  order_system sys{1500, 200, {"fraud"}};
+  sys.customer(1, "gold");
+  sys.stock("pen", 10, 10);
+  auto t0 = steady_clock::now();
+  REQUIRE(sys.post("/v1/orders", sys.order_body("slow", 1, "pen", 4, 1))->status == 201);
+  // Meanwhile inventory holds the stock.
+  REQUIRE(weft::test::wait_until([&] { return sys.reserved("pen") == 4; }, 30s));
+  auto v = sys.validated("slow");
+  CHECK(v["state"] == "FAILED");
+  CHECK(v["reason"] == "validation timeout");
+  CHECK(steady_clock::now() - t0 >= 1400ms);
+  REQUIRE(weft::test::wait_until([&] { return sys.reserved("pen") == 0; }, 30s));
+  // A PASS arriving after the timeout changes nothing.
+  sys.validation("slow", orders::fraud_check, orders::pass);
+  auto marker = same_partition_id("slow", "marker-");
+  REQUIRE(sys.post("/v1/orders", sys.order_body(marker, 1, "pen", 1, 1))->status == 201);
+  sys.validation(marker, orders::fraud_check, orders::pass);
+  CHECK(sys.validated(marker)["state"] == "VALIDATED");
+  CHECK(sys.state_of("slow") == "FAILED");
+}
+
+TEST_CASE("duplicate validations change nothing: the first FAIL decides, and nothing "
+          "after a decision counts",
+          "[broker][orders]") {
+  // Without the fraud check the test plays it, answering when it chooses.
+  order_system sys{30000, 200, {"fraud"}};
+  sys.customer(1, "gold");
+  sys.stock("pen", 10, 10);
+
+  REQUIRE(sys.post("/v1/orders", sys.order_body("a", 1, "pen", 1, 1))->status == 201);
+  // Wait for the two real checks' PASSes: inventory reserves, details is quick.
+  REQUIRE(weft::test::wait_until([&] { return sys.reserved("pen") == 1; }, 30s));
+  // A repeated PASS does not make three.
+  sys.validation("a", orders::inventory_check, orders::pass);
+  sys.validation("a", orders::inventory_check, orders::pass);
+  auto pending = sys.http->Get("/v1/orders/a/validated?timeout=200");
+  REQUIRE(pending);
+  CHECK(pending->status == 504);
+  sys.validation("a", orders::fraud_check, orders::pass);
+  CHECK(sys.validated("a")["state"] == "VALIDATED");
+  // A FAIL after the decision changes nothing (the marker, on the same
+  // partition, is decided after it).
+  sys.validation("a", orders::fraud_check, orders::fail, "too late");
+  auto marker = same_partition_id("a", "m-");
+  REQUIRE(sys.post("/v1/orders", sys.order_body(marker, 1, "pen", 1, 1))->status == 201);
+  sys.validation(marker, orders::fraud_check, orders::pass);
+  CHECK(sys.validated(marker)["state"] == "VALIDATED");
+  CHECK(sys.state_of("a") == "VALIDATED");
+
+  // The first FAIL's reason wins over a later one.
+  REQUIRE(sys.post("/v1/orders", sys.order_body("b", 1, "pen", 1, 1))->status == 201);
+  sys.validation("b", orders::fraud_check, orders::fail, "first reason");
+  sys.validation("b", orders::fraud_check, orders::fail, "second reason");
+  auto b = sys.validated("b");
+  CHECK(b["state"] == "FAILED");
+  CHECK(b["reason"] == "first reason");
+}
+
+TEST_CASE("payments: a short payment is reported and leaves the order VALIDATED, a "
+          "duplicate payment id is ignored, a full one pays",
+          "[broker][orders]") {
+  order_system sys;
+  sys.customer(1, "gold");
+  sys.stock("pen", 10, 10);
+  CHECK(sys.place(sys.order_body("o", 1, "pen", 2, 10))["state"] == "VALIDATED");
+
+  sys.pay("p-short", "o", 19.99);
+  auto reports =
+      sys.records(sys.t.payment_reports, [](auto& v) { return v.size() >= 1; });
+  REQUIRE(reports.size() == 1);
+  CHECK(reports[0].second["paymentId"] == "p-short");
+  CHECK(reports[0].second["reason"].get<std::string>().find("short payment") !=
+        std::string::npos);
+  CHECK(sys.state_of("o") == "VALIDATED");
+
+  // The same payment id again, now with enough: ignored. The wrong-currency
+  // payment after it is reported, so the gate has seen the duplicate.
+  sys.pay("p-short", "o", 20);
+  sys.pay("p-usd", "o", 20, "USD");
+  reports = sys.records(sys.t.payment_reports, [](auto& v) { return v.size() >= 2; });
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[1].second["paymentId"] == "p-usd");
+  CHECK(sys.state_of("o") == "VALIDATED");
+
+  sys.pay("p-full", "o", 20);
+  REQUIRE(sys.wait_state("o", "SHIPPED"));
+  // A payment after the order was paid is reported too.
+  sys.pay("p-extra", "o", 20);
+  reports = sys.records(sys.t.payment_reports, [](auto& v) { return v.size() >= 3; });
+  REQUIRE(reports.size() == 3);
+  CHECK(reports[2].second["paymentId"] == "p-extra");
+  auto notes = sys.records(sys.t.notifications, [](auto& v) { return !v.empty(); });
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].second["text"].get<std::string>().find("p-full") != std::string::npos);
+}
+
+TEST_CASE("a payment that arrives before validation waits for it", "[broker][orders]") {
+  order_system sys{30000, 200, {"fraud"}};
+  sys.customer(1, "gold");
+  sys.stock("pen", 10, 10);
+  REQUIRE(sys.post("/v1/orders", sys.order_body("early", 1, "pen", 1, 5))->status == 201);
+  sys.pay("pay-early", "early", 5);
+  // The order cannot be validated yet (no fraud answer); the payment waits.
+  REQUIRE(weft::test::wait_until([&] { return sys.reserved("pen") == 1; }, 30s));
+  CHECK(sys.state_of("early") == "CREATED");
+  sys.validation("early", orders::fraud_check, orders::pass);
+  REQUIRE(sys.wait_state("early", "SHIPPED"));
+  REQUIRE(weft::test::wait_until([&] { return sys.on_hand("pen") == 9; }, 30s));
+}
+
+TEST_CASE("a shipped order cannot be cancelled (409); cancelling a paid order releases "
+          "its stock",
+          "[broker][orders]") {
+  order_system sys{30000, 2000};
+  sys.customer(1, "gold");
+  sys.stock("pen", 10, 10);
+  CHECK(sys.place(sys.order_body("ship-me", 1, "pen", 2, 1))["state"] == "VALIDATED");
+  sys.pay("p1", "ship-me", 2);
+  REQUIRE(sys.wait_state("ship-me", "SHIPPED"));
+  auto c = sys.post("/v1/orders/ship-me/cancel", json::object());
+  REQUIRE(c);
+  CHECK(c->status == 409);
+  CHECK(sys.state_of("ship-me") == "SHIPPED");
+
+  // Paid, then cancelled within the shipping delay: never shipped.
+  CHECK(sys.place(sys.order_body("keep", 1, "pen", 3, 1))["state"] == "VALIDATED");
+  sys.pay("p2", "keep", 3);
+  REQUIRE(sys.wait_state("keep", "PAID"));
+  auto k = sys.post("/v1/orders/keep/cancel", json::object());
+  REQUIRE(k);
+  INFO(k->body);
+  CHECK(k->status == 200);
+  REQUIRE(weft::test::wait_until([&] { return sys.reserved("pen") == 0; }, 30s));
+  CHECK(sys.on_hand("pen") == 8);
+  // Past the shipping delay the order is still CANCELLED (the SHIPPED
+  // command shipping sent was not a legal step): wait for another order
+  // paid later on the same partition to ship.
+  auto marker = same_partition_id("keep", "mk-");
+  CHECK(sys.place(sys.order_body(marker, 1, "pen", 1, 1))["state"] == "VALIDATED");
+  sys.pay("p3", marker, 1);
+  REQUIRE(sys.wait_state(marker, "SHIPPED"));
+  CHECK(sys.state_of("keep") == "CANCELLED");
+}
