@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <unistd.h>
 
 #include "weft/kafka/admin.hpp"
@@ -236,10 +237,26 @@ TEST_CASE("a shard restores a transactional changelog without aborted records an
     REQUIRE(sh.ok());
     return std::move(*sh);
   };
+  // The end offset of a partition with no open transaction, markers
+  // included. The coordinator writes commit/abort markers just after it
+  // answers EndTxn, so until then the read_committed end (the last stable
+  // offset) lags the log's end: wait (bounded) until they agree.
+  auto any_reader =
+      weft::kafka::consumer::create({{"bootstrap.servers", bootstrap()},
+                                     {"group.id", app + "-uncommitted"},
+                                     {"isolation.level", "read_uncommitted"}});
+  REQUIRE(any_reader.ok());
   auto high = [&](const std::string& topic) {
-    auto m = reader->watermarks({topic, partition_id{0}}, 10'000);
-    REQUIRE(m.ok());
-    return m->second;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (true) {
+      auto m = reader->watermarks({topic, partition_id{0}}, 10'000);
+      auto all = (*any_reader)->watermarks({topic, partition_id{0}}, 10'000);
+      REQUIRE(m.ok());
+      REQUIRE(all.ok());
+      if (m->second == all->second || std::chrono::steady_clock::now() > deadline)
+        return m->second;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   };
   constexpr int timeout_ms = 10'000;
   {
