@@ -53,6 +53,7 @@ class task_context final : public context, public state::changelog_sink {
   /// Records the producer refused (queue full), in order, with their refs;
   /// sent before any further input is handled.
   std::deque<std::pair<record, delivery_ref*>> overflow;
+  uint64_t sends = 0; ///< records handed over (or queued) so far
 
   const record_view& current() const override { return current_view; }
   const std::string& application_id() const override { return node->application_id; }
@@ -115,6 +116,7 @@ class task_context final : public context, public state::changelog_sink {
   /// the hand-over: a record waiting in `overflow` keeps its slot (and so the
   /// offsets after it) from completing.
   void send(record r, delivery_ref* ref) {
+    ++sends;
     ref->slot->acquire();
     if (overflow.empty() && try_send(r, ref)) return;
     overflow.emplace_back(std::move(r), ref);
@@ -386,6 +388,13 @@ void run(task_actor* self) {
         }
       }
       std::string error;
+      // Under exactly_once a failed record only needs a roll-back if it had
+      // effects: a malformed record that never got past decoding is handled
+      // by the policy at once (else a stream of them would roll back per
+      // record).
+      bool watch = st.node->exactly_once && st.service->policy != bad_record_policy::fail;
+      uint64_t sends_before = watch ? st.ctx.sends : 0;
+      uint64_t writes_before = watch && st.shard ? st.shard->writes() : 0;
       try {
         handle(self, view);
       } catch (const weft_error& e) {
@@ -396,7 +405,9 @@ void run(task_actor* self) {
         error = "handler threw a non-standard exception";
       }
       if (!error.empty()) {
-        if (st.node->exactly_once && st.service->policy != bad_record_policy::fail) {
+        bool effects = watch && (st.ctx.sends != sends_before ||
+                                 (st.shard && st.shard->writes() != writes_before));
+        if (effects) {
           // The handler may have written state or emitted records before it
           // threw: only rolling the epoch back undoes that. The replay
           // applies the policy to this record (see `poison`).

@@ -95,6 +95,14 @@ make_changelogging_window(std::unique_ptr<window_store> inner, changelog_sink& s
 std::unique_ptr<session_store>
 make_changelogging_session(std::unique_ptr<session_store> inner, changelog_sink& sink);
 
+/// Implemented by the metered layers: puts and removes so far, cheap enough
+/// to read per record (two relaxed loads). Writer thread or any thread.
+class write_counter {
+ public:
+  virtual ~write_counter() = default;
+  virtual uint64_t writes() const = 0;
+};
+
 /// What a metered layer counted since it was made. Latencies are totals in
 /// nanoseconds, measured around the call to the layer below (a scan's
 /// includes the visitor's time).
@@ -129,10 +137,15 @@ struct meter {
 /// be read from any thread.
 class metered_kv_store final : public kv_store,
                                public timestamp_hook,
-                               public discard_hook {
+                               public discard_hook,
+                               public write_counter {
  public:
   explicit metered_kv_store(std::unique_ptr<kv_store> inner);
   store_metrics metrics() const { return meter_.read(); }
+  uint64_t writes() const override {
+    return meter_.puts.load(std::memory_order_relaxed) +
+           meter_.removes.load(std::memory_order_relaxed);
+  }
   kv_store& inner() { return *inner_; }
 
   const std::string& name() const override;
@@ -156,10 +169,16 @@ class metered_kv_store final : public kv_store,
   mutable detail::meter meter_;
 };
 
-class metered_window_store final : public window_store, public timestamp_hook {
+class metered_window_store final : public window_store,
+                                   public timestamp_hook,
+                                   public write_counter {
  public:
   explicit metered_window_store(std::unique_ptr<window_store> inner);
   store_metrics metrics() const { return meter_.read(); }
+  uint64_t writes() const override {
+    return meter_.puts.load(std::memory_order_relaxed) +
+           meter_.removes.load(std::memory_order_relaxed);
+  }
   window_store& inner() { return *inner_; }
 
   const std::string& name() const override;
@@ -185,10 +204,16 @@ class metered_window_store final : public window_store, public timestamp_hook {
   mutable detail::meter meter_;
 };
 
-class metered_session_store final : public session_store, public timestamp_hook {
+class metered_session_store final : public session_store,
+                                    public timestamp_hook,
+                                    public write_counter {
  public:
   explicit metered_session_store(std::unique_ptr<session_store> inner);
   store_metrics metrics() const { return meter_.read(); }
+  uint64_t writes() const override {
+    return meter_.puts.load(std::memory_order_relaxed) +
+           meter_.removes.load(std::memory_order_relaxed);
+  }
   session_store& inner() { return *inner_; }
 
   const std::string& name() const override;

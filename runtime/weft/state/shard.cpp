@@ -69,6 +69,12 @@ result<std::unique_ptr<shard>> shard::open(store_factory& factory, const std::st
     else
       e.hook = dynamic_cast<timestamp_hook*>(e.session.get());
     if (e.kv) e.cache = dynamic_cast<discard_hook*>(e.kv.get());
+    if (e.kv)
+      e.counter = dynamic_cast<const write_counter*>(e.kv.get());
+    else if (e.window)
+      e.counter = dynamic_cast<const write_counter*>(e.window.get());
+    else
+      e.counter = dynamic_cast<const write_counter*>(e.session.get());
     sh->entries_.push_back(std::move(e));
   }
   return sh;
@@ -101,6 +107,13 @@ std::atomic<int64_t>* shard::delivered_offset(std::string_view store) {
 void shard::set_record_timestamp(timestamp_ms ts) {
   for (auto& e : entries_)
     if (e.hook) e.hook->set_timestamp(ts);
+}
+
+uint64_t shard::writes() const {
+  uint64_t n = 0;
+  for (auto& e : entries_)
+    if (e.counter) n += e.counter->writes();
+  return n;
 }
 
 status shard::flush() {

@@ -42,6 +42,7 @@ namespace weft::state {
 
 class timestamp_hook;
 class discard_hook;
+class write_counter;
 class epoch_group;
 
 /// What kind of store a service asked for.
@@ -135,6 +136,11 @@ class shard {
   /// changelog records its writes cause carry it. Writer (task) only.
   void set_record_timestamp(timestamp_ms ts);
 
+  /// Writes (puts and removes) through the metered outer layers so far: the
+  /// task compares it around a handler call to learn whether a record that
+  /// failed had changed state (0 when the stores are not metered).
+  uint64_t writes() const;
+
   /// Flushes every store (caches emit their changelog records).
   status flush();
 
@@ -186,8 +192,9 @@ class shard {
     std::unique_ptr<window_store> window;
     std::unique_ptr<session_store> session;
     std::unique_ptr<std::atomic<int64_t>> delivered;
-    timestamp_hook* hook = nullptr; ///< the outer layer, when it has one
-    discard_hook* cache = nullptr;  ///< the outer layer, when it has a cache
+    timestamp_hook* hook = nullptr;         ///< the outer layer, when it has one
+    discard_hook* cache = nullptr;          ///< the outer layer, when it has a cache
+    const write_counter* counter = nullptr; ///< the outer layer, when metered
     int64_t checkpointed = -1;
   };
   struct cursor;
