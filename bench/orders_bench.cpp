@@ -9,6 +9,7 @@
 //   weft-bench-orders [--bootstrap=127.0.0.1:9092] [--orders=5000]
 //                     [--warmup=500] [--clients=64]
 //                     [--guarantee=at_least_once|exactly_once|both]
+//                     [--commit.interval.ms=100]
 // bench/run.sh starts the local broker and runs the benchmarks.
 
 #include <chrono>
@@ -34,6 +35,7 @@ namespace {
 std::string bootstrap = "127.0.0.1:9092";
 size_t orders_n = 5000, warmup = 500;
 int clients = 64;
+std::string commit_interval = "100";
 
 void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
@@ -51,6 +53,7 @@ void run(const std::string& guarantee) {
                                      {"bootstrap.servers", bootstrap},
                                      {"processing.guarantee", guarantee},
                                      {"state.dir", state_dir},
+                                     {"commit.interval.ms", commit_interval},
                                      {"log.level", "warn"}});
   if (!cfg) die(cfg.error().message());
   auto admin = weft::kafka::admin::create({{"bootstrap.servers", bootstrap}});
@@ -86,10 +89,12 @@ void run(const std::string& guarantee) {
       if (steady_clock::now() > until) die("seed data did not arrive");
       std::this_thread::sleep_for(milliseconds(50));
     }
-    orders::load_progress progress;
+    orders::load_progress warm_progress, progress;
     load.orders = warmup;
     load.id_prefix = "warm-";
-    orders::run_load(load, progress);
+    auto warm = orders::run_load(load, warm_progress);
+    for (auto& e : warm.errors)
+      std::printf("  warm-up error: %s\n", e.c_str());
     load.orders = orders_n;
     load.id_prefix = "run-";
     auto report = orders::run_load(load, progress);
@@ -102,6 +107,8 @@ void run(const std::string& guarantee) {
                 static_cast<double>(report.validated_ms.size()) / report.seconds,
                 report.percentile(50), report.percentile(99), outcome.c_str() + 1,
                 static_cast<unsigned long long>(progress.errors.load()));
+    for (auto& e : report.errors)
+      std::printf("  error: %s\n", e.c_str());
     std::fflush(stdout);
     api.stop();
     node.request_stop();
@@ -128,6 +135,8 @@ int main(int argc, char** argv) {
       warmup = std::stoul(value("--warmup="));
     else if (a.rfind("--clients=", 0) == 0)
       clients = std::stoi(value("--clients="));
+    else if (a.rfind("--commit.interval.ms=", 0) == 0)
+      commit_interval = value("--commit.interval.ms=");
     else if (a.rfind("--guarantee=", 0) == 0)
       guarantee = value("--guarantee=");
     else

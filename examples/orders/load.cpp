@@ -46,13 +46,17 @@ uint64_t mix64(uint64_t x) {
   return x ^ (x >> 33);
 }
 
-/// Sends a request, once more if the connection failed before an answer:
+/// Sends a request, up to 3 times more if the connection failed before an
+/// answer:
 /// every write of the load is idempotent (the same order body again is a
 /// 200, a repeated payment id is ignored, a cancel of a cancelled order 200).
 template <class Fn>
 httplib::Result retry(Fn fn) {
   auto r = fn();
-  if (!r) r = fn();
+  for (int attempt = 1; !r && attempt < 4; ++attempt) {
+    std::this_thread::sleep_for(milliseconds(50 * attempt));
+    r = fn();
+  }
   return r;
 }
 
