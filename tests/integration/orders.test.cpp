@@ -538,7 +538,7 @@ TEST_CASE("GET of an unknown order is 404 after its timeout, /validated 504",
   CHECK(json::parse(got->body)["id"] == "soon");
 }
 
-TEST_CASE("an order whose checks are not all in fails with \"validation timeout\" and "
+TEST_CASE("an order whose checks are not all in fails with a validation timeout and "
           "releases its stock",
           "[broker][orders]") {
   // No fraud check runs, so the gate never hears all three.
@@ -652,9 +652,10 @@ TEST_CASE("a payment that arrives before validation waits for it", "[broker][ord
   REQUIRE(weft::test::wait_until([&] { return sys.on_hand("pen") == 9; }, 30s));
 }
 
-TEST_CASE("a shipped order cannot be cancelled (409); cancelling a paid order releases "
-          "its stock",
-          "[broker][orders]") {
+TEST_CASE(
+    "a shipped order cannot be cancelled (409), and cancelling a paid order releases "
+    "its stock",
+    "[broker][orders]") {
   order_system sys{30000, 2000};
   sys.customer(1, "gold");
   sys.stock("pen", 10, 10);
