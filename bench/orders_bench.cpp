@@ -9,13 +9,14 @@
 //   weft-bench-orders [--bootstrap=127.0.0.1:9092] [--orders=5000]
 //                     [--warmup=500] [--clients=64]
 //                     [--guarantee=at_least_once|exactly_once|both]
-//                     [--commit.interval.ms=100]
+//                     [--commit.interval.ms=100] [--consumer.X=v ...]
 // bench/run.sh starts the local broker and runs the benchmarks.
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -36,6 +37,7 @@ std::string bootstrap = "127.0.0.1:9092";
 size_t orders_n = 5000, warmup = 500;
 int clients = 64;
 std::string commit_interval = "100";
+std::map<std::string, std::string> extra; ///< --kafka.* / --consumer.* / --producer.*
 
 void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
@@ -49,12 +51,14 @@ void run(const std::string& guarantee) {
   s.partitions = 4;
   s.shipping_delay_ms = 1000;
   const std::string state_dir = "/tmp/weft-" + tag;
-  auto cfg = weft::config::from_map({{"application.id", tag},
-                                     {"bootstrap.servers", bootstrap},
-                                     {"processing.guarantee", guarantee},
-                                     {"state.dir", state_dir},
-                                     {"commit.interval.ms", commit_interval},
-                                     {"log.level", "warn"}});
+  auto values = extra;
+  values.insert({{"application.id", tag},
+                 {"bootstrap.servers", bootstrap},
+                 {"processing.guarantee", guarantee},
+                 {"state.dir", state_dir},
+                 {"commit.interval.ms", commit_interval},
+                 {"log.level", "warn"}});
+  auto cfg = weft::config::from_map(values);
   if (!cfg) die(cfg.error().message());
   auto admin = weft::kafka::admin::create({{"bootstrap.servers", bootstrap}});
   if (!admin) die(admin.error().message());
@@ -139,6 +143,9 @@ int main(int argc, char** argv) {
       commit_interval = value("--commit.interval.ms=");
     else if (a.rfind("--guarantee=", 0) == 0)
       guarantee = value("--guarantee=");
+    else if (a.rfind("--kafka.", 0) == 0 || a.rfind("--consumer.", 0) == 0 ||
+             a.rfind("--producer.", 0) == 0)
+      extra[a.substr(2, a.find('=') - 2)] = a.substr(a.find('=') + 1);
     else
       die("unknown option " + a);
   }

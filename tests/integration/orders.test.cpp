@@ -83,6 +83,7 @@ struct order_system {
     REQUIRE(api->start("127.0.0.1", 0).ok());
     http = std::make_unique<httplib::Client>("127.0.0.1", api->port());
     http->set_read_timeout(60, 0);
+    http->set_tcp_nodelay(true);
     REQUIRE(weft::test::wait_until(
         [&] {
           return node->store_ready(orders::store_names::orders) &&
