@@ -8,7 +8,7 @@
 // orders imply. Ends by itself unless --serve keeps the node and REST API up
 // (Ctrl-C stops it).
 //
-//   weft-orders-demo [--orders=3000] [--clients=32] [--serve]
+//   weft-orders-demo [--orders=3000] [--clients=64] [--serve]
 //                    [--processing.guarantee=exactly_once|at_least_once]
 //                    [weft keys, order system keys: --help]
 #include <signal.h>

@@ -22,7 +22,7 @@ struct load_options {
   std::string host = "127.0.0.1";
   int port = 7070;
   size_t orders = 3000;
-  int clients = 32;
+  int clients = 64;
   int customers = 1000; ///< ids 1..customers, seeded by seed_reference_data
   int products = 20;    ///< "product-00".., two of them scarce
   std::string id_prefix = "order-";
