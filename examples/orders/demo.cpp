@@ -221,40 +221,49 @@ int main(int argc, char** argv) {
   // Settled: nothing CREATED or PAID, and VALIDATED ones (left by a failed
   // payment request) no longer change.
   int unchanged = 0;
+  final_tally = count_orders(node); // the loop above just printed it
   for (auto until = steady_clock::now() + seconds(60);;) {
-    auto before = final_tally.states;
-    final_tally = print_progress();
-    unchanged = final_tally.states == before ? unchanged + 1 : 0;
     const bool settled = final_tally.states[orders::created] == 0 &&
                          final_tally.states[orders::paid] == 0 &&
                          (final_tally.states[orders::validated] == 0 || unchanged >= 3);
     if (settled || steady_clock::now() > until) break;
     std::this_thread::sleep_for(milliseconds(1000));
+    auto before = final_tally.states;
+    final_tally = print_progress();
+    unchanged = final_tally.states == before ? unchanged + 1 : 0;
   }
 
   // Stock must match the orders: on hand = seeded - shipped, reserved =
   // what VALIDATED and PAID orders hold.
+  // Inventory hears of the last shipments a hop after the orders service:
+  // compare until they agree, for 30 s at most.
   size_t products_ok = 0;
   std::vector<std::string> mismatches;
-  for (auto& [product, units] : seeded) {
-    auto raw = node.get(orders::store_names::stock, product);
-    auto& by_state = final_tally.units[product];
-    int64_t want_on_hand = units - by_state[orders::shipped];
-    int64_t want_reserved = by_state[orders::validated] + by_state[orders::paid];
-    if (raw && *raw) {
-      auto level = weft::json_serde<orders::stock_level>::deserialize(**raw);
-      if (level && level->on_hand == want_on_hand && level->reserved == want_reserved) {
-        ++products_ok;
-        continue;
+  for (auto until = steady_clock::now() + seconds(30);;) {
+    products_ok = 0;
+    mismatches.clear();
+    for (auto& [product, units] : seeded) {
+      auto raw = node.get(orders::store_names::stock, product);
+      auto& by_state = final_tally.units[product];
+      int64_t want_on_hand = units - by_state[orders::shipped];
+      int64_t want_reserved = by_state[orders::validated] + by_state[orders::paid];
+      if (raw && *raw) {
+        auto level = weft::json_serde<orders::stock_level>::deserialize(**raw);
+        if (level && level->on_hand == want_on_hand && level->reserved == want_reserved) {
+          ++products_ok;
+          continue;
+        }
+        if (level)
+          mismatches.push_back(product + ": onHand " + std::to_string(level->on_hand) +
+                               " (want " + std::to_string(want_on_hand) + "), reserved " +
+                               std::to_string(level->reserved) + " (want " +
+                               std::to_string(want_reserved) + ")");
+      } else {
+        mismatches.push_back(product + ": no stock record");
       }
-      if (level)
-        mismatches.push_back(product + ": onHand " + std::to_string(level->on_hand) +
-                             " (want " + std::to_string(want_on_hand) + "), reserved " +
-                             std::to_string(level->reserved) + " (want " +
-                             std::to_string(want_reserved) + ")");
-    } else {
-      mismatches.push_back(product + ": no stock record");
     }
+    if (mismatches.empty() || steady_clock::now() > until) break;
+    std::this_thread::sleep_for(milliseconds(200));
   }
 
   std::printf("\n== summary ==\n");
