@@ -373,7 +373,19 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
     }
     for (auto& t : p->tables()) {
       if (t.global) {
-        global_tables.push_back({t.topic, t.store});
+        // Several services may read one global table: one copy per node.
+        auto same =
+            std::find_if(global_tables.begin(), global_tables.end(),
+                         [&](const global_decl& g) { return g.store == t.store; });
+        if (same == global_tables.end()) {
+          global_tables.push_back({t.topic, t.store});
+        } else if (same->topic != t.topic) {
+          return make_error(errc::invalid_config,
+                            "service '" + p->name() + "' declares global table '" +
+                                t.store + "' over topic '" + t.topic +
+                                "', but another service declared it over '" +
+                                same->topic + "'; give one of them another store name");
+        }
         continue;
       }
       info.input_topics.push_back(t.topic);

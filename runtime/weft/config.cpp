@@ -392,6 +392,10 @@ bool config::get_bool(std::string_view key) const {
 std::map<std::string, std::string> config::kafka_properties(client_kind kind) const {
   std::map<std::string, std::string> out;
   out["bootstrap.servers"] = get_string("bootstrap.servers");
+  // Keys go to partitions as Kafka's Java client sends them, so every
+  // producer made from a weft config agrees with weft's own (and with
+  // node::get, which looks a key up in the partition murmur2 gives it).
+  if (kind == client_kind::producer) out["partitioner"] = "murmur2_random";
   const char* own = kind == client_kind::consumer   ? "consumer."
                     : kind == client_kind::producer ? "producer."
                                                     : "admin.";

@@ -68,7 +68,8 @@ class config {
   bool get_bool(std::string_view key) const;
 
   /// librdkafka properties for one kind of client: `kafka.*` then the kind's
-  /// own prefix, prefixes stripped; bootstrap.servers included.
+  /// own prefix, prefixes stripped; bootstrap.servers included, and for
+  /// producers partitioner=murmur2_random (Java's partitioning) unless set.
   std::map<std::string, std::string> kafka_properties(client_kind kind) const;
 
   /// Keys of the form service.<name>.<key>, for per-service overrides:

@@ -92,6 +92,12 @@ TEST_CASE(
   auto p = c->kafka_properties(weft::client_kind::producer);
   CHECK(p.at("linger.ms") == "9");
   CHECK(p.count("fetch.wait.max.ms") == 0);
+  // Producers partition keys as Java does, unless told otherwise.
+  CHECK(p.at("partitioner") == "murmur2_random");
+  auto own =
+      config::from_map({{"application.id", "a"}, {"producer.partitioner", "fnv1a"}});
+  REQUIRE(own.ok());
+  CHECK(own->kafka_properties(weft::client_kind::producer).at("partitioner") == "fnv1a");
   auto k = c->kafka_properties(weft::client_kind::consumer);
   CHECK(k.at("linger.ms") == "1");
   CHECK(k.at("fetch.wait.max.ms") == "10");

@@ -263,3 +263,75 @@ TEST_CASE(
   n.request_stop();
   CHECK(n.wait().ok());
 }
+
+namespace {
+
+/// Looks each record's key up in the global table "shared" (declared by
+/// every instance): emits "<service>|<table value or MISSING>".
+struct global_reader : weft::service_base {
+  weft::output<weft::string_serde, weft::string_serde> out;
+  global_reader(std::string name, std::string in, std::string table,
+                std::string out_topic)
+    : service_base(std::move(name)) {
+    add_input(in);
+    add_global_table(table, "shared");
+    out = weft::output<weft::string_serde, weft::string_serde>{
+        add_output(out_topic, weft::output_kind::external)};
+  }
+  void on_record(const weft::record_view& r, weft::context& ctx) override {
+    auto hit = ctx.global_store("shared").get(*r.key);
+    out.emit(ctx, std::string{*r.key},
+             this->name() + "|" + (hit.ok() && *hit ? **hit : std::string{"MISSING"}));
+  }
+};
+
+} // namespace
+
+TEST_CASE("two services declaring the same global table share one copy of it; the same "
+          "store over another topic fails at start-up naming both topics",
+          "[broker]") {
+  auto table = test::unique_name("shared-table"),
+       other = test::unique_name("other-table");
+  auto in1 = test::unique_name("g-in1"), in2 = test::unique_name("g-in2"),
+       out = test::unique_name("g-out");
+  test::create_topics({table, other, in1, in2, out}, 2);
+  test::produce(table, 20, [](size_t i) {
+    return std::make_pair("k" + std::to_string(i), "v" + std::to_string(i));
+  });
+  auto app = test::unique_name("global2");
+  auto cfg = weft::config::from_map({{"application.id", app},
+                                     {"bootstrap.servers", test::bootstrap()},
+                                     {"state.dir", "/tmp/" + app}});
+  REQUIRE(cfg.ok());
+  {
+    weft::node n{*cfg};
+    n.add<global_reader>("first", in1, table, out);
+    n.add<global_reader>("second", in2, table, out);
+    auto st = n.start();
+    INFO(st.message());
+    REQUIRE(st.ok());
+    for (auto* in : {&in1, &in2})
+      test::produce(*in, 20, [](size_t i) {
+        return std::make_pair("k" + std::to_string(i), std::string{"x"});
+      });
+    auto got = test::consume_all(out, 40, 60s, 500ms);
+    REQUIRE(got.size() == 40);
+    size_t first = 0, second = 0;
+    for (auto& r : got) {
+      auto i = r.key->substr(1);
+      if (*r.value == "first|v" + i) ++first;
+      if (*r.value == "second|v" + i) ++second;
+    }
+    CHECK(first == 20);
+    CHECK(second == 20);
+    n.request_stop();
+    CHECK(n.wait().ok());
+  }
+  weft::node bad{*cfg};
+  bad.add<global_reader>("first", in1, table, out);
+  bad.add<global_reader>("second", in2, other, out);
+  auto st = bad.start();
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.code() == errc::invalid_config);
+  CHECK_THAT(st.message(), Catch::Contains(table) && Catch::Contains(other));
+}
