@@ -259,7 +259,15 @@ void commit_epoch(supervisor_actor* self) {
   if (!offs.empty())
     s = ctx->producer->send_offsets_to_transaction(offs, *ctx->consumer,
                                                    st.txn_timeout_ms);
+  auto offsets_done = caf::make_timestamp();
   if (s) s = ctx->producer->commit_transaction(st.txn_timeout_ms);
+  log::debug(
+      "epoch {}: send_offsets {} us, commit {} us", st.epoch,
+      std::chrono::duration_cast<std::chrono::microseconds>(offsets_done - txn_start)
+          .count(),
+      std::chrono::duration_cast<std::chrono::microseconds>(caf::make_timestamp() -
+                                                            offsets_done)
+          .count());
   if (!s) {
     if (s.code() == errc::kafka_fatal)
       return fail_node(self, "epoch " + std::to_string(st.epoch) +
