@@ -3,8 +3,8 @@
 // system per test (topics under a unique prefix, a unique application id).
 //
 // processing.guarantee comes from WEFT_PROCESSING_GUARANTEE (default
-// at_least_once), so the same tests run under both guarantees:
-//   WEFT_PROCESSING_GUARANTEE=exactly_once weft_integration_tests "[orders]"
+// exactly_once, as the demo runs), so the same tests run under both:
+//   WEFT_PROCESSING_GUARANTEE=at_least_once weft_orders_tests "[orders]"
 //
 // Conditions are awaited with bounds (long-polling REST calls, wait_until),
 // never with sleeps. Where a test shows that something did NOT happen, it
@@ -42,7 +42,7 @@ const int partitions = 2;
 
 std::string guarantee() {
   auto* g = std::getenv("WEFT_PROCESSING_GUARANTEE");
-  return g ? g : "at_least_once";
+  return g ? g : "exactly_once";
 }
 
 /// One order system: topics, a node running its services, the REST API on
