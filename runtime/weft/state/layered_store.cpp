@@ -1,4 +1,5 @@
 #include "weft/state/layered_store.hpp"
+#include "weft/state/detail/overlay_scan.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -58,7 +59,7 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
 
   status range(std::string_view from, std::string_view to,
                const visitor& fn) const override {
-    std::vector<std::pair<std::string, std::optional<std::string>>> d;
+    detail::overlay_entries d;
     {
       std::shared_lock lock{mtx_};
       auto i = dirty_.lower_bound(from);
@@ -66,38 +67,7 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
       for (; i != end; ++i)
         d.emplace_back(i->first, i->second.value);
     }
-    size_t next = 0;
-    bool stopped = false;
-    // Emits the dirty entries before `k` (all of them for nullopt).
-    auto drain = [&](std::optional<std::string_view> k) {
-      for (; next < d.size() && (!k || std::string_view{d[next].first} < *k); ++next) {
-        auto& [dk, dv] = d[next];
-        if (dv && !fn(dk, *dv)) {
-          stopped = true;
-          return false;
-        }
-      }
-      return true;
-    };
-    auto st = inner_->range(from, to, [&](std::string_view k, std::string_view v) {
-      if (!drain(k)) return false;
-      if (next < d.size() && d[next].first == k) {
-        auto& dv = d[next++].second;
-        if (dv && !fn(k, *dv)) {
-          stopped = true;
-          return false;
-        }
-        return true; // overridden or removed in the cache
-      }
-      if (!fn(k, v)) {
-        stopped = true;
-        return false;
-      }
-      return true;
-    });
-    if (!st.ok() || stopped) return st;
-    drain(std::nullopt);
-    return {};
+    return detail::overlay_scan(d, *inner_, from, to, fn);
   }
 
   uint64_t approximate_size() const override {

@@ -1,4 +1,5 @@
 #include "weft/state/detail/epoch_buffer.hpp"
+#include "weft/state/detail/overlay_scan.hpp"
 
 #include <algorithm>
 #include <mutex>
@@ -97,7 +98,7 @@ status epoch_buffer::remove(std::string_view key) {
 
 status epoch_buffer::range(std::string_view from, std::string_view to,
                            const visitor& fn) const {
-  std::vector<std::pair<std::string, std::optional<std::string>>> o;
+  detail::overlay_entries o;
   {
     std::shared_lock lock{mtx_};
     auto i = data_.lower_bound(from);
@@ -107,38 +108,7 @@ status epoch_buffer::range(std::string_view from, std::string_view to,
   }
   // Copied before the scan below starts (RocksDB's snapshot is taken after
   // this): a key committed in between is in the copy or in the snapshot.
-  size_t next = 0;
-  bool stopped = false;
-  // Emits the overlay entries before `k` (all of them for nullopt).
-  auto drain = [&](std::optional<std::string_view> k) {
-    for (; next < o.size() && (!k || std::string_view{o[next].first} < *k); ++next) {
-      auto& [ok, ov] = o[next];
-      if (ov && !fn(ok, *ov)) {
-        stopped = true;
-        return false;
-      }
-    }
-    return true;
-  };
-  auto st = inner_->range(from, to, [&](std::string_view k, std::string_view v) {
-    if (!drain(k)) return false;
-    if (next < o.size() && o[next].first == k) {
-      auto& ov = o[next++].second;
-      if (ov && !fn(k, *ov)) {
-        stopped = true;
-        return false;
-      }
-      return true; // replaced or deleted in this epoch
-    }
-    if (!fn(k, v)) {
-      stopped = true;
-      return false;
-    }
-    return true;
-  });
-  if (!st.ok() || stopped) return st;
-  drain(std::nullopt);
-  return {};
+  return detail::overlay_scan(o, *inner_, from, to, fn);
 }
 
 uint64_t epoch_buffer::approximate_size() const {
