@@ -212,7 +212,8 @@ status shard::finish(cursor& c) {
 
 result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shards,
                                                  kafka::consumer& reader, size_t batch,
-                                                 int timeout_ms) {
+                                                 int timeout_ms,
+                                                 const std::atomic<bool>* interrupt) {
   std::vector<cursor> cursors;
   std::vector<std::pair<topic_partition, weft::offset>> starts;
   for (auto* sh : shards)
@@ -255,6 +256,20 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
     auto last_progress = std::chrono::steady_clock::now();
     size_t open = cursors.size();
     while (open > 0) {
+      if (interrupt && interrupt->load(std::memory_order_acquire)) {
+        // Keep what was read: each applied batch carries its checkpoint, and
+        // the next restore starts from there instead of from the last finish.
+        for (auto& c : cursors) {
+          if (c.next >= c.high) continue;
+          if (auto st = apply(c); !st) return st;
+          auto& e = *c.e;
+          e.checkpointed = std::max(e.checkpointed, e.kv       ? e.kv->checkpoint()
+                                                    : e.window ? e.window->checkpoint()
+                                                               : e.session->checkpoint());
+        }
+        (void)reader.assign_at({});
+        return make_error(errc::shutting_down, "restore interrupted");
+      }
       bool progress = false;
       for (auto& c : cursors) {
         if (c.next >= c.high) continue;

@@ -128,9 +128,14 @@ class shard {
   /// restore() for several shards at once: every changelog partition is
   /// assigned together, so librdkafka fetches them in parallel. Returns the
   /// changes applied per shard.
-  static result<std::vector<uint64_t>> restore_all(const std::vector<shard*>& shards,
-                                                   kafka::consumer& reader, size_t batch,
-                                                   int timeout_ms);
+  ///
+  /// `interrupt` (optional, set from any thread) stops it early: the changes
+  /// read so far are applied with their checkpoints, so the next restore
+  /// resumes there, and it returns errc::shutting_down. A standby uses it to
+  /// give its shards up without waiting for a long catch-up to end.
+  static result<std::vector<uint64_t>>
+  restore_all(const std::vector<shard*>& shards, kafka::consumer& reader, size_t batch,
+              int timeout_ms, const std::atomic<bool>* interrupt = nullptr);
 
   /// Tells every store the timestamp of the record being handled, so the
   /// changelog records its writes cause carry it. Writer (task) only.
