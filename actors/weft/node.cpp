@@ -1,6 +1,9 @@
 #include "weft/node.hpp"
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
@@ -19,10 +22,13 @@
 
 #include "weft/actors/delivery_tracker.hpp"
 #include "weft/actors/global_table.hpp"
+#include "weft/actors/http_endpoint.hpp"
 #include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
 #include "weft/actors/restorer.hpp"
+#include "weft/actors/standby.hpp"
 #include "weft/actors/supervisor.hpp"
+#include "weft/cluster/membership.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/log.hpp"
 #include "weft/services/partitioner.hpp"
@@ -64,12 +70,74 @@ struct node::impl {
   std::unique_ptr<detail::restorer> restorer;
   status shutdown();
 
-  /// Single node: this node owns every partition of every input (the plan
-  /// the cluster leader will compute for a one-member cluster). Takes each
-  /// partition's queue and assigns the partitions at their committed offsets.
-  /// Partition counts come from `admin` the first time, then from memory.
-  result<detail::assignment_plan> make_plan(kafka::admin* admin, int timeout_ms);
+  /// The plan of the units this node owns (`owned`): takes each partition's
+  /// queue and assigns the partitions at their committed offsets.
+  result<detail::assignment_plan> make_plan();
   std::map<std::string, int> input_partitions;
+
+  // Units of work: the tasks that must run on one node because they share
+  // input partitions (a partition has one committed offset). The cluster
+  // assigns units; a node without a cluster owns them all.
+  struct unit_def {
+    std::vector<std::pair<size_t, int32_t>> tasks; ///< (service, partition)
+    std::vector<topic_partition> inputs;
+    bool stateful = false;
+    std::string name;
+  };
+  std::vector<unit_def> units;
+  std::map<std::pair<size_t, int32_t>, size_t> unit_of;
+  std::map<std::string, size_t> service_of_store;
+  status compute_units(kafka::admin& admin, int timeout_ms);
+  std::string topology() const;
+
+  std::string node_id;
+  std::string txn_id;
+  bool clustered = false;
+  mutable std::mutex own_mu;
+  std::set<size_t> owned; ///< units whose tasks run here
+
+  status make_producer();
+  status begin_first_transaction(int timeout_ms);
+  void spawn_supervisor_for_owned();
+  /// Stops the supervisor and waits until its children are gone (their
+  /// shards closed). graceful: drain and commit first.
+  status stop_supervisor(bool graceful, bool final_stop);
+
+  // Clustering (cluster.enabled).
+  std::unique_ptr<detail::cluster_member> cluster;
+  std::unique_ptr<detail::standby_manager> standbys;
+  std::unique_ptr<detail::http_endpoint> http;
+  std::thread rebalancer;
+  std::mutex rb_mu;
+  std::condition_variable rb_cv;
+  std::vector<std::shared_ptr<const cluster::assignment>> targets; ///< in order
+  std::shared_ptr<const cluster::assignment> target;               ///< the latest
+  /// unit -> node -> the latest generation as of which it declared itself
+  /// clear of the unit (released).
+  std::map<size_t, std::map<std::string, int64_t>> released_from;
+  /// Units handed to this node (by the node, from that generation on) whose
+  /// old owner has not released them yet. This node is not clear of them
+  /// until it has, even once they moved on (rebalancer thread only).
+  std::map<size_t, std::pair<std::string, int64_t>> handoff_from;
+  std::set<size_t> waiting_logged;
+  bool rb_dirty = false;
+  bool rb_stop = false;
+  bool fenced = false;
+  std::string fenced_why;
+  void wake_rebalancer() {
+    rb_dirty = true;
+    rb_cv.notify_all();
+  }
+  void rebalance_loop();
+  void apply_assignment(const cluster::assignment& a,
+                        const std::map<size_t, std::map<std::string, int64_t>>& released);
+  void rejoin_after_fencing(const std::string& why);
+  void release_idle(const cluster::assignment& a, std::vector<size_t> units);
+  std::string status_json();
+  detail::query_answer local_query(const std::string& store, const std::string& key,
+                                   int64_t max_lag, bool remote);
+  result<std::optional<std::string>> query(const std::string& store,
+                                           const std::string& key, int64_t max_lag);
 };
 
 namespace {
@@ -180,7 +248,16 @@ status shard_error(const std::string& store, state::shard* sh, int parts) {
 } // namespace
 
 result<std::optional<std::string>> node::get(std::string_view store_name,
+                                             std::string_view key,
+                                             int64_t max_standby_lag) const {
+  if (impl_->cluster)
+    return impl_->query(std::string{store_name}, std::string{key}, max_standby_lag);
+  return get(store_name, key);
+}
+
+result<std::optional<std::string>> node::get(std::string_view store_name,
                                              std::string_view key) const {
+  if (impl_->cluster) return impl_->query(std::string{store_name}, std::string{key}, -1);
   std::string store{store_name};
   auto g = impl_->ctx.global_stores.find(store_name);
   if (g != impl_->ctx.global_stores.end()) return g->second->get(key);
@@ -203,9 +280,18 @@ bool node::store_ready(std::string_view store_name) const {
   if (impl_->ctx.global_stores.count(store_name)) return true;
   int parts = impl_->ctx.shards.partitions(store);
   if (parts == 0) return false;
+  std::set<size_t> mine;
+  if (impl_->cluster) {
+    std::lock_guard<std::mutex> guard{impl_->own_mu};
+    mine = impl_->owned;
+  }
+  auto svc = impl_->service_of_store.find(store);
   for (int32_t p = 0; p < parts; ++p)
-    if (!impl_->ctx.shards.with(store, p,
-                                [](state::shard* sh, int) { return sh && sh->ready(); }))
+    if (impl_->cluster && svc != impl_->service_of_store.end() &&
+        !mine.count(impl_->unit_of.at({svc->second, p})))
+      continue; // another node's
+    else if (!impl_->ctx.shards.with(
+                 store, p, [](state::shard* sh, int) { return sh && sh->ready(); }))
       return false;
   return true;
 }
@@ -217,7 +303,16 @@ status node::range(std::string_view store_name, std::string_view from,
   if (g != impl_->ctx.global_stores.end()) return g->second->range(from, to, fn);
   int parts = impl_->ctx.shards.partitions(store);
   if (parts == 0) return shard_error(store, nullptr, 0);
+  std::set<size_t> mine;
+  if (impl_->cluster) {
+    std::lock_guard<std::mutex> guard{impl_->own_mu};
+    mine = impl_->owned;
+  }
+  auto svc = impl_->service_of_store.find(store);
   for (int32_t p = 0; p < parts; ++p) {
+    if (impl_->cluster && svc != impl_->service_of_store.end() &&
+        !mine.count(impl_->unit_of.at({svc->second, p})))
+      continue; // another node's
     auto st = impl_->ctx.shards.with(store, p, [&](state::shard* sh, int n) -> status {
       if (!sh || !sh->ready()) return shard_error(store, sh, n);
       auto* kv = sh->kv(store);
@@ -455,21 +550,83 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
   return {};
 }
 
-result<detail::assignment_plan> node::impl::make_plan(kafka::admin* admin,
-                                                      int timeout_ms) {
-  detail::assignment_plan plan;
-  std::map<std::pair<size_t, int32_t>, size_t> task_index;
-  std::map<topic_partition, std::vector<size_t>> feeds;
-  for (size_t s = 0; s < ctx.services.size(); ++s) {
-    for (auto& topic : ctx.services[s].input_topics) {
+status node::impl::compute_units(kafka::admin& admin, int timeout_ms) {
+  for (auto& svc : ctx.services)
+    for (auto& topic : svc.input_topics)
       if (!input_partitions.count(topic)) {
-        if (!admin) return make_error(errc::internal, "unknown input topic " + topic);
-        auto n = admin->partition_count(topic, timeout_ms);
+        auto n = admin.partition_count(topic, timeout_ms);
         if (!n) return n.error();
         input_partitions[topic] = *n;
       }
+  // Union-find over tasks: two tasks reading one partition are one unit.
+  std::vector<std::pair<size_t, int32_t>> tasks;
+  std::map<std::pair<size_t, int32_t>, size_t> index;
+  std::vector<size_t> parent;
+  std::function<size_t(size_t)> root = [&](size_t i) {
+    return parent[i] == i ? i : parent[i] = root(parent[i]);
+  };
+  std::map<topic_partition, size_t> first_reader;
+  for (size_t s = 0; s < ctx.services.size(); ++s)
+    for (auto& topic : ctx.services[s].input_topics)
       for (int32_t p = 0; p < input_partitions[topic]; ++p) {
         auto key = std::make_pair(s, p);
+        if (!index.count(key)) {
+          index[key] = tasks.size();
+          tasks.push_back(key);
+          parent.push_back(parent.size());
+        }
+        topic_partition tp{topic, partition_id{p}};
+        auto f = first_reader.find(tp);
+        if (f == first_reader.end())
+          first_reader[tp] = index[key];
+        else
+          parent[root(index[key])] = root(f->second);
+      }
+  std::map<size_t, size_t> unit_of_root;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    auto r = root(i);
+    if (!unit_of_root.count(r)) {
+      unit_of_root[r] = units.size();
+      units.emplace_back();
+    }
+    auto& u = units[unit_of_root[r]];
+    u.tasks.push_back(tasks[i]);
+    u.stateful |= !ctx.services[tasks[i].first].stores.empty();
+    u.name += (u.name.empty() ? "" : "+") + ctx.services[tasks[i].first].name + "/" +
+              std::to_string(tasks[i].second);
+    unit_of[tasks[i]] = unit_of_root[r];
+  }
+  for (auto& [tp, t] : first_reader)
+    units[unit_of[tasks[t]]].inputs.push_back(tp);
+  for (size_t s = 0; s < ctx.services.size(); ++s)
+    for (auto& spec : ctx.services[s].stores)
+      service_of_store[spec.name] = s;
+  return {};
+}
+
+std::string node::impl::topology() const {
+  // Nodes of one application must agree on the units: same services, same
+  // partition counts.
+  std::string t;
+  for (auto& u : units)
+    t += u.name + ";";
+  return std::to_string(std::hash<std::string>{}(t));
+}
+
+result<detail::assignment_plan> node::impl::make_plan() {
+  detail::assignment_plan plan;
+  std::map<std::pair<size_t, int32_t>, size_t> task_index;
+  std::map<topic_partition, std::vector<size_t>> feeds;
+  std::set<size_t> mine;
+  {
+    std::lock_guard<std::mutex> guard{own_mu};
+    mine = owned;
+  }
+  for (size_t s = 0; s < ctx.services.size(); ++s) {
+    for (auto& topic : ctx.services[s].input_topics) {
+      for (int32_t p = 0; p < input_partitions[topic]; ++p) {
+        auto key = std::make_pair(s, p);
+        if (!mine.count(unit_of[key])) continue;
         if (!task_index.count(key)) {
           task_index[key] = plan.tasks.size();
           plan.tasks.push_back({s, p});
@@ -486,7 +643,483 @@ result<detail::assignment_plan> node::impl::make_plan(kafka::admin* admin,
     plan.partitions.push_back({tp, std::move(q), tasks});
   }
   if (auto s = ctx.consumer->assign(tps); !s) return s;
+  // A partition paused by the previous owner's flow control stays paused in
+  // librdkafka across the re-assignment: the new partition actor starts
+  // with full credit and would never resume it.
+  for (auto& tp : tps)
+    if (auto s = ctx.consumer->resume(tp); !s) return s;
   return plan;
+}
+
+status node::impl::make_producer() {
+  auto* self = this;
+  auto pprops = ctx.cfg.kafka_properties(client_kind::producer);
+  // Partition keys like Kafka's Java client, so Java and weft services agree.
+  pprops.emplace("partitioner", "murmur2_random");
+  if (ctx.exactly_once) pprops["transactional.id"] = txn_id;
+  auto producer = kafka::producer::create(
+      std::move(pprops),
+      [](void* opaque, const status& st, int64_t offset) {
+        if (st.ok()) {
+          detail::on_delivered(opaque, nullptr, offset);
+        } else {
+          auto m = st.message();
+          detail::on_delivered(opaque, &m, -1);
+        }
+      },
+      [self](const status& st) {
+        if (st.code() == errc::kafka_fatal) {
+          if (self->ctx.on_fenced)
+            self->ctx.on_fenced(st.message());
+          else
+            self->on_fatal(st.message());
+        } else {
+          log::warn("{}", st.message());
+        }
+      });
+  if (!producer) return producer.error();
+  ctx.producer = std::move(*producer);
+  return {};
+}
+
+status node::impl::begin_first_transaction(int timeout_ms) {
+  // Fence any earlier incarnation with our transactional.id (aborting its
+  // open transaction) before reading committed offsets or restoring
+  // changelogs, so neither can change under us.
+  if (auto st = ctx.producer->init_transactions(timeout_ms); !st)
+    return make_error(st.code(), "exactly_once: initialising transactional.id '" +
+                                     txn_id + "': " + st.message());
+  if (auto st = ctx.producer->begin_transaction(); !st) return st;
+  log::info("exactly_once: transactional.id {}", txn_id);
+  return {};
+}
+
+void node::impl::spawn_supervisor_for_owned() {
+  auto* self = this;
+  auto plan = make_plan();
+  if (!plan) return on_fatal("assigning input partitions: " + plan.error().message());
+  supervisor = detail::spawn_supervisor(
+      *sys, &ctx, std::move(*plan),
+      [self](const std::string& why) { self->on_fatal(why); },
+      [self]() -> result<detail::assignment_plan> {
+        // Roll-back: unassign (dropping what was fetched) and assign again
+        // at the committed offsets.
+        if (auto s = self->ctx.consumer->assign_at({}); !s) return s;
+        return self->make_plan();
+      });
+}
+
+status node::impl::stop_supervisor(bool graceful, bool final_stop) {
+  auto timeout = std::chrono::milliseconds(ctx.cfg.get_int("shutdown.timeout.ms"));
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = [&] {
+    auto d = deadline - std::chrono::steady_clock::now();
+    return std::max(std::chrono::milliseconds(100),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(d));
+  };
+  status result;
+  if (supervisor) {
+    caf::scoped_actor self{*sys};
+    if (graceful) {
+      // 1. Stop fetching and wait until in-flight records are handled.
+      self->request(supervisor, left(), detail::stop_atom::value)
+          .receive([] {},
+                   [&](caf::error& e) {
+                     result = make_error(errc::timed_out,
+                                         "drain did not finish: " + sys->render(e));
+                     log::warn("{}", result.message());
+                   });
+      // Exactly-once: the supervisor's final epoch committed everything (or
+      // the node failed, and nothing after the last committed epoch may
+      // commit).
+      if (!ctx.exactly_once) {
+        // 2. Flush the stores' caches into their changelogs.
+        self->request(supervisor, left(), detail::final_atom::value, true)
+            .receive(
+                [](const detail::partition_offsets&) {},
+                [&](caf::error& e) { log::warn("flushing state: {}", sys->render(e)); });
+        // 3. Wait until Kafka acknowledged everything produced so far.
+        if (auto s = ctx.producer->flush(static_cast<int>(left().count())); !s)
+          log::warn("{}", s.message());
+        // 4. Commit what is now safe, synchronously.
+        self->request(supervisor, left(), detail::final_atom::value, false)
+            .receive(
+                [&](const detail::partition_offsets& offs) {
+                  if (auto s = ctx.consumer->commit_sync(
+                          offs, static_cast<int>(left().count()));
+                      !s) {
+                    log::warn("final commit failed: {}", s.message());
+                  } else if (!offs.empty()) {
+                    ctx.counters.commits.fetch_add(1);
+                    log::info("committed final offsets of {} partitions", offs.size());
+                  }
+                },
+                [&](caf::error& e) { log::warn("final offsets: {}", sys->render(e)); });
+      }
+    }
+    if (final_stop) {
+      // 5. No delivery callback may touch task state after this point, and
+      // the restore thread lets go of the shards.
+      ctx.producer->stop_polling();
+      restorer.reset();
+      ctx.restorer = nullptr;
+    }
+    self->monitor(supervisor);
+    self->send_exit(supervisor, caf::exit_reason::user_shutdown);
+    self->receive([](caf::down_msg&) {},
+                  caf::after(left()) >> [] { log::warn("the supervisor did not stop"); });
+  }
+  supervisor = nullptr;
+  // Its children exit after it: wait until their shards are closed.
+  while (ctx.live_actors.load(std::memory_order_acquire) > 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (ctx.live_actors.load() > 0)
+    return make_error(errc::timed_out, "tasks did not stop within shutdown.timeout.ms");
+  return result;
+}
+
+void node::impl::rebalance_loop() {
+  while (true) {
+    std::shared_ptr<const cluster::assignment> a;
+    std::map<size_t, std::map<std::string, int64_t>> released;
+    bool was_fenced = false;
+    std::string why;
+    {
+      std::unique_lock<std::mutex> lock{rb_mu};
+      rb_cv.wait(lock, [&] { return rb_stop || rb_dirty; });
+      if (rb_stop) return;
+      rb_dirty = false;
+      a = target;
+      std::set<size_t> running;
+      {
+        std::lock_guard<std::mutex> guard{own_mu};
+        running = owned;
+      }
+      // Every generation in order: each handoff to this node counts, even
+      // one a later generation took back before it completed.
+      for (auto& g : targets)
+        for (size_t u = 0; u < g->active.size(); ++u)
+          if (g->active[u] == node_id && !g->previous[u].empty() &&
+              g->previous[u] != node_id && !running.count(u)) {
+            auto h = handoff_from.find(u);
+            if (h == handoff_from.end() || h->second.first != g->previous[u])
+              handoff_from[u] = {g->previous[u], g->generation};
+          }
+      targets.clear();
+      released = released_from;
+      was_fenced = fenced;
+      why = fenced_why;
+    }
+    if (was_fenced) {
+      rejoin_after_fencing(why);
+      std::lock_guard<std::mutex> guard{rb_mu};
+      fenced = false;
+      continue;
+    }
+    if (a) apply_assignment(*a, released);
+  }
+}
+
+void node::impl::apply_assignment(
+    const cluster::assignment& a,
+    const std::map<size_t, std::map<std::string, int64_t>>& released) {
+  if (a.active.size() != units.size()) {
+    log::error("cluster: generation {} has {} units, this node {}: is another "
+               "version of the application running?",
+               a.generation, a.active.size(), units.size());
+    return;
+  }
+  // Handoffs done: the old owner released the unit as of the handoff's
+  // generation or later, or it is no member any more (the leader fenced it
+  // before publishing a generation without it).
+  for (auto h = handoff_from.begin(); h != handoff_from.end();) {
+    auto& [from, since] = h->second;
+    auto r = released.find(h->first);
+    bool done = false;
+    if (r != released.end()) {
+      auto f = r->second.find(from);
+      done = f != r->second.end() && f->second >= since;
+    }
+    done |= std::find(a.members.begin(), a.members.end(), from) == a.members.end();
+    h = done ? handoff_from.erase(h) : std::next(h);
+  }
+  std::set<size_t> current;
+  {
+    std::lock_guard<std::mutex> guard{own_mu};
+    current = owned;
+  }
+  std::set<size_t> desired;
+  std::set<size_t> standby_units;
+  for (size_t u = 0; u < units.size(); ++u) {
+    bool mine = a.active[u] == node_id;
+    if (mine) {
+      auto h = handoff_from.find(u);
+      std::string prev = h == handoff_from.end() ? "" : h->second.first;
+      if (current.count(u) || prev.empty()) {
+        desired.insert(u);
+      } else {
+        // A handoff: the old owner commits and releases it first; its
+        // standby here keeps tailing meanwhile.
+        if (waiting_logged.insert(u).second)
+          log::info(
+              "cluster: generation {}: unit {} ({}) waits for node {} to release it",
+              a.generation, u, units[u].name, prev);
+        if (units[u].stateful) standby_units.insert(u);
+      }
+    }
+    if (!mine && std::find(a.standbys[u].begin(), a.standbys[u].end(), node_id) !=
+                     a.standbys[u].end())
+      standby_units.insert(u);
+  }
+  auto to_keys = [&](const std::set<size_t>& us) {
+    std::vector<std::pair<size_t, int32_t>> keys;
+    for (auto u : us)
+      for (auto& t : units[u].tasks)
+        if (!ctx.services[t.first].stores.empty()) keys.push_back(t);
+    return keys;
+  };
+  if (desired != current) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<size_t> lost;
+    for (auto u : current)
+      if (!desired.count(u)) {
+        lost.push_back(u);
+        log::info("cluster: generation {}: unit {} ({}) moves from here to {}",
+                  a.generation, u, units[u].name,
+                  a.active[u].empty() ? "nobody" : a.active[u]);
+      }
+    for (auto u : desired)
+      if (!current.count(u)) {
+        waiting_logged.erase(u);
+        auto prev = a.previous[u];
+        log::info("cluster: generation {}: unit {} ({}) starts here{}", a.generation, u,
+                  units[u].name,
+                  prev.empty() || prev == node_id ? "" : " (handed off by " + prev + ")");
+      }
+    if (auto s = stop_supervisor(true, false); !s) {
+      log::warn("cluster: stopping the tasks for generation {}: {}", a.generation,
+                s.message());
+      // The units could not be released cleanly: leave them to the fencing
+      // the cluster does for unresponsive nodes.
+      std::lock_guard<std::mutex> guard{rb_mu};
+      if (!fenced) {
+        fenced = true;
+        fenced_why = s.message();
+        wake_rebalancer();
+      }
+      return;
+    }
+    if (ctx.exactly_once) {
+      // The final epoch committed; a roll-back during the stop may have left
+      // an empty transaction open.
+      (void)ctx.producer->abort_transaction(5000);
+      if (auto s = ctx.producer->begin_transaction(); !s) {
+        if (ctx.on_fenced) ctx.on_fenced("beginning a transaction: " + s.message());
+        return;
+      }
+    }
+    // Gained units' standby shards close here, before their tasks open them.
+    std::set<size_t> keep;
+    for (auto u : standby_units)
+      if (!desired.count(u)) keep.insert(u);
+    standbys->set(to_keys(keep));
+    {
+      std::lock_guard<std::mutex> guard{own_mu};
+      owned = desired;
+    }
+    if (auto s = ctx.consumer->assign_at({}); !s) log::warn("{}", s.message());
+    if (!desired.empty()) spawn_supervisor_for_owned();
+    release_idle(a, lost);
+    log::info("cluster: generation {} applied in {} ms: {} units active, {} standby here",
+              a.generation,
+              std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start)
+                  .count(),
+              desired.size(), keep.size());
+  } else {
+    standbys->set(to_keys(standby_units));
+    release_idle(a, {});
+  }
+}
+
+void node::impl::release_idle(const cluster::assignment& a, std::vector<size_t>) {
+  // Tell everyone which units this node is clear of — it does not run them
+  // and waits for no release of them — so a node waiting to take one over
+  // may start it. Idempotent; sent with every generation applied.
+  std::set<size_t> running;
+  {
+    std::lock_guard<std::mutex> guard{own_mu};
+    running = owned;
+  }
+  std::vector<size_t> clear;
+  for (size_t u = 0; u < a.active.size(); ++u)
+    if (a.active[u] != node_id && !running.count(u) && !handoff_from.count(u))
+      clear.push_back(u);
+  cluster->released(clear, a.generation);
+}
+
+void node::impl::rejoin_after_fencing(const std::string& why) {
+  log::warn("cluster: this node was fenced ({}); it drops its tasks, commits nothing "
+            "more and rejoins",
+            why);
+  // No delivery report may reach a task from here on; the fenced producer's
+  // records never commit.
+  ctx.producer->stop_polling();
+  if (auto s = stop_supervisor(false, false); !s) log::warn("{}", s.message());
+  {
+    std::lock_guard<std::mutex> guard{own_mu};
+    owned.clear();
+  }
+  (void)ctx.consumer->assign_at({});
+  standbys->set({});
+  handoff_from.clear();
+  ctx.producer.reset();
+  if (auto s = make_producer(); !s)
+    return on_fatal("re-creating the producer: " + s.message());
+  auto timeout = static_cast<int>(ctx.cfg.get_int("startup.timeout.ms"));
+  if (ctx.exactly_once)
+    if (auto s = begin_first_transaction(timeout); !s)
+      return on_fatal("rejoining: " + s.message());
+  cluster->rejoin();
+}
+
+std::string node::impl::status_json() {
+  nlohmann::json active = nlohmann::json::object();
+  nlohmann::json standby = nlohmann::json::object();
+  std::set<size_t> mine;
+  {
+    std::lock_guard<std::mutex> guard{own_mu};
+    mine = owned;
+  }
+  for (auto u : mine) {
+    int64_t lag = 0;
+    for (auto& tp : units[u].inputs) {
+      int64_t lo = 0, hi = 0;
+      // Cached by the fetches: no broker round trip.
+      if (rd_kafka_get_watermark_offsets(ctx.consumer->handle(), tp.topic.c_str(),
+                                         tp.partition.value(), &lo,
+                                         &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        lag = -1;
+        break;
+      }
+      auto pos = ctx.consumer->position(tp);
+      if (hi < 0 || pos < 0) {
+        lag = -1; // not fetched from yet: unknown
+        break;
+      }
+      lag += std::max<int64_t>(0, hi - pos);
+    }
+    active[std::to_string(u)] = lag;
+  }
+  if (standbys) {
+    std::map<size_t, int64_t> lags;
+    for (auto& [key, lag] : standbys->lags()) {
+      auto u = unit_of.at(key);
+      if (lag < 0 || (lags.count(u) && lags[u] < 0))
+        lags[u] = -1;
+      else
+        lags[u] += lag;
+    }
+    for (auto& [u, lag] : lags)
+      standby[std::to_string(u)] = lag;
+  }
+  return nlohmann::json{{"active", active}, {"standby", standby}}.dump();
+}
+
+namespace {
+
+detail::query_answer answer_of(const result<std::optional<std::string>>& r) {
+  detail::query_answer a;
+  if (!r) {
+    a.code = static_cast<int32_t>(r.error().code());
+    a.error = r.error().message();
+  } else if (*r) {
+    a.found = true;
+    a.value = **r;
+  }
+  return a;
+}
+
+result<std::optional<std::string>> result_of(detail::query_answer a) {
+  if (a.code != 0) return make_error(static_cast<errc>(a.code), std::move(a.error));
+  if (!a.found) return std::optional<std::string>{};
+  return std::optional<std::string>{std::move(a.value)};
+}
+
+} // namespace
+
+detail::query_answer node::impl::local_query(const std::string& store,
+                                             const std::string& key, int64_t max_lag,
+                                             bool remote) {
+  detail::query_answer out;
+  int parts = ctx.shards.partitions(store);
+  auto s = service_of_store.find(store);
+  if (parts == 0 || s == service_of_store.end()) {
+    out.code = static_cast<int32_t>(errc::not_found);
+    out.error = "no state store named '" + store + "' in this application";
+    return out;
+  }
+  auto p = partition_for(key, parts);
+  auto u = unit_of.at({s->second, p});
+  auto a = cluster ? cluster->current() : nullptr;
+  bool active_here = false;
+  {
+    std::lock_guard<std::mutex> guard{own_mu};
+    active_here = owned.count(u) && a && a->active[u] == node_id;
+  }
+  if (active_here) {
+    return answer_of(ctx.shards.with(
+        store, p, [&](state::shard* sh, int) -> result<std::optional<std::string>> {
+          if (!sh || !sh->ready())
+            return make_error(errc::state_not_ready, "store '" + store + "' partition " +
+                                                         std::to_string(p) +
+                                                         " is restoring; retry shortly");
+          auto* kv = sh->kv(store);
+          if (!kv)
+            return make_error(errc::invalid_argument,
+                              "store '" + store + "' is not a key-value store");
+          return kv->get(key);
+        }));
+  }
+  if (max_lag >= 0 && standbys) {
+    auto r = standbys->get(store, p, key, max_lag);
+    if (r || r.error().code() != errc::not_found) return answer_of(r);
+  }
+  out.code = static_cast<int32_t>(errc::state_not_ready);
+  out.error =
+      "store '" + store + "' partition " + std::to_string(p) +
+      (remote ? " is not active on node " + node_id : " has no active owner yet") +
+      " (it is moving); retry shortly";
+  return out;
+}
+
+result<std::optional<std::string>>
+node::impl::query(const std::string& store, const std::string& key, int64_t max_lag) {
+  auto g = ctx.global_stores.find(store);
+  if (g != ctx.global_stores.end()) return g->second->get(key);
+  if (!cluster) return make_error(errc::internal, "query routing without a cluster");
+  int parts = ctx.shards.partitions(store);
+  auto s = service_of_store.find(store);
+  if (parts == 0 || s == service_of_store.end())
+    return make_error(errc::not_found,
+                      "no state store named '" + store + "' in this application");
+  auto p = partition_for(key, parts);
+  auto u = unit_of.at({s->second, p});
+  auto a = cluster->current();
+  if (!a || u >= a->active.size() || a->active[u].empty())
+    return make_error(errc::state_not_ready,
+                      "the cluster has not assigned store '" + store + "' partition " +
+                          std::to_string(p) + " yet; retry shortly");
+  auto& owner = a->active[u];
+  if (owner == node_id) return result_of(local_query(store, key, max_lag, false));
+  if (max_lag >= 0 && standbys) {
+    auto r = standbys->get(store, p, key, max_lag);
+    if (r || r.error().code() != errc::not_found) return r;
+  }
+  return result_of(
+      cluster->remote_get(owner, store, key, -1,
+                          static_cast<int>(ctx.cfg.get_int("cluster.timeout.ms")) * 2));
 }
 
 status node::start() {
@@ -501,6 +1134,7 @@ status node::start() {
                       "no services: call node::add() before start()");
   auto timeout = static_cast<int>(cfg.get_int("startup.timeout.ms"));
   impl_->ctx.exactly_once = cfg.get_string("processing.guarantee") == "exactly_once";
+  impl_->clustered = cfg.get_bool("cluster.enabled");
   auto node_id = cfg.get_string("node.id");
   if (node_id.empty() && impl_->ctx.exactly_once) {
     auto id =
@@ -509,6 +1143,7 @@ status node::start() {
     node_id = *id;
   }
   if (node_id.empty()) node_id = default_node_id();
+  impl_->node_id = node_id;
   log::info("weft node {} of application '{}' starting, brokers {}", node_id,
             impl_->ctx.application_id, cfg.get_string("bootstrap.servers"));
 
@@ -526,34 +1161,11 @@ status node::start() {
     for (auto& spec : svc.stores)
       impl_->ctx.shards.declare(spec.name, svc.partitions);
   if (auto s = (*admin)->ensure_topics(to_create, timeout); !s) return s;
+  if (auto s = impl_->compute_units(**admin, timeout); !s) return s;
 
   auto* self = impl_.get();
-  auto pprops = cfg.kafka_properties(client_kind::producer);
-  // Partition keys like Kafka's Java client, so Java and weft services agree.
-  pprops.emplace("partitioner", "murmur2_random");
-  std::string txn_id;
-  if (impl_->ctx.exactly_once) {
-    txn_id = impl_->ctx.application_id + "-" + node_id;
-    pprops["transactional.id"] = txn_id;
-  }
-  auto producer = kafka::producer::create(
-      std::move(pprops),
-      [](void* opaque, const status& st, int64_t offset) {
-        if (st.ok()) {
-          detail::on_delivered(opaque, nullptr, offset);
-        } else {
-          auto m = st.message();
-          detail::on_delivered(opaque, &m, -1);
-        }
-      },
-      [self](const status& st) {
-        if (st.code() == errc::kafka_fatal)
-          self->on_fatal(st.message());
-        else
-          log::warn("{}", st.message());
-      });
-  if (!producer) return producer.error();
-  impl_->ctx.producer = std::move(*producer);
+  if (impl_->ctx.exactly_once) impl_->txn_id = impl_->ctx.application_id + "-" + node_id;
+  if (auto s = impl_->make_producer(); !s) return s;
 
   auto cprops = cfg.kafka_properties(client_kind::consumer);
   cprops["group.id"] = impl_->ctx.application_id;
@@ -598,7 +1210,7 @@ status node::start() {
   // that never comes (with exactly_once the end is a commit marker, reached
   // only by one more fetch): every restore round cost half a second.
   rprops.emplace("fetch.wait.max.ms", "10");
-  impl_->restorer = std::make_unique<detail::restorer>(std::move(rprops), 10000, timeout);
+  impl_->restorer = std::make_unique<detail::restorer>(rprops, 10000, timeout);
   impl_->ctx.restorer = impl_->restorer.get();
   for (auto& g : impl_->global_tables) {
     auto dir =
@@ -619,21 +1231,8 @@ status node::start() {
     impl_->global_readers.push_back(std::move(reader));
   }
 
-  // Exactly-once: fence any earlier incarnation with our transactional.id
-  // (aborting its open transaction) before reading committed offsets or
-  // restoring changelogs, so neither can change under us.
-  if (impl_->ctx.exactly_once) {
-    if (auto st = impl_->ctx.producer->init_transactions(timeout); !st)
-      return make_error(st.code(), "exactly_once: initialising transactional.id '" +
-                                       txn_id + "': " + st.message());
-    if (auto st = impl_->ctx.producer->begin_transaction(); !st) return st;
-    log::info("exactly_once: transactional.id {}", txn_id);
-  }
-
-  auto plan = impl_->make_plan(admin->get(), timeout);
-  if (!plan) return plan.error();
-  log::info("{} services, {} tasks over {} input partitions", impl_->ctx.services.size(),
-            plan->tasks.size(), plan->partitions.size());
+  if (impl_->ctx.exactly_once)
+    if (auto st = impl_->begin_first_transaction(timeout); !st) return st;
 
   impl_->caf_cfg = std::make_unique<caf::actor_system_config>();
   impl_->caf_cfg->set("scheduler.max-threads", cfg.get_int("num.stream.threads"));
@@ -647,16 +1246,120 @@ status node::start() {
   impl_->caf_cfg->set("scheduler.policy", caf::atom("sharing"));
   impl_->caf_cfg->set("logger.file-verbosity", caf::atom("quiet"));
   impl_->caf_cfg->set("logger.console-verbosity", caf::atom("quiet"));
+  if (impl_->clustered) {
+    impl_->caf_cfg->load<caf::io::middleman>();
+    // Without both, a frozen peer is never noticed (FACTS.md).
+    impl_->caf_cfg->set(
+        "middleman.heartbeat-interval",
+        caf::timespan{std::chrono::milliseconds(cfg.get_int("cluster.heartbeat.ms"))});
+    impl_->caf_cfg->set(
+        "middleman.connection-timeout",
+        caf::timespan{std::chrono::milliseconds(cfg.get_int("cluster.timeout.ms"))});
+  }
   impl_->sys = std::make_unique<caf::actor_system>(*impl_->caf_cfg);
-  impl_->supervisor = detail::spawn_supervisor(
-      *impl_->sys, &impl_->ctx, std::move(*plan),
-      [self](const std::string& why) { self->on_fatal(why); },
-      [self]() -> result<detail::assignment_plan> {
-        // Roll-back: unassign (dropping what was fetched) and assign again
-        // at the committed offsets.
-        if (auto s = self->ctx.consumer->assign_at({}); !s) return s;
-        return self->make_plan(nullptr, 0);
-      });
+
+  if (!impl_->clustered) {
+    for (size_t u = 0; u < impl_->units.size(); ++u)
+      impl_->owned.insert(u);
+    impl_->spawn_supervisor_for_owned();
+    log::info("{} services, {} units of work, all on this node (cluster.enabled=false)",
+              impl_->ctx.services.size(), impl_->units.size());
+  } else {
+    rprops["group.id"] = impl_->ctx.application_id + "-standby";
+    impl_->standbys =
+        std::make_unique<detail::standby_manager>(&impl_->ctx, rprops, timeout);
+    auto http_port = cfg.get_int("http.port");
+    std::string http_endpoint;
+    if (http_port >= 0) {
+      detail::http_endpoint::handlers h;
+      h.get = [self](const std::string& store, const std::string& key, int64_t max_lag) {
+        return self->query(store, key, max_lag);
+      };
+      h.cluster = [self] { return self->cluster ? self->cluster->view_json() : "{}"; };
+      h.metrics = [this] {
+        auto m = metrics();
+        return nlohmann::json{{"processed", m.processed},
+                              {"produced", m.produced},
+                              {"bad_records", m.bad_records},
+                              {"commits", m.commits},
+                              {"epochs_committed", m.epochs_committed},
+                              {"epochs_aborted", m.epochs_aborted}}
+            .dump();
+      };
+      auto ep = detail::http_endpoint::start(cfg.get_string("http.host"),
+                                             static_cast<int>(http_port), std::move(h));
+      if (!ep) return ep.error();
+      impl_->http = std::move(*ep);
+      http_endpoint =
+          cfg.get_string("http.host") + ":" + std::to_string(impl_->http->port());
+      log::info("HTTP endpoint on {}", http_endpoint);
+    }
+    detail::member_info me;
+    me.id = node_id;
+    me.host = cfg.get_string("cluster.host");
+    me.http = http_endpoint;
+    me.topology = impl_->topology();
+    std::vector<bool> stateful;
+    std::vector<std::string> names;
+    for (auto& u : impl_->units) {
+      stateful.push_back(u.stateful);
+      names.push_back(u.name);
+    }
+    detail::cluster_hooks hooks;
+    hooks.on_assignment = [self](std::shared_ptr<const cluster::assignment> a) {
+      std::lock_guard<std::mutex> guard{self->rb_mu};
+      self->targets.push_back(a);
+      self->target = std::move(a);
+      self->wake_rebalancer();
+    };
+    hooks.on_released = [self](size_t unit, const std::string& from, int64_t gen) {
+      std::lock_guard<std::mutex> guard{self->rb_mu};
+      auto& g = self->released_from[unit][from];
+      if (gen <= g) return;
+      g = gen;
+      self->wake_rebalancer();
+    };
+    hooks.on_member_lost = [](const std::string&) {};
+    hooks.status_json = [self] { return self->status_json(); };
+    hooks.standby_lags = [self] {
+      std::map<size_t, int64_t> out;
+      for (auto& [key, lag] : self->standbys->lags()) {
+        auto u = self->unit_of.at(key);
+        if (lag < 0) {
+          out[u] = -1;
+        } else if (!out.count(u) || out[u] >= 0) {
+          out[u] += lag;
+        }
+      }
+      return out;
+    };
+    hooks.local_query = [self](const std::string& store, const std::string& key,
+                               int64_t max_lag) {
+      return self->local_query(store, key, max_lag, true);
+    };
+    impl_->ctx.on_fenced = [self](const std::string& why) {
+      std::lock_guard<std::mutex> guard{self->rb_mu};
+      if (self->fenced) return;
+      self->fenced = true;
+      self->fenced_why = why;
+      self->wake_rebalancer();
+    };
+    impl_->cluster = std::make_unique<detail::cluster_member>(
+        &impl_->ctx, std::move(me), std::move(stateful), std::move(names),
+        std::move(hooks));
+    impl_->rebalancer = std::thread{[self] { self->rebalance_loop(); }};
+    if (auto s = impl_->cluster->start(*impl_->sys, timeout); !s) {
+      {
+        std::lock_guard<std::mutex> guard{impl_->rb_mu};
+        impl_->rb_stop = true;
+        impl_->rb_cv.notify_all();
+      }
+      impl_->rebalancer.join();
+      return s;
+    }
+    log::info("{} services, {} units of work; joining the cluster of '{}'",
+              impl_->ctx.services.size(), impl_->units.size(), impl_->ctx.application_id);
+  }
 
   impl_->poller = std::thread{[self] {
     while (!self->poll_stop.load(std::memory_order_relaxed))
@@ -677,56 +1380,27 @@ void node::request_stop() {
 }
 
 status node::impl::shutdown() {
-  auto timeout = std::chrono::milliseconds(ctx.cfg.get_int("shutdown.timeout.ms"));
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto left = [&] {
-    auto d = deadline - std::chrono::steady_clock::now();
-    return std::max(std::chrono::milliseconds(100),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(d));
-  };
-  status result;
-  {
-    caf::scoped_actor self{*sys};
-    // 1. Stop fetching and wait until in-flight records are handled.
-    self->request(supervisor, left(), detail::stop_atom::value)
-        .receive([] {},
-                 [&](caf::error& e) {
-                   log::warn("drain did not finish: {}", sys->render(e));
-                 });
-    // Exactly-once: the supervisor's final epoch committed everything (or the
-    // node failed, and nothing after the last committed epoch may commit).
-    if (!ctx.exactly_once) {
-      // 2. Flush the stores' caches into their changelogs.
-      self->request(supervisor, left(), detail::final_atom::value, true)
-          .receive(
-              [](const detail::partition_offsets&) {},
-              [&](caf::error& e) { log::warn("flushing state: {}", sys->render(e)); });
-      // 3. Wait until Kafka acknowledged everything produced so far.
-      if (auto s = ctx.producer->flush(static_cast<int>(left().count())); !s)
-        log::warn("{}", s.message());
-      // 4. Commit what is now safe, synchronously.
-      self->request(supervisor, left(), detail::final_atom::value, false)
-          .receive(
-              [&](const detail::partition_offsets& offs) {
-                if (auto s =
-                        ctx.consumer->commit_sync(offs, static_cast<int>(left().count()));
-                    !s) {
-                  log::warn("final commit failed: {}", s.message());
-                } else if (!offs.empty()) {
-                  ctx.counters.commits.fetch_add(1);
-                  log::info("committed final offsets of {} partitions", offs.size());
-                }
-              },
-              [&](caf::error& e) { log::warn("final offsets: {}", sys->render(e)); });
+  if (rebalancer.joinable()) {
+    {
+      std::lock_guard<std::mutex> guard{rb_mu};
+      rb_stop = true;
+      rb_cv.notify_all();
     }
-    // 5. No delivery callback may touch task state after this point, and the
-    // restore thread lets go of the shards.
+    rebalancer.join();
+  }
+  status result;
+  if (auto s = stop_supervisor(true, true); !s) log::warn("stopping: {}", s.message());
+  if (cluster) {
+    cluster->leave(static_cast<int>(ctx.cfg.get_int("cluster.timeout.ms")) * 2);
+    cluster.reset();
+  }
+  standbys.reset();
+  http.reset();
+  if (restorer) {
     ctx.producer->stop_polling();
     restorer.reset();
     ctx.restorer = nullptr;
-    self->send_exit(supervisor, caf::exit_reason::user_shutdown);
   }
-  supervisor = nullptr;
   sys->await_all_actors_done();
   poll_stop = true;
   if (poller.joinable()) poller.join();

@@ -85,6 +85,15 @@ class node {
   result<std::optional<std::string>> get(std::string_view store,
                                          std::string_view key) const;
 
+  /// Clustered nodes: the key is answered by the node that owns its
+  /// partition (forwarded over the cluster connection when that is another
+  /// node), or by a standby copy at most `max_standby_lag` changelog records
+  /// behind (-1: never a standby). While the partition moves between nodes
+  /// the answer is errc::state_not_ready (retry), never another node's stale
+  /// copy.
+  result<std::optional<std::string>> get(std::string_view store, std::string_view key,
+                                         int64_t max_standby_lag) const;
+
   template <class KS, class VS>
   result<std::optional<typename VS::value_type>>
   get(std::string_view store, const typename KS::value_type& key) const {
@@ -103,6 +112,7 @@ class node {
 
   /// Visits the entries with keys in [from, to) (empty `to`: to the end) of
   /// every local shard of a kv store, shard by shard (ordered within one).
+  /// Clustered nodes: only the shards active on this node.
   status range(std::string_view store, std::string_view from, std::string_view to,
                const state::visitor& fn) const;
   status all(std::string_view store, const state::visitor& fn) const {

@@ -89,6 +89,38 @@ std::vector<config_key> make_keys() {
                "exactly_once an id kept in <state.dir>/<application.id>/node.id "
                "(the transactional.id is <application.id>-<node.id>: a restarted "
                "node must keep it to fence its previous incarnation at once)."});
+  k.push_back({"cluster.enabled", kind::boolean, "false",
+               "Share the work with every node of the same application.id (leader "
+               "election, assignment, standbys and failover through the "
+               "<application.id>-cluster topic). false: this node runs every task "
+               "alone and must be the application's only node."});
+  k.push_back({"cluster.host", kind::string, "127.0.0.1",
+               "Address this node listens on for the other nodes (CAF) and "
+               "announces to them."});
+  k.push_back({"cluster.port", kind::integer, "0",
+               "TCP port for the other nodes (CAF middleman); 0 picks a free one.", false,
+               0, 65535});
+  k.push_back({"cluster.heartbeat.ms", kind::integer, "250",
+               "Heartbeat between nodes; a node silent for cluster.timeout.ms is "
+               "taken for dead (its tasks move to their standbys).",
+               false, 10, 60000});
+  k.push_back({"cluster.timeout.ms", kind::integer, "1000",
+               "How long a node may stay silent (or a connection attempt take) "
+               "before the others take it for dead.",
+               false, 50, 600000});
+  k.push_back({"num.standby.replicas", kind::integer, "1",
+               "Hot standby copies of every state shard, each on another node.", false, 0,
+               16});
+  k.push_back({"acceptable.recovery.lag", kind::integer, "10000",
+               "A standby at most this many changelog records behind counts as "
+               "caught up: a task moves there at once; otherwise it warms up first.",
+               false, 0, INT64_MAX});
+  k.push_back({"http.port", kind::integer, "-1",
+               "Port of the node's HTTP endpoint (/state/<store>/<key>, /cluster, "
+               "/metrics); 0 picks a free one, -1 turns it off.",
+               false, -1, 65535});
+  k.push_back(
+      {"http.host", kind::string, "127.0.0.1", "Address the HTTP endpoint listens on."});
   k.push_back({"shutdown.timeout.ms", kind::integer, "30000",
                "On SIGINT/SIGTERM, how long to drain in-flight records and "
                "commit before giving up.",

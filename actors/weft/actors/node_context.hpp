@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -152,6 +153,12 @@ struct node_context {
   /// the supervisor runs epochs.
   bool exactly_once = false;
   poison_registry poison;
+  /// Task and partition actors alive (their shards and queues are held).
+  std::atomic<int> live_actors{0};
+  /// Clustered nodes: the producer died (fenced: another node took this
+  /// node's transactional.id). The node drops its tasks and rejoins instead
+  /// of stopping. Null: fatal.
+  std::function<void(const std::string&)> on_fenced;
 };
 
 } // namespace weft::detail

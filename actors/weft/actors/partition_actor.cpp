@@ -35,6 +35,13 @@ struct partition_state {
   int64_t next_offset = -1; ///< after the last record handed to the tasks
   std::unordered_map<uint64_t, inflight_batch> inflight;
   static inline const char* name = "weft.partition";
+  ~partition_state() {
+    // The queue handle goes first: its destructor switches the partition's
+    // wake-up callback off, which must not hit the next owner's handle of
+    // the same librdkafka queue.
+    queue.reset();
+    if (ctx) ctx->live_actors.fetch_sub(1, std::memory_order_acq_rel);
+  }
 };
 
 using partition_actor = caf::stateful_actor<partition_state>;
@@ -100,6 +107,7 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
                                  bool feeding) {
   auto& st = self->state;
   st.ctx = ctx;
+  ctx->live_actors.fetch_add(1, std::memory_order_acq_rel);
   st.held = !feeding;
   st.queue = std::move(queue);
   st.tasks = std::move(tasks);

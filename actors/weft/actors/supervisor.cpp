@@ -207,13 +207,19 @@ void maybe_feed(supervisor_actor* self) {
     self->send(p, restored_atom::value);
 }
 
-/// Fatal for the node: a fenced producer or an unrecoverable error.
-void fail_node(supervisor_actor* self, const std::string& why) {
+/// Fatal for the node: a fenced producer or an unrecoverable error. A
+/// clustered node survives a dead producer (`producer_dead`: fenced, most
+/// likely because the cluster moved its tasks away): it rejoins instead.
+void fail_node(supervisor_actor* self, const std::string& why,
+               bool producer_dead = false) {
   auto& st = self->state;
   if (st.failed) return;
   st.failed = true;
   st.collecting = false;
-  if (st.on_fatal) st.on_fatal(why);
+  if (producer_dead && st.ctx->on_fenced)
+    st.ctx->on_fenced(why);
+  else if (st.on_fatal)
+    st.on_fatal(why);
   answer_stop(self);
 }
 
@@ -270,11 +276,13 @@ void commit_epoch(supervisor_actor* self) {
           .count());
   if (!s) {
     if (s.code() == errc::kafka_fatal)
-      return fail_node(self, "epoch " + std::to_string(st.epoch) +
-                                 ": the transaction cannot commit, this node is fenced "
-                                 "or its producer failed (another process with the same "
-                                 "application.id and node.id took over?): " +
-                                 s.message());
+      return fail_node(self,
+                       "epoch " + std::to_string(st.epoch) +
+                           ": the transaction cannot commit, this node is fenced "
+                           "or its producer failed (another process with the same "
+                           "application.id and node.id took over?): " +
+                           s.message(),
+                       true);
     return roll_back(self, "commit of epoch " + std::to_string(st.epoch) +
                                " failed: " + s.message());
   }
@@ -295,7 +303,7 @@ void commit_epoch(supervisor_actor* self) {
   log::debug("epoch {} committed in {} us ({} partitions)", st.epoch, us, offs.size());
   if (!st.final_epoch) {
     if (auto b = ctx->producer->begin_transaction(); !b)
-      return fail_node(self, "cannot begin the next transaction: " + b.message());
+      return fail_node(self, "cannot begin the next transaction: " + b.message(), true);
   }
   c.txn_us_total.fetch_add(
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -332,8 +340,10 @@ void roll_back(supervisor_actor* self, const std::string& why) {
   if (auto s = ctx->producer->abort_transaction(st.txn_timeout_ms); !s) {
     // A fenced producer may first report an abortable error and then fail
     // the abort with a fatal one: either way it can never commit again.
-    return fail_node(self, "cannot abort the transaction (" + s.message() +
-                               "); this node is fenced or its producer failed");
+    return fail_node(self,
+                     "cannot abort the transaction (" + s.message() +
+                         "); this node is fenced or its producer failed",
+                     true);
   }
   // Serve the delivery reports of the purged records before their tasks die.
   (void)ctx->producer->flush(st.txn_timeout_ms);
@@ -363,7 +373,8 @@ void restart_after_roll_back(supervisor_actor* self) {
     return fail_node(self,
                      "re-assigning input after an abort: " + plan.error().message());
   if (auto b = st.ctx->producer->begin_transaction(); !b)
-    return fail_node(self, "cannot begin a transaction after an abort: " + b.message());
+    return fail_node(self, "cannot begin a transaction after an abort: " + b.message(),
+                     true);
   st.rolling_back = false;
   spawn_children(self, std::move(*plan));
   log::info("rolled back to the last committed epoch; {} tasks restarted",
@@ -467,6 +478,9 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         auto& st = self->state;
         if (st.ctx->exactly_once) {
           if (!st.task_of.count(sender_of(self))) return; // replaced
+          // Clustered: a zombie's records fail once it is fenced; the
+          // roll-back finds out (its abort fails) and the node rejoins.
+          if (st.ctx->on_fenced) return roll_back(self, why);
           // Nothing of the open epoch may become visible.
           if (!st.failed) (void)st.ctx->producer->abort_transaction(st.txn_timeout_ms);
           st.collecting = false;

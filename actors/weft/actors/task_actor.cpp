@@ -190,11 +190,14 @@ struct task_state {
   static inline const char* name = "weft.task";
 
   ~task_state() {
-    if (!shard) return;
-    node->shards.remove(shard.get());
-    // The restore thread may still hold the shard (a task ended mid-restore
-    // when its epoch was rolled back or the node stops).
-    if (node->restorer) node->restorer->cancel(shard.get());
+    if (shard) {
+      node->shards.remove(shard.get());
+      // The restore thread may still hold the shard (a task ended mid-restore
+      // when its epoch was rolled back or the node stops).
+      if (node->restorer) node->restorer->cancel(shard.get());
+      shard.reset(); // closed before the node counts this task gone
+    }
+    if (node) node->live_actors.fetch_sub(1, std::memory_order_acq_rel);
   }
 };
 
@@ -464,6 +467,7 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
                             bool direct_markers, caf::actor supervisor) {
   auto& st = self->state;
   st.node = node;
+  node->live_actors.fetch_add(1, std::memory_order_acq_rel);
   st.service_index = service_index;
   st.sources = sources;
   st.direct_markers = direct_markers;

@@ -1,0 +1,91 @@
+#include "weft/actors/http_endpoint.hpp"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+namespace weft::detail {
+
+struct http_endpoint::impl {
+  httplib::Server server;
+  std::thread thread;
+};
+
+namespace {
+
+void error(httplib::Response& res, int code, const std::string& why) {
+  res.status = code;
+  res.set_content(nlohmann::json{{"error", why}}.dump(), "application/json");
+}
+
+} // namespace
+
+result<std::unique_ptr<http_endpoint>> http_endpoint::start(const std::string& host,
+                                                            int port, handlers h) {
+  std::unique_ptr<http_endpoint> ep{new http_endpoint};
+  ep->impl_ = std::make_unique<impl>();
+  auto& srv = ep->impl_->server;
+  srv.Get(R"(/state/([^/]+)/(.+))",
+          [h](const httplib::Request& req, httplib::Response& res) {
+            auto store = req.matches[1].str();
+            auto key = req.matches[2].str();
+            int64_t max_lag = -1;
+            if (req.has_param("max_lag")) {
+              try {
+                max_lag = std::stoll(req.get_param_value("max_lag"));
+              } catch (const std::exception&) {
+                return error(res, 400, "max_lag must be a number of records");
+              }
+            }
+            auto r = h.get(store, key, max_lag);
+            if (!r) {
+              switch (r.error().code()) {
+              case errc::not_found:
+                return error(res, 404, r.error().message());
+              case errc::state_not_ready:
+              case errc::timed_out:
+                res.set_header("Retry-After", "1");
+                return error(res, 503, r.error().message());
+              case errc::invalid_argument:
+                return error(res, 400, r.error().message());
+              default:
+                return error(res, 500, r.error().message());
+              }
+            }
+            if (!*r)
+              return error(res, 404, "no value for key '" + key + "' in '" + store + "'");
+            res.set_content(**r, "application/octet-stream");
+          });
+  srv.Get("/cluster", [h](const httplib::Request&, httplib::Response& res) {
+    res.set_content(h.cluster(), "application/json");
+  });
+  srv.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
+    res.set_content(h.metrics(), "application/json");
+  });
+  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404 && res.body.empty())
+      error(res, 404,
+            "no such endpoint: " + req.path +
+                " (try /state/<store>/<key>, /cluster or /metrics)");
+  });
+  int bound =
+      port == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0)
+    return make_error(errc::invalid_config,
+                      "http.port: cannot listen on " + host + ":" + std::to_string(port) +
+                          "; pick a free port, 0 for any, or -1 for no HTTP endpoint");
+  ep->port_ = bound;
+  auto* s = &srv;
+  ep->impl_->thread = std::thread{[s] { s->listen_after_bind(); }};
+  return ep;
+}
+
+http_endpoint::~http_endpoint() {
+  if (!impl_) return;
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+} // namespace weft::detail

@@ -1,0 +1,48 @@
+#pragma once
+// The node's HTTP endpoint (http.port): interactive queries, the cluster
+// view and metrics, on a thread pool of its own (cpp-httplib).
+//
+//   GET /state/<store>/<key>[?max_lag=N]  the value's bytes (200); 404 with a
+//       reason for an unknown key or store; 503 + Retry-After while the key's
+//       partition restores or moves (retriable); 400 for a store that is not
+//       a key-value store. max_lag: a standby at most N changelog records
+//       behind may answer.
+//   GET /cluster   the cluster view (JSON)
+//   GET /metrics   the node's counters (JSON)
+// Keys in the path are the key's serialized bytes, percent-encoded.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "weft/status.hpp"
+
+namespace weft::detail {
+
+class http_endpoint {
+ public:
+  struct handlers {
+    std::function<result<std::optional<std::string>>(
+        const std::string& store, const std::string& key, int64_t max_lag)>
+        get;
+    std::function<std::string()> cluster;
+    std::function<std::string()> metrics;
+  };
+
+  /// Binds host:port (0: any free port) and serves on a thread of its own.
+  static result<std::unique_ptr<http_endpoint>> start(const std::string& host, int port,
+                                                      handlers h);
+  ~http_endpoint(); ///< stops serving
+
+  int port() const { return port_; }
+
+  struct impl;
+
+ private:
+  http_endpoint() = default;
+  std::unique_ptr<impl> impl_;
+  int port_ = 0;
+};
+
+} // namespace weft::detail

@@ -1,0 +1,827 @@
+#include "weft/cluster/membership.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "weft/actors/node_context.hpp"
+#include "weft/kafka/admin.hpp"
+#include "weft/kafka/consumer.hpp"
+#include "weft/kafka/producer.hpp"
+#include "weft/log.hpp"
+
+namespace weft::detail {
+
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+using leaving_atom = caf::atom_constant<caf::atom("leaving")>;
+using released_atom = caf::atom_constant<caf::atom("released")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using query_atom = caf::atom_constant<caf::atom("query")>;
+using logchg_atom = caf::atom_constant<caf::atom("logchg")>;
+using ctick_atom = caf::atom_constant<caf::atom("ctick")>;
+using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;
+using bye_atom = caf::atom_constant<caf::atom("bye")>;
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string member_json(const member_info& m) {
+  return json{{"id", m.id},
+              {"host", m.host},
+              {"port", m.port},
+              {"http", m.http},
+              {"incarnation", m.incarnation},
+              {"topology", m.topology}}
+      .dump();
+}
+
+std::optional<member_info> member_from(std::string_view text) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  member_info m;
+  m.id = j.value("id", "");
+  m.host = j.value("host", "");
+  m.port = j.value("port", uint16_t{0});
+  m.http = j.value("http", "");
+  m.incarnation = j.value("incarnation", int64_t{0});
+  m.topology = j.value("topology", "");
+  if (m.id.empty() || m.host.empty() || m.port == 0) return std::nullopt;
+  return m;
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const std::string assignment_key = "assignment";
+const std::string member_prefix = "member/";
+
+} // namespace
+
+struct cluster_member::impl {
+  node_context* ctx = nullptr;
+  member_info me;
+  std::vector<bool> stateful;
+  std::vector<std::string> unit_names;
+  cluster_hooks hooks;
+  std::string topic;
+  int timeout_ms = 1000;
+  caf::actor_system* sys = nullptr;
+  caf::actor coordinator;
+  caf::actor query;
+  std::unique_ptr<kafka::producer> announcer;
+  std::unique_ptr<kafka::consumer> reader;
+  std::unique_ptr<kafka::partition_queue> queue;
+  std::thread reader_thread;
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> read_pos{0};
+
+  mutable std::mutex mu;
+  std::map<std::string, member_info> announced; ///< from the log
+  std::shared_ptr<const cluster::assignment> latest;
+  /// Every generation read and not yet handed to the node, in order (a node
+  /// must see each handoff, not only the latest assignment).
+  std::vector<std::shared_ptr<const cluster::assignment>> fresh;
+  struct peer_view {
+    member_info info;
+    caf::actor coord;
+    caf::actor query;
+    bool connected = false;
+  };
+  std::map<std::string, peer_view> peers;      ///< the coordinator's, copied
+  std::map<std::string, std::string> statuses; ///< node -> status JSON
+
+  topic_partition tp() const { return {topic, partition_id{0}}; }
+
+  /// Applies what the reader fetched; true if anything changed.
+  bool apply_available() {
+    kafka::message_batch b;
+    queue->drain(b, 1000);
+    bool changed = false;
+    for (size_t i = 0; i < b.size(); ++i) {
+      auto v = b.view(i);
+      if (!v.key) continue;
+      std::string_view key = *v.key;
+      std::lock_guard<std::mutex> guard{mu};
+      if (key == assignment_key) {
+        if (!v.value) continue;
+        auto a = cluster::assignment_from_json(*v.value);
+        if (!a) {
+          log::warn("cluster topic {}: unreadable assignment at offset {}: {}", topic,
+                    v.offset.value(), a.error().message());
+          continue;
+        }
+        if (!latest || a->generation > latest->generation) {
+          latest = std::make_shared<cluster::assignment>(std::move(*a));
+          fresh.push_back(latest);
+          changed = true;
+        }
+      } else if (key.substr(0, member_prefix.size()) == member_prefix) {
+        std::string id{key.substr(member_prefix.size())};
+        if (!v.value) {
+          changed |= announced.erase(id) > 0;
+        } else if (auto m = member_from(*v.value)) {
+          announced[id] = *m;
+          changed = true;
+        }
+      }
+    }
+    auto pos = reader->position(tp());
+    if (pos >= 0) read_pos.store(pos, std::memory_order_release);
+    return changed;
+  }
+
+  void read_loop() {
+    while (!stop.load(std::memory_order_relaxed)) {
+      bool changed = apply_available();
+      if (changed && coordinator) caf::anon_send(coordinator, logchg_atom::value);
+      if (queue->size() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  /// Waits until everything committed to the cluster topic so far is applied.
+  status sync(int timeout) {
+    auto marks = reader->watermarks(tp(), timeout);
+    if (!marks) return marks.error();
+    auto high = marks->second;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+    while (read_pos.load(std::memory_order_acquire) < high) {
+      if (std::chrono::steady_clock::now() > deadline)
+        return make_error(errc::timed_out, "reading the cluster topic " + topic +
+                                               " to offset " + std::to_string(high));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return {};
+  }
+
+  status announce(bool tombstone) {
+    auto key = member_prefix + me.id;
+    std::optional<std::string> value;
+    if (!tombstone) value = member_json(me);
+    std::optional<std::string_view> v;
+    if (value) v = *value;
+    if (auto s = announcer->send(topic, 0, key, v); !s) return s;
+    return announcer->flush(timeout_ms * 5);
+  }
+
+  std::vector<std::string> member_ids_locked() const {
+    std::vector<std::string> out{me.id};
+    for (auto& [id, p] : peers)
+      if (p.connected) out.push_back(id);
+    return out;
+  }
+};
+
+namespace {
+
+struct coordinator_state {
+  cluster_member::impl* m = nullptr;
+  struct peer {
+    member_info info;
+    caf::actor coord;
+    caf::actor query;
+    bool connected = false;
+    bool connecting = false;
+    int64_t connecting_incarnation = -1;
+  };
+  std::map<std::string, peer> peers;
+  std::map<caf::actor_addr, std::string> by_addr;
+  bool leader = false;
+  std::unique_ptr<kafka::producer> lease;
+  std::set<std::string> fenced;
+  int64_t seen_generation = 0;
+  bool leaving = false;
+  bool ready = false; ///< the announced nodes were seen (no view before that)
+  std::chrono::steady_clock::time_point last_status;
+  std::chrono::steady_clock::time_point last_publish_try;
+  static inline const char* name = "weft.coordinator";
+};
+
+using coordinator_actor = caf::stateful_actor<coordinator_state>;
+
+void evaluate(coordinator_actor* self);
+
+/// Copies the peer table for the other threads.
+void share_peers(coordinator_actor* self) {
+  auto* m = self->state.m;
+  std::lock_guard<std::mutex> guard{m->mu};
+  m->peers.clear();
+  for (auto& [id, p] : self->state.peers)
+    m->peers[id] = {p.info, p.coord, p.query, p.connected};
+}
+
+void peer_up(coordinator_actor* self, const member_info& info, const caf::actor& coord,
+             const caf::actor& query) {
+  auto& st = self->state;
+  auto& p = st.peers[info.id];
+  bool was = p.connected;
+  if (p.info.incarnation != info.incarnation) st.fenced.erase(info.id);
+  p.info = info;
+  p.query = query;
+  if (p.coord != coord) {
+    if (p.coord) st.by_addr.erase(p.coord.address());
+    p.coord = coord;
+    st.by_addr[coord.address()] = info.id;
+    self->monitor(coord);
+  }
+  p.connected = true;
+  if (!was)
+    log::info("cluster: connected to node {} ({}:{}){}", info.id, info.host, info.port,
+              info.topology == st.m->me.topology
+                  ? ""
+                  : " — it runs a different topology and gets no tasks");
+  share_peers(self);
+}
+
+void peer_lost(coordinator_actor* self, const std::string& id, const std::string& why) {
+  auto& st = self->state;
+  auto i = st.peers.find(id);
+  if (i == st.peers.end()) return;
+  bool was = i->second.connected;
+  i->second.connected = false;
+  if (i->second.coord) {
+    st.by_addr.erase(i->second.coord.address());
+    self->demonitor(i->second.coord);
+    i->second.coord = nullptr;
+  }
+  share_peers(self);
+  if (was) log::warn("cluster: node {} is gone ({})", id, why);
+  if (st.m->hooks.on_member_lost) st.m->hooks.on_member_lost(id);
+}
+
+void connect(coordinator_actor* self, const member_info& info) {
+  auto& st = self->state;
+  auto& p = st.peers[info.id];
+  if (p.connecting && p.connecting_incarnation == info.incarnation) return;
+  if (p.connected && p.info.incarnation == info.incarnation) return;
+  if (p.info.incarnation != info.incarnation) p.info = info;
+  p.connecting = true;
+  p.connecting_incarnation = info.incarnation;
+  auto timeout = std::chrono::milliseconds(st.m->timeout_ms);
+  auto mm = self->system().middleman().actor_handle();
+  auto id = info.id;
+  auto inc = info.incarnation;
+  auto done = [self, id](const std::string& why) {
+    auto& st = self->state;
+    auto& p = st.peers[id];
+    p.connecting = false;
+    if (!why.empty()) {
+      if (p.connected) {
+        // Still connected through an earlier incarnation's link? No: a new
+        // incarnation that cannot be reached replaces it.
+        peer_lost(self, id, why);
+      } else {
+        log::debug("cluster: cannot reach node {}: {}", id, why);
+        if (st.m->hooks.on_member_lost) st.m->hooks.on_member_lost(id);
+      }
+    }
+    evaluate(self);
+  };
+  self->request(mm, timeout, caf::connect_atom::value, info.host, info.port)
+      .then(
+          [self, timeout, id, inc, done](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                                         const std::set<std::string>&) mutable {
+            if (!ptr) return done("nothing published at its port");
+            auto coord = caf::actor_cast<caf::actor>(ptr);
+            auto& st = self->state;
+            self->request(coord, timeout, hello_atom::value, member_json(st.m->me),
+                          caf::actor_cast<caf::actor>(self), st.m->query)
+                .then(
+                    [self, id, inc, coord, done](const std::string& info_json,
+                                                 const caf::actor& query) mutable {
+                      auto info = member_from(info_json);
+                      if (!info || info->id != id)
+                        return done("it answered as another node");
+                      if (info->incarnation < inc)
+                        return done("it answered as an older incarnation");
+                      peer_up(self, *info, coord, query);
+                      done("");
+                    },
+                    [self, done](caf::error& e) mutable {
+                      done("hello: " + self->system().render(e));
+                    });
+          },
+          [self, done](caf::error& e) mutable { done(self->system().render(e)); });
+}
+
+std::vector<std::string> live_members(coordinator_actor* self) {
+  auto& st = self->state;
+  std::vector<std::string> out{st.m->me.id};
+  for (auto& [id, p] : st.peers)
+    if (p.connected && p.info.topology == st.m->me.topology) out.push_back(id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void step_down(coordinator_actor* self, const std::string& why) {
+  auto& st = self->state;
+  if (!st.leader) return;
+  st.leader = false;
+  st.lease.reset();
+  log::info("cluster: this node no longer leads ({})", why);
+}
+
+status claim_lease(coordinator_actor* self) {
+  auto& st = self->state;
+  auto* m = st.m;
+  auto props = m->ctx->cfg.kafka_properties(client_kind::producer);
+  props["transactional.id"] = m->ctx->application_id + ".cluster.leader";
+  props["transaction.timeout.ms"] = "10000";
+  auto p = kafka::producer::create(std::move(props));
+  if (!p) return p.error();
+  auto start = std::chrono::steady_clock::now();
+  if (auto s = (*p)->init_transactions(m->timeout_ms * 10); !s) return s;
+  // Everything earlier leaders committed is now final: read it all.
+  if (auto s = m->sync(m->timeout_ms * 10); !s) return s;
+  st.lease = std::move(*p);
+  st.leader = true;
+  log::info("cluster: this node leads (lease taken in {} ms)",
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - start)
+                .count());
+  return {};
+}
+
+/// exactly_once: takes `node`'s transactional.id, aborting its open
+/// transaction; the node can never commit again.
+status fence(coordinator_actor* self, const std::string& node) {
+  auto* m = self->state.m;
+  auto props = m->ctx->cfg.kafka_properties(client_kind::producer);
+  auto txn = m->ctx->application_id + "-" + node;
+  props["transactional.id"] = txn;
+  auto p = kafka::producer::create(std::move(props));
+  if (!p) return p.error();
+  auto start = std::chrono::steady_clock::now();
+  if (auto s = (*p)->init_transactions(m->timeout_ms * 30); !s) return s;
+  log::info("cluster: fenced node {} (transactional.id {}) in {} ms", node, txn,
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - start)
+                .count());
+  self->state.fenced.insert(node);
+  return {};
+}
+
+std::map<std::pair<size_t, std::string>, int64_t> standby_lags(coordinator_actor* self) {
+  auto* m = self->state.m;
+  std::map<std::pair<size_t, std::string>, int64_t> out;
+  if (m->hooks.standby_lags)
+    for (auto& [u, lag] : m->hooks.standby_lags())
+      if (lag >= 0) out[{u, m->me.id}] = lag;
+  std::lock_guard<std::mutex> guard{m->mu};
+  for (auto& [node, text] : m->statuses) {
+    if (node == m->me.id) continue;
+    auto j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.contains("standby")) continue;
+    for (auto& [u, lag] : j["standby"].items()) {
+      auto l = lag.get<int64_t>();
+      if (l >= 0) out[{std::stoul(u), node}] = l;
+    }
+  }
+  return out;
+}
+
+std::string describe(const cluster::assignment& a) {
+  std::string out;
+  for (auto& [node, load] : cluster::load(a))
+    out += (out.empty() ? "" : ", ") + node + ": " + std::to_string(load.first) +
+           " active/" + std::to_string(load.second) + " standby";
+  size_t warm = 0;
+  for (auto& w : a.warmup)
+    warm += !w.empty();
+  if (warm) out += "; " + std::to_string(warm) + " warming up";
+  return out;
+}
+
+void publish_if_changed(coordinator_actor* self) {
+  auto& st = self->state;
+  auto* m = st.m;
+  auto cur = [m] {
+    std::lock_guard<std::mutex> guard{m->mu};
+    return m->latest;
+  }();
+  cluster::assignor_input in;
+  in.members = live_members(self);
+  in.stateful = m->stateful;
+  in.previous = cur.get();
+  in.num_standbys = static_cast<int>(m->ctx->cfg.get_int("num.standby.replicas"));
+  in.standby_lag = standby_lags(self);
+  in.acceptable_lag = m->ctx->cfg.get_int("acceptable.recovery.lag");
+  auto a = cluster::assign(in);
+  if (cur && a == *cur) return;
+  st.last_publish_try = std::chrono::steady_clock::now();
+  if (m->ctx->exactly_once && cur) {
+    std::set<std::string> live{in.members.begin(), in.members.end()};
+    // Every node that may still hold a unit: actives, and old owners of
+    // handoffs in flight (one that died mid-handoff may have left a
+    // transaction open, which would stall the new owner's offset fetch).
+    std::set<std::string> holders{cur->active.begin(), cur->active.end()};
+    holders.insert(cur->previous.begin(), cur->previous.end());
+    for (auto& owner : holders)
+      if (!owner.empty() && !live.count(owner) && !st.fenced.count(owner))
+        if (auto s = fence(self, owner); !s) {
+          log::warn("cluster: cannot fence node {}: {}; its tasks stay put", owner,
+                    s.message());
+          return;
+        }
+  }
+  a.generation = (cur ? cur->generation : 0) + 1;
+  a.leader = m->me.id;
+  auto text = cluster::to_json(a);
+  auto s = st.lease->begin_transaction();
+  if (s) s = st.lease->send(m->topic, 0, assignment_key, std::string_view{text});
+  if (s) s = st.lease->commit_transaction(m->timeout_ms * 10);
+  if (!s) {
+    if (s.code() == errc::kafka_fatal) return step_down(self, s.message());
+    log::warn("cluster: publishing generation {} failed: {}", a.generation, s.message());
+    (void)st.lease->abort_transaction(m->timeout_ms * 10);
+    return;
+  }
+  log::info(
+      "cluster: generation {} for members [{}]: {}", a.generation,
+      [&] {
+        std::string ids;
+        for (auto& id : a.members)
+          ids += (ids.empty() ? "" : ", ") + id;
+        return ids;
+      }(),
+      describe(a));
+  // Read it back before deciding anything else.
+  if (auto s2 = m->sync(m->timeout_ms * 10); !s2)
+    log::warn("cluster: reading back generation {}: {}", a.generation, s2.message());
+}
+
+void evaluate(coordinator_actor* self) {
+  auto& st = self->state;
+  if (st.leaving || !st.ready) return;
+  // Decide only on a settled view: no connection attempt in flight.
+  for (auto& [id, p] : st.peers)
+    if (p.connecting) return;
+  auto members = live_members(self);
+  if (members.front() != st.m->me.id) {
+    step_down(self, "node " + members.front() + " has the smallest id");
+    return;
+  }
+  if (!st.leader) {
+    if (auto s = claim_lease(self); !s) {
+      log::warn("cluster: cannot take the leader lease: {}", s.message());
+      return;
+    }
+  }
+  publish_if_changed(self);
+}
+
+void on_log(coordinator_actor* self) {
+  auto& st = self->state;
+  auto* m = st.m;
+  std::map<std::string, member_info> announced;
+  std::vector<std::shared_ptr<const cluster::assignment>> fresh;
+  {
+    std::lock_guard<std::mutex> guard{m->mu};
+    announced = m->announced;
+    fresh.swap(m->fresh);
+  }
+  st.ready = true;
+  for (auto& [id, info] : announced) {
+    if (id == m->me.id) continue;
+    auto i = st.peers.find(id);
+    if (i == st.peers.end() || i->second.info.incarnation < info.incarnation ||
+        (!i->second.connected && !i->second.connecting &&
+         i->second.info.incarnation != info.incarnation))
+      connect(self, info);
+  }
+  for (auto i = st.peers.begin(); i != st.peers.end();) {
+    if (!announced.count(i->first) && !i->second.connected && !i->second.connecting)
+      i = st.peers.erase(i);
+    else
+      ++i;
+  }
+  for (auto& a : fresh) {
+    if (a->generation <= st.seen_generation) continue;
+    st.seen_generation = a->generation;
+    if (a->leader != m->me.id && st.leader)
+      log::info("cluster: generation {} published by {}", a->generation, a->leader);
+    if (m->hooks.on_assignment) m->hooks.on_assignment(a);
+  }
+  evaluate(self);
+}
+
+void broadcast_status(coordinator_actor* self) {
+  auto& st = self->state;
+  auto* m = st.m;
+  if (!m->hooks.status_json) return;
+  auto text = m->hooks.status_json();
+  {
+    std::lock_guard<std::mutex> guard{m->mu};
+    m->statuses[m->me.id] = text;
+  }
+  for (auto& [id, p] : st.peers)
+    if (p.connected && p.coord) self->send(p.coord, status_atom::value, m->me.id, text);
+}
+
+caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
+  auto& st = self->state;
+  st.m = m;
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(msg.source);
+    if (i == st.by_addr.end()) return;
+    auto id = i->second;
+    auto info = st.peers[id].info;
+    peer_lost(self, id, self->system().render(msg.reason));
+    if (st.leaving) return;
+    // One more try (bounded by cluster.timeout.ms): a node that answers is
+    // alive; the view settles when the attempt ends.
+    st.peers[id].connecting_incarnation = -1;
+    connect(self, info);
+  });
+  self->set_exit_handler([self](caf::exit_msg& msg) { self->quit(msg.reason); });
+  self->delayed_send(self, std::chrono::milliseconds(200), ctick_atom::value);
+  return {
+      [self](logchg_atom) { on_log(self); },
+      [self](hello_atom, const std::string& info_json, const caf::actor& coord,
+             const caf::actor& query) -> caf::result<std::string, caf::actor> {
+        auto& st = self->state;
+        auto info = member_from(info_json);
+        if (info && info->id != st.m->me.id) {
+          peer_up(self, *info, coord, query);
+          evaluate(self);
+        }
+        return {member_json(st.m->me), st.m->query};
+      },
+      [self](leaving_atom, const std::string& id) {
+        auto& st = self->state;
+        peer_lost(self, id, "it left");
+        st.peers.erase(id);
+        share_peers(self);
+        evaluate(self);
+      },
+      [self](released_atom, uint64_t unit, const std::string& from, int64_t generation) {
+        auto* m = self->state.m;
+        if (m->hooks.on_released)
+          m->hooks.on_released(static_cast<size_t>(unit), from, generation);
+      },
+      [self](status_atom, const std::string& node, const std::string& text) {
+        auto* m = self->state.m;
+        std::lock_guard<std::mutex> guard{m->mu};
+        m->statuses[node] = text;
+      },
+      [self](rejoin_atom) {
+        auto& st = self->state;
+        st.m->me.incarnation = std::max(now_ms(), st.m->me.incarnation + 1);
+        step_down(self, "rejoining");
+        if (auto s = st.m->announce(false); !s)
+          log::warn("cluster: announcing the rejoin: {}", s.message());
+        log::info("cluster: rejoining as incarnation {}", st.m->me.incarnation);
+        // The peers see the new announcement and connect; say hello as well.
+        for (auto& [id, p] : st.peers)
+          if (p.connected && p.coord)
+            self->send(p.coord, hello_atom::value, member_json(st.m->me),
+                       caf::actor_cast<caf::actor>(self), st.m->query);
+      },
+      [self](bye_atom) -> caf::result<void> {
+        auto& st = self->state;
+        st.leaving = true;
+        for (auto& [id, p] : st.peers)
+          if (p.connected && p.coord)
+            self->send(p.coord, leaving_atom::value, st.m->me.id);
+        step_down(self, "leaving");
+        return caf::unit;
+      },
+      [self](ctick_atom) {
+        auto& st = self->state;
+        if (st.leaving) return;
+        auto now = std::chrono::steady_clock::now();
+        if (now - st.last_status > std::chrono::milliseconds(500)) {
+          st.last_status = now;
+          broadcast_status(self);
+        }
+        evaluate(self);
+        self->delayed_send(self, std::chrono::milliseconds(200), ctick_atom::value);
+      },
+      // Answers to our own hello sent on rejoin (ignored).
+      [](const std::string&, const caf::actor&) {},
+  };
+}
+
+caf::behavior query_server(caf::event_based_actor*, cluster_member::impl* m) {
+  return {
+      [m](query_atom, const std::string& store, const std::string& key,
+          int64_t max_lag) -> caf::result<int32_t, bool, std::string, std::string> {
+        auto a = m->hooks.local_query(store, key, max_lag);
+        return {a.code, a.found, std::move(a.value), std::move(a.error)};
+      },
+  };
+}
+
+} // namespace
+
+cluster_member::cluster_member(node_context* ctx, member_info self,
+                               std::vector<bool> stateful,
+                               std::vector<std::string> unit_names, cluster_hooks hooks)
+  : impl_(std::make_unique<impl>()) {
+  impl_->unit_names = std::move(unit_names);
+  impl_->ctx = ctx;
+  impl_->me = std::move(self);
+  impl_->stateful = std::move(stateful);
+  impl_->hooks = std::move(hooks);
+  impl_->topic = ctx->application_id + "-cluster";
+  impl_->timeout_ms = static_cast<int>(ctx->cfg.get_int("cluster.timeout.ms"));
+}
+
+cluster_member::~cluster_member() {
+  impl_->stop = true;
+  if (impl_->reader_thread.joinable()) impl_->reader_thread.join();
+  if (impl_->coordinator) caf::anon_send_exit(impl_->coordinator, caf::exit_reason::kill);
+  if (impl_->query) caf::anon_send_exit(impl_->query, caf::exit_reason::kill);
+  impl_->queue.reset();
+  if (impl_->reader) (void)impl_->reader->close();
+}
+
+const member_info& cluster_member::self() const {
+  return impl_->me;
+}
+
+status cluster_member::start(caf::actor_system& sys, int timeout_ms) {
+  auto* m = impl_.get();
+  m->sys = &sys;
+  auto& cfg = m->ctx->cfg;
+  auto admin = kafka::admin::create(cfg.kafka_properties(client_kind::admin));
+  if (!admin) return admin.error();
+  auto rf = static_cast<int>(cfg.get_int("replication.factor"));
+  if (auto s = (*admin)->ensure_topics(
+          {{m->topic, 1, rf, {{"cleanup.policy", "compact"}, {"segment.ms", "600000"}}}},
+          timeout_ms);
+      !s)
+    return s;
+  auto pprops = cfg.kafka_properties(client_kind::producer);
+  pprops["linger.ms"] = "0";
+  auto p = kafka::producer::create(std::move(pprops));
+  if (!p) return p.error();
+  m->announcer = std::move(*p);
+  auto cprops = cfg.kafka_properties(client_kind::consumer);
+  cprops["group.id"] = m->ctx->application_id + "-cluster-reader";
+  cprops["isolation.level"] = "read_committed";
+  cprops["fetch.wait.max.ms"] = "10";
+  auto c = kafka::consumer::create(std::move(cprops));
+  if (!c) return c.error();
+  m->reader = std::move(*c);
+  m->queue = m->reader->take_queue(m->tp());
+  if (auto s = m->reader->assign_at({{m->tp(), weft::offset{RD_KAFKA_OFFSET_BEGINNING}}});
+      !s)
+    return s;
+  m->reader_thread = std::thread{[m] { m->read_loop(); }};
+  if (auto s = m->sync(timeout_ms); !s) return s;
+
+  m->query = sys.spawn(query_server, m);
+  m->coordinator = sys.spawn<caf::detached>(coordinator, m);
+  auto port = sys.middleman().publish(m->coordinator,
+                                      static_cast<uint16_t>(cfg.get_int("cluster.port")),
+                                      m->me.host.c_str(), false);
+  if (!port)
+    return make_error(errc::invalid_config,
+                      "cluster.port: cannot listen on " + m->me.host + ":" +
+                          std::to_string(cfg.get_int("cluster.port")) + " (" +
+                          sys.render(port.error()) +
+                          "); pick a free port, or 0 for any, or set cluster.host");
+  m->me.port = *port;
+  m->me.incarnation = now_ms();
+  if (auto s = m->announce(false); !s) return s;
+  log::info("cluster: node {} listening on {}:{}, announced in {}", m->me.id, m->me.host,
+            m->me.port, m->topic);
+  caf::anon_send(m->coordinator, logchg_atom::value);
+  return {};
+}
+
+void cluster_member::leave(int timeout_ms) {
+  auto* m = impl_.get();
+  if (!m->coordinator) return;
+  {
+    caf::scoped_actor self{*m->sys};
+    self->request(m->coordinator, std::chrono::milliseconds(timeout_ms), bye_atom::value)
+        .receive([] {}, [](caf::error&) {});
+  }
+  if (auto s = m->announce(true); !s)
+    log::warn("cluster: removing the announcement: {}", s.message());
+  caf::anon_send_exit(m->coordinator, caf::exit_reason::user_shutdown);
+  m->coordinator = nullptr;
+}
+
+std::shared_ptr<const cluster::assignment> cluster_member::current() const {
+  std::lock_guard<std::mutex> guard{impl_->mu};
+  return impl_->latest;
+}
+
+bool cluster_member::connected(const std::string& node) const {
+  std::lock_guard<std::mutex> guard{impl_->mu};
+  auto i = impl_->peers.find(node);
+  return i != impl_->peers.end() && i->second.connected;
+}
+
+query_answer cluster_member::remote_get(const std::string& node, const std::string& store,
+                                        const std::string& key, int64_t max_lag,
+                                        int timeout_ms) {
+  caf::actor q;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mu};
+    auto i = impl_->peers.find(node);
+    if (i != impl_->peers.end() && i->second.connected) q = i->second.query;
+  }
+  query_answer out;
+  if (!q) {
+    out.code = static_cast<int32_t>(errc::state_not_ready);
+    out.error = "node " + node + " (the owner) is not reachable from here; retry shortly";
+    return out;
+  }
+  caf::scoped_actor self{*impl_->sys};
+  self->request(q, std::chrono::milliseconds(timeout_ms), query_atom::value, store, key,
+                max_lag)
+      .receive(
+          [&](int32_t code, bool found, std::string& value, std::string& error) {
+            out.code = code;
+            out.found = found;
+            out.value = std::move(value);
+            out.error = std::move(error);
+          },
+          [&](caf::error& e) {
+            out.code = static_cast<int32_t>(errc::state_not_ready);
+            out.error =
+                "asking node " + node + ": " + impl_->sys->render(e) + "; retry shortly";
+          });
+  return out;
+}
+
+void cluster_member::released(const std::vector<size_t>& units, int64_t generation) {
+  if (units.empty()) return;
+  std::lock_guard<std::mutex> guard{impl_->mu};
+  std::vector<uint64_t> list{units.begin(), units.end()};
+  for (auto& [id, p] : impl_->peers)
+    if (p.connected && p.coord)
+      for (auto u : list)
+        caf::anon_send(p.coord, released_atom::value, u, impl_->me.id, generation);
+}
+
+void cluster_member::rejoin() {
+  if (impl_->coordinator) caf::anon_send(impl_->coordinator, rejoin_atom::value);
+}
+
+std::string cluster_member::view_json() const {
+  auto* m = impl_.get();
+  std::lock_guard<std::mutex> guard{m->mu};
+  json out;
+  out["node"] = m->me.id;
+  json members = json::array();
+  members.push_back({{"id", m->me.id},
+                     {"cluster", m->me.host + ":" + std::to_string(m->me.port)},
+                     {"http", m->me.http},
+                     {"connected", true}});
+  for (auto& [id, p] : m->peers)
+    members.push_back({{"id", id},
+                       {"cluster", p.info.host + ":" + std::to_string(p.info.port)},
+                       {"http", p.info.http},
+                       {"connected", p.connected}});
+  out["members"] = members;
+  std::map<std::string, json> status;
+  for (auto& [node, text] : m->statuses) {
+    auto j = json::parse(text, nullptr, false);
+    if (!j.is_discarded()) status[node] = j;
+  }
+  auto lag = [&](const std::string& node, const char* kind, size_t u) -> json {
+    auto i = status.find(node);
+    if (i == status.end() || !i->second.contains(kind)) return nullptr;
+    auto key = std::to_string(u);
+    if (!i->second[kind].contains(key)) return nullptr;
+    return i->second[kind][key];
+  };
+  if (m->latest) {
+    auto& a = *m->latest;
+    out["generation"] = a.generation;
+    out["leader"] = a.leader;
+    json units = json::array();
+    for (size_t u = 0; u < a.active.size(); ++u) {
+      json unit{{"unit", u},
+                {"tasks", u < m->unit_names.size() ? m->unit_names[u] : ""},
+                {"active", a.active[u]},
+                {"active_lag", lag(a.active[u], "active", u)}};
+      json sb = json::array();
+      for (auto& n : a.standbys[u])
+        sb.push_back({{"node", n}, {"lag", lag(n, "standby", u)}});
+      unit["standbys"] = sb;
+      if (!a.warmup[u].empty()) unit["warmup"] = a.warmup[u];
+      units.push_back(unit);
+    }
+    out["units"] = units;
+  }
+  return out.dump();
+}
+
+} // namespace weft::detail
