@@ -192,7 +192,9 @@ struct coordinator_state {
     caf::actor query;
     bool connected = false;
     bool connecting = false;
+    bool background = false; ///< a periodic retry: the view does not wait for it
     int64_t connecting_incarnation = -1;
+    std::chrono::steady_clock::time_point last_try;
   };
   std::map<std::string, peer> peers;
   std::map<caf::actor_addr, std::string> by_addr;
@@ -259,15 +261,21 @@ void peer_lost(coordinator_actor* self, const std::string& id, const std::string
   if (st.m->hooks.on_member_lost) st.m->hooks.on_member_lost(id);
 }
 
-void connect(coordinator_actor* self, const member_info& info) {
+void connect(coordinator_actor* self, const member_info& info, bool background = false) {
   auto& st = self->state;
   auto& p = st.peers[info.id];
   if (p.connecting && p.connecting_incarnation == info.incarnation) return;
   if (p.connected && p.info.incarnation == info.incarnation) return;
   if (p.info.incarnation != info.incarnation) p.info = info;
   p.connecting = true;
+  p.background = background;
+  p.last_try = std::chrono::steady_clock::now();
   p.connecting_incarnation = info.incarnation;
+  // Reaching the node's middleman is bounded by cluster.timeout.ms (a frozen
+  // node never completes the handshake); its coordinator may be busy in a
+  // blocking Kafka call for a while, so the hello gets longer.
   auto timeout = std::chrono::milliseconds(st.m->timeout_ms);
+  auto hello_timeout = std::max(timeout * 10, std::chrono::milliseconds(10000));
   auto mm = self->system().middleman().actor_handle();
   auto id = info.id;
   auto inc = info.incarnation;
@@ -289,12 +297,13 @@ void connect(coordinator_actor* self, const member_info& info) {
   };
   self->request(mm, timeout, caf::connect_atom::value, info.host, info.port)
       .then(
-          [self, timeout, id, inc, done](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                                         const std::set<std::string>&) mutable {
+          [self, hello_timeout, id, inc, done](const caf::node_id&,
+                                               caf::strong_actor_ptr& ptr,
+                                               const std::set<std::string>&) mutable {
             if (!ptr) return done("nothing published at its port");
             auto coord = caf::actor_cast<caf::actor>(ptr);
             auto& st = self->state;
-            self->request(coord, timeout, hello_atom::value, member_json(st.m->me),
+            self->request(coord, hello_timeout, hello_atom::value, member_json(st.m->me),
                           caf::actor_cast<caf::actor>(self), st.m->query)
                 .then(
                     [self, id, inc, coord, done](const std::string& info_json,
@@ -465,7 +474,7 @@ void evaluate(coordinator_actor* self) {
   if (st.leaving || !st.ready) return;
   // Decide only on a settled view: no connection attempt in flight.
   for (auto& [id, p] : st.peers)
-    if (p.connecting) return;
+    if (p.connecting && !p.background) return;
   auto members = live_members(self);
   if (members.front() != st.m->me.id) {
     step_down(self, "node " + members.front() + " has the smallest id");
@@ -605,6 +614,19 @@ caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
           st.last_status = now;
           broadcast_status(self);
         }
+        // Announced nodes not connected: try again every few seconds (a
+        // view that missed a node heals; a dead node's attempt fails fast).
+        std::map<std::string, member_info> announced;
+        {
+          std::lock_guard<std::mutex> guard{st.m->mu};
+          announced = st.m->announced;
+        }
+        for (auto& [id, info] : announced) {
+          if (id == st.m->me.id) continue;
+          auto& p = st.peers[id];
+          if (!p.connected && !p.connecting && now - p.last_try > std::chrono::seconds(3))
+            connect(self, info, true);
+        }
         evaluate(self);
         self->delayed_send(self, std::chrono::milliseconds(200), ctick_atom::value);
       },
@@ -680,7 +702,15 @@ status cluster_member::start(caf::actor_system& sys, int timeout_ms) {
       !s)
     return s;
   m->reader_thread = std::thread{[m] { m->read_loop(); }};
-  if (auto s = m->sync(timeout_ms); !s) return s;
+  // A topic another node created a moment ago may not be known to every
+  // broker connection yet.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (auto s = m->sync(timeout_ms); !s; s = m->sync(timeout_ms)) {
+    if ((s.code() != errc::not_found && s.code() != errc::kafka) ||
+        std::chrono::steady_clock::now() > deadline)
+      return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 
   m->query = sys.spawn(query_server, m);
   m->coordinator = sys.spawn<caf::detached>(coordinator, m);
