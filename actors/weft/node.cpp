@@ -1320,6 +1320,13 @@ status node::start() {
       self->wake_rebalancer();
     };
     hooks.on_member_lost = [](const std::string&) {};
+    hooks.on_frozen = [self] {
+      std::lock_guard<std::mutex> guard{self->rb_mu};
+      if (self->fenced) return;
+      self->fenced = true;
+      self->fenced_why = "frozen longer than cluster.timeout.ms";
+      self->wake_rebalancer();
+    };
     hooks.status_json = [self] { return self->status_json(); };
     hooks.standby_lags = [self] {
       std::map<size_t, int64_t> out;
@@ -1389,6 +1396,7 @@ status node::impl::shutdown() {
     rebalancer.join();
   }
   status result;
+  http.reset(); // no query may reach the node's parts while they go
   if (auto s = stop_supervisor(true, true); !s) log::warn("stopping: {}", s.message());
   if (cluster) {
     cluster->leave(static_cast<int>(ctx.cfg.get_int("cluster.timeout.ms")) * 2);

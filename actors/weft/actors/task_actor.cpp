@@ -497,12 +497,16 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         node->shards.add(spec.name, partition, st.service->partitions, st.shard.get());
       st.restoring = true;
       caf::actor_addr weak = self->address();
-      node->restorer->submit(st.shard.get(), [weak](const status& s, uint64_t) {
-        // A restore cut short by the node stopping is no failure.
-        if (s.code() == errc::shutting_down) return;
-        if (auto a = caf::actor_cast<caf::actor>(weak))
-          caf::anon_send(a, restored_atom::value, s.ok() ? std::string{} : s.message());
-      });
+      // A task that starts while the node stops (its supervisor spawned it
+      // just before) finds the restore thread gone: it stays restoring and
+      // never touches its stores.
+      if (auto* r = node->restorer)
+        r->submit(st.shard.get(), [weak](const status& s, uint64_t) {
+          // A restore cut short by the node stopping is no failure.
+          if (s.code() == errc::shutting_down) return;
+          if (auto a = caf::actor_cast<caf::actor>(weak))
+            caf::anon_send(a, restored_atom::value, s.ok() ? std::string{} : s.message());
+        });
     }
   }
   if (st.service->punctuate_ms > 0)

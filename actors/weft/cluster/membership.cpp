@@ -84,6 +84,22 @@ struct cluster_member::impl {
   std::unique_ptr<kafka::partition_queue> queue;
   std::thread reader_thread;
   std::atomic<bool> stop{false};
+  /// Freeze detection: a thread that notes the time every 50 ms. After a
+  /// SIGSTOP (or any stall of the whole process) longer than
+  /// cluster.timeout.ms the others took this node for dead and moved its
+  /// units; it must not act on its stale view (claim the lease, fence the
+  /// nodes it lost its connections to) but rejoin.
+  std::thread watchdog;
+  std::atomic<int64_t> watchdog_ms{0};
+  std::atomic<bool> frozen{false};
+  static int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  bool was_frozen() const {
+    return frozen.load() || steady_ms() - watchdog_ms.load() > timeout_ms;
+  }
   std::atomic<int64_t> read_pos{0};
 
   mutable std::mutex mu;
@@ -203,7 +219,11 @@ struct coordinator_state {
   std::set<std::string> fenced;
   int64_t seen_generation = 0;
   bool leaving = false;
-  bool ready = false; ///< the announced nodes were seen (no view before that)
+  bool ready = false;     ///< the announced nodes were seen (no view before that)
+  bool rejoining = false; ///< after a freeze: no decisions until the rejoin
+  /// No decision before this: nodes starting together must first read each
+  /// other's announcements (like Kafka's group.initial.rebalance.delay.ms).
+  std::chrono::steady_clock::time_point quiet_until;
   std::chrono::steady_clock::time_point last_status;
   std::chrono::steady_clock::time_point last_publish_try;
   static inline const char* name = "weft.coordinator";
@@ -469,9 +489,29 @@ void publish_if_changed(coordinator_actor* self) {
     log::warn("cluster: reading back generation {}: {}", a.generation, s2.message());
 }
 
+/// After a freeze the view is stale: step down and let the node drop its
+/// units and rejoin (cluster_hooks::on_frozen).
+bool check_frozen(coordinator_actor* self) {
+  auto& st = self->state;
+  auto* m = st.m;
+  if (!m->was_frozen()) return false;
+  m->frozen = false;
+  m->watchdog_ms = cluster_member::impl::steady_ms();
+  if (st.rejoining) return true;
+  st.rejoining = true;
+  log::warn("cluster: this node was frozen for more than cluster.timeout.ms ({} ms): "
+            "the others have moved its units; it drops them and rejoins",
+            m->timeout_ms);
+  step_down(self, "frozen");
+  if (m->hooks.on_frozen) m->hooks.on_frozen();
+  return true;
+}
+
 void evaluate(coordinator_actor* self) {
   auto& st = self->state;
   if (st.leaving || !st.ready) return;
+  if (check_frozen(self) || st.rejoining) return;
+  if (std::chrono::steady_clock::now() < st.quiet_until) return;
   // Decide only on a settled view: no connection attempt in flight.
   for (auto& [id, p] : st.peers)
     if (p.connecting && !p.background) return;
@@ -540,6 +580,8 @@ void broadcast_status(coordinator_actor* self) {
 caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
   auto& st = self->state;
   st.m = m;
+  st.quiet_until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(m->timeout_ms);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
     auto i = st.by_addr.find(msg.source);
@@ -548,10 +590,13 @@ caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
     auto info = st.peers[id].info;
     peer_lost(self, id, self->system().render(msg.reason));
     if (st.leaving) return;
-    // One more try (bounded by cluster.timeout.ms): a node that answers is
-    // alive; the view settles when the attempt ends.
+    // Gone at once (its units move now); a node that is in fact alive is
+    // found again by the periodic reconnects and rejoins like a new one.
+    // (Waiting for one more attempt first cost up to the hello timeout: the
+    // middleman may hand out its cached proxy of the dead node.)
     st.peers[id].connecting_incarnation = -1;
-    connect(self, info);
+    st.peers[id].last_try = std::chrono::steady_clock::now();
+    evaluate(self);
   });
   self->set_exit_handler([self](caf::exit_msg& msg) { self->quit(msg.reason); });
   self->delayed_send(self, std::chrono::milliseconds(200), ctick_atom::value);
@@ -591,6 +636,17 @@ caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
         if (auto s = st.m->announce(false); !s)
           log::warn("cluster: announcing the rejoin: {}", s.message());
         log::info("cluster: rejoining as incarnation {}", st.m->me.incarnation);
+        st.rejoining = false;
+        st.quiet_until = std::chrono::steady_clock::now() +
+                         std::chrono::milliseconds(st.m->timeout_ms);
+        // A settled view before any decision: try every announced node now.
+        std::map<std::string, member_info> announced;
+        {
+          std::lock_guard<std::mutex> guard{st.m->mu};
+          announced = st.m->announced;
+        }
+        for (auto& [id, info] : announced)
+          if (id != st.m->me.id && !st.peers[id].connected) connect(self, info);
         // The peers see the new announcement and connect; say hello as well.
         for (auto& [id, p] : st.peers)
           if (p.connected && p.coord)
@@ -609,6 +665,7 @@ caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
       [self](ctick_atom) {
         auto& st = self->state;
         if (st.leaving) return;
+        if (check_frozen(self)) return;
         auto now = std::chrono::steady_clock::now();
         if (now - st.last_status > std::chrono::milliseconds(500)) {
           st.last_status = now;
@@ -663,8 +720,21 @@ cluster_member::cluster_member(node_context* ctx, member_info self,
 cluster_member::~cluster_member() {
   impl_->stop = true;
   if (impl_->reader_thread.joinable()) impl_->reader_thread.join();
-  if (impl_->coordinator) caf::anon_send_exit(impl_->coordinator, caf::exit_reason::kill);
-  if (impl_->query) caf::anon_send_exit(impl_->query, caf::exit_reason::kill);
+  if (impl_->watchdog.joinable()) impl_->watchdog.join();
+  // The actors use this object: wait until they are gone (a handler may be
+  // in a blocking Kafka call).
+  if (impl_->sys && (impl_->coordinator || impl_->query)) {
+    caf::scoped_actor self{*impl_->sys};
+    for (auto* a : {&impl_->coordinator, &impl_->query}) {
+      if (!*a) continue;
+      self->monitor(*a);
+      self->send_exit(*a, caf::exit_reason::kill);
+      self->receive([](caf::down_msg&) {},
+                    caf::after(std::chrono::seconds(60)) >>
+                        [] { log::warn("cluster: an actor did not stop"); });
+      *a = nullptr;
+    }
+  }
   impl_->queue.reset();
   if (impl_->reader) (void)impl_->reader->close();
 }
@@ -712,6 +782,18 @@ status cluster_member::start(caf::actor_system& sys, int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 
+  m->watchdog_ms = impl::steady_ms();
+  m->watchdog = std::thread{[m] {
+    while (!m->stop.load(std::memory_order_relaxed)) {
+      auto now = impl::steady_ms();
+      if (now - m->watchdog_ms.load() > m->timeout_ms) {
+        m->frozen = true;
+        if (m->coordinator) caf::anon_send(m->coordinator, logchg_atom::value);
+      }
+      m->watchdog_ms = now;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }};
   m->query = sys.spawn(query_server, m);
   m->coordinator = sys.spawn<caf::detached>(coordinator, m);
   auto port = sys.middleman().publish(m->coordinator,
@@ -742,8 +824,6 @@ void cluster_member::leave(int timeout_ms) {
   }
   if (auto s = m->announce(true); !s)
     log::warn("cluster: removing the announcement: {}", s.message());
-  caf::anon_send_exit(m->coordinator, caf::exit_reason::user_shutdown);
-  m->coordinator = nullptr;
 }
 
 std::shared_ptr<const cluster::assignment> cluster_member::current() const {

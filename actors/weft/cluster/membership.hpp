@@ -84,6 +84,9 @@ struct cluster_hooks {
   /// its generation `generation`.
   std::function<void(size_t unit, const std::string& from, int64_t generation)>
       on_released;
+  /// This process was frozen longer than cluster.timeout.ms: drop every
+  /// unit (they were moved and this node fenced) and call rejoin().
+  std::function<void()> on_frozen;
   /// A member left or died (this node may wait for its release).
   std::function<void(const std::string& node)> on_member_lost;
   /// This node's status for the cluster view: JSON object with "active" and

@@ -91,7 +91,16 @@ status admin::ensure_topics(const std::vector<new_topic>& topics, int timeout_ms
     }
     for (auto& t : topics)
       if (t.name == name) {
+        // Another process may be creating it right now (several nodes
+        // starting at once): its metadata shows up moments later.
+        auto until =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         auto n = partition_count(name, timeout_ms);
+        while (!n && n.error().code() == errc::not_found &&
+               std::chrono::steady_clock::now() < until) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          n = partition_count(name, timeout_ms);
+        }
         if (!n) return n.error();
         if (*n != t.partitions)
           return make_error(errc::invalid_config,
