@@ -6,7 +6,7 @@
 // summary: orders per state, throughput, POST -> VALIDATED latency
 // percentiles, notifications sent, and whether stock matches what the
 // orders imply. Ends by itself unless --serve keeps the node and REST API up
-// (Ctrl-C stops it).
+// (Ctrl-C stops it). One node only: it refuses cluster.enabled=true.
 //
 //   weft-orders-demo [--orders=3000] [--clients=64] [--serve]
 //                    [--processing.guarantee=exactly_once|at_least_once]
@@ -41,7 +41,7 @@ int fail(const std::string& what) {
 }
 
 /// Counts orders per state and sums quantities per (product, state) from
-/// the orders service's store.
+/// the orders service's store (every shard: the demo's node runs alone).
 struct tally {
   std::map<std::string, uint64_t> states;
   std::map<std::string, std::map<std::string, int64_t>>
@@ -104,8 +104,9 @@ int main(int argc, char** argv) {
   has_app_id |= std::getenv("WEFT_APPLICATION_ID") != nullptr;
   has_guarantee |= std::getenv("WEFT_PROCESSING_GUARANTEE") != nullptr;
   if (!has_app_id) rest->push_back("--application.id=orders-demo");
+  const auto weft_args = orders::weft_arguments(app, std::move(*rest));
   std::vector<const char*> args;
-  for (auto& a : *rest)
+  for (auto& a : weft_args)
     args.push_back(a.c_str());
   auto cfg = weft::config::load(static_cast<int>(args.size()), args.data());
   if (!cfg) return fail(cfg.error().message());
@@ -114,6 +115,13 @@ int main(int argc, char** argv) {
                 weft::config::help_text(argv[0]).c_str(), app.help_text().c_str());
     return 0;
   }
+  // The demo is one node: it wipes the system's topics and state at start,
+  // and its progress and summary scan the orders store with node::all, which
+  // on a clustered node covers only the shards active there. A cluster runs
+  // weft-orders processes (main.cpp).
+  if (cfg->get_bool("cluster.enabled"))
+    return fail("the demo runs one node; for a cluster start weft-orders processes "
+                "with --cluster.enabled=true (see examples/orders/main.cpp)");
   // Exactly-once by default once the runtime offers it; the config says.
   if (!has_guarantee)
     if (auto eo = cfg->with("processing.guarantee", "exactly_once")) cfg = std::move(eo);

@@ -3,7 +3,18 @@
 //
 //   build/examples/orders/weft-orders --application.id=orders [--http.port=7070]
 //
-// --help lists weft's keys and the order system's own (settings.hpp).
+// Several processes with the same application.id and --cluster.enabled=true
+// share the work (weft's clustering); each needs its own state.dir, node.id
+// and ports, and every one serves the whole REST API (reads of keys another
+// node owns are forwarded by node::get):
+//
+//   weft-orders --application.id=orders --cluster.enabled=true --node.id=n1
+//               --state.dir=/var/lib/orders-n1 --http.port=7071
+//               --node.http.port=7171
+//
+// node.http.port is weft's http.port (the node's /cluster, /metrics and
+// /state endpoint), which the REST API's http.port shadows (settings.hpp).
+// --help lists weft's keys and the order system's own.
 #include <cstdio>
 
 #include <weft/kafka/admin.hpp>
@@ -22,8 +33,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "weft-orders: %s\n", rest.error().message().c_str());
     return 2;
   }
+  const auto weft_args = orders::weft_arguments(app, std::move(*rest));
   std::vector<const char*> args;
-  for (auto& a : *rest)
+  for (auto& a : weft_args)
     args.push_back(a.c_str());
   auto cfg = weft::config::load(static_cast<int>(args.size()), args.data());
   if (!cfg) {
@@ -55,7 +67,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "weft-orders: REST API: %s\n", st.message().c_str());
     return 1;
   }
-  weft::log::info("REST API on http://{}:{}/v1/orders", s.http_host, api.port());
+  weft::log::info("REST API on http://{}:{}/v1/orders{}", s.http_host, api.port(),
+                  cfg->get_bool("cluster.enabled")
+                      ? " (clustered: reads are routed to the owning node)"
+                      : "");
   int code = node.run();
   api.stop();
   return code;

@@ -27,9 +27,13 @@ local_state_reader::get(std::string_view store, std::string_view key) const {
 
 namespace {
 
-/// A 4xx/5xx answer: {"error": reason}.
+/// A 4xx/5xx answer: {"error": reason}. A 503 says "try again": a read
+/// whose shard restores or moves between nodes (errc::state_not_ready), an
+/// owner that does not answer, a write Kafka did not take; it carries
+/// Retry-After (seconds), as every 503 does.
 void reply_error(httplib::Response& res, int code, const std::string& reason) {
   res.status = code;
+  if (code == 503) res.set_header("Retry-After", "1");
   res.set_content(json{{"error", reason}}.dump(), "application/json");
 }
 
@@ -277,12 +281,12 @@ struct rest_api::impl {
       return o && o->state != created;
     });
     if (o && *o && (*o)->state != created) return reply(res, 200, **o);
+    // Still unreadable at the deadline (its shard moving): retry, not "late".
+    if (!o) return reply_error(res, 503, o.error().message());
     reply_error(res, 504,
                 "order " + id + " was not past validation within " +
                     std::to_string(limit.count()) + " ms" +
-                    (!o   ? " (" + o.error().message() + ")"
-                     : *o ? ""
-                          : " (no such order)"));
+                    (*o ? "" : " (no such order)"));
   }
 
   void cancel_order(const httplib::Request& req, httplib::Response& res) {
@@ -305,7 +309,12 @@ struct rest_api::impl {
     o = wait_order(id, limit, [](const std::optional<order>& o) {
       return o && final_state(o->state);
     });
-    if (!o || !*o || !final_state((*o)->state))
+    // The cancel is recorded; a retry asks again and finds its outcome.
+    if (!o)
+      return reply_error(res, 503,
+                         "the cancel of " + id +
+                             " is recorded; reading its outcome: " + o.error().message());
+    if (!*o || !final_state((*o)->state))
       return reply_error(res, 504,
                          "order " + id + " was not cancelled within " +
                              std::to_string(limit.count()) + " ms");

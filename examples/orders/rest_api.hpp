@@ -7,6 +7,22 @@
 // Kafka acknowledged the record. Reads ask the node's state stores through
 // a state_reader, never a topic, and long-poll for conditions (?timeout=ms).
 //
+// Clustered nodes (cluster.enabled=true): every node serves the whole API.
+// Writes work anywhere (Kafka partitions them). Every read is a point
+// lookup of one key — an order id, a product, a customer id (the customer's
+// orders are one value of the customer-orders view) — and node::get answers
+// it from the node that owns the key's partition, so any node gives the same
+// answer. No endpoint scans a store (node::all/range would only see the
+// shards active on this node). While a key's partition moves between nodes
+// or restores, a read answers 503 with Retry-After: 1 (a long poll keeps
+// trying until its timeout first); never another node's stale copy.
+//
+// One thing stays per node: the duplicate check of POST /v1/orders in the
+// moment before the orders service has stored a new order. The same id
+// posted again to the same node in that moment gets 200 or 409; posted to
+// another node it gets 201 again. The orders service keeps the first body
+// either way (a CREATE with another body is ignored), and reads show it.
+//
 // Threads: the HTTP server runs on threads of its own (a pool of
 // `threads`), which may block; nothing here runs on CAF's scheduler.
 
@@ -26,20 +42,21 @@ class node;
 
 namespace orders {
 
-/// Where the REST API reads state. The seam for clustering: today every key
-/// is read from this node's stores; once tasks are spread over nodes, an
-/// implementation forwards a key whose task another node owns to that node
-/// (any node then answers for any order).
+/// Where the REST API reads state: one key of one kv store at a time. Called
+/// from the server's threads, concurrently.
 class state_reader {
  public:
   virtual ~state_reader();
   /// The value of `key` in kv store `store`: nullopt when absent,
-  /// errc::state_not_ready while the owning shard restores.
+  /// errc::state_not_ready (retriable) while the owning shard restores or
+  /// moves, or its owner does not answer.
   virtual weft::result<std::optional<std::string>> get(std::string_view store,
                                                        std::string_view key) const = 0;
 };
 
-/// Reads this node's stores (node::get). Valid while the node lives.
+/// Reads through the node in this process (node::get): its own stores, and
+/// on a clustered node the owner's, wherever the key's partition is active
+/// (forwarded over the cluster connection). Valid while the node lives.
 class local_state_reader : public state_reader {
  public:
   explicit local_state_reader(const weft::node& n) : node_(n) {}

@@ -128,15 +128,33 @@ std::vector<weft::config_key> order_system_keys() {
                false, 1, 86400000});
   k.push_back({"shipping.delay.ms", kind::integer, "1000",
                "How long after PAID an order is SHIPPED.", false, 0, 86400000});
-  k.push_back({"http.host", kind::string, "127.0.0.1", "Address the REST API binds."});
+  k.push_back({"http.host", kind::string, "127.0.0.1",
+               "Address the REST API (and the node's HTTP endpoint) binds."});
   k.push_back({"http.port", kind::integer, "7070",
-               "Port of the REST API; 0 picks a free one.", false, 0, 65535});
+               "Port of the REST API; 0 picks a free one. (weft's own http.port, "
+               "listed above, is node.http.port here.)",
+               false, 0, 65535});
+  k.push_back({"node.http.port", kind::integer, "-1",
+               "Port of the weft node's own HTTP endpoint (weft's http.port: "
+               "/cluster, /metrics, /state/<store>/<key>; served by clustered "
+               "nodes); 0 picks a free one, -1 turns it off. http.port is the REST "
+               "API's.",
+               false, -1, 65535});
   k.push_back({"notifications.outbox", kind::string, "",
                "File the notification sender appends each sent notification to; "
                "empty: count and log them only."});
   k.push_back({"orders.services.skip", kind::string, "",
                "Comma-separated services not to run on this node (e.g. fraud)."});
   return k;
+}
+
+std::vector<std::string> weft_arguments(const app_config& app,
+                                        std::vector<std::string> rest) {
+  // Appended: the command line is weft's highest source, above a
+  // WEFT_HTTP_PORT meant for the REST API.
+  rest.push_back("--http.host=" + app.get_string("http.host"));
+  rest.push_back("--http.port=" + app.get_string("node.http.port"));
+  return rest;
 }
 
 settings settings::from(const app_config& c) {
@@ -147,6 +165,7 @@ settings settings::from(const app_config& c) {
   s.shipping_delay_ms = c.get_int("shipping.delay.ms");
   s.http_host = c.get_string("http.host");
   s.http_port = static_cast<int>(c.get_int("http.port"));
+  s.node_http_port = static_cast<int>(c.get_int("node.http.port"));
   s.outbox = c.get_string("notifications.outbox");
   std::stringstream skip{c.get_string("orders.services.skip")};
   for (std::string name; std::getline(skip, name, ',');)

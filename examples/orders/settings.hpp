@@ -44,8 +44,20 @@ class app_config {
 };
 
 /// The order system's keys: topic prefix and partitions, validation.timeout.ms,
-/// shipping.delay.ms, the REST address and the notification outbox.
+/// shipping.delay.ms, the REST address, the node's HTTP port and the
+/// notification outbox.
 std::vector<weft::config_key> order_system_keys();
+
+/// The arguments for weft::config::load: `rest` (what app_config::parse
+/// left, argv[0] first) and weft's http.host and http.port. The order
+/// system's keys http.host and http.port (the REST API's, older than weft's
+/// node endpoint) shadow weft's keys of the same names, on the command line
+/// and as WEFT_HTTP_PORT in the environment; so weft's http.port is always
+/// set here from node.http.port (default -1: off) and its http.host from
+/// http.host. A clustered node then serves /cluster, /metrics and
+/// /state/<store>/<key> on node.http.port beside the REST API.
+std::vector<std::string> weft_arguments(const app_config& app,
+                                        std::vector<std::string> rest);
 
 /// What the services need of the configuration, read once.
 struct settings {
@@ -55,7 +67,8 @@ struct settings {
   int64_t shipping_delay_ms = 1000;
   std::string http_host = "127.0.0.1";
   int http_port = 7070;
-  std::string outbox; ///< file the notification sender appends to ("" none)
+  int node_http_port = -1; ///< weft's http.port: the node's own endpoint, -1 off
+  std::string outbox;      ///< file the notification sender appends to ("" none)
   /// Services not to run on this node, by name (tests leave a check out to
   /// see the validation timeout; a deployment could split services).
   std::vector<std::string> skip;

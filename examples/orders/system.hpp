@@ -2,11 +2,12 @@
 // The order system as a whole: which services run on a node, which topics
 // they need, and the names of the stores the REST API reads.
 //
-// Every service is keyed so that any number of nodes could share the work
+// Every service is keyed so that any number of nodes can share the work
 // (each task owns a partition's state; nothing is shared in-process except
 // the notification outbox and the REST API's reads through the node), so the
-// same add_services() serves one process today and several once clustering
-// lands.
+// same add_services() serves one process or every node of a cluster
+// (cluster.enabled=true: the nodes split the tasks; give each node its own
+// notifications.outbox file).
 
 #include <memory>
 #include <string>

@@ -6,6 +6,11 @@
 // exactly_once, as the demo runs), so the same tests run under both:
 //   WEFT_PROCESSING_GUARANTEE=at_least_once weft_orders_tests "[orders]"
 //
+// The [cluster] test runs the system as three weft-orders processes of one
+// cluster (exactly_once), places orders through every node's REST API,
+// kills one node with -9 half-way and checks that every effect happened
+// once and every survivor answers alike.
+//
 // Conditions are awaited with bounds (long-polling REST calls, wait_until),
 // never with sleeps. Where a test shows that something did NOT happen, it
 // waits for a later record that the same task handles after it (same key,
@@ -13,10 +18,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include <signal.h>
 #include <unistd.h>
@@ -866,4 +876,528 @@ TEST_CASE(
     CHECK(matches(product));
   }
   CHECK(node->stop(SIGTERM, 60s) == 0);
+}
+
+namespace {
+
+/// An HTTP answer as the cluster test keeps it; status 0: no answer
+/// (connection refused or reset, as from a killed node).
+struct answer {
+  int status = 0;
+  std::string body;
+  bool retry_after = false;
+};
+
+/// One weft-orders process of a clustered order system.
+struct order_node {
+  std::string id;
+  int rest_port = 0; ///< the REST API (the order system's http.port)
+  int node_port = 0; ///< the node's own endpoint (node.http.port): /cluster, /state
+  std::string state_dir;
+  std::string log;
+  std::unique_ptr<weft::test::child_process> proc;
+};
+
+std::optional<json> get_json(int port, const std::string& path) {
+  httplib::Client c{"127.0.0.1", port};
+  c.set_connection_timeout(1);
+  c.set_read_timeout(10);
+  auto r = c.Get(path.c_str());
+  if (!r || r->status != 200) return std::nullopt;
+  auto j = json::parse(r->body, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+/// Whether `n`'s cluster view shows exactly `members` connected, every unit
+/// active on one of them and running there, and no unit warming up.
+bool settled(const order_node& n, const std::set<std::string>& members) {
+  auto v = get_json(n.node_port, "/cluster");
+  if (!v || !v->contains("units") || !v->contains("members")) return false;
+  std::set<std::string> connected;
+  for (auto& m : (*v)["members"])
+    if (m["connected"].get<bool>()) connected.insert(m["id"].get<std::string>());
+  if (connected != members) return false;
+  for (auto& u : (*v)["units"])
+    if (!members.count(u["active"].get<std::string>()) || u.contains("warmup") ||
+        u["active_lag"].is_null())
+      return false;
+  return true;
+}
+
+/// What the cluster test placed, and what each order must end as.
+struct placed_order {
+  orders::order o;
+  bool cancel = false;          ///< cancel once validated instead of paying
+  std::string validated;        ///< state /validated answered
+  std::string validated_reason; ///< its reason when FAILED
+  std::string expected_final;   ///< derived from `validated` and `cancel`
+};
+
+/// Counters of the cluster test's clients (any thread).
+struct client_stats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> unanswered{0};     ///< no HTTP answer: node killed
+  std::atomic<uint64_t> unavailable{0};    ///< 503
+  std::atomic<uint64_t> no_retry_after{0}; ///< 503 without Retry-After
+  std::atomic<uint64_t> late{0};           ///< 504 of a long poll
+};
+
+} // namespace
+
+TEST_CASE("three clustered nodes serve every REST read for any key, and a node killed "
+          "with -9 while orders flow loses no order and counts none twice",
+          "[broker][cluster][slow]") {
+  const size_t n_orders = 450, n_clients = 12, n_customers = 100;
+  const int parts = 4;
+  const std::string prefix = weft::test::unique_name("c") + "-";
+  const auto t = orders::topic_names::with_prefix(prefix);
+  const auto app = weft::test::unique_name("orders-cluster");
+  weft::test::create_topics(t.all(), parts);
+  const auto program = weft::test::built("examples/orders/weft-orders");
+  // Below Linux's ephemeral ports (32768+), apart from the kill test's.
+  const int base = 21000 + static_cast<int>(::getpid() % 1000) * 8;
+  std::vector<order_node> nodes(3);
+  std::atomic<bool> alive[3];
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto& n = nodes[i];
+    n.id = "n" + std::to_string(i + 1);
+    n.rest_port = base + static_cast<int>(i);
+    n.node_port = base + 4 + static_cast<int>(i);
+    n.state_dir = "/tmp/" + app + "-" + n.id;
+    n.log = "/tmp/" + app + "-" + n.id + ".log";
+    // Exactly-once, whatever WEFT_PROCESSING_GUARANTEE says: the checks
+    // below count every effect once.
+    n.proc = std::make_unique<weft::test::child_process>(
+        program,
+        std::vector<std::string>{
+            "--application.id=" + app, "--bootstrap.servers=" + weft::test::bootstrap(),
+            "--processing.guarantee=exactly_once", "--cluster.enabled=true",
+            "--node.id=" + n.id, "--state.dir=" + n.state_dir,
+            "--http.port=" + std::to_string(n.rest_port),
+            "--node.http.port=" + std::to_string(n.node_port),
+            "--orders.topic.prefix=" + prefix,
+            "--orders.partitions=" + std::to_string(parts), "--shipping.delay.ms=100"},
+        n.log);
+    alive[i] = true;
+  }
+  INFO("node logs: /tmp/" << app << "-n{1,2,3}.log");
+  const auto t0 = steady_clock::now();
+  auto since = [](steady_clock::time_point from) {
+    return duration_cast<milliseconds>(steady_clock::now() - from).count();
+  };
+  const std::set<std::string> all3{"n1", "n2", "n3"};
+  REQUIRE(weft::test::wait_until(
+      [&] {
+        for (auto& n : nodes)
+          if (!settled(n, all3)) return false;
+        return true;
+      },
+      120s));
+  const auto settled_ms = since(t0);
+
+  client_stats stats;
+  // Sends one request to node `k`, through the calling thread's clients.
+  struct clients {
+    std::vector<std::unique_ptr<httplib::Client>> to;
+    explicit clients(const std::vector<order_node>& nodes) {
+      for (auto& n : nodes) {
+        to.push_back(std::make_unique<httplib::Client>("127.0.0.1", n.rest_port));
+        to.back()->set_connection_timeout(2);
+        to.back()->set_read_timeout(60);
+        to.back()->set_tcp_nodelay(true);
+      }
+    }
+  };
+  // Asks node `first` (or the next live one); an answer `done` does not
+  // accept — none, 503, a long poll's 504 — is asked again of the next live
+  // node, for two minutes at most. Returns the last answer.
+  auto ask = [&](clients& c, size_t first, const std::string& method,
+                 const std::string& path, const json& body,
+                 const std::function<bool(const answer&)>& done) {
+    answer last;
+    size_t k = first;
+    weft::test::wait_until(
+        [&] {
+          for (size_t skip = 0; skip < nodes.size() && !alive[k % nodes.size()]; ++skip)
+            ++k;
+          auto& http = *c.to[k++ % nodes.size()];
+          auto r = method == "GET" ? http.Get(path.c_str())
+                   : method == "PUT"
+                       ? http.Put(path.c_str(), body.dump(), "application/json")
+                       : http.Post(path.c_str(), body.dump(), "application/json");
+          ++stats.requests;
+          last = r ? answer{r->status, r->body, r->has_header("Retry-After")} : answer{};
+          if (last.status == 0) ++stats.unanswered;
+          if (last.status == 503) {
+            ++stats.unavailable;
+            if (!last.retry_after) ++stats.no_retry_after;
+          }
+          if (last.status == 504) ++stats.late;
+          return done(last);
+        },
+        120s);
+    return last;
+  };
+  auto status_is = [](std::initializer_list<int> codes) {
+    std::set<int> accept{codes};
+    return [accept](const answer& a) {
+      return a.status != 0 && a.status != 503 && a.status != 504 &&
+             (accept.count(a.status) || a.status / 100 == 4);
+    };
+  };
+
+  // Reference data through the nodes in turn: customers of every level,
+  // one scarce product and seven plentiful ones.
+  const char* levels[] = {"bronze", "silver", "gold", "platinum"};
+  std::map<std::string, int64_t> seeded;
+  {
+    clients c{nodes};
+    for (size_t id = 1; id <= n_customers; ++id) {
+      auto a = ask(c, id, "PUT", "/v1/customers/" + std::to_string(id),
+                   json{{"id", id},
+                        {"firstName", "C"},
+                        {"lastName", std::to_string(id)},
+                        {"email", std::to_string(id) + "@example.com"},
+                        {"address", "-"},
+                        {"level", levels[id % 4]}},
+                   status_is({202}));
+      REQUIRE(a.status == 202);
+    }
+    for (int p = 0; p < 8; ++p) {
+      auto product = "item-" + std::to_string(p);
+      seeded[product] = p == 0 ? 40 : 100000;
+      auto a =
+          ask(c, p, "POST", "/v1/stock",
+              json{{"product", product}, {"delta", seeded[product]}}, status_is({202}));
+      REQUIRE(a.status == 202);
+    }
+  }
+  // Every node has every customer in its global table, and every node
+  // answers for every product's stock (read from the owning node).
+  REQUIRE(weft::test::wait_until(
+      [&] {
+        for (auto& n : nodes) {
+          for (size_t id = 1; id <= n_customers; ++id)
+            if (!get_json(n.node_port,
+                          "/state/" + t.customers + "/" + std::to_string(id)))
+              return false;
+          for (auto& [product, units] : seeded) {
+            auto s = get_json(n.rest_port, "/v1/stock/" + product);
+            if (!s || (*s)["onHand"] != units) return false;
+          }
+        }
+        return true;
+      },
+      60s));
+
+  // The orders: some for an unknown customer (FAILED), a ninth for the
+  // scarce product (VALIDATED while stock lasts), a tenth cancelled once
+  // validated, the rest paid in full (SHIPPED). A customer's orders stay far
+  // below every fraud limit.
+  std::vector<placed_order> placed(n_orders);
+  for (size_t i = 0; i < n_orders; ++i) {
+    auto& p = placed[i];
+    p.o.id = "c-" + std::to_string(i);
+    p.o.customer_id = i % 15 == 7 ? 900000 : 1 + static_cast<int64_t>(i % n_customers);
+    p.o.product = i % 9 == 0 ? "item-0" : "item-" + std::to_string(1 + i % 7);
+    p.o.quantity = 1 + static_cast<int64_t>(i % 3);
+    p.o.price = 1 + static_cast<double>(i % 20);
+    p.o.currency = "EUR";
+    p.o.state = orders::created;
+    p.cancel = i % 10 == 4;
+  }
+  std::atomic<size_t> next{0}, posted{0};
+  std::mutex errors_mu;
+  std::vector<std::string> errors;
+  auto error = [&](const std::string& what) {
+    std::lock_guard<std::mutex> lock{errors_mu};
+    errors.push_back(what);
+  };
+  // Each order: POST through one node, long-poll /validated through the
+  // next, pay or cancel through the third.
+  auto client = [&] {
+    clients c{nodes};
+    for (size_t i; (i = next++) < n_orders;) {
+      auto& p = placed[i];
+      const auto& id = p.o.id;
+      auto created = ask(c, i, "POST", "/v1/orders", json(p.o), status_is({200, 201}));
+      if (created.status != 201 && created.status != 200) {
+        error(id + ": POST answered " + std::to_string(created.status) + " " +
+              created.body);
+        continue;
+      }
+      ++posted;
+      auto v = ask(c, i + 1, "GET", "/v1/orders/" + id + "/validated?timeout=20000",
+                   json{}, status_is({200}));
+      if (v.status != 200) {
+        error(id + ": /validated answered " + std::to_string(v.status) + " " + v.body);
+        continue;
+      }
+      auto o = json::parse(v.body);
+      p.validated = o["state"];
+      if (o.contains("reason")) p.validated_reason = o["reason"];
+      if (p.validated != orders::validated) {
+        p.expected_final = p.validated;
+        continue;
+      }
+      if (p.cancel) {
+        auto k = ask(c, i + 2, "POST", "/v1/orders/" + id + "/cancel?timeout=20000",
+                     json::object(), status_is({200}));
+        if (k.status != 200 || json::parse(k.body)["state"] != orders::cancelled)
+          error(id + ": cancel answered " + std::to_string(k.status) + " " + k.body);
+        p.expected_final = orders::cancelled;
+      } else {
+        auto pay = ask(c, i + 2, "POST", "/v1/payments",
+                       json(orders::payment{"pay-" + id, id, "EUR", p.o.total()}),
+                       status_is({202}));
+        if (pay.status != 202)
+          error(id + ": payment answered " + std::to_string(pay.status) + " " + pay.body);
+        p.expected_final = orders::shipped;
+      }
+    }
+  };
+  const auto load_start = steady_clock::now();
+  std::vector<std::thread> threads;
+  for (size_t k = 0; k < n_clients; ++k)
+    threads.emplace_back(client);
+  // A failed REQUIRE below lets the clients finish the order in hand only.
+  struct joiner {
+    std::vector<std::thread>& ts;
+    std::atomic<size_t>& next;
+    ~joiner() {
+      next = SIZE_MAX / 2;
+      for (auto& th : ts)
+        if (th.joinable()) th.join();
+    }
+  } join_all{threads, next};
+
+  // Half-way, kill -9 the node running the orders service's first partition
+  // (the owner of order state; possibly the leader).
+  REQUIRE(weft::test::wait_until([&] { return posted >= n_orders / 2; }, 300s));
+  std::string victim, leader;
+  {
+    auto v = get_json(nodes[0].node_port, "/cluster");
+    REQUIRE(v);
+    leader = (*v)["leader"];
+    for (auto& u : (*v)["units"]) {
+      auto tasks = u["tasks"].get<std::string>();
+      if (tasks.rfind("orders/0", 0) == 0 || tasks.find("+orders/0") != std::string::npos)
+        victim = u["active"];
+    }
+  }
+  REQUIRE(!victim.empty());
+  const auto v = static_cast<size_t>(victim[1] - '1');
+  const auto killed_at = steady_clock::now();
+  const auto kill_ms = since(t0);
+  alive[v] = false;
+  nodes[v].proc->kill_hard();
+  const size_t posted_at_kill = posted;
+  std::set<std::string> survivors;
+  std::vector<size_t> live;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (i != v) {
+      survivors.insert(nodes[i].id);
+      live.push_back(i);
+    }
+  const bool moved = weft::test::wait_until(
+      [&] {
+        for (auto i : live)
+          if (!settled(nodes[i], survivors)) return false;
+        return true;
+      },
+      120s);
+  const auto failover_ms = since(killed_at);
+  CHECK(moved);
+
+  for (auto& th : threads)
+    th.join();
+  const auto load_ms = since(load_start);
+  {
+    std::lock_guard<std::mutex> lock{errors_mu};
+    for (auto& e : errors)
+      FAIL_CHECK(e);
+  }
+  REQUIRE(posted == n_orders);
+
+  // What each order must end as, by what validation said.
+  std::map<std::string, const placed_order*> by_id;
+  for (auto& p : placed) {
+    INFO(p.o.id << " validated " << p.validated << " " << p.validated_reason);
+    by_id[p.o.id] = &p;
+    if (p.o.customer_id == 900000) {
+      CHECK(p.validated == orders::failed);
+      CHECK(p.validated_reason == "unknown customer 900000");
+    } else if (p.o.product == "item-0") {
+      CHECK((
+          p.validated == orders::validated ||
+          (p.validated == orders::failed && p.validated_reason == "insufficient stock")));
+    } else {
+      CHECK(p.validated == orders::validated);
+    }
+  }
+
+  // Every order reaches its final state, and every survivor says so.
+  std::set<std::string> pending;
+  for (auto& p : placed)
+    pending.insert(p.o.id);
+  const bool all_final = weft::test::wait_until(
+      [&] {
+        for (auto it = pending.begin(); it != pending.end();) {
+          bool done = true;
+          for (auto i : live) {
+            auto o = get_json(nodes[i].rest_port, "/v1/orders/" + *it);
+            if (!o || (*o)["state"] != by_id[*it]->expected_final) done = false;
+          }
+          it = done ? pending.erase(it) : std::next(it);
+        }
+        return pending.empty();
+      },
+      180s);
+  const auto final_ms = since(t0);
+  {
+    std::string stuck;
+    for (auto& id : pending) {
+      auto o = get_json(nodes[live[0]].rest_port, "/v1/orders/" + id);
+      stuck += " " + id + "=" + (o ? (*o)["state"].get<std::string>() : "?") + "/" +
+               by_id[id]->expected_final;
+    }
+    INFO("orders not in their final state (now/expected):" << stuck);
+    CHECK(all_final);
+  }
+
+  // The orders topic (committed records only): each order once CREATED,
+  // then legal steps to its final state, no state written twice.
+  std::map<std::string, std::vector<std::string>> states;
+  size_t repeats = 0;
+  weft::test::wait_until(
+      [&] {
+        states.clear();
+        repeats = 0;
+        for (auto& r : weft::test::consume_all(t.orders, 0, 30s, 2s)) {
+          if (!r.key || !r.value) continue;
+          auto& seq = states[*r.key];
+          std::string s = json::parse(*r.value)["state"];
+          if (seq.empty() || seq.back() != s)
+            seq.push_back(s);
+          else
+            ++repeats;
+        }
+        for (auto& p : placed)
+          if (states[p.o.id].empty() || states[p.o.id].back() != p.expected_final)
+            return false;
+        return true;
+      },
+      60s);
+  CHECK(states.size() == n_orders);
+  CHECK(repeats == 0);
+  std::map<std::string, int64_t> shipped_units;
+  std::map<std::string, size_t> finals;
+  for (auto& p : placed) {
+    auto& seq = states[p.o.id];
+    INFO(p.o.id << ": " << json(seq).dump());
+    REQUIRE(!seq.empty());
+    CHECK(seq.front() == orders::created);
+    for (size_t i = 1; i < seq.size(); ++i)
+      CHECK(orders::legal_transition(seq[i - 1], seq[i]));
+    CHECK(seq.back() == p.expected_final);
+    ++finals[seq.back()];
+    if (seq.back() == orders::shipped) shipped_units[p.o.product] += p.o.quantity;
+  }
+
+  // Stock: nothing reserved, on hand = seeded - shipped; the same on every
+  // survivor. Inventory hears of the last shipments a hop after `orders`.
+  auto stock_matches = [&](const std::string& product) {
+    std::optional<json> first;
+    for (auto i : live) {
+      auto s = get_json(nodes[i].rest_port, "/v1/stock/" + product);
+      if (!s || (*s)["reserved"] != 0 ||
+          (*s)["onHand"] != seeded[product] - shipped_units[product])
+        return false;
+      if (first && *first != *s) return false;
+      first = s;
+    }
+    return true;
+  };
+  weft::test::wait_until(
+      [&] {
+        for (auto& [product, units] : seeded)
+          if (!stock_matches(product)) return false;
+        return true;
+      },
+      60s);
+  for (auto& [product, units] : seeded) {
+    std::string seen;
+    for (auto i : live)
+      seen +=
+          " " + nodes[i].id + ": " +
+          get_json(nodes[i].rest_port, "/v1/stock/" + product).value_or(json{}).dump();
+    INFO(product << " seeded " << units << ", shipped " << shipped_units[product] << ";"
+                 << seen);
+    CHECK(stock_matches(product));
+  }
+  CHECK(shipped_units["item-0"] <= 40);
+
+  // Each customer's orders, as every survivor lists them: exactly the
+  // orders placed for that customer, in their final states.
+  std::map<int64_t, std::map<std::string, std::string>> by_customer;
+  for (auto& p : placed)
+    by_customer[p.o.customer_id][p.o.id] = p.expected_final;
+  auto listed = [&](size_t node, int64_t customer) {
+    std::map<std::string, std::string> out;
+    auto l = get_json(nodes[node].rest_port,
+                      "/v1/customers/" + std::to_string(customer) + "/orders");
+    if (!l) return std::optional<std::map<std::string, std::string>>{};
+    for (auto& o : *l)
+      out[o["id"]] = o["state"];
+    return std::optional<std::map<std::string, std::string>>{out};
+  };
+  weft::test::wait_until(
+      [&] {
+        for (auto& [customer, expect] : by_customer)
+          for (auto i : live)
+            if (listed(i, customer) != expect) return false;
+        return true;
+      },
+      60s);
+  for (auto& [customer, expect] : by_customer)
+    for (auto i : live) {
+      INFO("customer " << customer << " through " << nodes[i].id);
+      CHECK(listed(i, customer) == expect);
+    }
+
+  // One notification per shipped order, none twice; no payment reported
+  // (each was paid once, in full; a retried payment id counts once).
+  std::map<std::string, int> notified;
+  for (auto& r :
+       weft::test::consume_all(t.notifications, finals[orders::shipped], 60s, 2s))
+    if (r.key) ++notified[*r.key];
+  size_t notified_twice = 0, notified_wrongly = 0;
+  for (auto& [id, count] : notified) {
+    notified_twice += count > 1;
+    notified_wrongly += !by_id.count(id) || by_id[id]->expected_final != orders::shipped;
+  }
+  CHECK(notified.size() == finals[orders::shipped]);
+  CHECK(notified_twice == 0);
+  CHECK(notified_wrongly == 0);
+  CHECK(weft::test::consume_all(t.payment_reports, 0, 5s, 1s).empty());
+  CHECK(stats.no_retry_after == 0);
+
+  WARN("cluster of 3 settled "
+       << settled_ms << " ms after start; " << victim
+       << (victim == leader ? " (the leader)" : "") << " killed at " << kill_ms
+       << " ms with " << posted_at_kill << " of " << n_orders
+       << " orders posted; survivors settled " << failover_ms << " ms after the kill; "
+       << n_orders << " orders from " << n_clients << " clients in " << load_ms
+       << " ms; all final " << final_ms << " ms after start (SHIPPED "
+       << finals[orders::shipped] << ", CANCELLED " << finals[orders::cancelled]
+       << ", FAILED " << finals[orders::failed] << "); " << stats.requests
+       << " requests, " << stats.unanswered << " unanswered, " << stats.unavailable
+       << " 503, " << stats.late << " 504");
+  for (auto i : live) {
+    INFO(nodes[i].id << " did not stop cleanly, see " << nodes[i].log);
+    CHECK(nodes[i].proc->stop(SIGTERM, 60s) == 0);
+  }
+  for (auto& n : nodes)
+    std::filesystem::remove_all(n.state_dir);
 }
