@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -16,6 +17,11 @@
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
 #include "weft/log.hpp"
+
+namespace weft::detail {
+struct query_answer;
+}
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<std::promise<weft::detail::query_answer>>)
 
 namespace weft::detail {
 
@@ -28,6 +34,10 @@ using logchg_atom = caf::atom_constant<caf::atom("logchg")>;
 using ctick_atom = caf::atom_constant<caf::atom("ctick")>;
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;
 using bye_atom = caf::atom_constant<caf::atom("bye")>;
+using forward_atom = caf::atom_constant<caf::atom("forward")>;
+
+/// Where a forwarded query's answer goes: the asking thread waits on it.
+using answer_promise = std::shared_ptr<std::promise<query_answer>>;
 
 namespace {
 
@@ -692,8 +702,27 @@ caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
   };
 }
 
-caf::behavior query_server(caf::event_based_actor*, cluster_member::impl* m) {
+caf::behavior query_server(caf::event_based_actor* self, cluster_member::impl* m) {
   return {
+      // A query of this node's HTTP or API threads for another node: asked
+      // from here, so no thread outside CAF holds an actor (a scoped_actor on
+      // a foreign thread pool kept the actor system from shutting down).
+      [self](forward_atom, const caf::actor& remote, const std::string& store,
+             const std::string& key, int64_t max_lag, uint32_t timeout_ms,
+             const answer_promise& done) {
+        self->request(remote, std::chrono::milliseconds(timeout_ms), query_atom::value,
+                      store, key, max_lag)
+            .then(
+                [done](int32_t code, bool found, std::string& value, std::string& error) {
+                  done->set_value({code, found, std::move(value), std::move(error)});
+                },
+                [self, done](caf::error& e) {
+                  query_answer a;
+                  a.code = static_cast<int32_t>(errc::state_not_ready);
+                  a.error = self->system().render(e) + "; retry shortly";
+                  done->set_value(std::move(a));
+                });
+      },
       [m](query_atom, const std::string& store, const std::string& key,
           int64_t max_lag) -> caf::result<int32_t, bool, std::string, std::string> {
         auto a = m->hooks.local_query(store, key, max_lag);
@@ -774,7 +803,8 @@ status cluster_member::start(caf::actor_system& sys, int timeout_ms) {
   m->reader_thread = std::thread{[m] { m->read_loop(); }};
   // A topic another node created a moment ago may not be known to every
   // broker connection yet.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (auto s = m->sync(timeout_ms); !s; s = m->sync(timeout_ms)) {
     if ((s.code() != errc::not_found && s.code() != errc::kafka) ||
         std::chrono::steady_clock::now() > deadline)
@@ -852,21 +882,22 @@ query_answer cluster_member::remote_get(const std::string& node, const std::stri
     out.error = "node " + node + " (the owner) is not reachable from here; retry shortly";
     return out;
   }
-  caf::scoped_actor self{*impl_->sys};
-  self->request(q, std::chrono::milliseconds(timeout_ms), query_atom::value, store, key,
-                max_lag)
-      .receive(
-          [&](int32_t code, bool found, std::string& value, std::string& error) {
-            out.code = code;
-            out.found = found;
-            out.value = std::move(value);
-            out.error = std::move(error);
-          },
-          [&](caf::error& e) {
-            out.code = static_cast<int32_t>(errc::state_not_ready);
-            out.error =
-                "asking node " + node + ": " + impl_->sys->render(e) + "; retry shortly";
-          });
+  auto done = std::make_shared<std::promise<query_answer>>();
+  auto answer = done->get_future();
+  caf::anon_send(impl_->query, forward_atom::value, q, store, key, max_lag,
+                 static_cast<uint32_t>(timeout_ms), done);
+  if (answer.wait_for(std::chrono::milliseconds(timeout_ms + 1000)) !=
+      std::future_status::ready) {
+    out.code = static_cast<int32_t>(errc::state_not_ready);
+    out.error = "asking node " + node + ": no answer; retry shortly";
+    return out;
+  }
+  out = answer.get();
+  if (out.code == static_cast<int32_t>(errc::state_not_ready) &&
+      out.error.rfind("asking node", 0) != 0 &&
+      out.error.find("retry") != std::string::npos &&
+      out.error.find("node ") == std::string::npos)
+    out.error = "asking node " + node + ": " + out.error;
   return out;
 }
 
