@@ -228,6 +228,7 @@ struct coordinator_state {
   std::unique_ptr<kafka::producer> lease;
   std::set<std::string> fenced;
   int64_t seen_generation = 0;
+  int64_t last_published = 0; ///< never publish a generation twice
   bool leaving = false;
   bool ready = false;     ///< the announced nodes were seen (no view before that)
   bool rejoining = false; ///< after a freeze: no decisions until the rejoin
@@ -473,7 +474,8 @@ void publish_if_changed(coordinator_actor* self) {
           return;
         }
   }
-  a.generation = (cur ? cur->generation : 0) + 1;
+  a.generation = std::max(cur ? cur->generation : 0, st.last_published) + 1;
+  st.last_published = a.generation;
   a.leader = m->me.id;
   auto text = cluster::to_json(a);
   auto s = st.lease->begin_transaction();
@@ -494,9 +496,19 @@ void publish_if_changed(coordinator_actor* self) {
         return ids;
       }(),
       describe(a));
-  // Read it back before deciding anything else.
-  if (auto s2 = m->sync(m->timeout_ms * 10); !s2)
-    log::warn("cluster: reading back generation {}: {}", a.generation, s2.message());
+  // Read it back before deciding anything else. The commit markers reach
+  // the partition moments after commit_transaction returns (the last stable
+  // offset moves then), so wait for the generation itself, bounded.
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(m->timeout_ms * 10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> guard{m->mu};
+      if (m->latest && m->latest->generation >= a.generation) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  log::warn("cluster: generation {} not read back from {} yet", a.generation, m->topic);
 }
 
 /// After a freeze the view is stale: step down and let the node drop its
