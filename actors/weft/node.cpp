@@ -643,10 +643,16 @@ result<detail::assignment_plan> node::impl::make_plan() {
     plan.partitions.push_back({tp, std::move(q), tasks});
   }
   if (auto s = ctx.consumer->assign(tps); !s) return s;
-  // A partition paused by the previous owner's flow control stays paused in
-  // librdkafka across the re-assignment: the new partition actor starts
-  // with full credit and would never resume it.
-  for (auto& tp : tps)
+  // A partition paused by the previous partition actor's flow control stays
+  // paused in librdkafka across the re-assignment: the new partition actor
+  // starts with full credit and would never resume it. (Only those: resuming
+  // a partition that was never paused right after assign() is not a no-op.)
+  std::set<topic_partition> paused;
+  {
+    std::lock_guard<std::mutex> guard{ctx.paused_mu};
+    paused.swap(ctx.paused);
+  }
+  for (auto& tp : paused)
     if (auto s = ctx.consumer->resume(tp); !s) return s;
   return plan;
 }

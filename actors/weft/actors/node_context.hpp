@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -153,6 +154,10 @@ struct node_context {
   /// the supervisor runs epochs.
   bool exactly_once = false;
   poison_registry poison;
+  /// Partitions paused by flow control: librdkafka keeps a pause across
+  /// re-assignments, so the next plan resumes these (and only these).
+  std::mutex paused_mu;
+  std::set<topic_partition> paused;
   /// Task and partition actors alive (their shards and queues are held).
   std::atomic<int> live_actors{0};
   /// Clustered nodes: the producer died (fenced: another node took this

@@ -94,6 +94,10 @@ void check_stall(partition_actor* self) {
     return;
   }
   if (auto s = st.ctx->consumer->pause(st.queue->partition()); s.ok()) {
+    {
+      std::lock_guard<std::mutex> guard{st.ctx->paused_mu};
+      st.ctx->paused.insert(st.queue->partition());
+    }
     st.paused = true;
     st.ctx->counters.pauses.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -138,10 +142,13 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
         st.inflight.erase(i);
         if (st.stopping) return report_if_drained(self);
         if (st.paused && st.credits >= st.max_credits / 2) {
-          if (auto s = st.ctx->consumer->resume(st.queue->partition()); s.ok())
+          if (auto s = st.ctx->consumer->resume(st.queue->partition()); s.ok()) {
             st.paused = false;
-          else
+            std::lock_guard<std::mutex> guard{st.ctx->paused_mu};
+            st.ctx->paused.erase(st.queue->partition());
+          } else {
             log::warn("{}", s.message());
+          }
         }
         drain(self);
       },
