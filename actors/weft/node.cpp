@@ -132,7 +132,7 @@ struct node::impl {
   void apply_assignment(const cluster::assignment& a,
                         const std::map<size_t, std::map<std::string, int64_t>>& released);
   void rejoin_after_fencing(const std::string& why);
-  void release_idle(const cluster::assignment& a, std::vector<size_t> units);
+  void release_idle(const cluster::assignment& a);
   std::string status_json();
   detail::query_answer local_query(const std::string& store, const std::string& key,
                                    int64_t max_lag, bool remote);
@@ -936,7 +936,7 @@ void node::impl::apply_assignment(
     }
     if (auto s = ctx.consumer->assign_at({}); !s) log::warn("{}", s.message());
     if (!desired.empty()) spawn_supervisor_for_owned();
-    release_idle(a, lost);
+    release_idle(a);
     log::info("cluster: generation {} applied in {} ms: {} units active, {} standby here",
               a.generation,
               std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -945,11 +945,11 @@ void node::impl::apply_assignment(
               desired.size(), keep.size());
   } else {
     standbys->set(to_keys(standby_units));
-    release_idle(a, {});
+    release_idle(a);
   }
 }
 
-void node::impl::release_idle(const cluster::assignment& a, std::vector<size_t>) {
+void node::impl::release_idle(const cluster::assignment& a) {
   // Tell everyone which units this node is clear of — it does not run them
   // and waits for no release of them — so a node waiting to take one over
   // may start it. Idempotent; sent with every generation applied.

@@ -200,12 +200,6 @@ struct cluster_member::impl {
     return announcer->flush(timeout_ms * 5);
   }
 
-  std::vector<std::string> member_ids_locked() const {
-    std::vector<std::string> out{me.id};
-    for (auto& [id, p] : peers)
-      if (p.connected) out.push_back(id);
-    return out;
-  }
 };
 
 namespace {
