@@ -13,16 +13,21 @@ function(weft_add_unit_tests name)
   target_link_libraries(${name} PRIVATE ${T_LIBS} Catch2::Catch2 weft::warnings)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   # One variable only: catch_discover_tests splits property lists on ';'.
+  # It splits test names on ';' too, and Catch2 passes a filter that matches no
+  # test: "-w NoTests" makes such a test fail instead of passing silently.
   set(_env "WEFT_TEST_BOOTSTRAP=127.0.0.1:${WEFT_TEST_BROKER_PORT}")
   catch_discover_tests(${name}
+    EXTRA_ARGS -w NoTests
     TEST_SPEC "~[broker]~[.]"
     PROPERTIES TIMEOUT 180 LABELS "unit")
   catch_discover_tests(${name}
+    EXTRA_ARGS -w NoTests
     TEST_SPEC "[broker]~[slow]~[.]"
     TEST_PREFIX "broker: "
     PROPERTIES TIMEOUT 600 LABELS "broker" FIXTURES_REQUIRED kafka_broker
                ENVIRONMENT "${_env}" RESOURCE_LOCK kafka_broker_load)
   catch_discover_tests(${name}
+    EXTRA_ARGS -w NoTests
     TEST_SPEC "[broker][slow]"
     TEST_PREFIX "slow: "
     PROPERTIES TIMEOUT 900 LABELS "slow" FIXTURES_REQUIRED kafka_broker

@@ -330,7 +330,7 @@ std::pair<int, int> query_everywhere(cluster_fixture& c, size_t keys, int sample
 } // namespace
 
 TEST_CASE("cluster: kill -9 of one of three nodes under load moves its units to "
-          "their standbys; outputs stay exactly once and queries agree",
+          "their standbys, outputs stay exactly once and queries agree",
           "[broker][cluster]") {
   const size_t total = 80000, keys = 8000;
   cluster_fixture c{"failover", 6};

@@ -287,8 +287,8 @@ struct global_reader : weft::service_base {
 
 } // namespace
 
-TEST_CASE("two services declaring the same global table share one copy of it; the same "
-          "store over another topic fails at start-up naming both topics",
+TEST_CASE("two services declaring the same global table share one copy of it, and the "
+          "same store over another topic fails at start-up naming both topics",
           "[broker]") {
   auto table = test::unique_name("shared-table"),
        other = test::unique_name("other-table");
