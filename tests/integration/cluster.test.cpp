@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -117,6 +119,33 @@ struct cluster_fixture {
     }
     return hi - lo <= 1;
   }
+
+  /// Waits until node `id` sees `members` settled; on a timeout, says what
+  /// `id` saw last and how each node's log ends, so that a failure far away
+  /// (CI) can be read without the logs.
+  bool wait_settled(const std::string& id, const std::set<std::string>& members,
+                    std::chrono::seconds bound) {
+    if (test::wait_until([&] { return settled(id, members); }, bound)) return true;
+    auto v = view(id);
+    WARN("not settled after " << bound.count() << " s; " << id
+                              << " sees: " << (v ? v->dump() : std::string{"no answer"}));
+    for (auto& [nid, n] : nodes)
+      WARN("last lines of " << nid << "'s log (" << n.log << "):\n" << tail(n.log, 40));
+    return false;
+  }
+
+  static std::string tail(const std::string& path, size_t lines) {
+    std::ifstream f{path};
+    std::deque<std::string> last;
+    for (std::string line; std::getline(f, line);) {
+      last.push_back(std::move(line));
+      if (last.size() > lines) last.pop_front();
+    }
+    std::string out;
+    for (auto& l : last)
+      out += l + "\n";
+    return out;
+  }
 };
 
 /// Counts in the log of a node: lines containing `what`.
@@ -200,16 +229,16 @@ TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the unit
   } guard{producer};
 
   c.start("n1");
-  REQUIRE(test::wait_until([&] { return c.settled("n1", {"n1"}); }, 60s));
+  REQUIRE(c.wait_settled("n1", {"n1"}, 60s));
   c.start("n2");
   c.start("n3");
-  REQUIRE(test::wait_until([&] { return c.settled("n1", {"n1", "n2", "n3"}); }, 90s));
+  REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
   auto view3 = c.view("n2");
   REQUIRE(view3);
   CHECK(c.settled("n2", {"n1", "n2", "n3"}));
   // Scale in: n3 leaves cleanly.
   CHECK(c.nodes["n3"].proc->stop(SIGTERM, 60s) == 0);
-  REQUIRE(test::wait_until([&] { return c.settled("n1", {"n1", "n2"}); }, 60s));
+  REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 60s));
   producer.join();
 
   auto ref = expected(total, keys);
@@ -337,7 +366,7 @@ TEST_CASE("cluster: kill -9 of one of three nodes under load moves its units to 
   feeder f{c.topics.in, total, keys, 4000};
   for (auto id : {"n1", "n2", "n3"})
     c.start(id);
-  REQUIRE(test::wait_until([&] { return c.settled("n1", {"n1", "n2", "n3"}); }, 90s));
+  REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
   // Standbys caught up before the kill.
   REQUIRE(test::wait_until(
       [&] {
@@ -353,17 +382,15 @@ TEST_CASE("cluster: kill -9 of one of three nodes under load moves its units to 
   CHECK(same > 0);
   auto killed = std::chrono::steady_clock::now();
   c.nodes["n3"].proc->kill_hard();
-  REQUIRE(test::wait_until([&] { return c.settled("n1", {"n1", "n2"}); }, 30s));
+  REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 30s));
   auto moved_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - killed)
                       .count();
   auto [same2, retriable2] = query_everywhere(c, keys, 50);
   CHECK(same2 > 0);
-  WARN("failover: the survivors run every unit " << moved_ms
-                                                 << " ms after the kill; queries: "
-                                                 << same + same2 << " agreeing, "
-                                                 << retriable + retriable2
-                                                 << " retriable");
+  WARN("failover: the survivors run every unit "
+       << moved_ms << " ms after the kill; queries: " << same + same2 << " agreeing, "
+       << retriable + retriable2 << " retriable");
   finish(c, f, total, keys);
 }
 
@@ -375,14 +402,14 @@ TEST_CASE("cluster: a node frozen with SIGSTOP loses its units, commits nothing 
   feeder f{c.topics.in, total, keys, 4000};
   for (auto id : {"n1", "n2", "n3"})
     c.start(id);
-  REQUIRE(test::wait_until([&] { return c.settled("n1", {"n1", "n2", "n3"}); }, 90s));
+  REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
   auto& z = c.nodes["n3"];
   REQUIRE(::kill(z.proc->pid(), SIGSTOP) == 0);
-  REQUIRE(test::wait_until([&] { return c.settled("n1", {"n1", "n2"}); }, 30s));
+  REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 30s));
   REQUIRE(::kill(z.proc->pid(), SIGCONT) == 0);
   REQUIRE(test::wait_until([&] { return log_lines(z.log, "this node was fenced") > 0; },
                            30s));
-  REQUIRE(test::wait_until([&] { return c.settled("n1", {"n1", "n2", "n3"}); }, 90s));
+  REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
   CHECK(z.proc->running());
   CHECK(log_lines(z.log, "rejoining as incarnation") >= 1);
   finish(c, f, total, keys);

@@ -199,7 +199,6 @@ struct cluster_member::impl {
     if (auto s = announcer->send(topic, 0, key, v); !s) return s;
     return announcer->flush(timeout_ms * 5);
   }
-
 };
 
 namespace {
@@ -681,6 +680,10 @@ caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
       [self](ctick_atom) {
         auto& st = self->state;
         if (st.leaving) return;
+        // The next tick first: a tick that found this node frozen must not
+        // end the ticks (the rejoined node would never again send its status
+        // or reconnect).
+        self->delayed_send(self, std::chrono::milliseconds(200), ctick_atom::value);
         if (check_frozen(self)) return;
         auto now = std::chrono::steady_clock::now();
         if (now - st.last_status > std::chrono::milliseconds(500)) {
@@ -701,7 +704,6 @@ caf::behavior coordinator(coordinator_actor* self, cluster_member::impl* m) {
             connect(self, info, true);
         }
         evaluate(self);
-        self->delayed_send(self, std::chrono::milliseconds(200), ctick_atom::value);
       },
       // Answers to our own hello sent on rejoin (ignored).
       [](const std::string&, const caf::actor&) {},
