@@ -72,7 +72,11 @@ struct node::impl {
 
   /// The plan of the units this node owns (`owned`): takes each partition's
   /// queue and assigns the partitions at their committed offsets.
-  result<detail::assignment_plan> make_plan();
+  /// The plan of the owned units' tasks (all of them: the assignment is
+  /// replaced; or, given `running`, those not in it: their partitions are
+  /// added to the assignment).
+  result<detail::assignment_plan>
+  make_plan(const std::set<detail::task_key>* running = nullptr);
   std::map<std::string, int> input_partitions;
 
   // Units of work: the tasks that must run on one node because they share
@@ -613,7 +617,8 @@ std::string node::impl::topology() const {
   return std::to_string(std::hash<std::string>{}(t));
 }
 
-result<detail::assignment_plan> node::impl::make_plan() {
+result<detail::assignment_plan>
+node::impl::make_plan(const std::set<detail::task_key>* running) {
   detail::assignment_plan plan;
   std::map<std::pair<size_t, int32_t>, size_t> task_index;
   std::map<topic_partition, std::vector<size_t>> feeds;
@@ -627,6 +632,7 @@ result<detail::assignment_plan> node::impl::make_plan() {
       for (int32_t p = 0; p < input_partitions[topic]; ++p) {
         auto key = std::make_pair(s, p);
         if (!mine.count(unit_of[key])) continue;
+        if (running && running->count(key)) continue;
         if (!task_index.count(key)) {
           task_index[key] = plan.tasks.size();
           plan.tasks.push_back({s, p});
@@ -641,6 +647,12 @@ result<detail::assignment_plan> node::impl::make_plan() {
     auto q = ctx.consumer->take_queue(tp);
     if (!q) return make_error(errc::internal, "no queue for " + to_string(tp));
     plan.partitions.push_back({tp, std::move(q), tasks});
+  }
+  // Units share no partition: the added tasks' partitions are new to the
+  // consumer, and the running ones' go on where they are.
+  if (running) {
+    if (auto s = ctx.consumer->incremental_assign(tps); !s) return s;
+    return plan;
   }
   if (auto s = ctx.consumer->assign(tps); !s) return s;
   // A partition paused by the previous partition actor's flow control stays
@@ -712,6 +724,9 @@ void node::impl::spawn_supervisor_for_owned() {
         // at the committed offsets.
         if (auto s = self->ctx.consumer->assign_at({}); !s) return s;
         return self->make_plan();
+      },
+      [self](const std::set<detail::task_key>& running) {
+        return self->make_plan(&running);
       });
 }
 
@@ -903,6 +918,28 @@ void node::impl::apply_assignment(
                   units[u].name,
                   prev.empty() || prev == node_id ? "" : " (handed off by " + prev + ")");
       }
+    if (supervisor && lost.empty()) {
+      // Only gains: the running tasks go on; the supervisor adds the new
+      // units' tasks (their standby shards close here first).
+      std::set<size_t> keep;
+      for (auto u : standby_units)
+        if (!desired.count(u)) keep.insert(u);
+      standbys->set(to_keys(keep));
+      {
+        std::lock_guard<std::mutex> guard{own_mu};
+        owned = desired;
+      }
+      caf::anon_send(supervisor, detail::grow_atom::value);
+      release_idle(a);
+      log::info("cluster: generation {} applied in {} ms without a restart: {} units "
+                "active, {} standby here",
+                a.generation,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - start)
+                    .count(),
+                desired.size(), keep.size());
+      return;
+    }
     if (auto s = stop_supervisor(true, false); !s) {
       log::warn("cluster: stopping the tasks for generation {}: {}", a.generation,
                 s.message());

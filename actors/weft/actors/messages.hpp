@@ -40,6 +40,7 @@ using aligned_atom = caf::atom_constant<caf::atom("aligned")>;     // task reach
 using committed_atom = caf::atom_constant<caf::atom("committed")>; // epoch committed
 using abort_atom = caf::atom_constant<caf::atom("abort")>;         // abort the epoch
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;     // epoch too slow
+using grow_atom = caf::atom_constant<caf::atom("grow")>;           // units were added
 
 } // namespace weft::detail
 

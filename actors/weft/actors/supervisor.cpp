@@ -1,5 +1,6 @@
 #include "weft/actors/supervisor.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -32,6 +33,11 @@ struct supervisor_state {
   std::chrono::steady_clock::time_point last_progress;
   uint64_t last_processed = 0;
 
+  /// The (service, partition) of each task, by task index.
+  std::vector<task_key> task_keys;
+  grow_fn grow;
+  bool grow_pending = false; ///< the node gained units: add their tasks
+
   // exactly_once
   plan_fn replan;
   std::map<caf::actor_addr, size_t> task_of; ///< current tasks only
@@ -41,6 +47,9 @@ struct supervisor_state {
   std::vector<bool> aligned;
   std::vector<bool> direct_tasks;      ///< take markers straight from here
   std::vector<bool> direct_partitions; ///< feed only direct tasks: no marker
+  std::vector<bool> joined; ///< per task: takes part in the epochs (input released)
+  std::vector<bool> fed;    ///< per partition: released to its tasks
+  size_t epoch_tasks = 0;   ///< tasks taking part in the open epoch
   size_t aligned_count = 0;
   caf::timestamp epoch_start;
   size_t restoring = 0; ///< tasks whose shard is not restored yet
@@ -142,22 +151,15 @@ void answer_stop(supervisor_actor* self) {
   if (st.stop_promise.pending()) st.stop_promise.deliver(caf::unit);
 }
 
-/// Spawns the task and partition actors of `plan` (partition actors are held
-/// under exactly_once until every shard restored).
-void spawn_children(supervisor_actor* self, assignment_plan plan) {
+/// Spawns the task and partition actors of `plan` next to the running ones
+/// (partition actors are held under exactly_once until every shard restored;
+/// the plan's partitions feed only the plan's tasks).
+void add_children(supervisor_actor* self, assignment_plan plan) {
   auto& st = self->state;
   auto* ctx = st.ctx;
   auto& sys = self->system();
   auto me = caf::actor_cast<caf::actor>(self);
-  st.tasks.clear();
-  st.partitions.clear();
-  st.partition_tps.clear();
-  st.partition_tasks.clear();
-  st.partition_index.clear();
-  st.task_of.clear();
-  st.reported.clear();
-  st.restoring = 0;
-  st.feeding = !ctx->exactly_once;
+  const size_t base = st.tasks.size();
   std::vector<size_t> sources(plan.tasks.size(), 0);
   // A task whose partitions feed no other task takes markers directly (a
   // shared partition needs the in-band marker: every task reading it must cut
@@ -168,24 +170,28 @@ void spawn_children(supervisor_actor* self, assignment_plan plan) {
       ++sources[t];
       if (p.tasks.size() > 1) direct[t] = false;
     }
-  st.direct_tasks = direct;
-  st.direct_partitions.clear();
   for (auto& p : plan.partitions)
     st.direct_partitions.push_back(p.tasks.size() == 1 && direct[p.tasks[0]]);
   for (size_t i = 0; i < plan.tasks.size(); ++i) {
     auto& t = plan.tasks[i];
-    auto a = spawn_task_actor(sys, ctx, t.service, t.partition, i, sources[i],
+    auto a = spawn_task_actor(sys, ctx, t.service, t.partition, base + i, sources[i],
                               ctx->exactly_once && direct[i], me);
     self->monitor(a);
     self->link_to(a);
-    st.task_of[a.address()] = i;
+    st.task_of[a.address()] = base + i;
     st.tasks.push_back(a);
+    st.task_keys.emplace_back(t.service, t.partition);
+    st.direct_tasks.push_back(direct[i]);
+    st.joined.push_back(!ctx->exactly_once);
     if (!ctx->services[t.service].stores.empty()) ++st.restoring;
   }
   for (auto& p : plan.partitions) {
     std::vector<caf::actor> feeds;
-    for (auto t : p.tasks)
-      feeds.push_back(st.tasks[t]);
+    std::vector<size_t> indices;
+    for (auto t : p.tasks) {
+      feeds.push_back(st.tasks[base + t]);
+      indices.push_back(base + t);
+    }
     auto a = spawn_partition_actor(sys, ctx, p.queue, std::move(feeds), me,
                                    !ctx->exactly_once);
     self->monitor(a);
@@ -193,18 +199,46 @@ void spawn_children(supervisor_actor* self, assignment_plan plan) {
     st.partition_index[p.tp] = st.partitions.size();
     st.partitions.push_back(a);
     st.partition_tps.push_back(p.tp);
-    st.partition_tasks.push_back(p.tasks);
+    st.partition_tasks.push_back(std::move(indices));
+    st.fed.push_back(!ctx->exactly_once);
   }
-  st.aligned.assign(st.tasks.size(), false);
+  st.aligned.resize(st.tasks.size(), false);
 }
 
-/// exactly_once: releases the partition actors once no shard restores.
+/// Spawns the task and partition actors of `plan` in place of any before.
+void spawn_children(supervisor_actor* self, assignment_plan plan) {
+  auto& st = self->state;
+  st.tasks.clear();
+  st.partitions.clear();
+  st.partition_tps.clear();
+  st.partition_tasks.clear();
+  st.partition_index.clear();
+  st.task_of.clear();
+  st.task_keys.clear();
+  st.reported.clear();
+  st.direct_tasks.clear();
+  st.direct_partitions.clear();
+  st.joined.clear();
+  st.fed.clear();
+  st.aligned.clear();
+  st.restoring = 0;
+  st.feeding = !st.ctx->exactly_once;
+  add_children(self, std::move(plan));
+}
+
+/// exactly_once: releases the held partition actors once no shard restores,
+/// between two epochs (their tasks take part from the next epoch on).
 void maybe_feed(supervisor_actor* self) {
   auto& st = self->state;
-  if (st.feeding || st.restoring > 0 || st.rolling_back) return;
+  if (st.restoring > 0 || st.rolling_back || st.collecting || st.failed) return;
+  if (st.stopping && st.feeding) return; // nothing new once the final epoch is due
   st.feeding = true;
-  for (auto& p : st.partitions)
-    self->send(p, restored_atom::value);
+  for (size_t p = 0; p < st.partitions.size(); ++p)
+    if (!st.fed[p]) {
+      st.fed[p] = true;
+      self->send(st.partitions[p], restored_atom::value);
+    }
+  st.joined.assign(st.tasks.size(), true);
 }
 
 /// Fatal for the node: a fenced producer or an unrecoverable error. A
@@ -229,18 +263,20 @@ void start_epoch(supervisor_actor* self) {
   st.collecting = true;
   st.aligned.assign(st.tasks.size(), false);
   st.aligned_count = 0;
+  st.epoch_tasks = static_cast<size_t>(std::count(st.joined.begin(), st.joined.end(), true));
   st.epoch_start = caf::make_timestamp();
   for (size_t p = 0; p < st.partitions.size(); ++p)
-    if (!st.direct_partitions[p])
+    if (st.fed[p] && !st.direct_partitions[p])
       self->send(st.partitions[p], marker_atom::value, st.epoch);
   for (size_t t = 0; t < st.tasks.size(); ++t)
-    if (st.direct_tasks[t])
+    if (st.joined[t] && st.direct_tasks[t])
       self->send<caf::message_priority::high>(st.tasks[t], marker_atom::value, st.epoch);
   self->delayed_send(self, st.epoch_timeout, timeout_atom::value, st.epoch);
 }
 
 void roll_back(supervisor_actor* self, const std::string& why);
 void restart_after_roll_back(supervisor_actor* self);
+void try_grow(supervisor_actor* self);
 
 caf::actor_addr sender_of(supervisor_actor* self) {
   return caf::actor_cast<caf::actor_addr>(self->current_sender());
@@ -314,6 +350,8 @@ void commit_epoch(supervisor_actor* self) {
     // Urgent like the direct markers, so the next marker cannot overtake it.
     for (auto& t : st.tasks)
       self->send<caf::message_priority::high>(t, committed_atom::value, st.epoch);
+    // Between two epochs: tasks added since (grow) may start.
+    maybe_feed(self);
     return;
   }
   // The node stops after this epoch: answer once every task has written its
@@ -388,15 +426,36 @@ void restart_after_roll_back(supervisor_actor* self) {
     return;
   }
   maybe_feed(self);
+  // A grow that came during the roll-back (the plan above may already
+  // hold its units: then it adds nothing).
+  try_grow(self);
+}
+
+/// The node gained units: spawn the tasks it owns and does not run yet.
+void try_grow(supervisor_actor* self) {
+  auto& st = self->state;
+  if (!st.grow_pending || st.rolling_back || st.failed || st.stopping) return;
+  st.grow_pending = false;
+  if (!st.grow) return fail_node(self, "this node cannot add tasks while it runs");
+  std::set<task_key> running(st.task_keys.begin(), st.task_keys.end());
+  auto plan = st.grow(running);
+  if (!plan)
+    return fail_node(self, "assigning the input of added units: " + plan.error().message());
+  if (plan->tasks.empty()) return;
+  log::debug("{} tasks and {} partitions added", plan->tasks.size(),
+             plan->partitions.size());
+  add_children(self, std::move(*plan));
+  maybe_feed(self);
 }
 
 caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
                                   assignment_plan plan, fatal_handler on_fatal,
-                                  plan_fn replan) {
+                                  plan_fn replan, grow_fn grow) {
   auto& st = self->state;
   st.ctx = ctx;
   st.on_fatal = std::move(on_fatal);
   st.replan = std::move(replan);
+  st.grow = std::move(grow);
   st.interval = std::chrono::milliseconds(ctx->cfg.get_int("commit.interval.ms"));
   st.epoch_timeout = std::chrono::milliseconds(ctx->cfg.get_int("epoch.timeout.ms"));
   st.txn_timeout_ms = static_cast<int>(ctx->cfg.get_int("epoch.timeout.ms"));
@@ -426,18 +485,21 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
   return {
       [self](tick_atom) {
         auto& st = self->state;
+        if (st.ctx->exactly_once) maybe_feed(self);
         if (!st.ctx->exactly_once) {
           commit(self);
         } else if (!st.collecting && st.feeding && !st.rolling_back && !st.failed &&
-                   !st.final_epoch && !st.tasks.empty()) {
+                   !st.final_epoch &&
+                   std::find(st.joined.begin(), st.joined.end(), true) !=
+                       st.joined.end()) {
           if (st.stopping) {
             st.final_epoch = true;
             log::debug("stopping: final epoch {}", st.epoch + 1);
           }
           start_epoch(self);
         }
-        for (auto& t : st.tasks)
-          self->send(t, tick_atom::value);
+        for (size_t t = 0; t < st.tasks.size(); ++t)
+          if (st.joined[t]) self->send(st.tasks[t], tick_atom::value);
         log_progress(self);
         if (!st.stopping || (st.ctx->exactly_once && !st.final_epoch && !st.failed))
           self->delayed_send(self, st.interval, tick_atom::value);
@@ -446,17 +508,18 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         auto& st = self->state;
         auto i = st.task_of.find(sender_of(self));
         if (i == st.task_of.end() || i->second != task) return; // replaced
-        if (!st.collecting || epoch != st.epoch || st.aligned[task]) return;
+        if (!st.collecting || epoch != st.epoch || st.aligned[task] || !st.joined[task])
+          return;
         st.aligned[task] = true;
         record_offsets(self, task, offs);
-        if (++st.aligned_count == st.tasks.size()) commit_epoch(self);
+        if (++st.aligned_count == st.epoch_tasks) commit_epoch(self);
       },
       [self](timeout_atom, uint64_t epoch) {
         auto& st = self->state;
         if (!st.collecting || epoch != st.epoch) return;
         std::string late;
         for (size_t t = 0; t < st.aligned.size(); ++t)
-          if (!st.aligned[t]) late += (late.empty() ? "" : ", ") + std::to_string(t);
+          if (st.joined[t] && !st.aligned[t]) late += (late.empty() ? "" : ", ") + std::to_string(t);
         roll_back(self, "tasks " + late + " did not reach the marker of epoch " +
                             std::to_string(epoch) + " within epoch.timeout.ms");
       },
@@ -470,6 +533,10 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         if (!st.task_of.count(sender_of(self))) return; // replaced
         if (st.restoring > 0) --st.restoring;
         maybe_feed(self);
+      },
+      [self](grow_atom) {
+        self->state.grow_pending = true;
+        try_grow(self);
       },
       [self](offsets_atom, size_t task, const task_offsets& offs) {
         record_offsets(self, task, offs);
@@ -542,12 +609,13 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
 
 caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
                             assignment_plan plan, fatal_handler on_fatal,
-                            plan_fn replan) {
+                            plan_fn replan, grow_fn grow) {
   if (ctx->exactly_once)
     return sys.spawn<caf::detached>(supervisor_behavior, ctx, std::move(plan),
-                                    std::move(on_fatal), std::move(replan));
+                                    std::move(on_fatal), std::move(replan),
+                                    std::move(grow));
   return sys.spawn(supervisor_behavior, ctx, std::move(plan), std::move(on_fatal),
-                   std::move(replan));
+                   std::move(replan), std::move(grow));
 }
 
 } // namespace weft::detail

@@ -38,11 +38,21 @@
 // Partition actors are held until every shard has restored, so an epoch
 // never waits for a restore. Stopping runs one last epoch over everything in
 // flight, then answers the stop request.
+//
+// Growing (grow): a clustered node that gains units and loses none does not
+// restart what it runs. The supervisor adds the new units' partitions to the
+// consumer's assignment (grow_fn) and spawns their tasks and partition
+// actors, held while their shards restore (from a standby's checkpoint, only
+// the tail); the running tasks go on meanwhile. New tasks join the epochs
+// between two epochs — their partitions are released, and they get ticks and
+// markers, only when no epoch is open — so an epoch's transaction holds no
+// output of a task that is not part of it.
 
 #include <caf/fwd.hpp>
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,8 +90,16 @@ using fatal_handler = std::function<void(const std::string&)>;
 /// thread.
 using plan_fn = std::function<result<assignment_plan>()>;
 
+/// A task by its service and partition.
+using task_key = std::pair<size_t, int32_t>;
+
+/// Adds the input partitions of the node's tasks that are not in `running`
+/// to the assignment (each at its committed offset; the assigned ones go on
+/// where they are) and returns their plan. Called on the supervisor's thread.
+using grow_fn = std::function<result<assignment_plan>(const std::set<task_key>& running)>;
+
 caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
                             assignment_plan plan, fatal_handler on_fatal,
-                            plan_fn replan = {});
+                            plan_fn replan = {}, grow_fn grow = {});
 
 } // namespace weft::detail

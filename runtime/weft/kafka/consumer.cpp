@@ -151,6 +151,20 @@ status consumer::assign(const std::vector<topic_partition>& tps) {
   return from_rd(rd_kafka_assign(rk_, l.get()), "assign");
 }
 
+status consumer::incremental_assign(const std::vector<topic_partition>& tps) {
+  if (tps.empty()) return {};
+  std::vector<std::pair<topic_partition, weft::offset>> offs;
+  for (auto& tp : tps)
+    offs.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
+  auto l = make_tp_list(offs);
+  auto* err = rd_kafka_incremental_assign(rk_, l.get());
+  if (!err) return {};
+  auto st = make_error(errc::kafka,
+                       std::string{"incremental assign: "} + rd_kafka_error_string(err));
+  rd_kafka_error_destroy(err);
+  return st;
+}
+
 status consumer::assign_at(const std::vector<std::pair<topic_partition, weft::offset>>& start) {
   if (start.empty()) return from_rd(rd_kafka_assign(rk_, nullptr), "unassign");
   auto l = make_tp_list(start);

@@ -102,6 +102,11 @@ class consumer {
   /// (RD_KAFKA_OFFSET_BEGINNING / _END allowed). Empty: unassign all.
   status assign_at(const std::vector<std::pair<topic_partition, weft::offset>>& start);
 
+  /// Adds partitions to the assignment, each at its committed offset (or per
+  /// auto.offset.reset); the partitions already assigned go on fetching where
+  /// they are (assign() restarts every partition at its committed offset).
+  status incremental_assign(const std::vector<topic_partition>& tps);
+
   /// Splits the partition's messages off the main queue. Call it before
   /// assign(): a message fetched in between would land on the main queue.
   std::unique_ptr<partition_queue> take_queue(const topic_partition& tp);

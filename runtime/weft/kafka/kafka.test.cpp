@@ -189,6 +189,39 @@ TEST_CASE("committed offsets are where a new consumer of the group starts", "[mo
   CHECK(b.view(0).offset.value() == 12);
 }
 
+TEST_CASE("an incremental assignment adds a partition at its committed offset while "
+          "the assigned ones go on where they are",
+          "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("i", 2).ok());
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc);
+  for (int32_t part = 0; part < 2; ++part)
+    for (int i = 0; i < 20; ++i)
+      REQUIRE(p->send("i", part, std::string_view{"k"}, std::to_string(i)).ok());
+  REQUIRE(p->flush(10000).ok());
+  topic_partition p0{"i", partition_id{0}}, p1{"i", partition_id{1}};
+  {
+    auto other = make_consumer(mock->bootstrap_servers());
+    REQUIRE(other->assign({p1}).ok());
+    REQUIRE(other->commit_sync({{p1, offset{5}}}, 10000).ok());
+  }
+  auto c = make_consumer(mock->bootstrap_servers());
+  auto q0 = c->take_queue(p0);
+  REQUIRE(c->assign({p0}).ok());
+  kafka::message_batch first;
+  REQUIRE(drain_until(*q0, first, 10) == 10);
+  auto q1 = c->take_queue(p1);
+  REQUIRE(c->incremental_assign({p1}).ok());
+  kafka::message_batch rest0, from1;
+  REQUIRE(drain_until(*q0, rest0, 10) == 10);
+  REQUIRE(drain_until(*q1, from1, 15) == 15);
+  for (size_t i = 0; i < rest0.size(); ++i)
+    CHECK(rest0.view(i).offset.value() == static_cast<int64_t>(10 + i));
+  for (size_t i = 0; i < from1.size(); ++i)
+    CHECK(from1.view(i).offset.value() == static_cast<int64_t>(5 + i));
+}
+
 TEST_CASE("a producer survives a broker that is down for seconds and loses nothing",
           "[mock]") {
   auto mock = start_mock();
