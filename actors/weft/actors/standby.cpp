@@ -145,6 +145,7 @@ void standby_manager::run() {
       applied_ = ticket;
     }
     cv_.notify_all();
+    open_missing();
     round();
     std::unique_lock<std::mutex> lock{mu_};
     cv_.wait_for(lock, std::chrono::milliseconds(poll_ms_),
@@ -185,8 +186,13 @@ void standby_manager::reconcile(const std::set<task_key>& wanted) {
     s.shard.reset();
     log::debug("{}: closed", describe(key));
   }
+}
+
+void standby_manager::open_missing() {
   auto now = clock::now();
   for (auto& [key, s] : standbys_) {
+    // A set() waits: its change goes first.
+    if (interrupt_.load(std::memory_order_acquire)) return;
     if (s.shard || now < s.retry_at) continue;
     auto& svc = ctx_->services[key.first];
     auto sh = state::shard::open(*ctx_->stores, ctx_->state_dir, ctx_->application_id,

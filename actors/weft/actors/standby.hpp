@@ -123,7 +123,12 @@ class standby_manager {
   };
 
   void run();
+  /// Closes the standbys no longer wanted (before set() returns: a task may
+  /// be about to open their folders) and lists the new ones, unopened.
   void reconcile(const std::set<task_key>& wanted);
+  /// Opens the listed standbys that are not open (after set() returned: a
+  /// promotion does not wait for other shards to open).
+  void open_missing();
   void round();
   /// The changelog partitions of `s` exist and their marks, or the error.
   status read_marks(const task_key& key, standby& s, std::vector<mark>& marks);
