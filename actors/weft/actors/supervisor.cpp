@@ -263,7 +263,8 @@ void start_epoch(supervisor_actor* self) {
   st.collecting = true;
   st.aligned.assign(st.tasks.size(), false);
   st.aligned_count = 0;
-  st.epoch_tasks = static_cast<size_t>(std::count(st.joined.begin(), st.joined.end(), true));
+  st.epoch_tasks =
+      static_cast<size_t>(std::count(st.joined.begin(), st.joined.end(), true));
   st.epoch_start = caf::make_timestamp();
   for (size_t p = 0; p < st.partitions.size(); ++p)
     if (st.fed[p] && !st.direct_partitions[p])
@@ -440,7 +441,8 @@ void try_grow(supervisor_actor* self) {
   std::set<task_key> running(st.task_keys.begin(), st.task_keys.end());
   auto plan = st.grow(running);
   if (!plan)
-    return fail_node(self, "assigning the input of added units: " + plan.error().message());
+    return fail_node(self,
+                     "assigning the input of added units: " + plan.error().message());
   if (plan->tasks.empty()) return;
   log::debug("{} tasks and {} partitions added", plan->tasks.size(),
              plan->partitions.size());
@@ -519,7 +521,8 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         if (!st.collecting || epoch != st.epoch) return;
         std::string late;
         for (size_t t = 0; t < st.aligned.size(); ++t)
-          if (st.joined[t] && !st.aligned[t]) late += (late.empty() ? "" : ", ") + std::to_string(t);
+          if (st.joined[t] && !st.aligned[t])
+            late += (late.empty() ? "" : ", ") + std::to_string(t);
         roll_back(self, "tasks " + late + " did not reach the marker of epoch " +
                             std::to_string(epoch) + " within epoch.timeout.ms");
       },
@@ -608,8 +611,8 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
 } // namespace
 
 caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
-                            assignment_plan plan, fatal_handler on_fatal,
-                            plan_fn replan, grow_fn grow) {
+                            assignment_plan plan, fatal_handler on_fatal, plan_fn replan,
+                            grow_fn grow) {
   if (ctx->exactly_once)
     return sys.spawn<caf::detached>(supervisor_behavior, ctx, std::move(plan),
                                     std::move(on_fatal), std::move(replan),

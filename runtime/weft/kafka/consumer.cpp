@@ -165,7 +165,8 @@ status consumer::incremental_assign(const std::vector<topic_partition>& tps) {
   return st;
 }
 
-status consumer::assign_at(const std::vector<std::pair<topic_partition, weft::offset>>& start) {
+status
+consumer::assign_at(const std::vector<std::pair<topic_partition, weft::offset>>& start) {
   if (start.empty()) return from_rd(rd_kafka_assign(rk_, nullptr), "unassign");
   auto l = make_tp_list(start);
   return from_rd(rd_kafka_assign(rk_, l.get()), "assign");

@@ -41,7 +41,8 @@ status from_rd(rd_kafka_error_t* err, std::string_view context) {
   return {code, std::move(msg)};
 }
 
-result<int> topic_partition_count(rd_kafka_t* rk, const std::string& topic, int timeout_ms) {
+result<int> topic_partition_count(rd_kafka_t* rk, const std::string& topic,
+                                  int timeout_ms) {
   const rd_kafka_metadata_t* md = nullptr;
   auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms);
   if (err) return from_rd(err, "metadata for topic '" + topic + "'");

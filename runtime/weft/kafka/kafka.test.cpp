@@ -33,8 +33,9 @@ std::unique_ptr<kafka::producer>
 make_producer(const std::string& bootstrap, delivery_count& dc,
               std::map<std::string, std::string> extra = {}) {
   extra["bootstrap.servers"] = bootstrap;
-  auto p = kafka::producer::create(
-      extra, [&dc](void*, const status& st, int64_t) { (st.ok() ? dc.ok : dc.failed)++; });
+  auto p = kafka::producer::create(extra, [&dc](void*, const status& st, int64_t) {
+    (st.ok() ? dc.ok : dc.failed)++;
+  });
   REQUIRE(p.ok());
   return std::move(*p);
 }

@@ -18,8 +18,8 @@ void producer::dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     self->on_delivery_(m->_private, ok, m->offset);
   } else {
     self->on_delivery_(
-      m->_private,
-      from_rd(m->err, std::string{"deliver to "} + rd_kafka_topic_name(m->rkt)), -1);
+        m->_private,
+        from_rd(m->err, std::string{"deliver to "} + rd_kafka_topic_name(m->rkt)), -1);
   }
 }
 
