@@ -85,6 +85,9 @@ struct cluster_fixture {
     args.push_back("--http.port=" + std::to_string(n.http_port));
     for (auto& e : extra)
       args.push_back(e);
+    // WEFT_TEST_NODE_LOG_LEVEL=debug: the nodes' logs tell more.
+    if (auto* level = std::getenv("WEFT_TEST_NODE_LOG_LEVEL"))
+      args.push_back(std::string{"--log.level="} + level);
     n.proc = std::make_unique<test::child_process>(test::built("tests/weft-test-node"),
                                                    args, n.log);
     return n;

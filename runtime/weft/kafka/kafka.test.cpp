@@ -223,6 +223,43 @@ TEST_CASE("an incremental assignment adds a partition at its committed offset wh
     CHECK(from1.view(i).offset.value() == static_cast<int64_t>(5 + i));
 }
 
+TEST_CASE("a partition assigned again starts at the group's committed offset, not "
+          "where this consumer left it",
+          "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("r", 1).ok());
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc);
+  for (int i = 0; i < 40; ++i)
+    REQUIRE(p->send("r", 0, std::string_view{"k"}, std::to_string(i)).ok());
+  REQUIRE(p->flush(10000).ok());
+  topic_partition tp{"r", partition_id{0}};
+  auto c = make_consumer(mock->bootstrap_servers());
+  for (bool incremental : {false, true}) {
+    INFO((incremental ? "incremental_assign" : "assign"));
+    {
+      auto q = c->take_queue(tp);
+      REQUIRE(c->assign({tp}).ok());
+      kafka::message_batch first;
+      REQUIRE(drain_until(*q, first, 5) == 5);
+      REQUIRE(c->assign_at({}).ok());
+    }
+    // Another member of the group moves on meanwhile.
+    int64_t committed = incremental ? 30 : 20;
+    {
+      auto other = make_consumer(mock->bootstrap_servers());
+      REQUIRE(other->assign({tp}).ok());
+      REQUIRE(other->commit_sync({{tp, offset{committed}}}, 10000).ok());
+    }
+    auto q = c->take_queue(tp);
+    REQUIRE((incremental ? c->incremental_assign({tp}) : c->assign({tp})).ok());
+    kafka::message_batch again;
+    REQUIRE(drain_until(*q, again, 1) >= 1);
+    CHECK(again.view(0).offset.value() == committed);
+    REQUIRE(c->assign_at({}).ok());
+  }
+}
+
 TEST_CASE("a producer survives a broker that is down for seconds and loses nothing",
           "[mock]") {
   auto mock = start_mock();
