@@ -41,6 +41,7 @@ using committed_atom = caf::atom_constant<caf::atom("committed")>; // epoch comm
 using abort_atom = caf::atom_constant<caf::atom("abort")>;         // abort the epoch
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;     // epoch too slow
 using grow_atom = caf::atom_constant<caf::atom("grow")>;           // units were added
+using halt_atom = caf::atom_constant<caf::atom("halt")>;           // produce no more
 
 } // namespace weft::detail
 

@@ -367,15 +367,40 @@ void commit_epoch(supervisor_actor* self) {
         .then([done]() mutable { done(); }, [done](caf::error&) mutable { done(); });
 }
 
-/// Rolls the node back to its last committed epoch (see the header).
+void abort_and_replace(supervisor_actor* self);
+
+/// Rolls the node back to its last committed epoch (see the header). First
+/// every task is halted, so nothing is produced while the transaction aborts:
+/// librdkafka 2.0.2 may fail an abort that races an AddPartitionsToTxn with a
+/// fatal INVALID_TXN_STATE (confluentinc/librdkafka#4849), which ended the
+/// node about once in three roll-backs.
 void roll_back(supervisor_actor* self, const std::string& why) {
   auto& st = self->state;
-  auto* ctx = st.ctx;
   if (st.rolling_back || st.failed) return;
   log::warn("aborting epoch {}: {}", st.epoch, why);
-  ctx->counters.epochs_aborted.fetch_add(1, std::memory_order_relaxed);
+  st.ctx->counters.epochs_aborted.fetch_add(1, std::memory_order_relaxed);
   st.collecting = false;
   st.rolling_back = true;
+  if (st.tasks.empty()) return abort_and_replace(self);
+  auto left = std::make_shared<size_t>(st.tasks.size());
+  auto done = [self, left]() {
+    if (--*left == 0) abort_and_replace(self);
+  };
+  // A task busy in a handler answers once it returns; one that does not
+  // answer in time is killed with the others (the abort may then race).
+  for (auto& t : st.tasks)
+    self->request<caf::message_priority::high>(t, std::chrono::seconds(10),
+                                               halt_atom::value)
+        .then([done](bool) mutable { done(); }, [done](caf::error&) mutable { done(); });
+}
+
+/// Every task is halted: deliver what the producer holds (so no
+/// AddPartitionsToTxn is in flight), abort, and replace the actors.
+void abort_and_replace(supervisor_actor* self) {
+  auto& st = self->state;
+  auto* ctx = st.ctx;
+  if (st.failed) return;
+  (void)ctx->producer->flush(st.txn_timeout_ms);
   if (auto s = ctx->producer->abort_transaction(st.txn_timeout_ms); !s) {
     // A fenced producer may first report an abortable error and then fail
     // the abort with a fatal one: either way it can never commit again.

@@ -603,6 +603,12 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         self->send(st.supervisor, offsets_atom::value, st.task_index,
                    commit_point(self, true));
       },
+      [self](halt_atom) {
+        // The supervisor rolls the epoch back: produce nothing more, so the
+        // producer can deliver what it holds before the transaction aborts.
+        self->state.aborting = true;
+        return true;
+      },
       [self](final_atom, bool flush) -> task_offsets {
         return commit_point(self, flush);
       },
