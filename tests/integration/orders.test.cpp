@@ -412,7 +412,13 @@ TEST_CASE("fraud: orders more than an hour apart fall in separate sessions",
       weft::kafka::producer::create({{"bootstrap.servers", weft::test::bootstrap()},
                                      {"partitioner", "murmur2_random"}});
   REQUIRE(producer.ok());
-  const weft::timestamp_ms t0 = 1700000000000;
+  // Three hours ago: records older than the topics' retention (7 days)
+  // would be deleted by the broker's retention check (every 5 s here)
+  // before the services read them.
+  const weft::timestamp_ms t0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count() -
+                                3 * 3600 * 1000;
   auto create = [&](const std::string& id, double price, weft::timestamp_ms ts) {
     orders::order_command c;
     c.type = orders::cmd_create;
