@@ -44,6 +44,9 @@ void restorer::cancel(state::shard* shard) {
 
 void restorer::run() {
   std::unique_ptr<kafka::consumer> reader;
+  // Reads the high watermark (the reader, read_committed, sees the last
+  // stable offset): a shard taken over waits for its changelog's markers.
+  std::unique_ptr<kafka::consumer> uncommitted;
   while (true) {
     std::vector<job> batch;
     {
@@ -80,11 +83,25 @@ void restorer::run() {
       }
       reader = std::move(*c);
     }
+    if (!uncommitted) {
+      auto props = props_;
+      props["isolation.level"] = "read_uncommitted";
+      props["group.id"] += "-hw";
+      auto c = kafka::consumer::create(props);
+      if (!c) {
+        for (auto& j : batch)
+          j.done(c.error(), 0);
+        release();
+        continue;
+      }
+      uncommitted = std::move(*c);
+    }
     std::vector<state::shard*> shards;
     for (auto& j : batch)
       shards.push_back(j.shard);
     auto start = std::chrono::steady_clock::now();
-    auto n = state::shard::restore_all(shards, *reader, batch_, timeout_ms_);
+    auto n = state::shard::restore_all(shards, *reader, batch_, timeout_ms_, nullptr,
+                                       uncommitted.get());
     if (!n) {
       for (auto& j : batch)
         j.done(n.error(), 0);

@@ -1,8 +1,10 @@
 #include "weft/state/shard.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <thread>
+#include <tuple>
 
 #include "weft/kafka/consumer.hpp"
 #include "weft/log.hpp"
@@ -213,7 +215,8 @@ status shard::finish(cursor& c) {
 result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shards,
                                                  kafka::consumer& reader, size_t batch,
                                                  int timeout_ms,
-                                                 const std::atomic<bool>* interrupt) {
+                                                 const std::atomic<bool>* interrupt,
+                                                 kafka::consumer* uncommitted) {
   std::vector<cursor> cursors;
   std::vector<std::pair<topic_partition, weft::offset>> starts;
   for (auto* sh : shards)
@@ -242,6 +245,43 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
       // offset: the end of what the reader will ever return while a
       // transaction is open on the changelog.
       auto [low, high] = *marks;
+      if (uncommitted) {
+        // A task taking a shard over: its previous owner's last transaction
+        // may be committed while its markers are not written yet (the
+        // coordinator writes them after answering EndTxn). The stable end
+        // then stops before that transaction's changes, whose input offsets
+        // are committed already: the state would miss them. Only the owner
+        // writes a changelog partition, so wait until nothing is open on it.
+        auto waited_from = std::chrono::steady_clock::now();
+        while (true) {
+          auto hw = uncommitted->watermarks(tp, timeout_ms);
+          if (!hw) return hw.error();
+          if (high >= hw->second) break;
+          if (interrupt && interrupt->load(std::memory_order_acquire))
+            return make_error(errc::shutting_down, "restore interrupted");
+          if (std::chrono::steady_clock::now() - waited_from >
+              std::chrono::milliseconds(std::min(timeout_ms, 5000))) {
+            // Markers take milliseconds. A transaction open this long was
+            // left by a writer with another transactional.id (a state folder
+            // wiped after a crash): the broker aborts it at its timeout.
+            log::warn("restore of {}: a transaction stays open on the changelog "
+                      "(stable end {}, high watermark {}); restoring up to the "
+                      "stable end",
+                      to_string(tp), high, hw->second);
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          auto again = reader.watermarks(tp, timeout_ms);
+          if (!again) return again.error();
+          std::tie(low, high) = *again;
+        }
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - waited_from)
+                      .count();
+        if (us > 20000)
+          log::debug("restore of {} waited {} ms for the transaction markers",
+                     to_string(tp), us / 1000);
+      }
       int64_t from = std::max(e.checkpointed, low);
       if (from >= high) continue; // nothing newer than the local state
       cursor c{sh, &e, tp, reader.take_queue(tp), from, high, {}};

@@ -135,7 +135,8 @@ class shard {
   /// give its shards up without waiting for a long catch-up to end.
   static result<std::vector<uint64_t>>
   restore_all(const std::vector<shard*>& shards, kafka::consumer& reader, size_t batch,
-              int timeout_ms, const std::atomic<bool>* interrupt = nullptr);
+              int timeout_ms, const std::atomic<bool>* interrupt = nullptr,
+              kafka::consumer* uncommitted = nullptr);
 
   /// Tells every store the timestamp of the record being handled, so the
   /// changelog records its writes cause carry it. Writer (task) only.

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -357,4 +358,64 @@ TEST_CASE("a shard restores a transactional changelog without aborted records an
     REQUIRE(admin.ok());
     (void)(*admin)->delete_topics({counts_topic, w_topic, idle_topic}, 30'000);
   }
+}
+
+TEST_CASE("a shard taken over waits for the transaction open on its changelog and "
+          "restores what it commits",
+          "[broker][state]") {
+  // A task moving between nodes: the old owner's last transaction is
+  // committed, but until the coordinator writes its markers the stable end
+  // stops before it, while the input offsets it committed are final. Here
+  // the transaction commits 300 ms after the restore starts: a restore that
+  // ended at the stable end would miss "f".
+  using namespace weft;
+  auto app = "weft-state-handoff-" + std::to_string(getpid()) + "-" +
+             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  auto counts_topic = changelog_topic(app, "counts");
+  auto w_topic = changelog_topic(app, "w");
+  auto idle_topic = changelog_topic(app, "idle");
+  auto admin = kafka::admin::create({{"bootstrap.servers", bootstrap()}});
+  REQUIRE(admin.ok());
+  REQUIRE((*admin)
+              ->ensure_topics({{counts_topic, 1, 1, {{"cleanup.policy", "compact"}}},
+                               {w_topic, 1, 1, {}},
+                               {idle_topic, 1, 1, {}}},
+                              30'000)
+              .ok());
+  auto producer = kafka::producer::create(
+      {{"bootstrap.servers", bootstrap()}, {"transactional.id", app + "-tx"}});
+  REQUIRE(producer.ok());
+  auto& p = **producer;
+  REQUIRE(p.init_transactions(30'000).ok());
+  REQUIRE(p.begin_transaction().ok());
+  REQUIRE(p.send(counts_topic, 0, std::string_view{"e"}, std::string_view{"1"}).ok());
+  REQUIRE(p.commit_transaction(30'000).ok());
+  REQUIRE(p.begin_transaction().ok());
+  REQUIRE(p.send(counts_topic, 0, std::string_view{"f"}, std::string_view{"2"}).ok());
+  REQUIRE(p.flush(30'000).ok()); // in the log, not yet stable
+
+  temp_dir dir;
+  auto factory = state::make_rocksdb_factory(8 << 20, 16 << 20);
+  counting_sink sink;
+  auto sh = shard::open(*factory, dir.path, app, 0, specs, &sink, true);
+  REQUIRE(sh.ok());
+  auto reader = restore_reader(app);
+  auto any_reader = kafka::consumer::create({{"bootstrap.servers", bootstrap()},
+                                             {"group.id", app + "-hw"},
+                                             {"isolation.level", "read_uncommitted"}});
+  REQUIRE(any_reader.ok());
+  std::atomic<bool> committed{false};
+  std::thread committer{[&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    committed = p.commit_transaction(30'000).ok();
+  }};
+  auto n =
+      shard::restore_all({sh->get()}, *reader, 1000, 10'000, nullptr, any_reader->get());
+  committer.join();
+  REQUIRE(committed);
+  REQUIRE(n.ok());
+  CHECK(n->at(0) == 2);
+  CHECK(get(*(*sh)->kv("counts"), "e") == "1");
+  CHECK(get(*(*sh)->kv("counts"), "f") == "2");
+  (void)(*admin)->delete_topics({counts_topic, w_topic, idle_topic}, 30'000);
 }
