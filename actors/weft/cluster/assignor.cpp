@@ -108,17 +108,25 @@ int move_cost(const context& c, size_t u, const std::string& b) {
 // leave the actives as the first pass left them, so a later call with the same
 // lags finds no new move and keeps its warm-ups (cost 2) until they catch up.
 // Nodes are indices into c.members here: the loop runs O(units) times.
-void balance(const context& c, assignment& out) {
+// Only the units of the kind `stateful` move; the counts are of those units,
+// or with `count_all` of every unit (a warm-up counts for its target).
+void balance(const context& c, assignment& out, bool stateful, bool count_all) {
   size_t n = c.units(), m = c.members.size();
   std::vector<size_t> owner(n);
   std::vector<int> planned(m, 0), cost(n * m);
   std::vector<int64_t> lag(n * m);
   std::vector<bool> warming(n, false);
+  auto index = [&](const std::string& node) {
+    return static_cast<size_t>(
+        std::lower_bound(c.members.begin(), c.members.end(), node) - c.members.begin());
+  };
   for (size_t u = 0; u < n; ++u) {
-    owner[u] = static_cast<size_t>(
-        std::lower_bound(c.members.begin(), c.members.end(), out.active[u]) -
-        c.members.begin());
-    ++planned[owner[u]];
+    owner[u] = index(out.active[u]);
+    bool mine = c.in.stateful[u] == stateful;
+    // Units of the other kind stay, and warm-ups already planned stay.
+    warming[u] = !mine || !out.warmup[u].empty();
+    if (mine || count_all)
+      ++planned[out.warmup[u].empty() ? owner[u] : index(out.warmup[u])];
     for (size_t b = 0; b < m; ++b) {
       cost[u * m + b] = move_cost(c, u, c.members[b]);
       lag[u * m + b] = c.lag(u, c.members[b]);
@@ -230,7 +238,10 @@ assignment assign(const assignor_input& in) {
   for (size_t u = 0; u < c.units(); ++u)
     if (c.is_member(c.prev.active[u])) out.active[u] = c.prev.active[u];
   place_orphans(c, out);
-  balance(c, out);
+  // Stateful units are balanced on their own (restores, standbys and a
+  // failover's work spread evenly), then stateless ones even out the totals.
+  balance(c, out, true, false);
+  balance(c, out, false, true);
   // Rule 6: a handoff between live nodes; a new unit or a failover has none.
   for (size_t u = 0; u < c.units(); ++u)
     if (c.is_member(c.prev.active[u]) && c.prev.active[u] != out.active[u])

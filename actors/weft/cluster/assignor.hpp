@@ -9,8 +9,11 @@
 // - sticky: a unit stays on its previous active while that node lives;
 // - failover is immediate: a unit whose active died goes at once to a node
 //   holding a standby of it (the least-lagging one), else to the least loaded;
-// - balance without downtime: actives end up within 1 of each other per node,
-//   but a stateful unit moves only to a node whose standby of it is caught up.
+// - balance without downtime: stateful actives end up within 1 of each other
+//   per node, then stateless ones even out the totals (as Kafka Streams
+//   balances stateful tasks first), so that restores, standbys and a dead
+//   node's stateful work spread evenly; but a stateful unit moves only to a
+//   node whose standby of it is caught up.
 //   Otherwise the unit stays where it is and the target gets a warm-up copy; a
 //   later assign(), once that copy's lag is reported caught up, moves it. Until
 //   then actives may be unbalanced on purpose. Stateless units move at once;

@@ -325,3 +325,52 @@ TEST_CASE("malformed assignment JSON fails with invalid_argument naming the prob
 
   CHECK_FALSE(assignment_from_json("[1, 2]").ok());
 }
+
+TEST_CASE("stateful units are balanced on their own, and stateless ones even out the "
+          "totals") {
+  // 12 stateless units (0..11) and 12 stateful ones (12..23), as a pipeline
+  // of a splitter and a counter over 12 partitions. Before: n1 runs 8
+  // stateful units and n2 none; every standby is caught up.
+  assignor_input in;
+  in.members = {"n1", "n2", "n3"};
+  in.stateful.assign(24, false);
+  std::fill(in.stateful.begin() + 12, in.stateful.end(), true);
+  assignment before;
+  before.members = in.members;
+  before.active.assign(24, "");
+  before.standbys.assign(24, {});
+  before.warmup.assign(24, "");
+  before.previous.assign(24, "");
+  for (size_t u = 0; u < 12; ++u)
+    before.active[u] = u < 8 ? "n2" : "n3";
+  for (size_t u = 12; u < 24; ++u) {
+    before.active[u] = u < 20 ? "n1" : "n3";
+    before.standbys[u] = {before.active[u] == "n1" ? "n2" : "n1"};
+    for (auto& node : in.members)
+      if (node != before.active[u]) in.standby_lag[{u, node}] = 0;
+  }
+  in.previous = &before;
+  auto a = assign(in);
+  check_valid(a, in);
+  std::map<std::string, int> stateful, all;
+  for (size_t u = 0; u < 24; ++u) {
+    ++all[a.active[u]];
+    if (in.stateful[u]) ++stateful[a.active[u]];
+  }
+  for (auto& node : in.members) {
+    INFO(node);
+    CHECK(stateful[node] == 4);
+    CHECK(all[node] == 8);
+  }
+  CHECK(warmups(a) == 0);
+  // From scratch as well.
+  in.previous = nullptr;
+  in.standby_lag.clear();
+  auto fresh = assign(in);
+  check_valid(fresh, in);
+  std::map<std::string, int> fresh_stateful;
+  for (size_t u = 12; u < 24; ++u)
+    ++fresh_stateful[fresh.active[u]];
+  for (auto& node : in.members)
+    CHECK(fresh_stateful[node] == 4);
+}
