@@ -209,62 +209,6 @@ std::string short_counts(const pipeline_topics& t, const reference& ref) {
 
 } // namespace
 
-TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the units "
-          "evenly, logs every move, and commits every result exactly once",
-          "[broker][cluster]") {
-  const size_t total = 60000, keys = 6000;
-  cluster_fixture c{"scale", 6};
-  std::atomic<bool> done{false};
-  std::thread producer{[&] {
-    const size_t chunk = 2000;
-    for (size_t from = 0; from < total; from += chunk) {
-      auto start = std::chrono::steady_clock::now();
-      test::produce(c.topics.in, chunk, [&](size_t i) { return event(from + i, keys); });
-      std::this_thread::sleep_until(start + 500ms);
-    }
-    done = true;
-  }};
-  struct join_guard {
-    std::thread& t;
-    ~join_guard() {
-      if (t.joinable()) t.join();
-    }
-  } guard{producer};
-
-  c.start("n1");
-  REQUIRE(c.wait_settled("n1", {"n1"}, 60s));
-  c.start("n2");
-  c.start("n3");
-  REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
-  auto view3 = c.view("n2");
-  REQUIRE(view3);
-  CHECK(c.settled("n2", {"n1", "n2", "n3"}));
-  // Scale in: n3 leaves cleanly.
-  CHECK(c.nodes["n3"].proc->stop(SIGTERM, 60s) == 0);
-  REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 60s));
-  producer.join();
-
-  auto ref = expected(total, keys);
-  size_t total_counts = total;
-  CHECK(test::wait_until(
-      [&] {
-        return test::consume_all(c.topics.counts(), total_counts, 5s).size() >=
-               total_counts;
-      },
-      120s));
-  for (auto id : {"n1", "n2"})
-    CHECK(c.nodes[id].proc->stop(SIGTERM, 60s) == 0);
-  INFO("input records missing from the outputs:" << missing_input(c.topics, total));
-  INFO("keys with short counts per input partition of the counter:"
-       << short_counts(c.topics, ref));
-  check_outputs(c.topics, ref);
-  size_t moves = 0;
-  for (auto& [id, n] : c.nodes)
-    moves += log_lines(n.log, "starts here");
-  // n1 starts 12; n2 and n3 take about 8; n1 and n2 take n3's 4 back.
-  CHECK(moves >= 12 + 8 + 4);
-}
-
 namespace {
 
 /// Feeds `total` events at about `per_second` on a thread of its own.
@@ -288,13 +232,47 @@ struct feeder {
   }
 };
 
-/// Waits until every count is committed, then checks the outputs.
+/// The counter's state of `sample` keys, read through every running node,
+/// equals the reference (once the answers are no longer retriable).
+void check_final_state(cluster_fixture& c, const reference& ref, int sample) {
+  int checked = 0;
+  for (int i = 0; i < sample; ++i) {
+    auto key = "k" + std::to_string((i * 7919) % ref.counts.size());
+    auto want = ref.counts.at(key);
+    for (auto& [id, n] : c.nodes) {
+      if (!n.proc || !n.proc->running()) continue;
+      httplib::Client h{"127.0.0.1", n.http_port};
+      h.set_connection_timeout(1);
+      h.set_read_timeout(5);
+      std::string got;
+      bool answered = test::wait_until(
+          [&] {
+            auto res = h.Get(("/state/counts/" + key).c_str());
+            if (!res || res->status == 503) return false;
+            got = res->status == 200
+                      ? std::to_string(*int64_serde::deserialize(res->body))
+                      : std::to_string(res->status) + " " + res->body;
+            return true;
+          },
+          10s);
+      INFO("key " << key << " through " << id);
+      REQUIRE(answered);
+      CHECK(got == std::to_string(want));
+      ++checked;
+    }
+  }
+  CHECK(checked >= sample);
+}
+
+/// Waits until every count is committed, then checks the outputs and the
+/// final state.
 void finish(cluster_fixture& c, feeder& f, size_t total, size_t keys) {
   f.thread.join();
   auto ref = expected(total, keys);
   CHECK(test::wait_until(
       [&] { return test::consume_all(c.topics.counts(), total, 5s).size() >= total; },
       120s));
+  check_final_state(c, ref, 200);
   for (auto& [id, n] : c.nodes)
     if (n.proc && n.proc->running()) CHECK(n.proc->stop(SIGTERM, 60s) == 0);
   INFO("input records missing from the outputs:" << missing_input(c.topics, total));
@@ -361,6 +339,65 @@ std::pair<int, int> query_everywhere(cluster_fixture& c, size_t keys, int sample
 
 } // namespace
 
+TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the units "
+          "evenly, logs every move, and commits every result exactly once",
+          "[broker][cluster]") {
+  const size_t total = 60000, keys = 6000;
+  cluster_fixture c{"scale", 6};
+  std::atomic<bool> done{false};
+  std::thread producer{[&] {
+    const size_t chunk = 2000;
+    for (size_t from = 0; from < total; from += chunk) {
+      auto start = std::chrono::steady_clock::now();
+      test::produce(c.topics.in, chunk, [&](size_t i) { return event(from + i, keys); });
+      std::this_thread::sleep_until(start + 500ms);
+    }
+    done = true;
+  }};
+  struct join_guard {
+    std::thread& t;
+    ~join_guard() {
+      if (t.joinable()) t.join();
+    }
+  } guard{producer};
+
+  c.start("n1");
+  REQUIRE(c.wait_settled("n1", {"n1"}, 60s));
+  c.start("n2");
+  c.start("n3");
+  REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
+  auto view3 = c.view("n2");
+  REQUIRE(view3);
+  CHECK(c.settled("n2", {"n1", "n2", "n3"}));
+  auto [same, retriable] = query_everywhere(c, keys, 50);
+  CHECK(same > 0);
+  // Scale in: n3 leaves cleanly.
+  CHECK(c.nodes["n3"].proc->stop(SIGTERM, 60s) == 0);
+  REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 60s));
+  producer.join();
+
+  auto ref = expected(total, keys);
+  size_t total_counts = total;
+  CHECK(test::wait_until(
+      [&] {
+        return test::consume_all(c.topics.counts(), total_counts, 5s).size() >=
+               total_counts;
+      },
+      120s));
+  check_final_state(c, ref, 200);
+  for (auto id : {"n1", "n2"})
+    CHECK(c.nodes[id].proc->stop(SIGTERM, 60s) == 0);
+  INFO("input records missing from the outputs:" << missing_input(c.topics, total));
+  INFO("keys with short counts per input partition of the counter:"
+       << short_counts(c.topics, ref));
+  check_outputs(c.topics, ref);
+  size_t moves = 0;
+  for (auto& [id, n] : c.nodes)
+    moves += log_lines(n.log, "starts here");
+  // n1 starts 12; n2 and n3 take about 8; n1 and n2 take n3's 4 back.
+  CHECK(moves >= 12 + 8 + 4);
+}
+
 TEST_CASE("cluster: kill -9 of one of three nodes under load moves its units to "
           "their standbys, outputs stay exactly once and queries agree",
           "[broker][cluster]") {
@@ -415,5 +452,8 @@ TEST_CASE("cluster: a node frozen with SIGSTOP loses its units, commits nothing 
   REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
   CHECK(z.proc->running());
   CHECK(log_lines(z.log, "rejoining as incarnation") >= 1);
+  // The rejoined node answers like the others.
+  auto [same, retriable] = query_everywhere(c, keys, 50);
+  CHECK(same > 0);
   finish(c, f, total, keys);
 }
