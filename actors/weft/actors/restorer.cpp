@@ -73,29 +73,24 @@ void restorer::run() {
       }
       cv_.notify_all();
     };
-    if (!reader) {
-      auto c = kafka::consumer::create(props_);
-      if (!c) {
+    // Opened on first use; a failure fails this batch and is tried again.
+    auto open = [&](std::unique_ptr<kafka::consumer>& c,
+                    std::map<std::string, std::string> props) {
+      if (c) return true;
+      auto made = kafka::consumer::create(std::move(props));
+      if (!made) {
         for (auto& j : batch)
-          j.done(c.error(), 0);
+          j.done(made.error(), 0);
         release();
-        continue;
+        return false;
       }
-      reader = std::move(*c);
-    }
-    if (!uncommitted) {
-      auto props = props_;
-      props["isolation.level"] = "read_uncommitted";
-      props["group.id"] += "-hw";
-      auto c = kafka::consumer::create(props);
-      if (!c) {
-        for (auto& j : batch)
-          j.done(c.error(), 0);
-        release();
-        continue;
-      }
-      uncommitted = std::move(*c);
-    }
+      c = std::move(*made);
+      return true;
+    };
+    auto hw_props = props_;
+    hw_props["isolation.level"] = "read_uncommitted";
+    hw_props["group.id"] += "-hw";
+    if (!open(reader, props_) || !open(uncommitted, std::move(hw_props))) continue;
     std::vector<state::shard*> shards;
     for (auto& j : batch)
       shards.push_back(j.shard);

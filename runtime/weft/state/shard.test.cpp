@@ -184,19 +184,18 @@ std::unique_ptr<weft::kafka::consumer> restore_reader(const std::string& app) {
   return std::move(*c);
 }
 
-} // namespace
-
-TEST_CASE("a shard restores a transactional changelog without aborted records and "
-          "without waiting at its end markers",
-          "[broker][state]") {
-  using namespace weft;
-  auto app = "weft-state-eos-" + std::to_string(getpid()) + "-" +
-             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
-  auto counts_topic = changelog_topic(app, "counts");
-  auto w_topic = changelog_topic(app, "w");
-  auto idle_topic = changelog_topic(app, "idle");
-  {
-    auto admin = kafka::admin::create({{"bootstrap.servers", bootstrap()}});
+/// The three stores' changelogs of a fresh application (deleted at the end),
+/// and a transactional producer that has run init_transactions.
+struct eos_changelogs {
+  std::string app, counts_topic, w_topic, idle_topic;
+  std::unique_ptr<weft::kafka::producer> producer;
+  explicit eos_changelogs(const std::string& prefix)
+    : app(prefix + std::to_string(getpid()) + "-" +
+          std::to_string(std::chrono::steady_clock::now().time_since_epoch().count())),
+      counts_topic(weft::state::changelog_topic(app, "counts")),
+      w_topic(weft::state::changelog_topic(app, "w")),
+      idle_topic(weft::state::changelog_topic(app, "idle")) {
+    auto admin = weft::kafka::admin::create({{"bootstrap.servers", bootstrap()}});
     REQUIRE(admin.ok());
     REQUIRE((*admin)
                 ->ensure_topics({{counts_topic, 1, 1, {{"cleanup.policy", "compact"}}},
@@ -204,12 +203,28 @@ TEST_CASE("a shard restores a transactional changelog without aborted records an
                                  {idle_topic, 1, 1, {}}},
                                 30'000)
                 .ok());
+    auto p = weft::kafka::producer::create(
+        {{"bootstrap.servers", bootstrap()}, {"transactional.id", app + "-tx"}});
+    REQUIRE(p.ok());
+    producer = std::move(*p);
+    REQUIRE(producer->init_transactions(30'000).ok());
   }
-  auto producer = kafka::producer::create(
-      {{"bootstrap.servers", bootstrap()}, {"transactional.id", app + "-tx"}});
-  REQUIRE(producer.ok());
-  auto& p = **producer;
-  REQUIRE(p.init_transactions(30'000).ok());
+  ~eos_changelogs() {
+    producer.reset();
+    auto admin = weft::kafka::admin::create({{"bootstrap.servers", bootstrap()}});
+    if (admin) (void)(*admin)->delete_topics({counts_topic, w_topic, idle_topic}, 30'000);
+  }
+};
+
+} // namespace
+
+TEST_CASE("a shard restores a transactional changelog without aborted records and "
+          "without waiting at its end markers",
+          "[broker][state]") {
+  using namespace weft;
+  eos_changelogs logs{"weft-state-eos-"};
+  auto& [app, counts_topic, w_topic, idle_topic, producer] = logs;
+  auto& p = *producer;
   using kv = std::pair<std::string, std::optional<std::string>>;
   auto txn = [&](const std::string& topic, const std::vector<kv>& changes, bool commit) {
     REQUIRE(p.begin_transaction().ok());
@@ -353,11 +368,6 @@ TEST_CASE("a shard restores a transactional changelog without aborted records an
     CHECK(get(*sh->kv("counts"), "x") == "1");
     CHECK(sh->kv("counts")->checkpoint() == high(counts_topic));
   }
-  {
-    auto admin = kafka::admin::create({{"bootstrap.servers", bootstrap()}});
-    REQUIRE(admin.ok());
-    (void)(*admin)->delete_topics({counts_topic, w_topic, idle_topic}, 30'000);
-  }
 }
 
 TEST_CASE("a shard taken over waits for the transaction open on its changelog and "
@@ -369,24 +379,9 @@ TEST_CASE("a shard taken over waits for the transaction open on its changelog an
   // the transaction commits 300 ms after the restore starts: a restore that
   // ended at the stable end would miss "f".
   using namespace weft;
-  auto app = "weft-state-handoff-" + std::to_string(getpid()) + "-" +
-             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
-  auto counts_topic = changelog_topic(app, "counts");
-  auto w_topic = changelog_topic(app, "w");
-  auto idle_topic = changelog_topic(app, "idle");
-  auto admin = kafka::admin::create({{"bootstrap.servers", bootstrap()}});
-  REQUIRE(admin.ok());
-  REQUIRE((*admin)
-              ->ensure_topics({{counts_topic, 1, 1, {{"cleanup.policy", "compact"}}},
-                               {w_topic, 1, 1, {}},
-                               {idle_topic, 1, 1, {}}},
-                              30'000)
-              .ok());
-  auto producer = kafka::producer::create(
-      {{"bootstrap.servers", bootstrap()}, {"transactional.id", app + "-tx"}});
-  REQUIRE(producer.ok());
-  auto& p = **producer;
-  REQUIRE(p.init_transactions(30'000).ok());
+  eos_changelogs logs{"weft-state-handoff-"};
+  auto& [app, counts_topic, w_topic, idle_topic, producer] = logs;
+  auto& p = *producer;
   REQUIRE(p.begin_transaction().ok());
   REQUIRE(p.send(counts_topic, 0, std::string_view{"e"}, std::string_view{"1"}).ok());
   REQUIRE(p.commit_transaction(30'000).ok());
@@ -417,5 +412,4 @@ TEST_CASE("a shard taken over waits for the transaction open on its changelog an
   CHECK(n->at(0) == 2);
   CHECK(get(*(*sh)->kv("counts"), "e") == "1");
   CHECK(get(*(*sh)->kv("counts"), "f") == "2");
-  (void)(*admin)->delete_topics({counts_topic, w_topic, idle_topic}, 30'000);
 }
