@@ -648,6 +648,18 @@ node::impl::make_plan(const std::set<detail::task_key>* running) {
     if (!q) return make_error(errc::internal, "no queue for " + to_string(tp));
     plan.partitions.push_back({tp, std::move(q), tasks});
   }
+  // Records below the committed offsets are done: a fetch left over from an
+  // earlier assignment of a partition (librdkafka delivered one twice after
+  // an incremental assignment was replaced) must not hand them on. Without
+  // an answer the queues still drop any offset delivered twice.
+  if (!tps.empty()) {
+    if (auto committed = ctx.consumer->committed(tps, 10000); committed) {
+      for (size_t i = 0; i < tps.size(); ++i)
+        if ((*committed)[i] >= 0) plan.partitions[i].queue->set_floor((*committed)[i]);
+    } else {
+      log::debug("committed offsets for the assignment: {}", committed.error().message());
+    }
+  }
   // Units share no partition: the added tasks' partitions are new to the
   // consumer, and the running ones' go on where they are.
   if (running) {

@@ -54,9 +54,17 @@ size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
   }
   // Error events come as messages with err set: drop them from the batch.
   size_t kept = before;
+  int64_t again_from = -1, again_to = -1, again = 0;
   for (size_t i = before; i < before + static_cast<size_t>(n); ++i) {
     auto* m = v[i];
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (m->offset < next_) {
+        if (again++ == 0) again_from = m->offset;
+        again_to = m->offset;
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      next_ = m->offset + 1;
       v[kept++] = m;
       continue;
     }
@@ -68,6 +76,10 @@ size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
     rd_kafka_message_destroy(m);
   }
   v.resize(kept);
+  if (again > 0)
+    log::warn("{}: dropped {} records at offsets {}..{} delivered a second time "
+              "(the fetch rewound; next expected offset {})",
+              to_string(tp_), again, again_from, again_to, next_);
   return kept - before;
 }
 
@@ -264,7 +276,8 @@ result<std::vector<int64_t>> consumer::committed(const std::vector<topic_partiti
     return from_rd(err, "committed offsets");
   std::vector<int64_t> out;
   for (int i = 0; i < l->cnt; ++i)
-    out.push_back(l->elems[i].offset);
+    // A partition-level error (e.g. UNSTABLE_OFFSET_COMMIT): unknown.
+    out.push_back(l->elems[i].err ? RD_KAFKA_OFFSET_INVALID : l->elems[i].offset);
   return out;
 }
 

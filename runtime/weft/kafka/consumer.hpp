@@ -13,6 +13,7 @@
 // handle is thread-safe), except that one partition_queue is drained by one
 // thread at a time and poll_events() runs on one thread at a time.
 
+#include <algorithm>
 #include <librdkafka/rdkafka.h>
 
 #include <functional>
@@ -61,7 +62,16 @@ class partition_queue {
   /// Moves up to `max` consumed messages into `out` without waiting; returns
   /// how many. Error events on the queue (e.g. an offset out of range) are not
   /// messages: they are logged and their status returned through `error`.
+  /// Offsets only grow: a message at or below one already drained (or below
+  /// the floor) is dropped. librdkafka 2.0.2 delivered a partition's first
+  /// 1,000 records twice to one node after an incremental assignment of it
+  /// was replaced by a full one; handing them on processed them twice.
   size_t drain(message_batch& out, size_t max, status* error = nullptr);
+
+  /// Drops messages below `offset` from now on: the group's committed offset
+  /// of a partition being assigned (a fetch left over from an earlier
+  /// assignment of it must not hand committed records on again).
+  void set_floor(int64_t offset) { next_ = std::max(next_, offset); }
 
   /// Messages (and events) waiting in the queue.
   size_t size() const;
@@ -77,6 +87,7 @@ class partition_queue {
   topic_partition tp_;
   std::unique_ptr<std::function<void()>> wake_;
   std::vector<std::unique_ptr<std::function<void()>>> retired_;
+  int64_t next_ = -1; ///< after the last message drained
 };
 
 class consumer {

@@ -306,3 +306,39 @@ TEST_CASE("a full producer queue is reported as queue_full, not as a failure", "
   REQUIRE(p->flush(10000).ok());
   CHECK(dc.ok == 10);
 }
+
+TEST_CASE("a partition queue hands on no record below its floor and none twice, "
+          "whatever the fetch delivers",
+          "[mock]") {
+  auto mock = start_mock();
+  REQUIRE(mock->create_topic("f", 1).ok());
+  delivery_count dc;
+  auto p = make_producer(mock->bootstrap_servers(), dc);
+  auto produce = [&](int from, int to) {
+    for (int i = from; i < to; ++i)
+      REQUIRE(p->send("f", 0, std::string_view{"k"}, std::to_string(i)).ok());
+    REQUIRE(p->flush(10000).ok());
+  };
+  produce(0, 20);
+  topic_partition tp{"f", partition_id{0}};
+  auto c = make_consumer(mock->bootstrap_servers());
+  auto q = c->take_queue(tp);
+  // The floor: the committed offset, 10. A fetch starting at 0 (as one left
+  // over from an earlier assignment would) hands on nothing below it.
+  q->set_floor(10);
+  REQUIRE(c->assign_at({{tp, offset{0}}}).ok());
+  kafka::message_batch first;
+  REQUIRE(drain_until(*q, first, 10) == 10);
+  for (size_t i = 0; i < first.size(); ++i)
+    CHECK(first.view(i).offset.value() == static_cast<int64_t>(10 + i));
+  // The fetch rewinds to 5 on the same queue: 5..19 come again and are
+  // dropped; only the new records follow.
+  REQUIRE(c->assign_at({{tp, offset{5}}}).ok());
+  produce(20, 25);
+  kafka::message_batch after;
+  REQUIRE(drain_until(*q, after, 5) == 5);
+  for (size_t i = 0; i < after.size(); ++i)
+    CHECK(after.view(i).offset.value() == static_cast<int64_t>(20 + i));
+  kafka::message_batch none;
+  CHECK(drain_until(*q, none, 1, 300ms) == 0);
+}
