@@ -77,8 +77,8 @@ size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
   }
   v.resize(kept);
   if (again > 0)
-    log::warn("{}: dropped {} records at offsets {}..{} delivered a second time "
-              "(the fetch rewound; next expected offset {})",
+    log::warn("{}: dropped {} records at offsets {}..{}, below the committed offset "
+              "or delivered before (the fetch rewound; next expected offset {})",
               to_string(tp_), again, again_from, again_to, next_);
   return kept - before;
 }
