@@ -88,8 +88,17 @@ bool keep_topics = false;
 std::vector<std::string> node_extra; ///< --node.<key>=<value> as --<key>=<value>
 std::string test_node = WEFT_TEST_NODE;
 
+/// Node processes still running: die() ends them (exit runs no destructors).
+std::mutex children_mu;
+std::set<pid_t> children;
+
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
+  {
+    std::lock_guard<std::mutex> guard{children_mu};
+    for (auto pid : children)
+      ::kill(pid, SIGKILL);
+  }
   std::exit(1);
 }
 
@@ -135,6 +144,8 @@ class child {
       ::execv(program.c_str(), argv.data());
       ::_exit(127);
     }
+    std::lock_guard<std::mutex> guard{children_mu};
+    children.insert(pid_);
   }
   child(const child&) = delete;
   child& operator=(const child&) = delete;
@@ -142,14 +153,14 @@ class child {
 
   bool running() {
     if (reaped_) return false;
-    if (::waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
+    if (::waitpid(pid_, &status_, WNOHANG) == pid_) reaped();
     return !reaped_;
   }
   void kill_hard() {
     if (reaped_) return;
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, &status_, 0);
-    reaped_ = true;
+    reaped();
   }
   /// Sends `sig` and waits up to `limit`: the exit code, or -1 if still running.
   int stop(int sig, milliseconds limit) {
@@ -160,6 +171,11 @@ class child {
   }
 
  private:
+  void reaped() {
+    reaped_ = true;
+    std::lock_guard<std::mutex> guard{children_mu};
+    children.erase(pid_);
+  }
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;
