@@ -651,9 +651,10 @@ node::impl::make_plan(const std::set<detail::task_key>* running) {
   // Records below the committed offsets are done: a fetch left over from an
   // earlier assignment of a partition (librdkafka delivered one twice after
   // an incremental assignment was replaced) must not hand them on. Without
-  // an answer the queues still drop any offset delivered twice.
+  // an answer the queues still drop any offset delivered twice. Short: a
+  // roll-back or a grow asks this on the supervisor's scheduler thread.
   if (!tps.empty()) {
-    if (auto committed = ctx.consumer->committed(tps, 10000); committed) {
+    if (auto committed = ctx.consumer->committed(tps, 2000); committed) {
       for (size_t i = 0; i < tps.size(); ++i)
         if ((*committed)[i] >= 0) plan.partitions[i].queue->set_floor((*committed)[i]);
     } else {
