@@ -227,13 +227,24 @@ void place_standbys(const context& c, assignment& out) {
 } // namespace
 
 bool assignment::operator==(const assignment& o) const {
-  return members == o.members && active == o.active && standbys == o.standbys &&
-         warmup == o.warmup && previous == o.previous;
+  return members == o.members && incarnations == o.incarnations && active == o.active &&
+         standbys == o.standbys && warmup == o.warmup && previous == o.previous;
+}
+
+int64_t assignment::incarnation_of(const std::string& node) const {
+  auto i = std::lower_bound(members.begin(), members.end(), node);
+  if (i == members.end() || *i != node) return -1;
+  auto k = static_cast<size_t>(i - members.begin());
+  return k < incarnations.size() ? incarnations[k] : 0;
 }
 
 assignment assign(const assignor_input& in) {
   context c(in);
   assignment out = empty_assignment(c.members, c.units());
+  for (auto& m : c.members) {
+    auto i = in.incarnations.find(m);
+    out.incarnations.push_back(i == in.incarnations.end() ? 0 : i->second);
+  }
   if (c.members.empty()) return out;
   for (size_t u = 0; u < c.units(); ++u)
     if (c.is_member(c.prev.active[u])) out.active[u] = c.prev.active[u];
@@ -257,6 +268,7 @@ std::string to_json(const assignment& a) {
   j["generation"] = a.generation;
   j["leader"] = a.leader;
   j["members"] = a.members;
+  j["incarnations"] = a.incarnations;
   j["active"] = a.active;
   j["standbys"] = a.standbys;
   j["warmup"] = a.warmup;
@@ -311,6 +323,18 @@ result<assignment> assignment_from_json(std::string_view text) {
   a.generation = j["generation"].get<int64_t>();
   a.leader = j["leader"].get<std::string>();
   a.members = j["members"].get<std::vector<std::string>>();
+  // Optional (older generations have none): 0 for every member.
+  if (auto inc = j.find("incarnations"); inc != j.end()) {
+    if (!inc->is_array() || inc->size() != a.members.size() ||
+        !std::all_of(inc->begin(), inc->end(),
+                     [](auto& v) { return v.is_number_integer(); }))
+      return bad_json(
+          "'incarnations' must be an array of integers, one per member, got " +
+          inc->dump());
+    a.incarnations = inc->get<std::vector<int64_t>>();
+  } else {
+    a.incarnations.assign(a.members.size(), 0);
+  }
   a.active = j["active"].get<std::vector<std::string>>();
   a.standbys = j["standbys"].get<std::vector<std::vector<std::string>>>();
   a.warmup = j["warmup"].get<std::vector<std::string>>();

@@ -47,7 +47,11 @@ struct assignment {
   int64_t generation = 0;
   std::string leader;               ///< node id of the leader that published it
   std::vector<std::string> members; ///< sorted node ids this assignment is for
-  std::vector<std::string> active;  ///< per unit: owning node id ("" = none)
+  /// Per member: the incarnation (process start or rejoin) the leader saw.
+  /// A node acts only on an assignment that names its current incarnation:
+  /// one published before it (re)started may predate a fence against it.
+  std::vector<int64_t> incarnations;
+  std::vector<std::string> active; ///< per unit: owning node id ("" = none)
   /// Per unit, sorted: nodes keeping a standby copy (never the active's node).
   /// Includes the warm-up node, if any.
   std::vector<std::vector<std::string>> standbys;
@@ -58,6 +62,9 @@ struct assignment {
   /// also after a failover from a dead node.
   std::vector<std::string> previous;
 
+  /// The incarnation this assignment names for `node`; -1 if not a member.
+  int64_t incarnation_of(const std::string& node) const;
+
   /// Compares everything but generation and leader.
   bool operator==(const assignment& other) const;
   bool operator!=(const assignment& other) const { return !(*this == other); }
@@ -66,6 +73,8 @@ struct assignment {
 /// What assign() decides from.
 struct assignor_input {
   std::vector<std::string> members; ///< live node ids (any order, a set; "" is ignored)
+  /// Their incarnations (absent: 0).
+  std::map<std::string, int64_t> incarnations;
   std::vector<bool> stateful; ///< per unit: has state (only those get standbys/warm-ups)
   /// The last published assignment, or null. Ignored when its unit count
   /// differs from stateful.size(). Not owned; read only during assign().
