@@ -16,6 +16,10 @@ const char* to_string(errc code) {
     return "kafka";
   case errc::kafka_fatal:
     return "kafka fatal";
+  case errc::kafka_retriable:
+    return "kafka retriable";
+  case errc::kafka_abortable:
+    return "kafka transaction must be aborted";
   case errc::queue_full:
     return "producer queue full";
   case errc::timed_out:

@@ -18,6 +18,8 @@ enum class errc {
   invalid_argument, ///< a caller passed something unusable
   kafka,            ///< a librdkafka error; the message holds its name and text
   kafka_fatal,      ///< a fatal client error (e.g. fenced producer): the client is dead
+  kafka_retriable,  ///< a transient broker error (e.g. NOT_COORDINATOR): call again
+  kafka_abortable,  ///< the open transaction failed: abort it, then go on
   queue_full,       ///< the producer's queue is full: retry once deliveries drain it
   timed_out,        ///< a bounded wait passed its limit
   not_found,        ///< a topic, partition, key or file does not exist

@@ -160,10 +160,18 @@ struct node_context {
   std::set<topic_partition> paused;
   /// Task and partition actors alive (their shards and queues are held).
   std::atomic<int> live_actors{0};
-  /// Clustered nodes: the producer died (fenced: another node took this
-  /// node's transactional.id). The node drops its tasks and rejoins instead
-  /// of stopping. Null: fatal.
-  std::function<void(const std::string&)> on_fenced;
+  /// cluster.enabled: a fenced producer (another node took this node's
+  /// transactional.id) makes the node drop its tasks and rejoin; without a
+  /// cluster it stops the node.
+  bool clustered = false;
+  /// The units whose tasks run on this node (written by the task manager,
+  /// read by queries on any thread).
+  mutable std::mutex owned_mu;
+  std::set<size_t> owned;
+  std::set<size_t> owned_units() const {
+    std::lock_guard<std::mutex> guard{owned_mu};
+    return owned;
+  }
 };
 
 } // namespace weft::detail

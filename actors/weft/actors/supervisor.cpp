@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "weft/actors/messages.hpp"
@@ -9,6 +10,7 @@
 #include "weft/actors/partition_actor.hpp"
 #include "weft/actors/task_actor.hpp"
 #include "weft/log.hpp"
+#include "weft/protocol.hpp"
 
 namespace weft::detail {
 
@@ -16,7 +18,7 @@ namespace {
 
 struct supervisor_state {
   node_context* ctx = nullptr;
-  fatal_handler on_fatal;
+  task_manager_actor manager;
   std::vector<caf::actor> tasks;
   std::vector<caf::actor> partitions;
   std::vector<topic_partition> partition_tps;
@@ -35,11 +37,13 @@ struct supervisor_state {
 
   /// The (service, partition) of each task, by task index.
   std::vector<task_key> task_keys;
-  grow_fn grow;
-  bool grow_pending = false; ///< the node gained units: add their tasks
+  uint64_t plan_version = 0;                               ///< of the last full plan
+  std::vector<std::pair<plan_ptr, uint64_t>> pending_adds; ///< while rolling back
+  /// Exiting: children still alive, and the reason to quit with.
+  std::set<caf::actor_addr> live_children;
+  std::optional<caf::error> exiting;
 
   // exactly_once
-  plan_fn replan;
   std::map<caf::actor_addr, size_t> task_of; ///< current tasks only
   std::set<caf::actor_addr> dying;           ///< replaced actors not yet down
   uint64_t epoch = 0;
@@ -154,7 +158,7 @@ void answer_stop(supervisor_actor* self) {
 /// Spawns the task and partition actors of `plan` next to the running ones
 /// (partition actors are held under exactly_once until every shard restored;
 /// the plan's partitions feed only the plan's tasks).
-void add_children(supervisor_actor* self, assignment_plan plan) {
+void add_children(supervisor_actor* self, const assignment_plan& plan) {
   auto& st = self->state;
   auto* ctx = st.ctx;
   auto& sys = self->system();
@@ -178,6 +182,7 @@ void add_children(supervisor_actor* self, assignment_plan plan) {
                               ctx->exactly_once && direct[i], me);
     self->monitor(a);
     self->link_to(a);
+    st.live_children.insert(a.address());
     st.task_of[a.address()] = base + i;
     st.tasks.push_back(a);
     st.task_keys.emplace_back(t.service, t.partition);
@@ -196,6 +201,7 @@ void add_children(supervisor_actor* self, assignment_plan plan) {
                                    !ctx->exactly_once);
     self->monitor(a);
     self->link_to(a);
+    st.live_children.insert(a.address());
     st.partition_index[p.tp] = st.partitions.size();
     st.partitions.push_back(a);
     st.partition_tps.push_back(p.tp);
@@ -206,7 +212,7 @@ void add_children(supervisor_actor* self, assignment_plan plan) {
 }
 
 /// Spawns the task and partition actors of `plan` in place of any before.
-void spawn_children(supervisor_actor* self, assignment_plan plan) {
+void spawn_children(supervisor_actor* self, const assignment_plan& plan) {
   auto& st = self->state;
   st.tasks.clear();
   st.partitions.clear();
@@ -223,7 +229,7 @@ void spawn_children(supervisor_actor* self, assignment_plan plan) {
   st.aligned.clear();
   st.restoring = 0;
   st.feeding = !st.ctx->exactly_once;
-  add_children(self, std::move(plan));
+  add_children(self, plan);
 }
 
 /// exactly_once: releases the held partition actors once no shard restores,
@@ -241,19 +247,21 @@ void maybe_feed(supervisor_actor* self) {
   st.joined.assign(st.tasks.size(), true);
 }
 
-/// Fatal for the node: a fenced producer or an unrecoverable error. A
-/// clustered node survives a dead producer (`producer_dead`: fenced, most
-/// likely because the cluster moved its tasks away): it rejoins instead.
+/// Tells the task manager that this node cannot go on: a fenced producer
+/// (`producer_dead`: a clustered node drops its tasks and rejoins) or an
+/// unrecoverable error (the node stops).
+void alarm(supervisor_actor* self, const std::string& why, bool producer_dead) {
+  self->send(self->state.manager, alarm_atom::value, why, producer_dead);
+}
+
+/// Fatal for this supervisor: nothing more is committed.
 void fail_node(supervisor_actor* self, const std::string& why,
                bool producer_dead = false) {
   auto& st = self->state;
   if (st.failed) return;
   st.failed = true;
   st.collecting = false;
-  if (producer_dead && st.ctx->on_fenced)
-    st.ctx->on_fenced(why);
-  else if (st.on_fatal)
-    st.on_fatal(why);
+  alarm(self, why, producer_dead);
   answer_stop(self);
 }
 
@@ -277,7 +285,8 @@ void start_epoch(supervisor_actor* self) {
 
 void roll_back(supervisor_actor* self, const std::string& why);
 void restart_after_roll_back(supervisor_actor* self);
-void try_grow(supervisor_actor* self);
+void add_plan(supervisor_actor* self, const plan_ptr& plan, uint64_t version);
+void maybe_quit(supervisor_actor* self);
 
 caf::actor_addr sender_of(supervisor_actor* self) {
   return caf::actor_cast<caf::actor_addr>(self->current_sender());
@@ -427,75 +436,104 @@ void abort_and_replace(supervisor_actor* self) {
   if (st.dying.empty()) restart_after_roll_back(self);
 }
 
-/// The replaced actors are gone (their shards closed): start again from the
-/// committed offsets.
+/// The replaced actors are gone (their shards closed): ask the task manager
+/// to re-assign the input at the committed offsets.
 void restart_after_roll_back(supervisor_actor* self) {
   auto& st = self->state;
-  if (!st.replan) return fail_node(self, "cannot roll back: no re-assignment function");
-  auto plan = st.replan();
-  if (!plan)
-    return fail_node(self,
-                     "re-assigning input after an abort: " + plan.error().message());
-  if (auto b = st.ctx->producer->begin_transaction(); !b)
-    return fail_node(self, "cannot begin a transaction after an abort: " + b.message(),
-                     true);
-  st.rolling_back = false;
-  spawn_children(self, std::move(*plan));
-  log::info("rolled back to the last committed epoch; {} tasks restarted",
-            st.tasks.size());
-  if (st.stopping) {
-    // Nothing after the committed epoch is needed to stop.
-    for (auto& p : st.partitions)
-      self->send(p, stop_atom::value);
-    st.final_epoch = true;
-    answer_stop(self);
-    return;
-  }
-  maybe_feed(self);
-  // A grow that came during the roll-back (the plan above may already
-  // hold its units: then it adds nothing).
-  try_grow(self);
+  self->request(st.manager, std::chrono::milliseconds(st.txn_timeout_ms),
+                replan_atom::value)
+      .then(
+          [self](plan_ptr& plan, uint64_t version) {
+            auto& st = self->state;
+            if (st.failed) return;
+            if (auto b = st.ctx->producer->begin_transaction(); !b)
+              return fail_node(
+                  self, "cannot begin a transaction after an abort: " + b.message(),
+                  true);
+            st.rolling_back = false;
+            st.plan_version = version;
+            spawn_children(self, *plan);
+            log::info("rolled back to the last committed epoch; {} tasks restarted",
+                      st.tasks.size());
+            if (st.stopping) {
+              // Nothing after the committed epoch is needed to stop.
+              for (auto& p : st.partitions)
+                self->send(p, stop_atom::value);
+              st.final_epoch = true;
+              answer_stop(self);
+              return;
+            }
+            maybe_feed(self);
+            // Units added during the roll-back that the full plan does not hold.
+            auto adds = std::move(st.pending_adds);
+            st.pending_adds.clear();
+            for (auto& [p, v] : adds)
+              add_plan(self, p, v);
+          },
+          [self](caf::error& e) {
+            fail_node(self,
+                      "re-assigning input after an abort: " + self->system().render(e));
+          });
 }
 
-/// The node gained units: spawn the tasks it owns and does not run yet.
-void try_grow(supervisor_actor* self) {
+/// The node gained units: spawn their tasks (after a roll-back in progress).
+void add_plan(supervisor_actor* self, const plan_ptr& plan, uint64_t version) {
   auto& st = self->state;
-  if (!st.grow_pending || st.rolling_back || st.failed || st.stopping) return;
-  st.grow_pending = false;
-  if (!st.grow) return fail_node(self, "this node cannot add tasks while it runs");
-  std::set<task_key> running(st.task_keys.begin(), st.task_keys.end());
-  auto plan = st.grow(running);
-  if (!plan)
-    return fail_node(self,
-                     "assigning the input of added units: " + plan.error().message());
+  if (st.failed || st.stopping || version <= st.plan_version) return;
+  if (st.rolling_back) {
+    st.pending_adds.emplace_back(plan, version);
+    return;
+  }
   if (plan->tasks.empty()) return;
   log::debug("{} tasks and {} partitions added", plan->tasks.size(),
              plan->partitions.size());
-  add_children(self, std::move(*plan));
+  add_children(self, *plan);
   maybe_feed(self);
 }
 
+/// Exiting: every child down, then quit.
+void maybe_quit(supervisor_actor* self) {
+  auto& st = self->state;
+  if (st.exiting && st.live_children.empty()) self->quit(*st.exiting);
+}
+
 caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
-                                  assignment_plan plan, fatal_handler on_fatal,
-                                  plan_fn replan, grow_fn grow) {
+                                  plan_ptr plan, uint64_t version, caf::actor manager) {
   auto& st = self->state;
   st.ctx = ctx;
-  st.on_fatal = std::move(on_fatal);
-  st.replan = std::move(replan);
-  st.grow = std::move(grow);
+  st.manager = caf::actor_cast<task_manager_actor>(manager);
+  st.plan_version = version;
   st.interval = std::chrono::milliseconds(ctx->cfg.get_int("commit.interval.ms"));
   st.epoch_timeout = std::chrono::milliseconds(ctx->cfg.get_int("epoch.timeout.ms"));
   st.txn_timeout_ms = static_cast<int>(ctx->cfg.get_int("epoch.timeout.ms"));
   st.last_progress = std::chrono::steady_clock::now();
-  spawn_children(self, std::move(plan));
+  spawn_children(self, *plan);
   maybe_feed(self);
   // A detached actor needs an exit handler to stop with the node (FACTS.md).
   // (As CAF's default, a linked child ending normally is no reason to stop.)
+  // It quits once its children are gone, so their shards are closed.
   self->set_exit_handler([self](caf::exit_msg& msg) {
-    if (msg.reason != caf::exit_reason::normal) self->quit(msg.reason);
+    if (msg.reason == caf::exit_reason::normal) return;
+    auto& st = self->state;
+    if (st.exiting) return;
+    if (st.live_children.count(msg.source) && !st.stopping) {
+      // A linked child failed: the node cannot go on with this supervisor.
+      auto why = "an actor of this node died: " + self->system().render(msg.reason);
+      log::error("{}", why);
+      st.failed = true;
+      alarm(self, why, false);
+    }
+    st.exiting = msg.reason;
+    for (auto& a : st.tasks)
+      self->send_exit(a, msg.reason);
+    for (auto& a : st.partitions)
+      self->send_exit(a, msg.reason);
+    maybe_quit(self);
   });
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
+    st.live_children.erase(msg.source);
+    if (st.exiting) return maybe_quit(self);
     if (st.dying.erase(msg.source)) {
       if (st.dying.empty() && st.rolling_back) restart_after_roll_back(self);
       return;
@@ -505,7 +543,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
     auto why = "an actor of this node died: " + self->system().render(msg.reason);
     log::error("{}", why);
     st.failed = true;
-    if (st.on_fatal) st.on_fatal(why);
+    alarm(self, why, false);
     if (st.stopping) answer_stop(self);
   });
   self->delayed_send(self, st.interval, tick_atom::value);
@@ -562,9 +600,9 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         if (st.restoring > 0) --st.restoring;
         maybe_feed(self);
       },
-      [self](grow_atom) {
-        self->state.grow_pending = true;
-        try_grow(self);
+      [self](add_atom, plan_ptr& plan, uint64_t version) -> bool {
+        add_plan(self, plan, version);
+        return true;
       },
       [self](offsets_atom, size_t task, const task_offsets& offs) {
         record_offsets(self, task, offs);
@@ -575,13 +613,13 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
           if (!st.task_of.count(sender_of(self))) return; // replaced
           // Clustered: a zombie's records fail once it is fenced; the
           // roll-back finds out (its abort fails) and the node rejoins.
-          if (st.ctx->on_fenced) return roll_back(self, why);
+          if (st.ctx->clustered) return roll_back(self, why);
           // Nothing of the open epoch may become visible.
           if (!st.failed) (void)st.ctx->producer->abort_transaction(st.txn_timeout_ms);
           st.collecting = false;
         }
         st.failed = true;
-        if (st.on_fatal) st.on_fatal(why);
+        alarm(self, why, false);
         if (st.stopping) answer_stop(self);
       },
       [self](stop_atom) -> caf::result<void> {
@@ -635,15 +673,13 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
 
 } // namespace
 
-caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
-                            assignment_plan plan, fatal_handler on_fatal, plan_fn replan,
-                            grow_fn grow) {
+caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx, plan_ptr plan,
+                            uint64_t version, caf::actor manager) {
   if (ctx->exactly_once)
-    return sys.spawn<caf::detached>(supervisor_behavior, ctx, std::move(plan),
-                                    std::move(on_fatal), std::move(replan),
-                                    std::move(grow));
-  return sys.spawn(supervisor_behavior, ctx, std::move(plan), std::move(on_fatal),
-                   std::move(replan), std::move(grow));
+    return sys.spawn<caf::detached>(supervisor_behavior, ctx, std::move(plan), version,
+                                    std::move(manager));
+  return sys.spawn(supervisor_behavior, ctx, std::move(plan), version,
+                   std::move(manager));
 }
 
 } // namespace weft::detail

@@ -39,14 +39,25 @@
 // never waits for a restore. Stopping runs one last epoch over everything in
 // flight, then answers the stop request.
 //
-// Growing (grow): a clustered node that gains units and loses none does not
-// restart what it runs. The supervisor adds the new units' partitions to the
-// consumer's assignment (grow_fn) and spawns their tasks and partition
-// actors, held while their shards restore (from a standby's checkpoint, only
-// the tail); the running tasks go on meanwhile. New tasks join the epochs
-// between two epochs — their partitions are released, and they get ticks and
-// markers, only when no epoch is open — so an epoch's transaction holds no
-// output of a task that is not part of it.
+// Its driver is the task manager (task_manager.hpp), which owns the
+// consumer's assignment: the supervisor never re-assigns input itself. It
+// reports up — (alarm, why, producer fenced) when the node cannot go on, and
+// (replan) after a roll-back, answered with the full plan at the committed
+// offsets — and takes commands down: (add, plan, version) adds tasks.
+//
+// Growing (add): a clustered node that gains units and loses none does not
+// restart what it runs. The task manager adds the new units' partitions to
+// the consumer's assignment and sends their plan; the supervisor spawns
+// their tasks and partition actors, held while their shards restore (from a
+// standby's checkpoint, only the tail); the running tasks go on meanwhile.
+// New tasks join the epochs between two epochs — their partitions are
+// released, and they get ticks and markers, only when no epoch is open — so
+// an epoch's transaction holds no output of a task that is not part of it.
+// Plans carry the task manager's version: an added plan older than the full
+// plan of a roll-back (which holds its units already) is dropped.
+//
+// Exit: the supervisor quits once its children are gone (their shards
+// closed), so whoever monitors it may open those shards again at once.
 
 #include <caf/fwd.hpp>
 
@@ -82,24 +93,13 @@ struct assignment_plan {
   std::vector<partition> partitions;
 };
 
-/// Called (from an actor thread) with the reason when a child fails.
-using fatal_handler = std::function<void(const std::string&)>;
-
-/// Re-assigns the node's input partitions at their committed offsets and
-/// returns the plan (exactly_once roll-back). Called on the supervisor's
-/// thread.
-using plan_fn = std::function<result<assignment_plan>()>;
-
 /// A task by its service and partition.
 using task_key = std::pair<size_t, int32_t>;
 
-/// Adds the input partitions of the node's tasks that are not in `running`
-/// to the assignment (each at its committed offset; the assigned ones go on
-/// where they are) and returns their plan. Called on the supervisor's thread.
-using grow_fn = std::function<result<assignment_plan>(const std::set<task_key>& running)>;
-
+/// Spawns the supervisor of `plan` (version `version` of the task manager's
+/// plans). `manager` is the task manager (task_manager_actor).
 caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
-                            assignment_plan plan, fatal_handler on_fatal,
-                            plan_fn replan = {}, grow_fn grow = {});
+                            std::shared_ptr<assignment_plan> plan, uint64_t version,
+                            caf::actor manager);
 
 } // namespace weft::detail

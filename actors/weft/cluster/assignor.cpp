@@ -324,7 +324,7 @@ result<assignment> assignment_from_json(std::string_view text) {
   a.leader = j["leader"].get<std::string>();
   a.members = j["members"].get<std::vector<std::string>>();
   // Optional (older generations have none): 0 for every member.
-  if (auto inc = j.find("incarnations"); inc != j.end()) {
+  if (auto inc = j.find("incarnations"); inc != j.end() && !inc->empty()) {
     if (!inc->is_array() || inc->size() != a.members.size() ||
         !std::all_of(inc->begin(), inc->end(),
                      [](auto& v) { return v.is_number_integer(); }))

@@ -124,9 +124,9 @@ void rebalance_logic::task_failed(uint64_t id, const std::string& why, time_ms n
 
 void rebalance_logic::fenced(const std::string& why, time_ms now) {
   if (drop_pending_ || (op_ && op_->what == task_command::kind::drop)) return;
-  say(log_level::warn, "cluster: " + why +
-                           "; this node drops its tasks, commits nothing more and "
-                           "applies the latest assignment again");
+  say(log_level::warn, "cluster: this node was fenced or stalled (" + why +
+                           "); it drops its tasks, commits nothing more and rejoins as a "
+                           "new incarnation");
   drop_pending_ = true;
   drop_at_ = now;
   evaluate(now);

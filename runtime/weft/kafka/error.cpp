@@ -32,11 +32,11 @@ status from_rd(rd_kafka_error_t* err, std::string_view context) {
   if (rd_kafka_error_is_fatal(err))
     code = errc::kafka_fatal, msg += " (fatal)";
   else if (rd_kafka_error_txn_requires_abort(err))
-    msg += " (transaction must be aborted)";
+    code = errc::kafka_abortable, msg += " (transaction must be aborted)";
+  else if (rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR__TIMED_OUT)
+    code = errc::timed_out, msg += " (retriable)";
   else if (rd_kafka_error_is_retriable(err))
-    msg += " (retriable)";
-  if (rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR__TIMED_OUT && code == errc::kafka)
-    code = errc::timed_out;
+    code = errc::kafka_retriable, msg += " (retriable)";
   rd_kafka_error_destroy(err);
   return {code, std::move(msg)};
 }

@@ -15,8 +15,10 @@ namespace weft::kafka {
 status from_rd(rd_kafka_resp_err_t err, std::string_view context);
 
 /// Converts an rd_kafka_error_t (transactional and admin APIs) and destroys it.
-/// Fatal errors (e.g. a fenced producer) map to errc::kafka_fatal; retriable
-/// ones keep errc::kafka and say "retriable" in the text.
+/// Fatal errors (e.g. a fenced producer) map to errc::kafka_fatal, errors
+/// that require aborting the transaction to errc::kafka_abortable, timeouts
+/// to errc::timed_out and other retriable ones to errc::kafka_retriable (the
+/// call may be repeated as it is); the rest to errc::kafka.
 status from_rd(rd_kafka_error_t* err, std::string_view context);
 
 /// Number of partitions of `topic` as the brokers of `rk` know it;
@@ -24,6 +26,7 @@ status from_rd(rd_kafka_error_t* err, std::string_view context);
 /// a request naming the topic would make a broker with
 /// auto.create.topics.enable create it, so checking would create. Blocks up
 /// to timeout_ms.
-result<int> topic_partition_count(rd_kafka_t* rk, const std::string& topic, int timeout_ms);
+result<int> topic_partition_count(rd_kafka_t* rk, const std::string& topic,
+                                  int timeout_ms);
 
 } // namespace weft::kafka

@@ -1,0 +1,263 @@
+#include "weft/cluster/peer_links.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <chrono>
+#include <random>
+
+#include "weft/log.hpp"
+#include "weft/protocol.hpp"
+
+namespace weft::cluster {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+struct peer {
+  member_record info;
+  peer_links_actor handle;
+  query_server_actor query;
+  bool connected = false;
+  bool connecting = false;
+  int64_t connecting_incarnation = -1;
+  clock::time_point last_try;
+};
+
+struct links_state {
+  peer_links_settings s;
+  coordinator_actor coordinator;
+  rebalancer_actor rebalancer;
+  query_server_actor query;
+  std::map<std::string, peer> peers;
+  std::map<caf::actor_addr, std::string> by_addr;
+  std::map<std::string, member_record> announced;
+  node_status own;
+  bool own_known = false;
+  bool leaving = false;
+  std::minstd_rand rng{std::random_device{}()};
+  static inline const char* name = "weft.peer_links";
+};
+
+using links_ptr = peer_links_actor::stateful_pointer<links_state>;
+
+void send_own_status(links_ptr self, const peer& p) {
+  auto& st = self->state;
+  if (st.own_known && p.connected && p.handle)
+    self->send(p.handle, status_atom::value, st.own);
+}
+
+void up(links_ptr self, const member_record& info, const peer_links_actor& handle,
+        const query_server_actor& query) {
+  auto& st = self->state;
+  if (info.id == st.s.self.id || !handle) return;
+  auto& p = st.peers[info.id];
+  bool news = !p.connected || p.info != info;
+  p.info = info;
+  p.query = query;
+  if (p.handle != handle) {
+    if (p.handle) {
+      st.by_addr.erase(p.handle.address());
+      self->demonitor(p.handle.address());
+    }
+    p.handle = handle;
+    st.by_addr[handle.address()] = info.id;
+    self->monitor(handle);
+  }
+  if (!p.connected)
+    log::info("cluster: connected to node {} ({}:{}, incarnation {}){}", info.id,
+              info.host, info.port, info.incarnation,
+              info.topology == st.s.self.topology
+                  ? ""
+                  : " — it runs a different topology and gets no tasks");
+  p.connected = true;
+  st.s.directory->set(info.id, query);
+  if (news) {
+    if (st.coordinator) self->send(st.coordinator, peer_up_atom::value, info);
+    send_own_status(self, p);
+  }
+}
+
+void down(links_ptr self, const std::string& id, const std::string& why) {
+  auto& st = self->state;
+  auto i = st.peers.find(id);
+  if (i == st.peers.end()) return;
+  auto& p = i->second;
+  bool was = p.connected;
+  p.connected = false;
+  if (p.handle) {
+    st.by_addr.erase(p.handle.address());
+    self->demonitor(p.handle.address());
+    p.handle = nullptr;
+  }
+  st.s.directory->set(id, {});
+  if (was) {
+    log::warn("cluster: node {} is gone ({})", id, why);
+    if (st.coordinator) self->send(st.coordinator, peer_down_atom::value, id);
+  }
+}
+
+void hello(links_ptr self, const std::string& id, const peer_links_actor& handle) {
+  auto& st = self->state;
+  auto bound = std::chrono::milliseconds(std::max(st.s.timeout_ms * 2, 2000));
+  self->request(handle, bound, hello_atom::value, st.s.self, st.query)
+      .then(
+          [self, id, handle](const member_record& info, const query_server_actor& q) {
+            auto& st = self->state;
+            auto& p = st.peers[id];
+            p.connecting = false;
+            if (info.id != id) {
+              log::debug("cluster: {} answered as {}", id, info.id);
+              return;
+            }
+            up(self, info, handle, q);
+          },
+          [self, id](caf::error& e) {
+            auto& p = self->state.peers[id];
+            p.connecting = false;
+            log::debug("cluster: hello to node {}: {}", id, self->system().render(e));
+          });
+}
+
+void connect(links_ptr self, const member_record& info) {
+  auto& st = self->state;
+  if (!st.coordinator || st.leaving || info.id == st.s.self.id || info.port == 0) return;
+  auto& p = st.peers[info.id];
+  if (p.connecting && p.connecting_incarnation >= info.incarnation) return;
+  if (p.connected && p.info.incarnation >= info.incarnation) return;
+  if (p.connected) down(self, info.id, "a new incarnation was announced");
+  p.connecting = true;
+  p.connecting_incarnation = info.incarnation;
+  p.last_try = clock::now();
+  auto mm = self->system().middleman().actor_handle();
+  auto id = info.id;
+  self->request(mm, std::chrono::milliseconds(st.s.timeout_ms), caf::connect_atom::value,
+                info.host, info.port)
+      .then(
+          [self, id](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                     const std::set<std::string>&) {
+            if (!ptr) {
+              self->state.peers[id].connecting = false;
+              log::debug("cluster: nothing published at node {}'s port", id);
+              return;
+            }
+            hello(self, id, caf::actor_cast<peer_links_actor>(ptr));
+          },
+          [self, id](caf::error& e) {
+            self->state.peers[id].connecting = false;
+            log::debug("cluster: cannot reach node {}: {}", id, self->system().render(e));
+          });
+}
+
+} // namespace
+
+caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings,
+                            caf::actor query) {
+  auto fn = [](links_ptr self, peer_links_settings s,
+               caf::actor query) -> peer_links_actor::behavior_type {
+    auto& st = self->state;
+    st.s = std::move(s);
+    st.query = caf::actor_cast<query_server_actor>(query);
+    self->set_down_handler([self](caf::down_msg& msg) {
+      auto& st = self->state;
+      auto i = st.by_addr.find(msg.source);
+      if (i == st.by_addr.end()) return;
+      auto id = i->second;
+      down(self, id, self->system().render(msg.reason));
+      // Tried again by the ticks; an announcement of a new incarnation tries
+      // at once.
+      st.peers[id].last_try = clock::now();
+    });
+    self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
+    return {
+        [self](announce_atom, const member_record& me, const coordinator_actor& c,
+               const rebalancer_actor& r) {
+          auto& st = self->state;
+          st.s.self = me;
+          st.coordinator = c;
+          st.rebalancer = r;
+        },
+        [self](log_atom, const log_update_ptr& u) {
+          auto& st = self->state;
+          st.announced = u->announced;
+          for (auto& [id, m] : st.announced) {
+            if (id == st.s.self.id) continue;
+            auto p = st.peers.find(id);
+            if (p == st.peers.end() || !p->second.connected ||
+                p->second.info.incarnation < m.incarnation)
+              connect(self, m);
+          }
+          for (auto i = st.peers.begin(); i != st.peers.end();)
+            if (!st.announced.count(i->first) && !i->second.connected &&
+                !i->second.connecting)
+              i = st.peers.erase(i);
+            else
+              ++i;
+        },
+        [self](own_status_atom, const node_status& s) {
+          auto& st = self->state;
+          bool changed = !st.own_known || st.own != s;
+          st.own = s;
+          st.own_known = true;
+          if (!changed) return;
+          if (st.coordinator) self->send(st.coordinator, status_atom::value, s);
+          for (auto& [id, p] : st.peers)
+            send_own_status(self, p);
+        },
+        [self](rejoined_atom, int64_t incarnation) {
+          auto& st = self->state;
+          st.s.self.incarnation = incarnation;
+          // The peers learn the new incarnation from a new handshake.
+          for (auto& [id, p] : st.peers)
+            if (p.connected && p.handle) hello(self, id, p.handle);
+        },
+        [self](tick_atom) {
+          auto& st = self->state;
+          if (st.leaving) return;
+          self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
+          for (auto& [id, p] : st.peers)
+            send_own_status(self, p);
+          // Announced nodes not connected: try again every 2-3 s (a view that
+          // missed a node heals; a dead node's attempt fails fast).
+          auto now = clock::now();
+          std::uniform_int_distribution<int> jitter{0, 1000};
+          for (auto& [id, m] : st.announced) {
+            if (id == st.s.self.id) continue;
+            auto& p = st.peers[id];
+            if (!p.connected && !p.connecting &&
+                now - p.last_try > std::chrono::milliseconds(2000 + jitter(st.rng)))
+              connect(self, m);
+          }
+        },
+        [self](leave_atom) -> bool {
+          auto& st = self->state;
+          st.leaving = true;
+          for (auto& [id, p] : st.peers)
+            if (p.connected && p.handle)
+              self->send(p.handle, leaving_atom::value, st.s.self.id);
+          return true;
+        },
+        [self](hello_atom, const member_record& info, const query_server_actor& q)
+            -> caf::result<member_record, query_server_actor> {
+          auto& st = self->state;
+          auto handle = caf::actor_cast<peer_links_actor>(self->current_sender());
+          if (!st.leaving) up(self, info, handle, q);
+          return {st.s.self, st.query};
+        },
+        [self](status_atom, const node_status& s) {
+          auto& st = self->state;
+          if (st.coordinator) self->send(st.coordinator, status_atom::value, s);
+          if (st.rebalancer) self->send(st.rebalancer, status_atom::value, s);
+        },
+        [self](leaving_atom, const std::string& id) {
+          down(self, id, "it left");
+          self->state.peers.erase(id);
+        },
+    };
+  };
+  return caf::actor_cast<caf::actor>(
+      sys.spawn(fn, std::move(settings), std::move(query)));
+}
+
+} // namespace weft::cluster

@@ -1,0 +1,39 @@
+#pragma once
+// The peer links: this node's connections to the other nodes of its cluster,
+// published at cluster.port (CAF's io middleman).
+//
+// - Connects to every node announced in the cluster log (at once when one
+//   appears or comes back as a new incarnation; again every few seconds while
+//   it cannot be reached). Each connection is a bounded middleman connect and
+//   a bounded handshake (hello: both records and query servers).
+// - Monitors every connected peer: a killed peer is gone at once (the link
+//   drops), a frozen one once heartbeats stop for cluster.timeout.ms.
+// - Gossips this node's status to every peer on every change and every
+//   500 ms, and hands the peers' statuses on.
+// Events go up to the coordinator (peer up, peer down, statuses — this
+// node's own included) and the rebalancer (peers' statuses); nothing here
+// decides anything, and no connection attempt holds up a decision.
+//
+// Internal to weft.
+
+#include <caf/fwd.hpp>
+
+#include "weft/cluster/cluster_types.hpp"
+
+namespace weft::cluster {
+
+class peer_directory;
+
+struct peer_links_settings {
+  member_record self; ///< port filled later (announce): known once published
+  int timeout_ms = 1000;
+  peer_directory* directory = nullptr; ///< kept up to date; must outlive the actor
+};
+
+/// `query` is the node's query_server_actor. Returns a peer_links_actor,
+/// which waits for (announce, this node, coordinator, rebalancer) before it
+/// connects to anyone.
+caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings,
+                            caf::actor query);
+
+} // namespace weft::cluster

@@ -1,0 +1,71 @@
+#pragma once
+// Query routing on a clustered node: a key's store partition belongs to one
+// unit, which runs on one node (the latest assignment names it). A query for
+// the key is answered here when this node runs that unit, by a standby copy
+// here when the caller accepts a lag, or else asked of the owner over the
+// cluster connection (bounded: cluster.timeout.ms x 2, and at most
+// `max_in_flight` forwarded queries at once — more are refused as
+// retriable). While the unit moves the answer is errc::state_not_ready
+// (retry), never a copy that is not the owner's.
+//
+// The query server (an actor per node) answers the other nodes' queries from
+// this node's shards. Every member may be called from any thread.
+//
+// Internal to weft.
+
+#include <caf/fwd.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "weft/status.hpp"
+
+namespace weft::detail {
+struct node_context;
+struct topology;
+class standby_manager;
+} // namespace weft::detail
+
+namespace weft::cluster {
+
+class peer_directory;
+class cluster_log_reader;
+struct query_answer;
+
+class query_router {
+ public:
+  query_router(detail::node_context* ctx, const detail::topology* topo,
+               caf::actor_system* sys, const peer_directory* peers,
+               const cluster_log_reader* log, detail::standby_manager* standbys,
+               std::string node_id, int timeout_ms, int max_in_flight = 64);
+
+  /// The value of `key` in `store` (see above); max_standby_lag -1: never a
+  /// standby.
+  result<std::optional<std::string>> get(const std::string& store, const std::string& key,
+                                         int64_t max_standby_lag);
+
+  /// Answers from this node's own shards (or a standby copy within
+  /// max_standby_lag); `remote`: asked by another node.
+  query_answer local(const std::string& store, const std::string& key,
+                     int64_t max_standby_lag, bool remote);
+
+ private:
+  detail::node_context* ctx_;
+  const detail::topology* topo_;
+  caf::actor_system* sys_;
+  const peer_directory* peers_;
+  const cluster_log_reader* log_;
+  detail::standby_manager* standbys_;
+  std::string node_id_;
+  int timeout_ms_;
+  int max_in_flight_;
+  std::atomic<int> in_flight_{0};
+};
+
+/// Spawns the node's query server (a query_server_actor) over `router`,
+/// which must outlive it.
+caf::actor spawn_query_server(caf::actor_system& sys, query_router* router);
+
+} // namespace weft::cluster

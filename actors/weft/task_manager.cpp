@@ -1,0 +1,487 @@
+#include "weft/task_manager.hpp"
+
+#include <caf/all.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <set>
+
+#include "weft/actors/delivery_tracker.hpp"
+#include "weft/actors/messages.hpp"
+#include "weft/actors/node_context.hpp"
+#include "weft/actors/standby.hpp"
+#include "weft/actors/supervisor.hpp"
+#include "weft/log.hpp"
+#include "weft/protocol.hpp"
+#include "weft/topology.hpp"
+
+namespace weft::detail {
+
+using cluster::call_result;
+using cluster::unit_id;
+
+status make_producer(node_context& ctx, const std::string& transactional_id,
+                     std::function<void(const std::string&)> on_fenced) {
+  auto pprops = ctx.cfg.kafka_properties(client_kind::producer);
+  // Partition keys like Kafka's Java client, so Java and weft services agree.
+  pprops.emplace("partitioner", "murmur2_random");
+  if (ctx.exactly_once) pprops["transactional.id"] = transactional_id;
+  auto producer = kafka::producer::create(
+      std::move(pprops),
+      [](void* opaque, const status& st, int64_t offset) {
+        if (st.ok()) {
+          on_delivered(opaque, nullptr, offset);
+        } else {
+          auto m = st.message();
+          on_delivered(opaque, &m, -1);
+        }
+      },
+      [on_fenced = std::move(on_fenced)](const status& st) {
+        if (st.code() == errc::kafka_fatal)
+          on_fenced(st.message());
+        else
+          log::warn("{}", st.message());
+      });
+  if (!producer) return producer.error();
+  ctx.producer = std::move(*producer);
+  return {};
+}
+
+status begin_first_transaction(node_context& ctx, const std::string& transactional_id,
+                               int timeout_ms) {
+  // Fence any earlier incarnation with our transactional.id (aborting its
+  // open transaction) before reading committed offsets or restoring
+  // changelogs, so neither can change under us. A broker that moves its
+  // coordinator answers NOT_COORDINATOR for a while: retriable, retried.
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int attempt = 0;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    auto st =
+        ctx.producer->init_transactions(static_cast<int>(std::max<int64_t>(left, 100)));
+    if (st) break;
+    ++attempt;
+    bool again = (st.code() == errc::kafka_retriable || st.code() == errc::timed_out) &&
+                 std::chrono::steady_clock::now() < deadline;
+    if (!again)
+      return make_error(st.code(), "exactly_once: initialising transactional.id '" +
+                                       transactional_id + "': " + st.message());
+    log::warn(
+        "exactly_once: initialising transactional.id '{}' (attempt {}): {}; retrying",
+        transactional_id, attempt, st.message());
+    // librdkafka's own retries wait inside init_transactions; this only
+    // spaces out whole attempts, on the task manager's own thread.
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * attempt, 1000)));
+  }
+  if (auto st = ctx.producer->begin_transaction(); !st) return st;
+  log::info("exactly_once: transactional.id {}", transactional_id);
+  return {};
+}
+
+namespace {
+
+struct manager_state {
+  task_manager_settings s;
+  caf::actor supervisor;
+  /// A supervisor going down: its address, the timer's token, what then.
+  struct pending_down {
+    caf::actor_addr addr;
+    uint64_t token = 0;
+    std::function<void(bool)> done;
+  };
+  std::optional<pending_down> going_down;
+  uint64_t down_tokens = 0;
+  std::set<size_t> owned;
+  uint64_t version = 0; ///< of the plans handed to the supervisor
+  bool busy = false;
+  std::deque<std::function<void()>> queue;
+  std::chrono::milliseconds bound{30000};
+  static inline const char* name = "weft.task_manager";
+};
+
+using manager_actor = task_manager_actor::stateful_pointer<manager_state>;
+
+node_context& ctx_of(manager_actor self) {
+  return *self->state.s.ctx;
+}
+
+void set_owned(manager_actor self, std::set<size_t> units) {
+  auto& st = self->state;
+  st.owned = units;
+  std::lock_guard<std::mutex> guard{st.s.ctx->owned_mu};
+  st.s.ctx->owned = std::move(units);
+}
+
+/// Runs `op` now, or once the commands before it are done.
+void enqueue(manager_actor self, std::function<void()> op) {
+  auto& st = self->state;
+  if (st.busy) {
+    st.queue.push_back(std::move(op));
+    return;
+  }
+  st.busy = true;
+  op();
+}
+
+void next(manager_actor self) {
+  auto& st = self->state;
+  st.busy = false;
+  if (st.queue.empty()) return;
+  auto op = std::move(st.queue.front());
+  st.queue.pop_front();
+  st.busy = true;
+  op();
+}
+
+call_result failure(errc code, std::string why) {
+  return call_result{static_cast<int32_t>(code), std::move(why), 0};
+}
+
+/// The plan of `units`' tasks: takes each partition's queue and assigns the
+/// partitions at their committed offsets — replacing the assignment, or
+/// (incremental) adding to it.
+result<plan_ptr> make_plan(manager_actor self, const std::set<size_t>& units,
+                           bool incremental) {
+  auto& ctx = ctx_of(self);
+  auto& topo = *self->state.s.topo;
+  auto plan = std::make_shared<assignment_plan>();
+  std::map<task_key, size_t> task_index;
+  std::map<topic_partition, std::vector<size_t>> feeds;
+  for (size_t s = 0; s < ctx.services.size(); ++s)
+    for (auto& topic : ctx.services[s].input_topics)
+      for (int32_t p = 0; p < topo.input_partitions.at(topic); ++p) {
+        auto key = std::make_pair(s, p);
+        if (!units.count(topo.unit_of.at(key))) continue;
+        if (!task_index.count(key)) {
+          task_index[key] = plan->tasks.size();
+          plan->tasks.push_back({s, p});
+        }
+        feeds[{topic, partition_id{p}}].push_back(task_index[key]);
+      }
+  std::vector<topic_partition> tps;
+  for (auto& [tp, tasks] : feeds) {
+    tps.push_back(tp);
+    auto q = ctx.consumer->take_queue(tp);
+    if (!q) return make_error(errc::internal, "no queue for " + to_string(tp));
+    plan->partitions.push_back({tp, std::move(q), tasks});
+  }
+  // Records below the committed offsets are done: a fetch left over from an
+  // earlier assignment of a partition (librdkafka delivered one twice after
+  // an incremental assignment was replaced) must not hand them on. Without
+  // an answer the queues still drop any offset delivered twice.
+  if (!tps.empty()) {
+    if (auto committed = ctx.consumer->committed(tps, 5000); committed) {
+      for (size_t i = 0; i < tps.size(); ++i)
+        if ((*committed)[i] >= 0) plan->partitions[i].queue->set_floor((*committed)[i]);
+    } else {
+      log::debug("committed offsets for the assignment: {}", committed.error().message());
+    }
+  }
+  // Units share no partition: added tasks' partitions are new to the
+  // consumer, and the running ones' go on where they are.
+  if (incremental) {
+    if (auto s = ctx.consumer->incremental_assign(tps); !s) return s;
+    return plan;
+  }
+  if (auto s = ctx.consumer->assign(tps); !s) return s;
+  // A partition paused by the previous partition actor's flow control stays
+  // paused in librdkafka across the re-assignment: the new partition actor
+  // starts with full credit and would never resume it. (Only those: resuming
+  // a partition that was never paused right after assign() is not a no-op.)
+  std::set<topic_partition> paused;
+  {
+    std::lock_guard<std::mutex> guard{ctx.paused_mu};
+    paused.swap(ctx.paused);
+  }
+  for (auto& tp : paused)
+    if (auto s = ctx.consumer->resume(tp); !s) return s;
+  return plan;
+}
+
+void set_standbys(manager_actor self, const std::vector<unit_id>& units) {
+  auto& st = self->state;
+  if (!st.s.standbys) return;
+  std::vector<size_t> us{units.begin(), units.end()};
+  st.s.standbys->set(st.s.topo->stateful_tasks(us, ctx_of(self).services));
+}
+
+/// Waits (bounded) until `sup` is down — its children gone and their shards
+/// closed — then calls `done` with whether it went down in time.
+void await_down(manager_actor self, caf::actor sup, std::function<void(bool)> done) {
+  auto& st = self->state;
+  auto token = ++st.down_tokens;
+  st.going_down = manager_state::pending_down{sup.address(), token, std::move(done)};
+  self->monitor(sup);
+  self->delayed_send(self, st.bound, down_timeout_atom::value, token);
+}
+
+void down_seen(manager_actor self, const caf::actor_addr& addr, uint64_t token,
+               bool in_time) {
+  auto& st = self->state;
+  if (!st.going_down) return;
+  if (in_time ? st.going_down->addr != addr : st.going_down->token != token) return;
+  auto done = std::move(st.going_down->done);
+  st.going_down.reset();
+  if (!in_time) log::warn("the supervisor did not stop within shutdown.timeout.ms");
+  done(in_time);
+}
+
+/// Stops the running supervisor: `graceful` drains and commits first (the
+/// final epoch under exactly_once); otherwise every task dies at once and
+/// nothing more is committed. Then waits until its children are gone.
+void stop_supervisor(manager_actor self, bool graceful, std::function<void(status)> done,
+                     bool final_stop = false) {
+  auto& st = self->state;
+  if (!st.supervisor) return done({});
+  auto sup = st.supervisor;
+  st.supervisor = nullptr;
+  auto* ctx = &ctx_of(self);
+  auto finish = [self, sup, done, final_stop, ctx](status result) {
+    // The node stops: no delivery report may touch a task from here on.
+    if (final_stop) ctx->producer->stop_polling();
+    self->send_exit(sup, caf::exit_reason::user_shutdown);
+    await_down(self, sup, [done, result](bool down) {
+      if (!down)
+        return done(
+            make_error(errc::timed_out, "tasks did not stop within shutdown.timeout.ms"));
+      done(result);
+    });
+  };
+  if (!graceful) return finish({});
+  auto bound = st.bound;
+  // 1. Stop fetching and wait until in-flight records are handled (under
+  // exactly_once: the final epoch committed).
+  self->request(sup, bound, stop_atom::value)
+      .then(
+          [self, sup, bound, finish, ctx]() {
+            if (ctx->exactly_once) return finish({});
+            // 2. Flush the stores' caches into their changelogs.
+            self->request(sup, bound, final_atom::value, true)
+                .then(
+                    [self, sup, bound, finish, ctx](const partition_offsets&) {
+                      // 3. Wait until Kafka acknowledged everything produced.
+                      if (auto s = ctx->producer->flush(static_cast<int>(bound.count()));
+                          !s)
+                        log::warn("{}", s.message());
+                      // 4. Commit what is now safe, synchronously.
+                      self->request(sup, bound, final_atom::value, false)
+                          .then(
+                              [finish, bound, ctx](const partition_offsets& offs) {
+                                if (auto s = ctx->consumer->commit_sync(
+                                        offs, static_cast<int>(bound.count()));
+                                    !s) {
+                                  log::warn("final commit failed: {}", s.message());
+                                } else if (!offs.empty()) {
+                                  ctx->counters.commits.fetch_add(1);
+                                  log::info("committed final offsets of {} partitions",
+                                            offs.size());
+                                }
+                                finish({});
+                              },
+                              [self, finish](caf::error& e) {
+                                log::warn("final offsets: {}", self->system().render(e));
+                                finish({});
+                              });
+                    },
+                    [self, finish](caf::error& e) {
+                      log::warn("flushing state: {}", self->system().render(e));
+                      finish({});
+                    });
+          },
+          [self, finish](caf::error& e) {
+            auto why = "drain did not finish: " + self->system().render(e);
+            log::warn("{}", why);
+            finish(make_error(errc::timed_out, why));
+          });
+}
+
+/// Starts a supervisor for `units` (none: no supervisor) after a stop.
+status start_units(manager_actor self, const std::set<size_t>& units) {
+  auto& st = self->state;
+  auto& ctx = ctx_of(self);
+  set_owned(self, units);
+  if (auto s = ctx.consumer->assign_at({}); !s) log::warn("{}", s.message());
+  if (units.empty()) return {};
+  auto plan = make_plan(self, units, false);
+  if (!plan)
+    return make_error(plan.error().code(),
+                      "assigning input partitions: " + plan.error().message());
+  st.supervisor = spawn_supervisor(self->system(), &ctx, std::move(*plan), ++st.version,
+                                   caf::actor_cast<caf::actor>(self));
+  return {};
+}
+
+void run(manager_actor self, std::set<size_t> desired, bool only_add,
+         std::vector<unit_id> standbys, int64_t generation,
+         caf::typed_response_promise<call_result> rp) {
+  auto& st = self->state;
+  auto& ctx = ctx_of(self);
+  auto start = std::chrono::steady_clock::now();
+  auto& topo = *st.s.topo;
+  if (st.s.standbys) { // clustered: say what moves
+    for (auto u : st.owned)
+      if (!desired.count(u))
+        log::info("cluster: generation {}: unit {} ({}) moves away from here", generation,
+                  u, topo.units[u].name);
+    for (auto u : desired)
+      if (!st.owned.count(u))
+        log::info("cluster: generation {}: unit {} ({}) starts here", generation, u,
+                  topo.units[u].name);
+  }
+  auto reply = [self, rp, start, generation, only_add, n = desired.size(),
+                sb = standbys.size()](status s) mutable {
+    if (s && self->state.s.standbys)
+      log::info(
+          "cluster: generation {} applied in {} ms{}: {} units active, {} standby here",
+          generation,
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - start)
+              .count(),
+          only_add ? " without a restart" : "", n, sb);
+    rp.deliver(s ? call_result{} : failure(s.code(), s.message()));
+    next(self);
+  };
+  if (st.supervisor && only_add) {
+    // Only gains: the running tasks go on. The gained units' standby shards
+    // close first (their tasks open the same folders).
+    set_standbys(self, standbys);
+    std::set<size_t> added;
+    for (auto u : desired)
+      if (!st.owned.count(u)) added.insert(u);
+    set_owned(self, desired);
+    auto plan = make_plan(self, added, true);
+    if (!plan)
+      return reply(
+          make_error(plan.error().code(),
+                     "assigning the input of added units: " + plan.error().message()));
+    self->request(st.supervisor, st.bound, add_atom::value, *plan, ++st.version)
+        .then([reply](bool) mutable { reply({}); },
+              [self, reply](caf::error& e) mutable {
+                reply(make_error(errc::timed_out,
+                                 "adding tasks: " + self->system().render(e)));
+              });
+    return;
+  }
+  auto* ctxp = &ctx;
+  stop_supervisor(self, true, [self, desired, standbys, reply, ctxp](status s) mutable {
+    if (!s) return reply(s);
+    if (ctxp->exactly_once) {
+      // The final epoch committed; a roll-back during the stop may have left
+      // an empty transaction open.
+      (void)ctxp->producer->abort_transaction(5000);
+      if (auto b = ctxp->producer->begin_transaction(); !b)
+        return reply(make_error(b.code(), "beginning a transaction: " + b.message()));
+    }
+    set_standbys(self, standbys);
+    reply(start_units(self, desired));
+  });
+}
+
+void drop(manager_actor self, caf::typed_response_promise<call_result> rp) {
+  auto* ctxp = &ctx_of(self);
+  // No delivery report may reach a task from here on; the fenced producer's
+  // records never commit.
+  ctxp->producer->stop_polling();
+  stop_supervisor(self, false, [self, rp, ctxp](status s) mutable {
+    auto& st = self->state;
+    auto& ctx = *ctxp;
+    if (!s) log::warn("dropping the tasks: {}", s.message());
+    set_owned(self, {});
+    (void)ctx.consumer->assign_at({});
+    ctx.producer.reset();
+    auto on_fenced = [self](const std::string& why) {
+      caf::anon_send(caf::actor_cast<task_manager_actor>(self), alarm_atom::value,
+                     "the producer is fenced: " + why, true);
+    };
+    auto made = make_producer(ctx, st.s.transactional_id, on_fenced);
+    if (made && ctx.exactly_once)
+      made = begin_first_transaction(ctx, st.s.transactional_id,
+                                     static_cast<int>(st.bound.count()));
+    rp.deliver(made ? call_result{} : failure(made.code(), made.message()));
+    next(self);
+  });
+}
+
+} // namespace
+
+caf::actor spawn_task_manager(caf::actor_system& sys, task_manager_settings settings) {
+  auto fn = [](manager_actor self,
+               task_manager_settings s) -> task_manager_actor::behavior_type {
+    auto& st = self->state;
+    st.s = std::move(s);
+    st.bound = std::chrono::milliseconds(st.s.ctx->cfg.get_int("shutdown.timeout.ms"));
+    // A detached actor needs an exit handler to stop with the node (FACTS.md).
+    self->set_exit_handler([self](caf::exit_msg& msg) {
+      if (self->state.supervisor) self->send_exit(self->state.supervisor, msg.reason);
+      self->quit(msg.reason);
+    });
+    self->set_down_handler(
+        [self](caf::down_msg& msg) { down_seen(self, msg.source, 0, true); });
+    return {
+        [self](run_atom, std::vector<unit_id>& units, bool only_add,
+               std::vector<unit_id>& standbys,
+               int64_t generation) -> caf::result<call_result> {
+          auto rp = self->make_response_promise<call_result>();
+          std::set<size_t> desired{units.begin(), units.end()};
+          enqueue(self, [self, desired, only_add, standbys, generation, rp]() mutable {
+            run(self, desired, only_add, standbys, generation, rp);
+          });
+          return rp;
+        },
+        [self](drop_atom) -> caf::result<call_result> {
+          auto rp = self->make_response_promise<call_result>();
+          enqueue(self, [self, rp]() mutable { drop(self, rp); });
+          return rp;
+        },
+        [self](standbys_atom, std::vector<unit_id>& units) -> caf::result<call_result> {
+          auto rp = self->make_response_promise<call_result>();
+          enqueue(self, [self, units, rp]() mutable {
+            set_standbys(self, units);
+            rp.deliver(call_result{});
+            next(self);
+          });
+          return rp;
+        },
+        [self](shutdown_atom) -> caf::result<call_result> {
+          auto rp = self->make_response_promise<call_result>();
+          enqueue(self, [self, rp]() mutable {
+            stop_supervisor(
+                self, true,
+                [self, rp](status s) mutable {
+                  set_owned(self, {});
+                  rp.deliver(s ? call_result{} : failure(s.code(), s.message()));
+                  next(self);
+                },
+                true);
+          });
+          return rp;
+        },
+        [self](replan_atom) -> caf::result<plan_ptr, uint64_t> {
+          // A roll-back: drop what was fetched and assign again at the
+          // committed offsets. Not queued: the supervisor waits for it, and
+          // a stop in progress may be waiting for the supervisor.
+          auto& st = self->state;
+          auto& ctx = ctx_of(self);
+          if (auto s = ctx.consumer->assign_at({}); !s)
+            return caf::make_error(caf::sec::runtime_error, s.message());
+          auto plan = make_plan(self, st.owned, false);
+          if (!plan)
+            return caf::make_error(caf::sec::runtime_error, plan.error().message());
+          return {std::move(*plan), ++st.version};
+        },
+        [self](alarm_atom, std::string& why, bool producer_fenced) {
+          auto& st = self->state;
+          if (st.s.on_alarm) st.s.on_alarm(why, producer_fenced);
+        },
+        [self](down_timeout_atom, uint64_t token) { down_seen(self, {}, token, false); },
+    };
+  };
+  return caf::actor_cast<caf::actor>(sys.spawn<caf::detached>(fn, std::move(settings)));
+}
+
+} // namespace weft::detail
