@@ -245,10 +245,15 @@ void stop_supervisor(manager_actor self, bool graceful, std::function<void(statu
     // The node stops: no delivery report may touch a task from here on.
     if (final_stop) ctx->producer->stop_polling();
     self->send_exit(sup, caf::exit_reason::user_shutdown);
-    await_down(self, sup, [done, result](bool down) {
-      if (!down)
-        return done(
-            make_error(errc::timed_out, "tasks did not stop within shutdown.timeout.ms"));
+    await_down(self, sup, [self, done, result](bool down) {
+      if (!down) {
+        // Its tasks may still use the producer and the partitions' queues:
+        // nothing may be re-created under them. The node stops.
+        auto why = std::string{"the tasks did not stop within shutdown.timeout.ms + 2 x "
+                               "epoch.timeout.ms"};
+        if (self->state.s.on_alarm) self->state.s.on_alarm(why, false);
+        return done(make_error(errc::timed_out, why));
+      }
       done(result);
     });
   };
@@ -414,7 +419,10 @@ caf::actor spawn_task_manager(caf::actor_system& sys, task_manager_settings sett
                task_manager_settings s) -> task_manager_actor::behavior_type {
     auto& st = self->state;
     st.s = std::move(s);
-    st.bound = std::chrono::milliseconds(st.s.ctx->cfg.get_int("shutdown.timeout.ms"));
+    // A supervisor may sit in a transaction call for up to epoch.timeout.ms
+    // (commit, then abort) before it sees a stop.
+    st.bound = std::chrono::milliseconds(st.s.ctx->cfg.get_int("shutdown.timeout.ms") +
+                                         2 * st.s.ctx->cfg.get_int("epoch.timeout.ms"));
     // A detached actor needs an exit handler to stop with the node (FACTS.md).
     self->set_exit_handler([self](caf::exit_msg& msg) {
       if (self->state.supervisor) self->send_exit(self->state.supervisor, msg.reason);

@@ -110,6 +110,7 @@ std::vector<owned_record> consume_all(const std::string& topic, size_t expected,
         owned_record r{v.partition.value(), v.offset.value(), std::nullopt, std::nullopt,
                        v.headers()};
         if (v.key) r.key = std::string{*v.key};
+        r.timestamp = v.timestamp;
         if (v.value) r.value = std::string{*v.value};
         out.push_back(std::move(r));
         got = true;

@@ -48,6 +48,7 @@ struct owned_record {
   std::optional<std::string> key;
   std::optional<std::string> value;
   std::vector<header> headers;
+  int64_t timestamp = 0; ///< CreateTime, or LogAppendTime if the topic says so
 };
 
 /// Reads every partition of `topic` from the beginning (read_committed) until

@@ -136,8 +136,16 @@ std::string view_json(coordinator_ptr self) {
                        {"incarnation", rec.incarnation},
                        {"connected", connected}});
   }
-  out["members"] = members;
   auto& statuses = logic.statuses();
+  // What each node says it holds (runs or is starting or stopping) and the
+  // generation it applied: the view of who actually runs what.
+  for (auto& m : members) {
+    auto i = statuses.find(m["id"].get<std::string>());
+    if (i == statuses.end()) continue;
+    m["applied"] = i->second.applied;
+    m["holding"] = i->second.holding;
+  }
+  out["members"] = members;
   auto lag = [&](const std::string& node, bool active, unit_id u) -> json {
     auto i = statuses.find(node);
     if (i == statuses.end()) return nullptr;

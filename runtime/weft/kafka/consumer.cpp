@@ -1,5 +1,8 @@
 #include "weft/kafka/consumer.hpp"
 
+#include <map>
+#include <mutex>
+
 #include "weft/kafka/client_config.hpp"
 #include "weft/kafka/error.hpp"
 #include "weft/log.hpp"
@@ -37,8 +40,28 @@ weft::offset message_batch::next_offset() const {
 partition_queue::partition_queue(rd_kafka_t* rk, rd_kafka_queue_t* q, topic_partition tp)
   : rk_(rk), q_(q), tp_(std::move(tp)) {}
 
+namespace {
+
+// Every handle librdkafka gives for one partition's fetch queue shares the
+// queue's one event callback. A plan made while an older plan of the same
+// partition is still being torn down (a roll-back racing an added unit)
+// holds two handles at once: the older one, destroyed later, must neither
+// switch off the newer one's callback nor leave it pointing at freed memory.
+// So the callback belongs to the handle that set it last.
+std::mutex callback_owners_mu;
+std::map<std::pair<rd_kafka_t*, topic_partition>, const partition_queue*> callback_owners;
+
+} // namespace
+
 partition_queue::~partition_queue() {
-  rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
+  {
+    std::lock_guard<std::mutex> guard{callback_owners_mu};
+    auto i = callback_owners.find({rk_, tp_});
+    if (i != callback_owners.end() && i->second == this) {
+      rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
+      callback_owners.erase(i);
+    }
+  }
   rd_kafka_queue_destroy(q_);
 }
 
@@ -92,13 +115,20 @@ void partition_queue::trampoline(rd_kafka_t*, void* opaque) {
 }
 
 void partition_queue::on_ready(std::function<void()> wake) {
+  std::lock_guard<std::mutex> guard{callback_owners_mu};
+  auto key = std::make_pair(rk_, tp_);
   if (!wake) {
-    rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
-    wake_.reset();
+    auto i = callback_owners.find(key);
+    if (i != callback_owners.end() && i->second == this) {
+      rd_kafka_queue_cb_event_enable(q_, nullptr, nullptr);
+      callback_owners.erase(i);
+    }
+    if (wake_) retired_.push_back(std::move(wake_));
     return;
   }
   auto fn = std::make_unique<std::function<void()>>(std::move(wake));
   rd_kafka_queue_cb_event_enable(q_, &partition_queue::trampoline, fn.get());
+  callback_owners[key] = this;
   // The previous callback object may still be in use by a librdkafka thread
   // for a moment; keeping it alive until this queue dies is simpler than
   // synchronising, and on_ready is called at most a few times per queue.
