@@ -227,6 +227,20 @@ struct rest_api::impl {
     auto o = parse_order(req.body);
     const std::string location = "/v1/orders/" + o.id;
     auto existing = read_order(o.id);
+    if (!existing && existing.error().code() == weft::errc::state_not_ready) {
+      // The order's partition is moving between nodes: its state cannot be
+      // read, but the command can be recorded. The orders service creates an
+      // order once and ignores a CREATE with another body, so the request is
+      // accepted (202) and its outcome read later (GET, /validated) — the
+      // client is not refused while a node fails over.
+      order_command c;
+      c.type = cmd_create;
+      c.placed = o;
+      if (auto st = produce(topics.commands, o.id, command_serde::serialize(c)); !st)
+        return reply_error(res, 503, "could not record the order: " + st.message());
+      res.set_header("Location", location);
+      return reply(res, 202, o);
+    }
     if (!existing) return reply_error(res, 503, existing.error().message());
     {
       std::lock_guard<std::mutex> lock{pending_mu};

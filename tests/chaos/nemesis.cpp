@@ -58,9 +58,10 @@ options options::from_env() {
 
 cluster::cluster(
     std::string name, std::string program, std::vector<std::string> common_args,
-    std::function<std::vector<std::string>(const std::string&, int)> node_args,
-    int nodes, int base_port)
-  : name_(std::move(name)), program_(std::move(program)), common_(std::move(common_args)) {
+    std::function<std::vector<std::string>(const std::string&, int)> node_args, int nodes,
+    int base_port)
+  : name_(std::move(name)), program_(std::move(program)),
+    common_(std::move(common_args)) {
   for (int i = 0; i < nodes; ++i) {
     auto id = "n" + std::to_string(i + 1);
     auto& n = nodes_[id];
@@ -176,8 +177,8 @@ bool cluster::settled(std::string* why) {
         return say("unit " + std::to_string(unit) + " is assigned to " + owner +
                    ", which is not live");
       if (!holding[owner].count(unit))
-        return say("unit " + std::to_string(unit) + " does not run on its owner " + owner +
-                   " (as " + id + " sees it)");
+        return say("unit " + std::to_string(unit) + " does not run on its owner " +
+                   owner + " (as " + id + " sees it)");
       for (auto& [other, units] : holding)
         if (other != owner && units.count(unit))
           return say("unit " + std::to_string(unit) + " is also held by " + other);
@@ -218,13 +219,17 @@ int64_t restart_broker(int64_t down_ms) {
   auto start = clock_type::now();
   auto run = [&](const std::string& verb) {
     std::string cmd = std::string{tool} + " " + verb + " --port " + port + " --data " +
-                      data + " >/dev/null 2>&1";
+                      data + " >>/tmp/weft-chaos-broker-" + port + ".log 2>&1";
     return std::system(cmd.c_str());
   };
-  if (run("stop") != 0) return -1;
+  // A stop that had to kill the JVM still stopped it: start regardless, and
+  // try again if the start fails (the JVM competes with three nodes for two
+  // cores).
+  (void)run("stop");
   std::this_thread::sleep_for(std::chrono::milliseconds(down_ms));
-  if (run("start") != 0) return -1;
-  return ms_since(start);
+  for (int attempt = 0; attempt < 3; ++attempt)
+    if (run("start") == 0) return ms_since(start);
+  return -1;
 }
 
 // -- nemesis ---------------------------------------------------------------------
@@ -272,9 +277,12 @@ std::vector<fault> nemesis::run() {
     if (f.kind == "broker") ++broker_faults;
     if (f.kind != "broker") ++node_faults;
     if (f.was_leader) ++leader_faults;
-    log << json{{"at_ms", f.at_ms},     {"kind", f.kind},
-                {"target", f.target},   {"was_leader", f.was_leader},
-                {"duration_ms", f.duration_ms}, {"detail", f.detail},
+    log << json{{"at_ms", f.at_ms},
+                {"kind", f.kind},
+                {"target", f.target},
+                {"was_leader", f.was_leader},
+                {"duration_ms", f.duration_ms},
+                {"detail", f.detail},
                 {"seed", seed_}}
                .dump()
         << std::endl;
@@ -289,9 +297,12 @@ std::vector<fault> nemesis::run() {
       g.detail["close_to"] = f.at_ms;
       ++node_faults;
       if (g.was_leader) ++leader_faults;
-      log << json{{"at_ms", g.at_ms},     {"kind", g.kind},
-                  {"target", g.target},   {"was_leader", g.was_leader},
-                  {"duration_ms", g.duration_ms}, {"detail", g.detail},
+      log << json{{"at_ms", g.at_ms},
+                  {"kind", g.kind},
+                  {"target", g.target},
+                  {"was_leader", g.was_leader},
+                  {"duration_ms", g.duration_ms},
+                  {"detail", g.detail},
                   {"seed", seed_}}
                  .dump()
           << std::endl;
@@ -316,8 +327,17 @@ void nemesis::inject(fault& f) {
   auto live = c_.live();
   if (live.empty()) return;
   auto leader = c_.leader();
-  std::vector<std::string> ids{live.begin(), live.end()};
-  std::string target = ids[static_cast<size_t>(pick(0, static_cast<int64_t>(ids.size()) - 1))];
+  // Kills and freezes go to nodes with work when there are some: a node
+  // that just restarted and holds nothing yet is a cheap victim.
+  std::vector<std::string> ids;
+  for (auto& id : live)
+    if (auto v = c_.get(id, "/cluster", 1))
+      for (auto& m : (*v)["members"])
+        if (m["id"] == id && m.contains("holding") && !m["holding"].empty())
+          ids.push_back(id);
+  if (ids.empty()) ids.assign(live.begin(), live.end());
+  std::string target =
+      ids[static_cast<size_t>(pick(0, static_cast<int64_t>(ids.size()) - 1))];
   if (f.kind == "leader-kill" && leader) target = *leader;
   if (f.kind == "leader-kill" && !leader) f.kind = "kill";
   if (f.kind == "handoff-kill") {

@@ -56,7 +56,8 @@ struct node_proc {
 /// A fault as injected.
 struct fault {
   int64_t at_ms = 0; ///< since the storm began
-  std::string kind;  ///< kill, leader-kill, handoff-kill, freeze-long, freeze-short, broker
+  std::string
+      kind; ///< kill, leader-kill, handoff-kill, freeze-long, freeze-short, broker
   std::string target;
   bool was_leader = false;
   int64_t duration_ms = 0; ///< freezes and broker outages
@@ -66,9 +67,10 @@ struct fault {
 class cluster {
  public:
   /// `program` with `common_args`; node i gets `node_args(id)` on top.
-  cluster(std::string name, std::string program, std::vector<std::string> common_args,
-          std::function<std::vector<std::string>(const std::string& id, int port)> node_args,
-          int nodes, int base_port);
+  cluster(
+      std::string name, std::string program, std::vector<std::string> common_args,
+      std::function<std::vector<std::string>(const std::string& id, int port)> node_args,
+      int nodes, int base_port);
   ~cluster(); ///< kills every node
 
   std::map<std::string, node_proc>& nodes() { return nodes_; }
