@@ -12,8 +12,14 @@ global_table::global_table(std::string topic, state::kv_store* store)
   : topic_(std::move(topic)), store_(store) {}
 
 global_table::~global_table() {
-  stop_ = true;
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    stop_ = true;
+    cv_.notify_all();
+  }
   if (thread_.joinable()) thread_.join();
+  for (auto& q : queues_)
+    q->on_ready({});
   queues_.clear();
   consumer_.reset();
 }
@@ -55,6 +61,13 @@ status global_table::start(std::map<std::string, std::string> props, int timeout
     // An empty partition (end at or below the low watermark) is loaded already.
     ends_.push_back(w->second > w->first ? w->second : -1);
     queues_.push_back(consumer_->take_queue(tp));
+    // librdkafka says when records arrive: the reader waits on that, not on
+    // a polling loop.
+    queues_.back()->on_ready([this] {
+      std::lock_guard<std::mutex> guard{mu_};
+      ready_ = true;
+      cv_.notify_all();
+    });
     start.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_BEGINNING});
   }
   if (auto s = consumer_->assign_at(start); !s) return s;
@@ -78,25 +91,39 @@ status global_table::start(std::map<std::string, std::string> props, int timeout
           std::chrono::milliseconds(timeout_ms))
         return make_error(errc::timed_out,
                           "global table '" + topic_ + "': no progress loading the topic");
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      wait_for_records(std::chrono::milliseconds(20));
     }
   }
   if (auto s = store_->flush(); !s) return s;
   log::info("global table '{}' loaded: {} records", topic_, applied());
   thread_ = std::thread{[this] {
+    int failures = 0;
     while (!stop_.load(std::memory_order_relaxed)) {
       size_t got = 0;
       if (auto s = apply_available(1000, got); !s) {
-        log::error("global table '{}': {}", topic_, s.message());
-        return;
+        // The table goes stale, not dead: try again after a growing pause.
+        ++failures;
+        auto pause =
+            std::chrono::milliseconds(std::min(100 << std::min(failures, 5), 5000));
+        log::warn("global table '{}': {} (attempt {}); retrying in {} ms", topic_,
+                  s.message(), failures, pause.count());
+        wait_for_records(pause);
+        continue;
       }
+      failures = 0;
       if (got == 0)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        wait_for_records(std::chrono::milliseconds(100));
       else
         (void)store_->flush();
     }
   }};
   return {};
+}
+
+void global_table::wait_for_records(std::chrono::milliseconds bound) {
+  std::unique_lock<std::mutex> lock{mu_};
+  cv_.wait_for(lock, bound, [this] { return ready_ || stop_.load(); });
+  ready_ = false;
 }
 
 } // namespace weft::detail

@@ -11,8 +11,11 @@
 // it never needs per-partition checkpoints.
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,12 +45,17 @@ class global_table {
 
  private:
   status apply_available(size_t max, size_t& n);
+  /// Waits until librdkafka says records arrived, at most `bound`.
+  void wait_for_records(std::chrono::milliseconds bound);
   std::string topic_;
   state::kv_store* store_;
   std::unique_ptr<kafka::consumer> consumer_;
   std::vector<std::unique_ptr<kafka::partition_queue>> queues_;
   std::vector<int64_t> ends_; ///< high watermark per partition at start
   std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool ready_ = false;
   std::atomic<uint64_t> applied_{0};
   std::thread thread_;
 };
