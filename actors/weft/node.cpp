@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <execinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -645,6 +646,10 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
 status node::start() {
   auto& cfg = impl_->ctx.cfg;
   log::setup(cfg.get_string("log.level"));
+  // A write to a socket the other end closed (an HTTP client that gave up, a
+  // peer node that died) must be an error on that socket, not SIGPIPE's
+  // default action: ending this process without a word.
+  std::signal(SIGPIPE, SIG_IGN);
   {
     std::lock_guard<std::mutex> guard{impl_->mu};
     if (impl_->started) return make_error(errc::invalid_argument, "node already started");
@@ -966,7 +971,36 @@ void block_stop_signals() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
+namespace {
+
+/// A crash (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL) writes the signal and a
+/// backtrace to stderr before the default action ends the process: a node
+/// that dies must say where. Async-signal-safe calls only.
+void on_crash(int sig) {
+  const char* what = sig == SIGSEGV   ? "SIGSEGV"
+                     : sig == SIGABRT ? "SIGABRT"
+                     : sig == SIGBUS  ? "SIGBUS"
+                     : sig == SIGFPE  ? "SIGFPE"
+                                      : "SIGILL";
+  char line[96];
+  int n = std::snprintf(line, sizeof line, "weft: fatal signal %s; backtrace:\n", what);
+  if (n > 0) (void)!::write(2, line, static_cast<size_t>(n));
+  void* frames[64];
+  int count = ::backtrace(frames, 64);
+  ::backtrace_symbols_fd(frames, count, 2);
+  std::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void report_crashes() {
+  for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL})
+    std::signal(sig, on_crash);
+}
+
+} // namespace
+
 int node::run() {
+  report_crashes();
   // Block before the node's threads exist so every thread inherits the mask
   // and only the watcher below receives the signals.
   block_stop_signals();
