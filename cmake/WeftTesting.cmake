@@ -7,8 +7,10 @@
 #     [broker][slow]      label "slow"   — broker tests that take minutes (ctest -LE slow
 #                         skips them)
 #   Broker tests share one broker, so they hold a resource lock and run one at a time.
+#   PREFIX p    prepended to every test name (a second build of the same tests)
+#   EXCLUDE s   a Catch2 tag expression appended to every spec, e.g. "~[cluster]"
 function(weft_add_unit_tests name)
-  cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "" "PREFIX;EXCLUDE" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/support/catch_main.cpp)
   target_link_libraries(${name} PRIVATE ${T_LIBS} Catch2::Catch2 weft::warnings)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
@@ -18,18 +20,19 @@ function(weft_add_unit_tests name)
   set(_env "WEFT_TEST_BOOTSTRAP=127.0.0.1:${WEFT_TEST_BROKER_PORT}")
   catch_discover_tests(${name}
     EXTRA_ARGS -w NoTests
-    TEST_SPEC "~[broker]~[.]"
+    TEST_SPEC "~[broker]~[.]${T_EXCLUDE}"
+    TEST_PREFIX "${T_PREFIX}"
     PROPERTIES TIMEOUT 180 LABELS "unit")
   catch_discover_tests(${name}
     EXTRA_ARGS -w NoTests
-    TEST_SPEC "[broker]~[slow]~[.]"
-    TEST_PREFIX "broker: "
+    TEST_SPEC "[broker]~[slow]~[.]${T_EXCLUDE}"
+    TEST_PREFIX "${T_PREFIX}broker: "
     PROPERTIES TIMEOUT 600 LABELS "broker" FIXTURES_REQUIRED kafka_broker
                ENVIRONMENT "${_env}" RESOURCE_LOCK kafka_broker_load)
   catch_discover_tests(${name}
     EXTRA_ARGS -w NoTests
-    TEST_SPEC "[broker][slow]"
-    TEST_PREFIX "slow: "
+    TEST_SPEC "[broker][slow]${T_EXCLUDE}"
+    TEST_PREFIX "${T_PREFIX}slow: "
     PROPERTIES TIMEOUT 900 LABELS "slow" FIXTURES_REQUIRED kafka_broker
                ENVIRONMENT "${_env}" RESOURCE_LOCK kafka_broker_load)
 endfunction()
