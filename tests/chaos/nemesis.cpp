@@ -86,6 +86,7 @@ void cluster::start(const std::string& id) {
   auto& n = nodes_.at(id);
   // Appends: a restarted node's log follows its previous life's.
   n.proc = std::make_unique<child_process>(program_, n.args, n.log);
+  n.proc->note_end_in_log();
   n.frozen = false;
 }
 

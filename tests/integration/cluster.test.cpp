@@ -90,6 +90,7 @@ struct cluster_fixture {
       args.push_back(std::string{"--log.level="} + level);
     n.proc = std::make_unique<test::child_process>(test::built("tests/weft-test-node"),
                                                    args, n.log);
+    n.proc->note_end_in_log();
     return n;
   }
 
@@ -232,15 +233,22 @@ struct feeder {
   }
 };
 
-/// The counter's state of `sample` keys, read through every running node,
-/// equals the reference (once the answers are no longer retriable).
-void check_final_state(cluster_fixture& c, const reference& ref, int sample) {
-  int checked = 0;
-  for (int i = 0; i < sample; ++i) {
-    auto key = "k" + std::to_string((i * 7919) % ref.counts.size());
-    auto want = ref.counts.at(key);
-    for (auto& [id, n] : c.nodes) {
-      if (!n.proc || !n.proc->running()) continue;
+/// The counter's final state of every key, read through every node that
+/// should run (`expect_running`; any other node that died on its own fails
+/// the test), equals the reference exactly (once the answers are no longer
+/// retriable).
+void check_final_state(cluster_fixture& c, const reference& ref,
+                       const std::set<std::string>& expect_running) {
+  for (auto& id : expect_running) {
+    INFO("node " << id << " should run; its log: " << c.nodes[id].log);
+    CHECK(c.nodes[id].proc->running());
+  }
+  size_t checked = 0, wrong = 0;
+  std::string first;
+  for (auto& [key, want] : ref.counts) {
+    for (auto& id : expect_running) {
+      auto& n = c.nodes[id];
+      if (!n.proc->running()) continue;
       httplib::Client h{"127.0.0.1", n.http_port};
       h.set_connection_timeout(1);
       h.set_read_timeout(5);
@@ -255,24 +263,30 @@ void check_final_state(cluster_fixture& c, const reference& ref, int sample) {
             return true;
           },
           10s);
-      INFO("key " << key << " through " << id);
-      REQUIRE(answered);
-      CHECK(got == std::to_string(want));
       ++checked;
+      if (!answered || got != std::to_string(want)) {
+        ++wrong;
+        if (first.empty())
+          first = key + " through " + id + ": " + (answered ? got : "no answer") +
+                  ", want " + std::to_string(want);
+      }
     }
   }
-  CHECK(checked >= sample);
+  INFO("first wrong answer: " << first);
+  CHECK(wrong == 0);
+  CHECK(checked == ref.counts.size() * expect_running.size());
 }
 
 /// Waits until every count is committed, then checks the outputs and the
 /// final state.
-void finish(cluster_fixture& c, feeder& f, size_t total, size_t keys) {
+void finish(cluster_fixture& c, feeder& f, size_t total, size_t keys,
+            const std::set<std::string>& running) {
   f.thread.join();
   auto ref = expected(total, keys);
   CHECK(test::wait_until(
       [&] { return test::consume_all(c.topics.counts(), total, 5s).size() >= total; },
       120s));
-  check_final_state(c, ref, 200);
+  check_final_state(c, ref, running);
   for (auto& [id, n] : c.nodes)
     if (n.proc && n.proc->running()) CHECK(n.proc->stop(SIGTERM, 60s) == 0);
   INFO("input records missing from the outputs:" << missing_input(c.topics, total));
@@ -363,6 +377,7 @@ TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the unit
 
   c.start("n1");
   REQUIRE(c.wait_settled("n1", {"n1"}, 60s));
+  CHECK_FALSE(done); // scaling out while input flows
   c.start("n2");
   c.start("n3");
   REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
@@ -371,7 +386,8 @@ TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the unit
   CHECK(c.settled("n2", {"n1", "n2", "n3"}));
   auto [same, retriable] = query_everywhere(c, keys, 50);
   CHECK(same > 0);
-  // Scale in: n3 leaves cleanly.
+  // Scale in: n3 leaves cleanly, while input flows.
+  CHECK_FALSE(done);
   CHECK(c.nodes["n3"].proc->stop(SIGTERM, 60s) == 0);
   REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 60s));
   producer.join();
@@ -384,7 +400,7 @@ TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the unit
                total_counts;
       },
       120s));
-  check_final_state(c, ref, 200);
+  check_final_state(c, ref, {"n1", "n2"});
   for (auto id : {"n1", "n2"})
     CHECK(c.nodes[id].proc->stop(SIGTERM, 60s) == 0);
   INFO("input records missing from the outputs:" << missing_input(c.topics, total));
@@ -398,11 +414,23 @@ TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the unit
   CHECK(moves >= 12 + 8 + 4);
 }
 
-TEST_CASE("cluster: kill -9 of one of three nodes under load moves its units to "
-          "their standbys, outputs stay exactly once and queries agree",
-          "[broker][cluster]") {
+namespace {
+
+/// Which node leads, as the nodes say ("leads" in their /cluster).
+std::string leader_of(cluster_fixture& c) {
+  for (auto& [id, n] : c.nodes)
+    if (n.proc && n.proc->running())
+      if (auto v = c.view(id); v && v->value("leads", false)) return id;
+  return "";
+}
+
+/// Kills `victim` with -9 under load once every standby caught up, and
+/// checks: input was flowing and the victim was processing at the kill; the
+/// survivors settle and run each of its units where a standby of it was;
+/// queries agree; every result committed once; the final state of every key
+/// through every survivor equals the reference.
+void failover(cluster_fixture& c, const std::string& victim_rule) {
   const size_t total = 80000, keys = 8000;
-  cluster_fixture c{"failover", 6};
   feeder f{c.topics.in, total, keys, 4000};
   for (auto id : {"n1", "n2", "n3"})
     c.start(id);
@@ -420,40 +448,117 @@ TEST_CASE("cluster: kill -9 of one of three nodes under load moves its units to 
       60s));
   auto [same, retriable] = query_everywhere(c, keys, 50);
   CHECK(same > 0);
+  auto victim = victim_rule == "leader" ? leader_of(c) : victim_rule;
+  REQUIRE(!victim.empty());
+  // The victim's units and their standbys, before the kill.
+  auto before = c.view(victim);
+  REQUIRE(before);
+  std::map<int64_t, std::set<std::string>> standbys_of;
+  for (auto& u : (*before)["units"])
+    if (u["active"] == victim)
+      for (auto& sb : u["standbys"])
+        standbys_of[u["unit"].get<int64_t>()].insert(sb["node"].get<std::string>());
+  // Work in flight at the kill: input flowing, the victim processing (its
+  // count of processed records grows; it may still be restoring the units
+  // it took in the last generation, so this waits for it, bounded).
+  std::optional<nlohmann::json> m1, m2;
+  bool processing = test::wait_until(
+      [&] {
+        m1 = metrics(c.nodes[victim].http_port);
+        std::this_thread::sleep_for(300ms);
+        m2 = metrics(c.nodes[victim].http_port);
+        return m1 && m2 && (*m2)["processed"] != (*m1)["processed"];
+      },
+      30s);
+  INFO("the victim's metrics: " << (m1 ? m1->dump() : "none") << " then "
+                                << (m2 ? m2->dump() : "none"));
+  CHECK(processing);
+  CHECK(f.sent < total);
   auto killed = std::chrono::steady_clock::now();
-  c.nodes["n3"].proc->kill_hard();
-  REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 30s));
+  c.nodes[victim].proc->kill_hard();
+  std::set<std::string> survivors{"n1", "n2", "n3"};
+  survivors.erase(victim);
+  auto observer = *survivors.begin();
+  REQUIRE(c.wait_settled(observer, survivors, 30s));
   auto moved_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - killed)
                       .count();
+  // Each stateful unit of the victim moved to a node that kept a standby of it.
+  auto after = c.view(observer);
+  REQUIRE(after);
+  for (auto& u : (*after)["units"]) {
+    auto unit = u["unit"].get<int64_t>();
+    auto s = standbys_of.find(unit);
+    if (s == standbys_of.end() || s->second.empty()) continue;
+    INFO("unit " << unit << " (" << u["tasks"] << ") moved to " << u["active"]);
+    CHECK(s->second.count(u["active"].get<std::string>()));
+  }
+  CHECK(!standbys_of.empty());
   auto [same2, retriable2] = query_everywhere(c, keys, 50);
   CHECK(same2 > 0);
-  WARN("failover: the survivors run every unit "
-       << moved_ms << " ms after the kill; queries: " << same + same2 << " agreeing, "
-       << retriable + retriable2 << " retriable");
-  finish(c, f, total, keys);
+  WARN("failover of " << victim << (victim_rule == "leader" ? " (the leader)" : "")
+                      << ": the survivors run every unit " << moved_ms
+                      << " ms after the kill; queries: " << same + same2 << " agreeing, "
+                      << retriable + retriable2 << " retriable");
+  finish(c, f, total, keys, survivors);
 }
 
-TEST_CASE("cluster: a node frozen with SIGSTOP loses its units, commits nothing once "
-          "thawed, notices it was fenced and rejoins as a normal member",
-          "[broker][cluster]") {
+/// Freezes `victim` with SIGSTOP under load until the others settled without
+/// it, then thaws it: it must notice it was fenced, commit nothing, rejoin.
+void freeze(cluster_fixture& c, const std::string& victim_rule) {
   const size_t total = 60000, keys = 6000;
-  cluster_fixture c{"zombie", 6};
   feeder f{c.topics.in, total, keys, 4000};
   for (auto id : {"n1", "n2", "n3"})
     c.start(id);
   REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
-  auto& z = c.nodes["n3"];
+  auto victim = victim_rule == "leader" ? leader_of(c) : victim_rule;
+  REQUIRE(!victim.empty());
+  auto& z = c.nodes[victim];
+  std::set<std::string> others{"n1", "n2", "n3"};
+  others.erase(victim);
+  auto observer = *others.begin();
+  CHECK(f.sent < total);
   REQUIRE(::kill(z.proc->pid(), SIGSTOP) == 0);
-  REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 30s));
+  REQUIRE(c.wait_settled(observer, others, 30s));
+  if (victim_rule == "leader") CHECK(leader_of(c) == observer);
   REQUIRE(::kill(z.proc->pid(), SIGCONT) == 0);
   REQUIRE(test::wait_until([&] { return log_lines(z.log, "this node was fenced") > 0; },
                            30s));
-  REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
+  REQUIRE(c.wait_settled(observer, {"n1", "n2", "n3"}, 90s));
   CHECK(z.proc->running());
   CHECK(log_lines(z.log, "rejoining as incarnation") >= 1);
   // The rejoined node answers like the others.
   auto [same, retriable] = query_everywhere(c, keys, 50);
   CHECK(same > 0);
-  finish(c, f, total, keys);
+  finish(c, f, total, keys, {"n1", "n2", "n3"});
+}
+
+} // namespace
+
+TEST_CASE("cluster: kill -9 of one of three nodes under load moves its units to "
+          "their standbys, outputs stay exactly once and queries agree",
+          "[broker][cluster]") {
+  cluster_fixture c{"failover", 6};
+  failover(c, "n3");
+}
+
+TEST_CASE("cluster: kill -9 of the leader under load: another node leads, its units "
+          "move to their standbys, outputs stay exactly once",
+          "[broker][cluster]") {
+  cluster_fixture c{"leaderkill", 6};
+  failover(c, "leader");
+}
+
+TEST_CASE("cluster: a node frozen with SIGSTOP loses its units, commits nothing once "
+          "thawed, notices it was fenced and rejoins as a normal member",
+          "[broker][cluster]") {
+  cluster_fixture c{"zombie", 6};
+  freeze(c, "n3");
+}
+
+TEST_CASE("cluster: the leader frozen with SIGSTOP is replaced, commits nothing once "
+          "thawed, notices it was fenced and rejoins as a normal member",
+          "[broker][cluster]") {
+  cluster_fixture c{"leaderfreeze", 6};
+  freeze(c, "leader");
 }

@@ -150,7 +150,8 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds lim
 
 child_process::child_process(const std::string& program,
                              const std::vector<std::string>& args,
-                             const std::string& log_file) {
+                             const std::string& log_file)
+  : log_(log_file) {
   pid_ = ::fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
@@ -176,12 +177,23 @@ child_process::~child_process() {
 bool child_process::running() {
   if (reaped_) return false;
   auto r = ::waitpid(pid_, &status_, WNOHANG);
-  if (r == pid_) reaped_ = true;
+  if (r == pid_) {
+    reaped_ = true;
+    if (std::FILE* f = note_end_ ? std::fopen(log_.c_str(), "a") : nullptr) {
+      if (WIFSIGNALED(status_))
+        std::fprintf(f, "[test harness] process %d ended by signal %d\n", pid_,
+                     WTERMSIG(status_));
+      else
+        std::fprintf(f, "[test harness] process %d exited with status %d\n", pid_,
+                     WEXITSTATUS(status_));
+      std::fclose(f);
+    }
+  }
   return !reaped_;
 }
 
 void child_process::kill_hard() {
-  if (reaped_) return;
+  if (!running()) return; // ended on its own: running() says how, in the log
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, &status_, 0);
   reaped_ = true;

@@ -73,6 +73,10 @@ class child_process {
                 const std::string& log_file);
   ~child_process();
   pid_t pid() const { return pid_; }
+  /// Once the process is found ended (running()), append how it ended (exit
+  /// status or signal) to its log: a node killed by a signal says nothing
+  /// itself. Off by default, since tools' logs are their checked output.
+  void note_end_in_log() { note_end_ = true; }
   bool running();
   void kill_hard();                                   ///< SIGKILL and reap
   int stop(int sig, std::chrono::milliseconds limit); ///< signal, wait; exit code or -1
@@ -81,6 +85,8 @@ class child_process {
 
  private:
   pid_t pid_ = -1;
+  std::string log_;
+  bool note_end_ = false;
   bool reaped_ = false;
   int status_ = 0;
 };
