@@ -156,6 +156,76 @@ void compact_json(std::string& json) {
   json.resize(out);
 }
 
+std::optional<std::string> zero_exponents_fixed(std::string_view json) {
+  std::optional<std::string> out;
+  size_t copied = 0; // json[0, copied) is in *out already
+  bool in_string = false, escaped = false;
+  size_t i = 0;
+  const size_t n = json.size();
+  auto digit = [&](size_t k) { return k < n && json[k] >= '0' && json[k] <= '9'; };
+  while (i < n) {
+    char c = json[i];
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      ++i;
+      continue;
+    }
+    if (c != '-' && !digit(i)) {
+      ++i;
+      continue;
+    }
+    // A number: [-] digits [. digits] [e|E [+|-] digits]. Anything else
+    // that starts like one is left for rapidjson to reject.
+    const size_t start = i;
+    const bool negative = c == '-';
+    if (negative) ++i;
+    bool zero = true, well_formed = digit(i);
+    auto digits = [&] {
+      while (digit(i)) {
+        if (json[i] != '0') zero = false;
+        ++i;
+      }
+    };
+    digits();
+    if (i < n && json[i] == '.') {
+      ++i;
+      well_formed = well_formed && digit(i);
+      digits();
+    }
+    const bool exponent = i < n && (json[i] == 'e' || json[i] == 'E');
+    if (exponent) {
+      ++i;
+      if (i < n && (json[i] == '+' || json[i] == '-')) ++i;
+      well_formed = well_formed && digit(i);
+      while (digit(i))
+        ++i;
+    }
+    if (i == start) ++i; // a lone '-': step over it
+    if (zero && exponent && well_formed) {
+      if (!out) {
+        out.emplace();
+        out->reserve(n);
+      }
+      out->append(json.substr(copied, start - copied));
+      out->append(negative ? "-0.0" : "0.0");
+      copied = i;
+    }
+    // else: not a number token rapidjson would misread; leave it as it is
+  }
+  if (out) out->append(json.substr(copied));
+  return out;
+}
+
 std::string describe_cereal_json_root(std::string_view bytes) {
   rapidjson::Document doc;
   doc.Parse(bytes.data(), bytes.size());
