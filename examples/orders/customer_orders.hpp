@@ -29,7 +29,9 @@ class customer_orders_view
   static constexpr const char* store_name = "customer-orders-store";
 
   customer_orders_view()
-    : stateful_processor("customer-orders", weft::repartitioned("orders-by-customer")) {}
+    : stateful_processor("customer-orders", weft::repartitioned("orders-by-customer")) {
+    treat_nulls_as_bad();
+  }
 
   void process(const std::string&, const order& o, std::optional<customer_orders>& view,
                weft::context&) override {
