@@ -528,3 +528,13 @@ TEST_CASE("json_integer refuses numbers with a fraction or out of the integer's 
                   std::out_of_range);
   CHECK_THROWS_AS(json_integer<int32_t>(json::parse("\"7\""), "f"), json::type_error);
 }
+
+TEST_CASE("a cereal json serde reports a number rapidjson asserts on as a bad record") {
+  // rapidjson's full-precision number parser fails an internal assertion on
+  // this number, which cereal turns into an exception; the serde's second
+  // parse, to say what is wrong, threw it again out of its catch handler
+  // (found by fuzz: the process terminated).
+  auto text = std::string(36, '3') + "1e308";
+  auto msg = bad_record_message<cereal_json_serde<double>>(text);
+  CHECK_THAT(msg, Catch::StartsWith("cereal json: "));
+}
