@@ -285,8 +285,8 @@ server::server(limits l) : limits_(std::move(l)), refused_(std::make_unique<refu
   };
   set_payload_max_length(limits_.max_body_bytes);
   set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    auto why = t_cut;
-    t_cut = cut::none;
+    // Left set: the connection closes after this answer.
+    const auto why = t_cut;
     if (why == cut::request_line) {
       refused_->headers_too_large.fetch_add(1, std::memory_order_relaxed);
       res.set_header("Connection", "close");
