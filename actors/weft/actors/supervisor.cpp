@@ -691,12 +691,14 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         for (auto& t : st.tasks)
           self->send(t, stop_atom::value);
         if (st.failed || st.partitions.empty()) answer_stop(self);
-        if (st.ctx->exactly_once && !st.feeding && !st.rolling_back) {
+        if (st.ctx->exactly_once && !st.feeding && !st.rolling_back && !st.failing) {
           // Nothing was handed to a task yet: nothing to commit.
           st.final_epoch = true;
           answer_stop(self);
         }
-        // Under exactly_once the ticks go on until the final epoch committed.
+        // Under exactly_once the ticks go on until the final epoch committed;
+        // a failure's abort in progress answers once it is done
+        // (abort_and_fail), so the node never stops with it half done.
         return st.stop_promise;
       },
       [self](drained_atom, const std::string&, int32_t) {
