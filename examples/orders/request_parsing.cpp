@@ -17,13 +17,17 @@ const json& field(const json& body, const char* name) {
   return *i;
 }
 
-std::string string_field(const json& body, const char* name, bool non_empty = true) {
+std::string string_field(const json& body, const char* name, bool non_empty = true,
+                         size_t max_length = max_text_length) {
   auto& v = field(body, name);
   if (!v.is_string())
     throw bad_request{std::string{"field '"} + name + "' must be a string"};
   auto s = v.get<std::string>();
   if (non_empty && s.empty())
     throw bad_request{std::string{"field '"} + name + "' must not be empty"};
+  if (s.size() > max_length)
+    throw bad_request{std::string{"field '"} + name + "' is longer than " +
+                      std::to_string(max_length) + " bytes"};
   return s;
 }
 
@@ -103,7 +107,7 @@ order parse_order(std::string_view text) {
   o.product = string_field(body, "product", false);
   o.quantity = integer_field(body, "quantity");
   o.price = number_field(body, "price");
-  o.currency = string_field(body, "currency");
+  o.currency = string_field(body, "currency", true, max_currency_length);
   if (auto i = body.find("state"); i != body.end() && !i->is_null()) {
     if (!i->is_string() || i->get<std::string>() != created)
       throw bad_request{"field 'state' must be absent or \"CREATED\""};
@@ -116,7 +120,7 @@ payment parse_payment(std::string_view text) {
   payment p;
   p.id = string_field(body, "id");
   p.order_id = string_field(body, "orderId");
-  p.currency = string_field(body, "currency");
+  p.currency = string_field(body, "currency", true, max_currency_length);
   p.amount = number_field(body, "amount");
   return p;
 }
@@ -136,7 +140,7 @@ customer parse_customer(std::string_view text, int64_t path_id) {
   c.first_name = string_field(body, "firstName", false);
   c.last_name = string_field(body, "lastName", false);
   c.email = string_field(body, "email");
-  c.address = string_field(body, "address", false);
+  c.address = string_field(body, "address", false, max_address_length);
   c.level = string_field(body, "level");
   if (!fraud_limit(c.level))
     throw bad_request{"field 'level' must be bronze, silver, gold or platinum"};

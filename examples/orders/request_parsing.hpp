@@ -25,6 +25,12 @@ struct bad_request {
 
 /// The longest id (order, payment) the API takes: ids travel in URL paths.
 inline constexpr size_t max_id_length = 200;
+/// Bounds on the other text fields, in bytes: an order stays a few hundred
+/// bytes, so views that hold many of them stay far below what Kafka takes
+/// (customer_orders.hpp).
+inline constexpr size_t max_text_length = 200; ///< product, names, email, ids
+inline constexpr size_t max_currency_length = 16;
+inline constexpr size_t max_address_length = 1000;
 
 /// Checks an id that will travel in URL paths: 1 to max_id_length letters,
 /// digits and - _ . : ~ (`name` is the field, for the reason).
