@@ -324,12 +324,25 @@ class string_streambuf : public std::streambuf {
 /// writer always pretty-prints; this makes its output one compact line.
 void compact_json(std::string& json);
 
-/// `json` with every number whose digits are all zeros and that has an
-/// exponent ("0e99", "-0.00E-5") written as 0.0 or -0.0, or nullopt when it
-/// has none. rapidjson 1.1.0 (cereal's JSON archive, full-precision mode)
-/// misreads such a number — "0e99" came back as 6.5e296 — through a
-/// count-leading-zeros of 0 (found by the cereal_serde fuzz target).
-std::optional<std::string> zero_exponents_fixed(std::string_view json);
+/// What guard_json_numbers makes of a JSON text.
+struct json_number_guard {
+  std::optional<std::string> text; ///< the text to parse instead, if changed
+  std::string error;               ///< non-empty: refuse the text (a bad record)
+};
+
+/// Keeps rapidjson 1.1.0 (cereal's JSON archive, full-precision mode) away
+/// from the numbers it misreads: the cereal_serde fuzz target found a zero
+/// with an exponent or many digits ("0e99" came back as 6.5e296), a
+/// significand whose first 20 digits wrap 64 bits to zero, and numbers far
+/// outside a double's range (read past the end of a table of powers), all in
+/// its full-precision path. So only what rapidjson reads without that path
+/// reaches it as written (integers that fit 64 bits; at most 15 digits and
+/// no exponent); every other number is read here with std::from_chars,
+/// which rounds correctly, and handed on as the shortest text of that
+/// double, which rapidjson reads right. Zeros become "0.0 " (or "-0.0 "),
+/// numbers below 1e-400 zero, and a number beyond a double's range is
+/// refused, as rapidjson means to do.
+json_number_guard guard_json_numbers(std::string_view json);
 
 /// Why `bytes` cannot be the root of a cereal JSON document ("invalid value at
 /// byte 3", "expected a JSON object or array, got a number"), or "" if it can.
@@ -534,8 +547,9 @@ struct cereal_json_serde {
   }
 
   static result<T> deserialize(std::string_view bytes) {
-    auto fixed = detail::zero_exponents_fixed(bytes);
-    if (fixed) bytes = *fixed;
+    auto guard = detail::guard_json_numbers(bytes);
+    if (!guard.error.empty()) return decode_error(name, guard.error);
+    if (guard.text) bytes = *guard.text;
     detail::view_streambuf buf{bytes};
     std::istream is{&buf};
     try {

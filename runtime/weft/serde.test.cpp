@@ -502,6 +502,47 @@ TEST_CASE("a cereal json serde reads a zero with an exponent as zero") {
   CHECK(*big == 1e100);
   // Not a number: still refused.
   CHECK(!cereal_json_serde<double>::deserialize(R"({"value0":0.0.0e5})"));
+  auto long_zero = cereal_json_serde<double>::deserialize(R"({"value0":0.)" +
+                                                          std::string(60, '0') + "}");
+  REQUIRE(long_zero);
+  CHECK(*long_zero == 0.0);
+  // "0e1e5" must not become "0.0e5", another zero with an exponent.
+  CHECK(!cereal_json_serde<double>::deserialize(R"({"value0":0e1e5})"));
+}
+
+TEST_CASE("a cereal json serde refuses numbers beyond a double's range and reads tiny "
+          "ones as zero") {
+  // A long significand with e308 made rapidjson read past the end of its
+  // table of powers (found by fuzz).
+  auto huge = R"({"value0":-9223372036854713)" + std::string(120, '3') + "e308}";
+  CHECK_THAT(bad_record_message<cereal_json_serde<double>>(huge),
+             Catch::Contains("is out of the range of a double"));
+  CHECK(!cereal_json_serde<double>::deserialize(R"({"value0":1e309})"));
+  auto max =
+      cereal_json_serde<double>::deserialize(R"({"value0":1.7976931348623157e308})");
+  REQUIRE(max);
+  CHECK(*max == std::numeric_limits<double>::max());
+  auto tiny = cereal_json_serde<double>::deserialize(R"({"value0":1e-500})");
+  REQUIRE(tiny);
+  CHECK(*tiny == 0.0);
+  auto small = cereal_json_serde<double>::deserialize(R"({"value0":4.9e-324})");
+  REQUIRE(small);
+  CHECK(*small > 0.0);
+  // Its first 20 digits are 2^64: rapidjson's significand wrapped to zero.
+  auto wrap =
+      cereal_json_serde<double>::deserialize(R"({"value0":1844674407370955161551616})");
+  REQUIRE(wrap);
+  CHECK(*wrap == 1844674407370955161551616.0);
+  // Integers that fit 64 bits stay integers.
+  auto u = cereal_json_serde<uint64_t>::deserialize(R"({"value0":18446744073709551615})");
+  REQUIRE(u);
+  CHECK(*u == UINT64_MAX);
+  auto i = cereal_json_serde<int64_t>::deserialize(R"({"value0":-9223372036854775808})");
+  REQUIRE(i);
+  CHECK(*i == INT64_MIN);
+  // And doubles round-trip exactly.
+  for (double d : {0.1, 1.0 / 3, 6.02214076e23, -2.2250738585072014e-308, 1e300})
+    CHECK(round_trip<cereal_json_serde<double>>(d) == d);
 }
 
 TEST_CASE("a cereal binary serde refuses a bool byte other than 0 or 1") {
