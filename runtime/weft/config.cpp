@@ -212,11 +212,15 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 std::string unknown_key_message(std::string_view key) {
   std::string best;
   size_t best_d = 4;
+  // A key far longer than any declared one is no typo of one (and the edit
+  // distance costs its length times theirs).
   for (auto& k : config::keys()) {
+    if (key.size() > 100) break;
     auto d = edit_distance(key, k.name);
     if (d < best_d) best_d = d, best = k.name;
   }
-  std::string msg = "unknown config key '" + std::string{key} + "'";
+  std::string msg = "unknown config key '" + std::string{key.substr(0, 200)} +
+                    (key.size() > 200 ? "...'" : "'");
   if (!best.empty()) msg += " (did you mean '" + best + "'?)";
   msg += "; librdkafka properties go under kafka., consumer., producer. or admin.; "
          "run with --help for the list of keys";
