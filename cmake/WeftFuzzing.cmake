@@ -25,7 +25,8 @@
 #
 # SOURCES are relative to tests/fuzz or absolute (${WEFT_ROOT} is the
 # repository); every target links weft_fuzz_runtime (serdes, config, status)
-# and may name more LIBS. The target defines LLVMFuzzerTestOneInput and checks
+# and may name more LIBS: weft_fuzz_kafka for code that also uses weft's
+# Kafka wrappers (as cluster_record does). The target defines LLVMFuzzerTestOneInput and checks
 # its properties with WEFT_FUZZ_CHECK (tests/fuzz/fuzz_check.hpp).
 
 get_filename_component(WEFT_ROOT ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
@@ -74,6 +75,8 @@ if(NOT WEFT_FUZZ_BUILD)
   # and one fixture builds the clang tree before any "fuzz: <name>" test runs.
   add_library(weft_fuzz_runtime INTERFACE)
   target_link_libraries(weft_fuzz_runtime INTERFACE weft::runtime)
+  add_library(weft_fuzz_kafka INTERFACE) # the Kafka wrappers: in weft::runtime here
+  target_link_libraries(weft_fuzz_kafka INTERFACE weft::runtime)
   find_program(WEFT_BASH bash REQUIRED)
   add_test(NAME "fuzz: build"
            COMMAND ${WEFT_BASH} ${WEFT_ROOT}/tools/fuzz.sh build ${PROJECT_BINARY_DIR}/fuzz

@@ -26,3 +26,10 @@ weft_add_fuzzer(rest_request
 weft_add_fuzzer(assignment
   SOURCES assignment.fuzz.cpp ${WEFT_ROOT}/actors/weft/cluster/assignor.cpp
   INCLUDES ${WEFT_ROOT}/actors)
+
+# The cluster log's records (actors/weft/cluster/cluster_log.hpp): member
+# announcements and assignments as every node applies them.
+weft_add_fuzzer(cluster_record
+  SOURCES cluster_record.fuzz.cpp ${WEFT_ROOT}/actors/weft/cluster/cluster_log.cpp
+          ${WEFT_ROOT}/actors/weft/cluster/assignor.cpp
+  INCLUDES ${WEFT_ROOT}/actors LIBS weft_fuzz_kafka)
