@@ -59,6 +59,7 @@ void run(const std::string& guarantee) {
                  {"commit.interval.ms", commit_interval},
                  {"log.level", "warn"}});
   auto cfg = weft::config::from_map(values);
+  if (cfg) cfg = orders::with_bad_record_policies(*cfg, s);
   if (!cfg) die(cfg.error().message());
   auto admin = weft::kafka::admin::create({{"bootstrap.servers", bootstrap}});
   if (!admin) die(admin.error().message());

@@ -19,6 +19,7 @@ PACKAGES=(
   libcaf-dev librdkafka-dev librocksdb-dev libcereal-dev catch2
   libcpp-httplib-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   clang-format
+  clang-14 libclang-rt-14-dev
   default-jdk-headless maven
   python3
 )

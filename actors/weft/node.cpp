@@ -502,7 +502,8 @@ status node::impl::start_http() {
     return self->metrics_json(m);
   };
   auto ep = detail::http_endpoint::start(cfg.get_string("http.host"),
-                                         static_cast<int>(http_port), std::move(h));
+                                         static_cast<int>(http_port), std::move(h),
+                                         http::limits_from(cfg));
   if (!ep) return ep.error();
   http = std::move(*ep);
   log::info("HTTP endpoint on {}:{}", cfg.get_string("http.host"), http->port());

@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
   if (!has_guarantee)
     if (auto eo = cfg->with("processing.guarantee", "exactly_once")) cfg = std::move(eo);
   auto s = orders::settings::from(app);
+  cfg = orders::with_bad_record_policies(*cfg, s);
+  if (!cfg) return fail(cfg.error().message());
   const auto app_id = cfg->get_string("application.id");
   const auto servers = cfg->get_string("bootstrap.servers");
 
@@ -161,12 +163,12 @@ int main(int argc, char** argv) {
   std::printf("services: orders, order-details, orders-by-product, inventory, "
               "orders-by-customer, fraud, customer-orders, validation-gate, "
               "payments-by-order, payment-gate, shipping, notification-join, "
-              "notification-sender\n");
+              "notification-sender, customer-check\n");
   if (auto st = node.start(); !st) return fail(st.message());
   orders::local_state_reader reader{node};
   orders::rest_api api{reader, orders::topic_names::with_prefix(s.topic_prefix),
                        cfg->kafka_properties(weft::client_kind::producer),
-                       load.clients + 16};
+                       load.clients + 16, s.rest_limits};
   if (auto st = api.start(s.http_host, s.http_port); !st) return fail(st.message());
   const std::string url =
       "http://" + s.http_host + ":" + std::to_string(api.port()) + "/v1";

@@ -18,6 +18,7 @@
 #include <weft/services/operator_base.hpp>
 #include <weft/services/store_handle.hpp>
 
+#include "customer_lookup.hpp"
 #include "serdes.hpp"
 
 namespace orders {
@@ -29,6 +30,7 @@ class fraud_service : public weft::operator_base {
 
   explicit fraud_service(const topic_names& t)
     : operator_base("fraud"), customers_(t.customers) {
+    treat_nulls_as_bad();
     add_input_ref(weft::repartitioned(repartition_name));
     // Reads the customers GlobalKTable that order_details_service declares:
     // the node opens one store per declaration, and two declarations of one
@@ -41,11 +43,12 @@ class fraud_service : public weft::operator_base {
   void on_record(const weft::record_view& r, weft::context& ctx) override {
     if (!r.key) return drop_null_key(r);
     if (!r.value) return drop_null_value(r);
+    auto customer_key = decode_or_throw<str>(r.key, "key");
     auto o = decode_or_throw<order_serde>(r.value, "value");
     if (o.state != created) return;
     auto answer = results_.get(ctx, o.id);
     if (!answer) {
-      answer = check(decode_or_throw<str>(r.key, "key"), o, r.timestamp, ctx);
+      answer = check(customer_key, o, r.timestamp, ctx);
       results_.put(ctx, o.id, *answer);
     }
     out_.emit(ctx, o.id, *answer);
@@ -56,14 +59,13 @@ class fraud_service : public weft::operator_base {
                    weft::context& ctx) {
     validation v{o.id, fraud_check, fail, invalid_order_reason(o)};
     if (!v.reason.empty()) return v;
-    std::optional<customer> c;
-    if (auto raw =
-            weft::detail::value_or_throw(ctx.global_store(customers_).get(customer_key)))
-      c = weft::detail::decode_stored<customer_serde>(*raw, customers_);
-    if (!c) {
-      v.reason = unknown_customer_reason(o.customer_id);
+    auto row = read_customer(ctx, customers_, customer_key);
+    if (!row.found) {
+      v.reason = row.unreadable ? unreadable_customer_reason(o.customer_id)
+                                : unknown_customer_reason(o.customer_id);
       return v;
     }
+    auto& c = row.found;
     auto limit = fraud_limit(c->level);
     if (!limit) {
       v.reason = "customer " + customer_key + " has an unknown level '" + c->level + "'";

@@ -54,6 +54,7 @@ class inventory_service : public weft::operator_base {
   static constexpr const char* repartition_name = "orders-by-product";
 
   explicit inventory_service(const topic_names& t) : operator_base("inventory") {
+    treat_nulls_as_bad();
     add_input_ref(t.stock);
     add_input_ref(weft::repartitioned(repartition_name));
     add_store({stock_.name(), weft::store_decl::kind::kv});
@@ -66,9 +67,11 @@ class inventory_service : public weft::operator_base {
     if (input < 0) return;
     if (!r.key) return drop_null_key(r);
     if (!r.value) return drop_null_value(r);
+    // Keys are UTF-8 on every topic: one that is not marks a bad record,
+    // even where the value alone says what to do.
+    auto key = decode_or_throw<str>(r.key, "key");
     if (input == 0)
-      adjust(decode_or_throw<str>(r.key, "key"),
-             decode_or_throw<stock_serde>(r.value, "value"), ctx);
+      adjust(key, decode_or_throw<stock_serde>(r.value, "value"), ctx);
     else
       on_order(decode_or_throw<order_serde>(r.value, "value"), ctx);
   }

@@ -48,6 +48,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto s = orders::settings::from(app);
+  // Bad input never stops the order system: each service's policy (README).
+  cfg = orders::with_bad_record_policies(*cfg, s);
+  if (!cfg) {
+    std::fprintf(stderr, "weft-orders: %s\n", cfg.error().message().c_str());
+    return 2;
+  }
   auto admin =
       weft::kafka::admin::create(cfg->kafka_properties(weft::client_kind::admin));
   if (!admin) {
@@ -62,7 +68,8 @@ int main(int argc, char** argv) {
   orders::add_services(node, s);
   orders::local_state_reader reader{node};
   orders::rest_api api{reader, orders::topic_names::with_prefix(s.topic_prefix),
-                       cfg->kafka_properties(weft::client_kind::producer)};
+                       cfg->kafka_properties(weft::client_kind::producer), 64,
+                       s.rest_limits};
   if (auto st = api.start(s.http_host, s.http_port); !st) {
     std::fprintf(stderr, "weft-orders: REST API: %s\n", st.message().c_str());
     return 1;

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include <weft/serde.hpp>
+
 namespace orders {
 
 bool legal_transition(const std::string& from, const std::string& to) {
@@ -33,10 +35,10 @@ void to_json(nlohmann::json& j, const order& o) {
 
 void from_json(const nlohmann::json& j, order& o) {
   j.at("id").get_to(o.id);
-  j.at("customerId").get_to(o.customer_id);
+  weft::json_get_integer(j, "customerId", o.customer_id);
   o.state = j.value("state", std::string{created});
   j.at("product").get_to(o.product);
-  j.at("quantity").get_to(o.quantity);
+  weft::json_get_integer(j, "quantity", o.quantity);
   j.at("price").get_to(o.price);
   j.at("currency").get_to(o.currency);
   o.reason = j.value("reason", std::string{});
@@ -77,7 +79,7 @@ void to_json(nlohmann::json& j, const customer& c) {
 }
 
 void from_json(const nlohmann::json& j, customer& c) {
-  j.at("id").get_to(c.id);
+  weft::json_get_integer(j, "id", c.id);
   c.first_name = j.value("firstName", std::string{});
   c.last_name = j.value("lastName", std::string{});
   j.at("email").get_to(c.email);
@@ -99,7 +101,7 @@ void to_json(nlohmann::json& j, const stock_adjustment& s) {
 
 void from_json(const nlohmann::json& j, stock_adjustment& s) {
   j.at("product").get_to(s.product);
-  j.at("delta").get_to(s.delta);
+  weft::json_get_integer(j, "delta", s.delta);
 }
 
 void to_json(nlohmann::json& j, const notification& n) {
@@ -146,6 +148,10 @@ std::string invalid_order_reason(const order& o) {
 
 std::string unknown_customer_reason(int64_t customer_id) {
   return "unknown customer " + std::to_string(customer_id);
+}
+
+std::string unreadable_customer_reason(int64_t customer_id) {
+  return "the record of customer " + std::to_string(customer_id) + " cannot be read";
 }
 
 topic_names topic_names::with_prefix(const std::string& prefix) {

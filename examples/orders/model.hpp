@@ -150,6 +150,9 @@ std::string invalid_order_reason(const order& o);
 /// The reason for an order of an unknown customer (shared for the same cause).
 std::string unknown_customer_reason(int64_t customer_id);
 
+/// The reason for an order whose customer's record cannot be read (shared).
+std::string unreadable_customer_reason(int64_t customer_id);
+
 // -- topic names ------------------------------------------------------------------
 
 /// The topics of one order system. Names are the contract's, behind an

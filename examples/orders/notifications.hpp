@@ -25,6 +25,7 @@
 #include <weft/services/stateless.hpp>
 #include <weft/services/store_handle.hpp>
 
+#include "customer_lookup.hpp"
 #include "serdes.hpp"
 
 namespace orders {
@@ -41,6 +42,7 @@ class notification_join : public weft::operator_base {
  public:
   explicit notification_join(const topic_names& t)
     : operator_base("notification-join"), customers_(t.customers) {
+    treat_nulls_as_bad();
     add_input_ref(t.orders);
     add_input_ref(t.commands);
     // Reads the customers GlobalKTable that order_details_service declares:
@@ -81,10 +83,9 @@ class notification_join : public weft::operator_base {
 
  private:
   notification compose(weft::context& ctx, const order& o, const payment& p) {
-    std::optional<customer> c;
-    if (auto raw = weft::detail::value_or_throw(
-            ctx.global_store(customers_).get(std::to_string(o.customer_id))))
-      c = weft::detail::decode_stored<customer_serde>(*raw, customers_);
+    // An unknown or unreadable customer still gets the notification, with
+    // no address: the sender's outbox shows it, and the payment stands.
+    auto c = read_customer(ctx, customers_, std::to_string(o.customer_id)).found;
     char amount[64];
     std::snprintf(amount, sizeof amount, "%.2f %s", p.amount, p.currency.c_str());
     std::string text = "Dear " + (c ? c->first_name : std::string{"customer"}) +

@@ -33,6 +33,7 @@ class orders_service : public weft::stateful_processor<str, command_serde, order
 
   orders_service(const topic_names& t, bool rewrite_repeats)
     : stateful_processor("orders", t.commands), rewrite_repeats_(rewrite_repeats) {
+    treat_nulls_as_bad();
     out_ = to<str, order_serde>(t.orders);
   }
 

@@ -11,6 +11,7 @@
 #include <weft/node.hpp>
 
 #include "inventory.hpp"
+#include "request_parsing.hpp"
 #include "system.hpp"
 
 namespace orders {
@@ -30,123 +31,25 @@ namespace {
 /// A 4xx/5xx answer: {"error": reason}. A 503 says "try again": a read
 /// whose shard restores or moves between nodes (errc::state_not_ready), an
 /// owner that does not answer, a write Kafka did not take; it carries
-/// Retry-After (seconds), as every 503 does.
+/// Retry-After (seconds), as every 503 does. A reason may quote the client's
+/// bytes (an id from the path, nlohmann's "last read" of a malformed body):
+/// invalid UTF-8 there is replaced, never a reason to fail.
 void reply_error(httplib::Response& res, int code, const std::string& reason) {
-  res.status = code;
-  if (code == 503) res.set_header("Retry-After", "1");
-  res.set_content(json{{"error", reason}}.dump(), "application/json");
+  weft::http::reply_error(res, code, reason);
 }
 
 void reply(httplib::Response& res, int code, const json& body) {
   res.status = code;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                  "application/json");
 }
 
-/// A request body that is not what the contract says; the message names the
-/// field.
-struct bad_request {
-  std::string reason;
-};
+using rest::bad_request;
 
-const json& field(const json& body, const char* name) {
-  auto i = body.find(name);
-  if (i == body.end() || i->is_null())
-    throw bad_request{std::string{"missing field '"} + name + "'"};
-  return *i;
-}
-
-std::string string_field(const json& body, const char* name, bool non_empty = true) {
-  auto& v = field(body, name);
-  if (!v.is_string())
-    throw bad_request{std::string{"field '"} + name + "' must be a string"};
-  auto s = v.get<std::string>();
-  if (non_empty && s.empty())
-    throw bad_request{std::string{"field '"} + name + "' must not be empty"};
-  return s;
-}
-
-int64_t integer_field(const json& body, const char* name) {
-  auto& v = field(body, name);
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_unsigned() && v.get<uint64_t>() <= uint64_t(INT64_MAX))
-    return static_cast<int64_t>(v.get<uint64_t>());
-  throw bad_request{std::string{"field '"} + name + "' must be an integer"};
-}
-
-double number_field(const json& body, const char* name) {
-  auto& v = field(body, name);
-  if (!v.is_number())
-    throw bad_request{std::string{"field '"} + name + "' must be a number"};
-  return v.get<double>();
-}
-
-json parse_object(const std::string& text) {
-  json body;
-  try {
-    body = json::parse(text);
-  } catch (const std::exception& e) {
-    throw bad_request{std::string{"malformed JSON: "} + e.what()};
-  }
-  if (!body.is_object()) throw bad_request{"the body must be a JSON object"};
-  return body;
-}
-
-/// Ids travel in URL paths, so they are limited to characters that need no
-/// escaping.
-void check_id(const std::string& id, const char* name) {
-  if (id.size() > 200)
-    throw bad_request{std::string{"field '"} + name + "' is longer than 200 characters"};
-  for (unsigned char c : id)
-    if (!(std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':' || c == '~'))
-      throw bad_request{std::string{"field '"} + name +
-                        "' may only hold letters, digits and - _ . : ~"};
-}
-
-order parse_order(const std::string& text) {
-  auto body = parse_object(text);
-  order o;
-  o.id = string_field(body, "id");
-  check_id(o.id, "id");
-  o.customer_id = integer_field(body, "customerId");
-  o.product = string_field(body, "product", false);
-  o.quantity = integer_field(body, "quantity");
-  o.price = number_field(body, "price");
-  o.currency = string_field(body, "currency");
-  if (auto i = body.find("state"); i != body.end() && !i->is_null()) {
-    if (!i->is_string() || i->get<std::string>() != created)
-      throw bad_request{"field 'state' must be absent or \"CREATED\""};
-  }
-  return o;
-}
-
-payment parse_payment(const std::string& text) {
-  auto body = parse_object(text);
-  payment p;
-  p.id = string_field(body, "id");
-  p.order_id = string_field(body, "orderId");
-  p.currency = string_field(body, "currency");
-  p.amount = number_field(body, "amount");
-  return p;
-}
-
-/// ?timeout=ms: absent gives `fallback`; anything but 0..300000 is a 400.
-std::chrono::milliseconds timeout_param(const httplib::Request& req, int64_t fallback) {
-  if (!req.has_param("timeout")) return std::chrono::milliseconds{fallback};
-  auto s = req.get_param_value("timeout");
-  char* end = nullptr;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || v < 0 || v > 300000)
-    throw bad_request{"query parameter 'timeout' must be milliseconds from 0 to 300000"};
-  return std::chrono::milliseconds{v};
-}
-
-int64_t customer_id_param(const std::string& s) {
-  char* end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || errno != 0)
-    throw bad_request{"customer id '" + s + "' must be an integer"};
-  return v;
+/// ?name=value, or nullopt when absent.
+std::optional<std::string> param(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) return std::nullopt;
+  return req.get_param_value(name);
 }
 
 } // namespace
@@ -155,9 +58,8 @@ struct rest_api::impl {
   const state_reader& reader;
   topic_names topics;
   std::map<std::string, std::string> producer_props;
-  int threads;
   std::unique_ptr<weft::kafka::producer> producer;
-  httplib::Server server;
+  weft::http::server server;
   std::thread server_thread;
   int bound_port = 0;
 
@@ -169,8 +71,9 @@ struct rest_api::impl {
   std::map<std::string, std::pair<order, clock_type::time_point>> pending;
 
   impl(const state_reader& r, topic_names t, std::map<std::string, std::string> props,
-       int n)
-    : reader(r), topics(std::move(t)), producer_props(std::move(props)), threads(n) {}
+       weft::http::limits bounds)
+    : reader(r), topics(std::move(t)), producer_props(std::move(props)),
+      server(std::move(bounds)) {}
 
   /// Writes one record and waits for Kafka's acknowledgement (10 s at most).
   weft::status produce(const std::string& topic, const std::string& key,
@@ -224,7 +127,7 @@ struct rest_api::impl {
   }
 
   void post_order(const httplib::Request& req, httplib::Response& res) {
-    auto o = parse_order(req.body);
+    auto o = rest::parse_order(req.body);
     const std::string location = "/v1/orders/" + o.id;
     auto existing = read_order(o.id);
     if (!existing && existing.error().code() == weft::errc::state_not_ready) {
@@ -281,7 +184,7 @@ struct rest_api::impl {
 
   void get_order(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    auto limit = timeout_param(req, 0);
+    auto limit = rest::parse_timeout(param(req, "timeout"), 0);
     auto o = wait_order(id, limit, [](const std::optional<order>& o) { return bool(o); });
     if (!o) return reply_error(res, 503, o.error().message());
     if (!*o) return reply_error(res, 404, "no order " + id);
@@ -290,7 +193,7 @@ struct rest_api::impl {
 
   void get_validated(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    auto limit = timeout_param(req, 10000);
+    auto limit = rest::parse_timeout(param(req, "timeout"), 10000);
     auto o = wait_order(id, limit, [](const std::optional<order>& o) {
       return o && o->state != created;
     });
@@ -305,7 +208,7 @@ struct rest_api::impl {
 
   void cancel_order(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    auto limit = timeout_param(req, 10000);
+    auto limit = rest::parse_timeout(param(req, "timeout"), 10000);
     auto o = read_order(id);
     if (!o) return reply_error(res, 503, o.error().message());
     if (!*o) return reply_error(res, 404, "no order " + id);
@@ -337,15 +240,14 @@ struct rest_api::impl {
   }
 
   void post_payment(const httplib::Request& req, httplib::Response& res) {
-    auto p = parse_payment(req.body);
+    auto p = rest::parse_payment(req.body);
     if (auto st = produce(topics.payments, p.id, payment_serde::serialize(p)); !st)
       return reply_error(res, 503, "could not record the payment: " + st.message());
     reply(res, 202, p);
   }
 
   void post_stock(const httplib::Request& req, httplib::Response& res) {
-    auto body = parse_object(req.body);
-    stock_adjustment a{string_field(body, "product"), integer_field(body, "delta")};
+    auto a = rest::parse_stock_adjustment(req.body);
     if (auto st = produce(topics.stock, a.product, stock_serde::serialize(a)); !st)
       return reply_error(res, 503, "could not record the adjustment: " + st.message());
     reply(res, 202, a);
@@ -362,20 +264,8 @@ struct rest_api::impl {
   }
 
   void put_customer(const httplib::Request& req, httplib::Response& res) {
-    const auto id = customer_id_param(req.matches[1]);
-    auto body = parse_object(req.body);
-    customer c;
-    c.id = integer_field(body, "id");
-    if (c.id != id)
-      throw bad_request{"field 'id' (" + std::to_string(c.id) +
-                        ") does not match the path (" + std::to_string(id) + ")"};
-    c.first_name = string_field(body, "firstName", false);
-    c.last_name = string_field(body, "lastName", false);
-    c.email = string_field(body, "email");
-    c.address = string_field(body, "address", false);
-    c.level = string_field(body, "level");
-    if (!fraud_limit(c.level))
-      throw bad_request{"field 'level' must be bronze, silver, gold or platinum"};
+    const auto id = rest::parse_customer_id(req.matches[1].str());
+    auto c = rest::parse_customer(req.body, id);
     if (auto st =
             produce(topics.customers, std::to_string(id), customer_serde::serialize(c));
         !st)
@@ -384,7 +274,7 @@ struct rest_api::impl {
   }
 
   void get_customer_orders(const httplib::Request& req, httplib::Response& res) {
-    const auto id = customer_id_param(req.matches[1]);
+    const auto id = rest::parse_customer_id(req.matches[1].str());
     auto raw = reader.get(store_names::customer_orders, std::to_string(id));
     if (!raw) return reply_error(res, 503, raw.error().message());
     json list = json::array();
@@ -412,10 +302,28 @@ struct rest_api::impl {
   }
 };
 
+namespace {
+
+weft::http::limits with_threads(weft::http::limits l, int threads) {
+  l.threads = static_cast<size_t>(std::max(1, threads));
+  // Room for a burst of clients connecting at once beyond the busy threads.
+  l.max_waiting_connections = std::max<size_t>(l.max_waiting_connections, 4 * l.threads);
+  // Clients keep their connection for many requests.
+  l.idle_timeout = std::chrono::seconds(30);
+  return l;
+}
+
+} // namespace
+
 rest_api::rest_api(const state_reader& reader, topic_names topics,
-                   std::map<std::string, std::string> producer_props, int threads)
+                   std::map<std::string, std::string> producer_props, int threads,
+                   weft::http::limits bounds)
   : impl_(std::make_unique<impl>(reader, std::move(topics), std::move(producer_props),
-                                 threads)) {}
+                                 with_threads(std::move(bounds), threads))) {}
+
+const weft::http::refusals& rest_api::refused() const {
+  return impl_->server.refused();
+}
 
 rest_api::~rest_api() {
   stop();
@@ -440,14 +348,14 @@ weft::status rest_api::start(const std::string& host, int port) {
   m.producer = std::move(*p);
 
   auto& s = m.server;
-  const int threads = m.threads;
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  // Clients keep their connection for many requests (httplib's default
-  // closes it after 5, which races with a client's next request).
-  s.set_keep_alive_max_count(100000);
-  s.set_keep_alive_timeout(30);
   // Answers go out in several writes; Nagle would hold the last one back.
   s.set_tcp_nodelay(true);
+  s.set_error_fallback([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404)
+      reply_error(res, 404,
+                  "no such endpoint: " + req.method + " " + req.path.substr(0, 200) +
+                      " (the API is under /v1: orders, payments, stock, customers)");
+  });
   s.Post("/v1/orders", m.wrap(&impl::post_order));
   s.Get(R"(/v1/orders/([^/]+))", m.wrap(&impl::get_order));
   s.Get(R"(/v1/orders/([^/]+)/validated)", m.wrap(&impl::get_validated));

@@ -23,6 +23,12 @@
 // another node it gets 201 again. The orders service keeps the first body
 // either way (a CREATE with another body is ignored), and reads show it.
 //
+// Bounds (weft/http/server.hpp): a body over http.max.body.bytes is a 413 (so
+// no record the API writes is larger), oversized headers a 431, a request
+// not sent whole within http.request.timeout.ms a 408, a connection beyond
+// the waiting room a 503; with http.auth.token set, a request without the
+// bearer token is a 401.
+//
 // Threads: the HTTP server runs on threads of its own (a pool of
 // `threads`), which may block; nothing here runs on CAF's scheduler.
 
@@ -32,6 +38,7 @@
 #include <string>
 #include <string_view>
 
+#include <weft/http/server.hpp>
 #include <weft/status.hpp>
 
 #include "model.hpp"
@@ -70,9 +77,17 @@ class local_state_reader : public state_reader {
 class rest_api {
  public:
   /// `producer_props`: librdkafka properties of the producer the API writes
-  /// with (bootstrap.servers at least).
+  /// with (bootstrap.servers at least). `threads` serve requests at once (a
+  /// long poll holds one); `bounds` limit what a client can make the API do
+  /// (body and header size, time to send a request, waiting connections,
+  /// the bearer token; settings::rest_limits from the configuration); its
+  /// thread count is `threads`.
   rest_api(const state_reader& reader, topic_names topics,
-           std::map<std::string, std::string> producer_props, int threads = 64);
+           std::map<std::string, std::string> producer_props, int threads = 64,
+           weft::http::limits bounds = {});
+
+  /// What the API refused so far (flood and size tests, metrics).
+  const weft::http::refusals& refused() const;
   ~rest_api();
   rest_api(const rest_api&) = delete;
   rest_api& operator=(const rest_api&) = delete;

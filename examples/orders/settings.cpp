@@ -134,6 +134,20 @@ std::vector<weft::config_key> order_system_keys() {
                "Port of the REST API; 0 picks a free one. (weft's own http.port, "
                "listed above, is node.http.port here.)",
                false, 0, 65535});
+  k.push_back({"http.auth.token", kind::string, "",
+               "Non-empty: every REST request needs 'Authorization: Bearer <token>' "
+               "(401 without it). Prefer WEFT_HTTP_AUTH_TOKEN to the command line."});
+  k.push_back({"http.max.body.bytes", kind::integer, "65536",
+               "Largest REST request body (413 beyond): every record the API "
+               "writes comes from one.",
+               false, 1024, 1 << 30});
+  k.push_back({"http.request.timeout.ms", kind::integer, "10000",
+               "How long a REST client may take to send a whole request once it "
+               "started (408 beyond).",
+               false, 100, 3600000});
+  k.push_back({"node.http.auth.token", kind::string, "",
+               "Bearer token of the node's HTTP endpoint (weft's http.auth.token); "
+               "empty: none."});
   k.push_back({"node.http.port", kind::integer, "-1",
                "Port of the weft node's own HTTP endpoint (weft's http.port: "
                "/cluster, /metrics, /state/<store>/<key>; served by clustered "
@@ -154,6 +168,7 @@ std::vector<std::string> weft_arguments(const app_config& app,
   // WEFT_HTTP_PORT meant for the REST API.
   rest.push_back("--http.host=" + app.get_string("http.host"));
   rest.push_back("--http.port=" + app.get_string("node.http.port"));
+  rest.push_back("--http.auth.token=" + app.get_string("node.http.auth.token"));
   return rest;
 }
 
@@ -166,6 +181,10 @@ settings settings::from(const app_config& c) {
   s.http_host = c.get_string("http.host");
   s.http_port = static_cast<int>(c.get_int("http.port"));
   s.node_http_port = static_cast<int>(c.get_int("node.http.port"));
+  s.rest_limits.bearer_token = c.get_string("http.auth.token");
+  s.rest_limits.max_body_bytes = static_cast<size_t>(c.get_int("http.max.body.bytes"));
+  s.rest_limits.request_timeout =
+      std::chrono::milliseconds(c.get_int("http.request.timeout.ms"));
   s.outbox = c.get_string("notifications.outbox");
   std::stringstream skip{c.get_string("orders.services.skip")};
   for (std::string name; std::getline(skip, name, ',');)

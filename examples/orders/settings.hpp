@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <weft/config.hpp>
+#include <weft/http/server.hpp>
 #include <weft/status.hpp>
 
 namespace orders {
@@ -44,8 +45,8 @@ class app_config {
 };
 
 /// The order system's keys: topic prefix and partitions, validation.timeout.ms,
-/// shipping.delay.ms, the REST address, the node's HTTP port and the
-/// notification outbox.
+/// shipping.delay.ms, the REST address, bounds and token, the node's HTTP
+/// port and token, and the notification outbox.
 std::vector<weft::config_key> order_system_keys();
 
 /// The arguments for weft::config::load: `rest` (what app_config::parse
@@ -54,8 +55,10 @@ std::vector<weft::config_key> order_system_keys();
 /// node endpoint) shadow weft's keys of the same names, on the command line
 /// and as WEFT_HTTP_PORT in the environment; so weft's http.port is always
 /// set here from node.http.port (default -1: off) and its http.host from
-/// http.host. A clustered node then serves /cluster, /metrics and
-/// /state/<store>/<key> on node.http.port beside the REST API.
+/// http.host, and its http.auth.token from node.http.auth.token (the order
+/// system's http.auth.token is the REST API's). A clustered node then serves
+/// /cluster, /metrics and /state/<store>/<key> on node.http.port beside the
+/// REST API.
 std::vector<std::string> weft_arguments(const app_config& app,
                                         std::vector<std::string> rest);
 
@@ -68,7 +71,10 @@ struct settings {
   std::string http_host = "127.0.0.1";
   int http_port = 7070;
   int node_http_port = -1; ///< weft's http.port: the node's own endpoint, -1 off
-  std::string outbox;      ///< file the notification sender appends to ("" none)
+  /// The REST API's bounds and token (http.auth.token, http.max.body.bytes,
+  /// http.request.timeout.ms); its threads are rest_api's.
+  weft::http::limits rest_limits;
+  std::string outbox; ///< file the notification sender appends to ("" none)
   /// Services not to run on this node, by name (tests leave a check out to
   /// see the validation timeout; a deployment could split services).
   std::vector<std::string> skip;

@@ -19,6 +19,7 @@ class shipping_service : public weft::operator_base {
  public:
   shipping_service(const topic_names& t, weft::timestamp_ms delay)
     : operator_base("shipping"), delay_(delay) {
+    treat_nulls_as_bad();
     add_input_ref(t.orders);
     add_store({scheduled_.name(), weft::store_decl::kind::kv});
     add_store({schedule_, weft::store_decl::kind::kv});
@@ -29,9 +30,10 @@ class shipping_service : public weft::operator_base {
   void on_record(const weft::record_view& r, weft::context& ctx) override {
     if (!r.key) return drop_null_key(r);
     if (!r.value) return drop_null_value(r);
+    (void)decode_or_throw<str>(r.key, "key"); // UTF-8, or a bad record
+    auto o = decode_or_throw<order_serde>(r.value, "value");
     const auto now = ctx.wall_time();
     ship_due(ctx, now);
-    auto o = decode_or_throw<order_serde>(r.value, "value");
     if (o.state == shipped || o.state == cancelled) {
       // Done with it (a cancel leaves the due entry, which then sends a
       // SHIPPED command the orders service ignores: harmless, and cheaper

@@ -5,6 +5,7 @@
 
 #include <weft/log.hpp>
 
+#include "customer_check.hpp"
 #include "customer_orders.hpp"
 #include "fraud.hpp"
 #include "inventory.hpp"
@@ -52,6 +53,7 @@ std::vector<weft::service_factory> services(const settings& s, bool rewrite_repe
   add([t, delay = s.shipping_delay_ms] { return new shipping_service(t, delay); });
   add([t] { return new notification_join(t); });
   add([t, box] { return new notification_sender(t, box); });
+  add([t] { return new customer_check(t); });
   if (!s.skip.empty())
     out.erase(std::remove_if(out.begin(), out.end(),
                              [&](const weft::service_factory& f) {
@@ -60,6 +62,55 @@ std::vector<weft::service_factory> services(const settings& s, bool rewrite_repe
                                       s.skip.end();
                              }),
               out.end());
+  return out;
+}
+
+const std::vector<service_policy>& bad_record_policies() {
+  static const std::vector<service_policy> all = {
+      {"orders", "dead_letter",
+       "a command that cannot be read (from a client or a gate) must not stop every "
+       "other order; it waits in the DLQ. Per-key order matters here: park, once it "
+       "exists, would hold the order's later commands behind it"},
+      {"order-details", "dead_letter",
+       "an unreadable order gets no details check; the validation gate then fails it "
+       "by timeout, so the order still settles"},
+      {"orders-by-product", "dead_letter",
+       "a re-key: nothing to decide without the order"},
+      {"inventory", "dead_letter",
+       "reservations are per order and idempotent; park would keep a product's "
+       "reservations in order behind an unreadable one"},
+      {"orders-by-customer", "dead_letter",
+       "a re-key: nothing to decide without the order"},
+      {"fraud", "dead_letter",
+       "an unreadable order gets no fraud check (timeout, FAILED)"},
+      {"customer-orders", "dead_letter",
+       "a read view: a record it cannot show is skipped"},
+      {"validation-gate", "dead_letter",
+       "an unreadable check result or order: the gate's timeout still decides"},
+      {"payments-by-order", "dead_letter",
+       "an unreadable payment is kept, with the error, to be paid again"},
+      {"payment-gate", "dead_letter",
+       "the order stays VALIDATED until a readable payment comes"},
+      {"shipping", "dead_letter", "a PAID order it cannot read is not shipped, not lost"},
+      {"notification-join", "dead_letter", "a notification is not worth an outage"},
+      {"notification-sender", "dead_letter", "a notification is not worth an outage"},
+      {"customer-check", "dead_letter",
+       "its whole job: the customers GlobalKTable has no policy of its own"},
+  };
+  return all;
+}
+
+weft::result<weft::config> with_bad_record_policies(const weft::config& cfg,
+                                                    const settings& s) {
+  weft::config out = cfg;
+  for (auto& p : bad_record_policies()) {
+    if (std::find(s.skip.begin(), s.skip.end(), p.service) != s.skip.end()) continue;
+    auto key = "service." + p.service + ".bad.record.policy";
+    if (out.values().count(key)) continue;
+    auto next = out.with(key, p.policy);
+    if (!next) return next.error();
+    out = std::move(*next);
+  }
   return out;
 }
 

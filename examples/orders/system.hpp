@@ -30,6 +30,29 @@ struct store_names {
   static constexpr const char* customer_orders = "customer-orders-store";
 };
 
+/// The bad-record policy a service of the order system runs with, and why
+/// (README, "The order system": bad input).
+struct service_policy {
+  std::string service;
+  std::string policy; ///< a bad.record.policy value
+  std::string why;
+};
+
+/// One entry per service (services() below). Every service dead-letters:
+/// one malformed record must never stop the order system, and the record
+/// stays, with the error, for someone to fix and replay. (A `park` policy,
+/// holding a key's later records behind its bad one, would suit the
+/// services whose per-key order matters; see the entries.)
+const std::vector<service_policy>& bad_record_policies();
+
+/// `cfg` with service.<name>.bad.record.policy set to the order system's
+/// choice for every service the node runs (those s.skip does not name) whose
+/// policy the configuration does not set itself (a user's
+/// --service.<name>.bad.record.policy wins; the node-wide bad.record.policy
+/// does not).
+weft::result<weft::config> with_bad_record_policies(const weft::config& cfg,
+                                                    const settings& s);
+
 /// The services of the order system, as factories for a node.
 std::vector<weft::service_factory> services(const settings& s, bool rewrite_repeats,
                                             std::shared_ptr<outbox> box);

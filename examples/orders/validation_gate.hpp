@@ -34,6 +34,7 @@ class validation_gate : public weft::operator_base {
  public:
   validation_gate(const topic_names& t, weft::timestamp_ms timeout)
     : operator_base("validation-gate"), timeout_(timeout) {
+    treat_nulls_as_bad();
     add_input_ref(t.orders);
     add_input_ref(t.validations);
     add_store({entries_.name(), weft::store_decl::kind::kv});

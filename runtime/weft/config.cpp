@@ -121,6 +121,22 @@ std::vector<config_key> make_keys() {
                false, -1, 65535});
   k.push_back(
       {"http.host", kind::string, "127.0.0.1", "Address the HTTP endpoint listens on."});
+  k.push_back({"http.auth.token", kind::string, "",
+               "Non-empty: every request to the HTTP endpoint needs the header "
+               "'Authorization: Bearer <token>' (401 without it). Prefer "
+               "WEFT_HTTP_AUTH_TOKEN or a --config file to the command line, "
+               "which other local users can read."});
+  k.push_back({"http.max.body.bytes", kind::integer, "65536",
+               "Largest request body the HTTP endpoint reads (413 beyond).", false, 0,
+               1 << 30});
+  k.push_back({"http.max.header.bytes", kind::integer, "65536",
+               "Largest request line and headers the HTTP endpoint reads, together "
+               "(431 beyond).",
+               false, 1024, 1 << 30});
+  k.push_back({"http.request.timeout.ms", kind::integer, "10000",
+               "How long a client may take to send a whole request to the HTTP "
+               "endpoint once it started (408 beyond).",
+               false, 100, 3600000});
   k.push_back({"shutdown.timeout.ms", kind::integer, "30000",
                "On SIGINT/SIGTERM, how long to drain in-flight records and "
                "commit before giving up.",
@@ -196,11 +212,15 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 std::string unknown_key_message(std::string_view key) {
   std::string best;
   size_t best_d = 4;
+  // A key far longer than any declared one is no typo of one (and the edit
+  // distance costs its length times theirs).
   for (auto& k : config::keys()) {
+    if (key.size() > 100) break;
     auto d = edit_distance(key, k.name);
     if (d < best_d) best_d = d, best = k.name;
   }
-  std::string msg = "unknown config key '" + std::string{key} + "'";
+  std::string msg = "unknown config key '" + std::string{key.substr(0, 200)} +
+                    (key.size() > 200 ? "...'" : "'");
   if (!best.empty()) msg += " (did you mean '" + best + "'?)";
   msg += "; librdkafka properties go under kafka., consumer., producer. or admin.; "
          "run with --help for the list of keys";
@@ -293,20 +313,35 @@ status config::validate(const std::map<std::string, std::string, std::less<>>& r
 
 result<std::map<std::string, std::string>>
 config::read_properties(const std::string& path) {
-  std::ifstream in{path};
+  std::ifstream in{path, std::ios::binary};
   if (!in)
     return make_error(errc::invalid_config,
                       "cannot read config file '" + path + "': check the --config path");
+  std::string text(max_properties_bytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > max_properties_bytes)
+    return make_error(errc::invalid_config,
+                      "config file '" + path + "' is larger than " +
+                          std::to_string(max_properties_bytes) +
+                          " bytes: is --config pointing at the right file?");
+  return parse_properties(text, path);
+}
+
+result<std::map<std::string, std::string>>
+config::parse_properties(std::string_view text, const std::string& source) {
   std::map<std::string, std::string> out;
-  std::string line;
   int n = 0;
-  while (std::getline(in, line)) {
+  while (!text.empty()) {
+    auto eol = text.find('\n');
+    std::string line{text.substr(0, eol)};
+    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
     ++n;
     auto t = trim(line);
     if (t.empty() || t[0] == '#' || t[0] == '!') continue;
     auto pos = t.find_first_of("=:");
     if (pos == std::string::npos || pos == 0)
-      return make_error(errc::invalid_config, path + ":" + std::to_string(n) +
+      return make_error(errc::invalid_config, source + ":" + std::to_string(n) +
                                                   ": expected key=value, got '" + t +
                                                   "'");
     out[trim(t.substr(0, pos))] = trim(t.substr(pos + 1));

@@ -53,9 +53,18 @@ class config {
   static result<config> from_map(const std::map<std::string, std::string>& values);
 
   /// Reads a Java-style properties file: key=value or key: value lines, '#'
-  /// and '!' comments. Errors name the file and line.
+  /// and '!' comments. Errors name the file and line. A file larger than
+  /// max_properties_bytes is refused (a config file is small; this bounds
+  /// what e.g. --config=/dev/zero can make a node read).
   static result<std::map<std::string, std::string>>
   read_properties(const std::string& path);
+
+  /// Parses properties text as read_properties does; errors name `source`
+  /// and the line.
+  static result<std::map<std::string, std::string>>
+  parse_properties(std::string_view text, const std::string& source);
+
+  static constexpr size_t max_properties_bytes = 1 << 20;
 
   /// The --help text: usage, every key with its default and doc, and the
   /// pass-through prefixes.

@@ -1,6 +1,7 @@
 #include "weft/serde.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 // After serde.hpp: cereal's json.hpp sets rapidjson's assertion and parse-flag
 // macros, and the re-parse below must see rapidjson configured as cereal has it.
@@ -156,9 +157,160 @@ void compact_json(std::string& json) {
   json.resize(out);
 }
 
+json_number_guard guard_json_numbers(std::string_view json) {
+  json_number_guard g;
+  auto& out = g.text;
+  size_t copied = 0; // json[0, copied) is in *out already
+  bool in_string = false, escaped = false;
+  size_t i = 0;
+  const size_t n = json.size();
+  auto digit = [&](size_t k) { return k < n && json[k] >= '0' && json[k] <= '9'; };
+  auto replace = [&](size_t from, size_t to, const char* with) {
+    if (!out) {
+      out.emplace();
+      out->reserve(n);
+    }
+    out->append(json.substr(copied, from - copied));
+    out->append(with);
+    copied = to;
+  };
+  while (i < n) {
+    char c = json[i];
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      ++i;
+      continue;
+    }
+    if (c != '-' && !digit(i)) {
+      ++i;
+      continue;
+    }
+    // A number: [-] digits [. digits] [e|E [+|-] digits]. Anything else
+    // that starts like one is left for rapidjson to reject.
+    const size_t start = i;
+    const bool negative = c == '-';
+    if (negative) ++i;
+    bool well_formed = digit(i);
+    // The decimal magnitude of the first non-zero digit: 1.5 -> 0, 120 -> 2,
+    // 0.03 -> -2; `zero` while every digit so far is 0.
+    bool zero = true;
+    int64_t magnitude = 0, place = -1; // place: integer digits seen - 1
+    while (digit(i)) {
+      ++place;
+      if (zero && json[i] != '0') zero = false, magnitude = -place;
+      ++i;
+    }
+    const int64_t integer_digits = place + 1;
+    int64_t fraction_digits = 0;
+    if (!zero) magnitude += integer_digits - 1;
+    const bool saw_point = i < n && json[i] == '.';
+    if (saw_point) {
+      ++i;
+      well_formed = well_formed && digit(i);
+      while (digit(i)) {
+        ++fraction_digits;
+        if (zero && json[i] != '0') zero = false, magnitude = -fraction_digits;
+        ++i;
+      }
+    }
+    int64_t exponent = 0;
+    const bool has_exponent = i < n && (json[i] == 'e' || json[i] == 'E');
+    if (has_exponent) {
+      ++i;
+      bool minus = false;
+      if (i < n && (json[i] == '+' || json[i] == '-')) minus = json[i++] == '-';
+      well_formed = well_formed && digit(i);
+      while (digit(i)) {
+        if (exponent < 100000) exponent = exponent * 10 + (json[i] - '0');
+        ++i;
+      }
+      if (minus) exponent = -exponent;
+    }
+    if (i == start) ++i;        // a lone '-': step over it
+    if (!well_formed) continue; // rapidjson refuses it
+    // The space ends the number however the text goes on: "0e1e5" must not
+    // become another zero with an exponent, "0.0e5".
+    const char* zero_text = negative ? "-0.0 " : "0.0 ";
+    const int64_t digits = integer_digits + fraction_digits;
+    const bool plain_integer = fraction_digits == 0 && !has_exponent && !saw_point;
+    if (zero) {
+      // A short zero takes rapidjson's fast path; a long one (0.000...0 with
+      // more digits than a double holds) the one that misreads it.
+      if (has_exponent || digits > 15) replace(start, i, zero_text);
+      continue;
+    }
+    // What rapidjson reads exactly without its full-precision path: an
+    // integer that fits 64 bits (read as an integer), or at most 15 digits
+    // and no exponent.
+    if (plain_integer &&
+        (digits < 20 ||
+         (digits == 20 && !negative && json.substr(start, 20) <= "18446744073709551615")))
+      continue;
+    if (!plain_integer && !has_exponent && digits <= 15) continue;
+    if (magnitude + exponent > 308) {
+      g.error = "number " +
+                std::string{json.substr(start, std::min<size_t>(i - start, 40))} +
+                " is out of the range of a double";
+      return g;
+    }
+    if (magnitude + exponent < -400) {
+      replace(start, i, zero_text); // below the smallest double: zero
+      continue;
+    }
+    // Anything else is read here, exactly (from_chars rounds correctly),
+    // and handed on as the shortest text of that double: at most 17 digits,
+    // an exponent within a double's range, which rapidjson reads right.
+    double v = 0;
+    auto [end, ec] = std::from_chars(json.data() + start, json.data() + i, v);
+    if (end != json.data() + i ||
+        (ec != std::errc{} && ec != std::errc::result_out_of_range)) {
+      g.error = "number " +
+                std::string{json.substr(start, std::min<size_t>(i - start, 40))} +
+                " cannot be read";
+      return g;
+    }
+    if (ec == std::errc::result_out_of_range) {
+      // Within the magnitudes above only by rounding: past the largest
+      // double, or below the smallest.
+      if (magnitude + exponent > 0) {
+        g.error = "number " +
+                  std::string{json.substr(start, std::min<size_t>(i - start, 40))} +
+                  " is out of the range of a double";
+        return g;
+      }
+      replace(start, i, zero_text);
+      continue;
+    }
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf - 1, v);
+    *r.ptr++ = ' ';
+    *r.ptr = '\0';
+    replace(start, i, buf);
+  }
+  if (out) out->append(json.substr(copied));
+  return g;
+}
+
 std::string describe_cereal_json_root(std::string_view bytes) {
   rapidjson::Document doc;
-  doc.Parse(bytes.data(), bytes.size());
+  try {
+    doc.Parse(bytes.data(), bytes.size());
+  } catch (const std::exception& e) {
+    // cereal makes rapidjson's assertions throw; one fails inside its
+    // number parser on e.g. 3333333333333333333333333333333333331e308. This
+    // runs in serde's catch handler: nothing may leave it (found by fuzz).
+    return std::string{"rapidjson could not parse it: "} + e.what();
+  }
   if (doc.HasParseError())
     return std::string{rapidjson::GetParseError_En(doc.GetParseError())} + " at byte " +
            std::to_string(doc.GetErrorOffset());

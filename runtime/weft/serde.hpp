@@ -38,6 +38,7 @@
 // - cereal_json_serde<T>: cereal's JSON form of the same types, for debugging
 //   or when a type already has cereal functions but the bytes must be text.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -323,6 +324,26 @@ class string_streambuf : public std::streambuf {
 /// writer always pretty-prints; this makes its output one compact line.
 void compact_json(std::string& json);
 
+/// What guard_json_numbers makes of a JSON text.
+struct json_number_guard {
+  std::optional<std::string> text; ///< the text to parse instead, if changed
+  std::string error;               ///< non-empty: refuse the text (a bad record)
+};
+
+/// Keeps rapidjson 1.1.0 (cereal's JSON archive, full-precision mode) away
+/// from the numbers it misreads: the cereal_serde fuzz target found a zero
+/// with an exponent or many digits ("0e99" came back as 6.5e296), a
+/// significand whose first 20 digits wrap 64 bits to zero, and numbers far
+/// outside a double's range (read past the end of a table of powers), all in
+/// its full-precision path. So only what rapidjson reads without that path
+/// reaches it as written (integers that fit 64 bits; at most 15 digits and
+/// no exponent); every other number is read here with std::from_chars,
+/// which rounds correctly, and handed on as the shortest text of that
+/// double, which rapidjson reads right. Zeros become "0.0 " (or "-0.0 "),
+/// numbers below 1e-400 zero, and a number beyond a double's range is
+/// refused, as rapidjson means to do.
+json_number_guard guard_json_numbers(std::string_view json);
+
 /// Why `bytes` cannot be the root of a cereal JSON document ("invalid value at
 /// byte 3", "expected a JSON object or array, got a number"), or "" if it can.
 std::string describe_cereal_json_root(std::string_view bytes);
@@ -331,6 +352,99 @@ std::string describe_cereal_json_root(std::string_view bytes);
 /// kIntFlag") turned into what was expected ("wrong JSON type: expected an
 /// integer that fits in 32 bits").
 std::string describe_cereal_json_exception(std::string_view what);
+
+/// cereal's portable binary format, read with every length checked against
+/// the bytes left: cereal's own PortableBinaryInputArchive sizes a string or
+/// container from its length prefix before it reads the elements, so eight
+/// bytes of garbage could make it allocate (and zero) gigabytes. A length
+/// larger than the bytes left fails at once: every element takes at least a
+/// byte, except elements of an empty type, of which a container here cannot
+/// hold more than bytes remain. Reads what PortableBinaryOutputArchive writes,
+/// in either byte order.
+class bounded_binary_input_archive
+  : public cereal::InputArchive<bounded_binary_input_archive,
+                                cereal::AllowEmptyClassElision> {
+ public:
+  explicit bounded_binary_input_archive(view_streambuf& buf)
+    : cereal::InputArchive<bounded_binary_input_archive, cereal::AllowEmptyClassElision>(
+          this),
+      buf_(buf) {
+    uint8_t little = 0;
+    (*this)(little);
+    swap_ = (little != 0) != host_is_little_endian();
+  }
+
+  /// Reads `size` bytes of elements of DataSize bytes, in host byte order.
+  template <std::streamsize DataSize>
+  void load_binary(void* data, std::streamsize size) {
+    if (static_cast<size_t>(size) > buf_.remaining())
+      throw cereal::Exception("expected " + std::to_string(size) + " more bytes, only " +
+                              std::to_string(buf_.remaining()) + " left");
+    buf_.sgetn(static_cast<char*>(data), size);
+    if (swap_) {
+      auto* p = static_cast<uint8_t*>(data);
+      for (std::streamsize i = 0; i < size; i += DataSize)
+        std::reverse(p + i, p + i + DataSize);
+    }
+  }
+
+  /// Throws if a container of `n` elements cannot fit in the bytes left.
+  void check_length(uint64_t n) const {
+    if (n > buf_.remaining())
+      throw cereal::Exception("a length of " + std::to_string(n) + " where only " +
+                              std::to_string(buf_.remaining()) + " bytes are left");
+  }
+
+ private:
+  static bool host_is_little_endian() {
+    const uint16_t one = 1;
+    uint8_t first;
+    std::memcpy(&first, &one, 1);
+    return first == 1;
+  }
+  view_streambuf& buf_;
+  bool swap_ = false;
+};
+
+template <class T>
+std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>
+CEREAL_LOAD_FUNCTION_NAME(bounded_binary_input_archive& ar, T& t) {
+  static_assert(!std::is_floating_point_v<T> || std::numeric_limits<T>::is_iec559,
+                "portable binary needs IEEE 754 floating point");
+  ar.template load_binary<sizeof(T)>(std::addressof(t), sizeof(t));
+}
+
+/// A bool is one byte, 0 or 1: cereal's own archive copies any byte into the
+/// bool, and reading a bool that holds 48 is undefined behaviour (found by
+/// the cereal_serde fuzz target).
+inline void CEREAL_LOAD_FUNCTION_NAME(bounded_binary_input_archive& ar, bool& t) {
+  static_assert(sizeof(bool) == 1, "portable binary writes a bool as one byte");
+  uint8_t byte = 0;
+  ar.template load_binary<1>(&byte, 1);
+  if (byte > 1)
+    throw cereal::Exception("a bool must be 0 or 1, got " + std::to_string(byte));
+  t = byte == 1;
+}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(bounded_binary_input_archive& ar,
+                               cereal::NameValuePair<T>& t) {
+  ar(t.value);
+}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(bounded_binary_input_archive& ar, cereal::SizeTag<T>& t) {
+  ar(t.size);
+  ar.check_length(static_cast<uint64_t>(t.size));
+}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(bounded_binary_input_archive& ar,
+                               cereal::BinaryData<T>& bd) {
+  using element = std::remove_pointer_t<T>;
+  ar.template load_binary<sizeof(element)>(bd.data,
+                                           static_cast<std::streamsize>(bd.size));
+}
 
 template <class T, class Archive>
 inline constexpr bool cereal_saves =
@@ -350,13 +464,14 @@ inline constexpr bool cereal_loads =
 ///
 /// deserialize requires the bytes to hold exactly one T: trailing bytes are a
 /// bad record (they mean a different type wrote them). Evolve T with
-/// CEREAL_CLASS_VERSION. cereal trusts length prefixes: a corrupt length may
-/// make deserialize allocate that much before it fails, so prefer json_serde
-/// for bytes from outside your application.
+/// CEREAL_CLASS_VERSION. Length prefixes are checked against the bytes left
+/// (detail::bounded_binary_input_archive), so corrupt bytes cannot make it
+/// allocate more than about their own size. T's load functions must be
+/// generic in the archive (template <class Archive>), as cereal's own are.
 template <class T>
 struct cereal_binary_serde {
   static_assert(detail::cereal_saves<T, cereal::PortableBinaryOutputArchive> &&
-                    detail::cereal_loads<T, cereal::PortableBinaryInputArchive>,
+                    detail::cereal_loads<T, detail::bounded_binary_input_archive>,
                 "cereal_binary_serde<T>: cereal cannot serialize T; give T a serialize() "
                 "(or save/load) and include cereal/types/<std type>.hpp for its members");
 
@@ -379,11 +494,10 @@ struct cereal_binary_serde {
 
   static result<T> deserialize(std::string_view bytes) {
     detail::view_streambuf buf{bytes};
-    std::istream is{&buf};
     try {
       T v{}; // cereal loads into an existing object
       {
-        cereal::PortableBinaryInputArchive ar{is};
+        detail::bounded_binary_input_archive ar{buf};
         ar(v);
       }
       if (auto left = buf.remaining(); left > 0)
@@ -433,6 +547,9 @@ struct cereal_json_serde {
   }
 
   static result<T> deserialize(std::string_view bytes) {
+    auto guard = detail::guard_json_numbers(bytes);
+    if (!guard.error.empty()) return decode_error(name, guard.error);
+    if (guard.text) bytes = *guard.text;
     detail::view_streambuf buf{bytes};
     std::istream is{&buf};
     try {
@@ -465,12 +582,55 @@ struct has_nlohmann_from_json<
 
 } // namespace detail
 
+/// The JSON value `v` as an integer of type Int, for from_json functions of
+/// types that json_serde reads from outside: unlike nlohmann's get<Int>(), it
+/// refuses a number with a fraction (1.5, and 2.0 too) or out of Int's range
+/// (1e30, -9223372036854775809, 300 for a uint8_t), which get<Int>()
+/// converts silently — and, for a floating-point number out of range, with
+/// undefined behaviour. Throws std::out_of_range naming `what` (json_serde
+/// turns it into a bad record); a non-number throws nlohmann's type_error.
+template <class Int>
+Int json_integer(const nlohmann::json& v, std::string_view what) {
+  static_assert(std::is_integral_v<Int> && !std::is_same_v<Int, bool>,
+                "json_integer reads integers");
+  using limits = std::numeric_limits<Int>;
+  auto refuse = [&]() -> Int {
+    throw std::out_of_range(std::string{what} + ": " + v.dump() +
+                            " is not an integer from " + std::to_string(limits::min()) +
+                            " to " + std::to_string(limits::max()));
+  };
+  if (v.is_number_unsigned()) {
+    auto u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(limits::max())) return refuse();
+    return static_cast<Int>(u);
+  }
+  if (v.is_number_integer()) {
+    auto i = v.get<int64_t>();
+    if constexpr (std::is_signed_v<Int>) {
+      if (i < limits::min() || i > limits::max()) return refuse();
+    } else {
+      if (i < 0 || static_cast<uint64_t>(i) > limits::max()) return refuse();
+    }
+    return static_cast<Int>(i);
+  }
+  if (v.is_number_float()) return refuse();
+  return v.get<Int>(); // not a number: nlohmann's type_error
+}
+
+/// Member `key` of JSON object `j` into `out`, as json_integer reads it.
+template <class Int>
+void json_get_integer(const nlohmann::json& j, const char* key, Int& out) {
+  out = json_integer<Int>(j.at(key), std::string{"field '"} + key + "'");
+}
+
 /// JSON through nlohmann-json: T needs to_json/from_json, e.g. from
-/// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(T, fields...). A struct becomes a plain
-/// object ({"id":7,"name":"x"}), written compact. Strings in T that are not
-/// valid UTF-8 are written with U+FFFD in place of the bad bytes, because
-/// serialize has no way to fail. deserialize reports nlohmann's message for
-/// syntax errors, wrong types and missing keys, and anything from_json throws.
+/// NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(T, fields...). For integer fields of a
+/// type read from outside, write from_json with json_integer (above):
+/// the macro's get_to converts 1e30 into an int64_t with undefined behaviour. A struct
+/// becomes a plain object ({"id":7,"name":"x"}), written compact. Strings in T that are
+/// not valid UTF-8 are written with U+FFFD in place of the bad bytes, because serialize
+/// has no way to fail. deserialize reports nlohmann's message for syntax errors, wrong
+/// types and missing keys, and anything from_json throws.
 template <class T>
 struct json_serde {
   static_assert(std::is_constructible_v<nlohmann::json, const T&> &&
@@ -498,3 +658,12 @@ struct json_serde {
 };
 
 } // namespace weft
+
+// The bounded archive reads what PortableBinaryOutputArchive writes (for
+// types with load_minimal, cereal needs to know the pair).
+namespace cereal::traits::detail {
+template <>
+struct get_output_from_input<weft::detail::bounded_binary_input_archive> {
+  using type = cereal::PortableBinaryOutputArchive;
+};
+} // namespace cereal::traits::detail

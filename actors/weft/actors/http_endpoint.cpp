@@ -9,23 +9,27 @@
 namespace weft::detail {
 
 struct http_endpoint::impl {
-  httplib::Server server;
+  explicit impl(http::limits l) : server(std::move(l)) {}
+  http::server server;
   std::thread thread;
 };
 
 namespace {
 
 void error(httplib::Response& res, int code, const std::string& why) {
-  res.status = code;
-  res.set_content(nlohmann::json{{"error", why}}.dump(), "application/json");
+  http::reply_error(res, code, why);
 }
 
 } // namespace
 
-result<std::unique_ptr<http_endpoint>> http_endpoint::start(const std::string& host,
-                                                            int port, handlers h) {
+const http::refusals& http_endpoint::refused() const {
+  return impl_->server.refused();
+}
+
+result<std::unique_ptr<http_endpoint>>
+http_endpoint::start(const std::string& host, int port, handlers h, http::limits bounds) {
   std::unique_ptr<http_endpoint> ep{new http_endpoint};
-  ep->impl_ = std::make_unique<impl>();
+  ep->impl_ = std::make_unique<impl>(std::move(bounds));
   auto& srv = ep->impl_->server;
   srv.Get(R"(/state/([^/]+)/(.+))",
           [h](const httplib::Request& req, httplib::Response& res) {
@@ -64,10 +68,10 @@ result<std::unique_ptr<http_endpoint>> http_endpoint::start(const std::string& h
   srv.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
     res.set_content(h.metrics(), "application/json");
   });
-  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  srv.set_error_fallback([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty())
       error(res, 404,
-            "no such endpoint: " + req.path +
+            "no such endpoint: " + req.path.substr(0, 200) +
                 " (try /state/<store>/<key>, /cluster or /metrics)");
   });
   int bound =

@@ -10,12 +10,18 @@
 //   GET /cluster   the cluster view (JSON)
 //   GET /metrics   the node's counters (JSON)
 // Keys in the path are the key's serialized bytes, percent-encoded.
+//
+// It serves on weft::http::server, which bounds what a client can make it do
+// (request size and time, waiting connections) and, with http.auth.token
+// set, answers 401 to a request without that bearer token
+// (weft/http/server.hpp).
 
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "weft/http/server.hpp"
 #include "weft/status.hpp"
 
 namespace weft::detail {
@@ -30,9 +36,13 @@ class http_endpoint {
     std::function<std::string()> metrics;
   };
 
-  /// Binds host:port (0: any free port) and serves on a thread of its own.
-  static result<std::unique_ptr<http_endpoint>> start(const std::string& host, int port,
-                                                      handlers h);
+  /// Binds host:port (0: any free port) and serves on a thread of its own,
+  /// within `bounds` (http::limits_from(cfg) for a node's http.* keys).
+  static result<std::unique_ptr<http_endpoint>>
+  start(const std::string& host, int port, handlers h, http::limits bounds = {});
+
+  /// What the server refused so far.
+  const http::refusals& refused() const;
   ~http_endpoint(); ///< stops serving
 
   int port() const { return port_; }

@@ -59,6 +59,10 @@ struct supervisor_state {
   size_t restoring = 0; ///< tasks whose shard is not restored yet
   bool feeding = false; ///< partition actors released
   bool rolling_back = false;
+  /// A task failed: the open transaction is aborted once every task is
+  /// halted, then the node stops (`failing_why` says why).
+  bool failing = false;
+  std::string failing_why;
   bool final_epoch = false; ///< stopping: the epoch that ends the node
   int txn_timeout_ms = 30000;
   std::chrono::steady_clock::time_point last_broker_commit;
@@ -236,7 +240,8 @@ void spawn_children(supervisor_actor* self, const assignment_plan& plan) {
 /// between two epochs (their tasks take part from the next epoch on).
 void maybe_feed(supervisor_actor* self) {
   auto& st = self->state;
-  if (st.restoring > 0 || st.rolling_back || st.collecting || st.failed) return;
+  if (st.restoring > 0 || st.rolling_back || st.collecting || st.failed || st.failing)
+    return;
   if (st.stopping && st.feeding) return; // nothing new once the final epoch is due
   st.feeding = true;
   for (size_t p = 0; p < st.partitions.size(); ++p)
@@ -376,6 +381,63 @@ void commit_epoch(supervisor_actor* self) {
         .then([done]() mutable { done(); }, [done](caf::error&) mutable { done(); });
 }
 
+/// Halts every task (a request each, answered once the task is outside its
+/// handler), then calls `then`. A task that does not answer within 10 s
+/// counts as halted (the abort that follows may then race its records).
+template <class Fn>
+void halt_tasks(supervisor_actor* self, Fn then) {
+  auto& st = self->state;
+  if (st.tasks.empty()) return then();
+  auto left = std::make_shared<size_t>(st.tasks.size());
+  auto done = [left, then]() mutable {
+    if (--*left == 0) then();
+  };
+  for (auto& t : st.tasks)
+    self->request<caf::message_priority::high>(t, std::chrono::seconds(10),
+                                               halt_atom::value)
+        .then([done](bool) mutable { done(); }, [done](caf::error&) mutable { done(); });
+}
+
+/// exactly_once: every task is halted after one failed. Deliver what the
+/// producer holds (no AddPartitionsToTxn in flight), abort the transaction
+/// so nothing of the open epoch becomes visible, then stop the node.
+void abort_and_fail(supervisor_actor* self) {
+  auto& st = self->state;
+  if (st.failed) return;
+  log::info("tasks halted; aborting the open transaction");
+  (void)st.ctx->producer->flush(st.txn_timeout_ms);
+  if (auto s = st.ctx->producer->abort_transaction(st.txn_timeout_ms); !s)
+    log::warn("stopping: cannot abort the transaction ({}); nothing of it commits, and "
+              "the next start with this transactional.id aborts it",
+              s.message());
+  else
+    log::info("transaction aborted: nothing after the last committed epoch is visible");
+  // The aborted records' delivery reports reach their tasks before they go.
+  (void)st.ctx->producer->flush(st.txn_timeout_ms);
+  st.failed = true;
+  st.failing = false;
+  alarm(self, st.failing_why, false);
+  if (st.stopping) answer_stop(self);
+}
+
+/// exactly_once, one node: a task failed (bad.record.policy=fail, a failed
+/// flush or delivery), so the node stops without committing anything of the
+/// open epoch. As in a roll-back, every task is halted before the abort:
+/// aborting while other tasks still produce raced their AddPartitionsToTxn
+/// and librdkafka 2.0.2 failed the abort with a fatal INVALID_TXN_STATE
+/// (confluentinc/librdkafka#4849) in about one stop in eight.
+void fail_after_abort(supervisor_actor* self, const std::string& why) {
+  auto& st = self->state;
+  if (st.failed || st.failing) return;
+  st.failing = true;
+  st.failing_why = why;
+  st.collecting = false;
+  // A roll-back in progress halts and aborts already: it ends the node
+  // instead of restarting it (abort_and_replace).
+  if (st.rolling_back) return;
+  halt_tasks(self, [self] { abort_and_fail(self); });
+}
+
 void abort_and_replace(supervisor_actor* self);
 
 /// Rolls the node back to its last committed epoch (see the header). First
@@ -385,22 +447,12 @@ void abort_and_replace(supervisor_actor* self);
 /// node about once in three roll-backs.
 void roll_back(supervisor_actor* self, const std::string& why) {
   auto& st = self->state;
-  if (st.rolling_back || st.failed) return;
+  if (st.rolling_back || st.failed || st.failing) return;
   log::warn("aborting epoch {}: {}", st.epoch, why);
   st.ctx->counters.epochs_aborted.fetch_add(1, std::memory_order_relaxed);
   st.collecting = false;
   st.rolling_back = true;
-  if (st.tasks.empty()) return abort_and_replace(self);
-  auto left = std::make_shared<size_t>(st.tasks.size());
-  auto done = [self, left]() {
-    if (--*left == 0) abort_and_replace(self);
-  };
-  // A task busy in a handler answers once it returns; one that does not
-  // answer in time is killed with the others (the abort may then race).
-  for (auto& t : st.tasks)
-    self->request<caf::message_priority::high>(t, std::chrono::seconds(10),
-                                               halt_atom::value)
-        .then([done](bool) mutable { done(); }, [done](caf::error&) mutable { done(); });
+  halt_tasks(self, [self] { abort_and_replace(self); });
 }
 
 /// Every task is halted: deliver what the producer holds (so no
@@ -420,6 +472,15 @@ void abort_and_replace(supervisor_actor* self) {
   }
   // Serve the delivery reports of the purged records before their tasks die.
   (void)ctx->producer->flush(st.txn_timeout_ms);
+  if (st.failing) {
+    // A task failed during the roll-back: stop instead of restarting.
+    log::info("transaction aborted: nothing after the last committed epoch is visible");
+    st.failed = true;
+    st.failing = false;
+    alarm(self, st.failing_why, false);
+    if (st.stopping) answer_stop(self);
+    return;
+  }
   for (auto& a : st.tasks) {
     st.dying.insert(a.address());
     self->unlink_from(a);
@@ -479,7 +540,7 @@ void restart_after_roll_back(supervisor_actor* self) {
 /// The node gained units: spawn their tasks (after a roll-back in progress).
 void add_plan(supervisor_actor* self, const plan_ptr& plan, uint64_t version) {
   auto& st = self->state;
-  if (st.failed || st.stopping || version <= st.plan_version) return;
+  if (st.failed || st.failing || st.stopping || version <= st.plan_version) return;
   if (st.rolling_back) {
     st.pending_adds.emplace_back(plan, version);
     return;
@@ -554,7 +615,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         if (!st.ctx->exactly_once) {
           commit(self);
         } else if (!st.collecting && st.feeding && !st.rolling_back && !st.failed &&
-                   !st.final_epoch &&
+                   !st.failing && !st.final_epoch &&
                    std::find(st.joined.begin(), st.joined.end(), true) !=
                        st.joined.end()) {
           if (st.stopping) {
@@ -615,8 +676,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
           // roll-back finds out (its abort fails) and the node rejoins.
           if (st.ctx->clustered) return roll_back(self, why);
           // Nothing of the open epoch may become visible.
-          if (!st.failed) (void)st.ctx->producer->abort_transaction(st.txn_timeout_ms);
-          st.collecting = false;
+          return fail_after_abort(self, why);
         }
         st.failed = true;
         alarm(self, why, false);
@@ -631,12 +691,14 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         for (auto& t : st.tasks)
           self->send(t, stop_atom::value);
         if (st.failed || st.partitions.empty()) answer_stop(self);
-        if (st.ctx->exactly_once && !st.feeding && !st.rolling_back) {
+        if (st.ctx->exactly_once && !st.feeding && !st.rolling_back && !st.failing) {
           // Nothing was handed to a task yet: nothing to commit.
           st.final_epoch = true;
           answer_stop(self);
         }
-        // Under exactly_once the ticks go on until the final epoch committed.
+        // Under exactly_once the ticks go on until the final epoch committed;
+        // a failure's abort in progress answers once it is done
+        // (abort_and_fail), so the node never stops with it half done.
         return st.stop_promise;
       },
       [self](drained_atom, const std::string&, int32_t) {

@@ -34,7 +34,13 @@
 //      processing restarts; shards reopen at their committed state with no
 //      wipe-and-restore.
 //   5. A fenced producer (another process took the transactional.id) is
-//      fatal: the node stops without committing anything else.
+//      fatal: the node stops without committing anything else. A task that
+//      fails (bad.record.policy=fail, a failed flush or delivery) stops a
+//      one-node application: as in a roll-back, every task is halted and
+//      the producer flushed before the transaction is aborted (an abort
+//      racing a task's first records of the epoch failed with a fatal
+//      INVALID_TXN_STATE), then the node stops; a restart reads the failed
+//      record again. A clustered node rolls back instead (it may be fenced).
 // Partition actors are held until every shard has restored, so an epoch
 // never waits for a restore. Stopping runs one last epoch over everything in
 // flight, then answers the stop request.

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "weft/actors/dead_letter.hpp"
 #include "weft/actors/delivery_tracker.hpp"
 #include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
@@ -186,6 +187,7 @@ struct task_state {
   /// Records a previous incarnation's handler threw on: (topic, offset) ->
   /// error; handled by the bad-record policy without the handler.
   std::map<std::pair<std::string, int64_t>, std::string> poison;
+  size_t dead_letter_max = 0; ///< the producer's message.max.bytes
 
   static inline const char* name = "weft.task";
 
@@ -214,8 +216,10 @@ void fail(task_actor* self, const std::string& what) {
 }
 
 /// Applies the bad-record policy; returns false if the task must stop.
-bool handle_bad_record(task_actor* self, const record_view& r, const std::string& error) {
+bool handle_bad_record(task_actor* self, const record_view& r,
+                       const std::string& full_error) {
   auto& st = self->state;
+  const std::string error = cap_error(full_error); // a decoder may quote a huge record
   auto where = std::string{r.topic} + "[" + std::to_string(r.partition.value()) + "]@" +
                std::to_string(r.offset.value());
   switch (st.service->policy) {
@@ -229,18 +233,8 @@ bool handle_bad_record(task_actor* self, const record_view& r, const std::string
     return true;
   case bad_record_policy::dead_letter: {
     st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
-    record dl;
-    dl.topic = st.service->dead_letter_topic;
-    dl.partition = -1;
-    if (r.key) dl.key = std::string{*r.key};
-    if (r.value) dl.value = std::string{*r.value};
-    dl.timestamp = r.timestamp;
-    dl.headers = r.headers();
-    dl.headers.push_back({"weft.error", error});
-    dl.headers.push_back({"weft.service", st.service->name});
-    dl.headers.push_back({"weft.topic", std::string{r.topic}});
-    dl.headers.push_back({"weft.partition", std::to_string(r.partition.value())});
-    dl.headers.push_back({"weft.offset", std::to_string(r.offset.value())});
+    auto dl = dead_letter_record(r, error, st.service->name,
+                                 st.service->dead_letter_topic, st.dead_letter_max);
     st.ctx.send(std::move(dl), &st.ctx.slot->ref);
     return true;
   }
@@ -473,6 +467,8 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
   st.direct_markers = direct_markers;
   if (node->exactly_once) st.poison = node->poison.of(service_index, partition);
   st.service = &node->services[service_index];
+  if (st.service->policy == bad_record_policy::dead_letter)
+    st.dead_letter_max = max_message_bytes(node->cfg);
   st.partition = partition;
   st.task_index = task_index;
   st.supervisor = std::move(supervisor);

@@ -294,8 +294,10 @@ result<assignment> assignment_from_json(std::string_view text) {
   json j;
   try {
     j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    return bad_json(e.what()); // names the position and what was expected there
+  } catch (const json::exception& e) {
+    // parse_error names the position and what was expected there; a number
+    // too large for a double (1e999) is an out_of_range, not a parse_error.
+    return bad_json(e.what());
   }
   if (!j.is_object()) return bad_json("expected an object, got " + j.dump());
   auto field = [&](const char* key, auto valid, const char* expected) -> status {

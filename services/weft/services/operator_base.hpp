@@ -6,7 +6,9 @@
 // Dropped on purpose, as in Kafka Streams, are records an operator cannot
 // place: without a key (aggregations and joins need one), without a value
 // where a value is required, or late (for a window that already closed, see
-// windows.hpp). They are not bad records: the service goes on. Each drop
+// windows.hpp). They are not bad records: the service goes on (a service
+// whose topics never carry null makes null keys and values bad records with
+// treat_nulls_as_bad(), so its bad.record.policy sees them). Each drop
 // increments a per-task counter, readable through drops(), and logs one
 // debug line that names topic, partition, offset and the reason.
 
@@ -103,8 +105,20 @@ class operator_base : public service_base {
     ctx.emit_bytes(out.index(), encode<KS>(key), std::nullopt, -1, ts);
   }
 
-  void drop_null_key(const record_view& r) { drop(r, drops_.null_key, "no key"); }
-  void drop_null_value(const record_view& r) { drop(r, drops_.null_value, "no value"); }
+  /// Records without a key, or without a value where one is needed, are bad
+  /// records (the service's bad.record.policy applies) rather than drops:
+  /// for services whose topics never carry null, where a null is somebody's
+  /// bug to be seen (e.g. in a dead-letter topic), not counted away.
+  void treat_nulls_as_bad() { nulls_are_bad_ = true; }
+
+  void drop_null_key(const record_view& r) {
+    if (nulls_are_bad_) throw weft_error{status{errc::bad_record, "key: null"}};
+    drop(r, drops_.null_key, "no key");
+  }
+  void drop_null_value(const record_view& r) {
+    if (nulls_are_bad_) throw weft_error{status{errc::bad_record, "value: null"}};
+    drop(r, drops_.null_value, "no value");
+  }
   void drop_negative_timestamp(const record_view& r) {
     drop(r, drops_.negative_timestamp, "negative timestamp");
   }
@@ -123,6 +137,7 @@ class operator_base : public service_base {
   std::vector<input_ref> input_refs_;
   mutable std::vector<std::string> resolved_;
   drop_counts drops_;
+  bool nulls_are_bad_ = false;
 };
 
 /// The drop counts of service `s`: those of an operator_base, zeros for any
