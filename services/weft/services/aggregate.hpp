@@ -46,10 +46,9 @@
 //   (Kafka 3.x: a record could extend it until then); on_window_close writes
 //   it then, once. Sessions need a merger (aggregate's `merger`). The store
 //   retains sessions 2 * gap + grace behind the newest session end.
-// - Partitions: results are partitioned by the hash of the whole output key.
-//   For windowed keys that differs from Kafka Streams, whose
-//   WindowedStreamPartitioner hashes the plain key only (context::emit_bytes
-//   does not know the output's partition count to do the same).
+// - Partitions: a result goes to the partition of its plain key, windowed
+//   or not (murmur2 of the key bytes without the window, as Kafka Streams'
+//   WindowedStreamPartitioner), so it is co-partitioned with the input.
 // - Late: a record whose window closed (time: end <= stream time - grace;
 //   session: merged end < stream time - grace - gap) is dropped and counted
 //   in drops().late. Timestamps below 0 are dropped (drops().negative_timestamp).
