@@ -361,7 +361,10 @@ status node::impl::resolve_services(kafka::admin& admin, int timeout_ms,
     if (!names.insert(p->name()).second)
       return make_error(errc::invalid_argument, "two services are named '" + p->name() +
                                                     "': names must be unique");
-    if (p->inputs().empty())
+    // A table-table join reads tables only.
+    if (p->inputs().empty() &&
+        std::none_of(p->tables().begin(), p->tables().end(),
+                     [](const table_decl& t) { return !t.global; }))
       return make_error(errc::invalid_argument,
                         "service '" + p->name() + "' declares no input topic");
     protos.push_back(std::move(p));
