@@ -2,6 +2,7 @@
 // start it, kill it with SIGKILL and start it again. Its own options come as
 // --time.<name>=<value> and are removed before weft parses the rest:
 //   --time.prefix=P        every topic is P-<name>
+//   --time.out.suffix=S    output topics are P-<name>S (a run of its own)
 //   --time.services=LIST   comma-separated, of:
 //     join          stream-table inner join: P-orders (key customer id) with the
 //                   table P-customers -> P-joined, value "<order>|<customer>"
@@ -38,11 +39,12 @@ using str = weft::string_serde;
 struct time_gate : weft::gate<str> {
   part<str> a, b;
   weft::output<str, str> out;
-  time_gate(const std::string& prefix, weft::timestamp_ms timeout)
+  time_gate(const std::string& prefix, const std::string& suffix,
+            weft::timestamp_ms timeout)
     : gate("time-gate", timeout, weft::gate_clock::stream, 1000) {
     a = when<str>(prefix + "-gate-a");
     b = when<str>(prefix + "-gate-b");
-    out = to<str, str>(prefix + "-gate-out");
+    out = to<str, str>(prefix + "-gate-out" + suffix);
   }
   void on_ready(const std::string& key, const correlation& c,
                 weft::context& ctx) override {
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
     }
   }
   const auto p = opts["prefix"];
+  const auto sfx = opts["out.suffix"];
   std::vector<std::string> services;
   {
     std::stringstream list{opts.count("services") ? opts["services"]
@@ -93,20 +96,20 @@ int main(int argc, char** argv) {
   for (auto& s : services) {
     if (s == "join") {
       n.add(weft::stream_table_join<str, str, str, str>(
-          "st-join", p + "-orders", p + "-customers", p + "-joined", joiner));
+          "st-join", p + "-orders", p + "-customers", p + "-joined" + sfx, joiner));
     } else if (s == "table-join") {
       n.add(weft::table_table_join<str, str, str, str>(
-          "tt-join", p + "-left-t", p + "-right-t", p + "-tt-out", joiner));
+          "tt-join", p + "-left-t", p + "-right-t", p + "-tt-out" + sfx, joiner));
     } else if (s == "stream-join") {
       auto w = option(opts, "join.window.ms", 1000);
       n.add(weft::stream_stream_join<str, str, str, str>(
-          "ss-join", p + "-left-s", p + "-right-s", p + "-ss-out",
+          "ss-join", p + "-left-s", p + "-right-s", p + "-ss-out" + sfx,
           weft::join_window{w, w, option(opts, "join.grace.ms", 0)}, joiner));
     } else if (s == "gate") {
-      n.add<time_gate>(p, option(opts, "gate.timeout.ms", 1000));
+      n.add<time_gate>(p, sfx, option(opts, "gate.timeout.ms", 1000));
     } else if (s == "window") {
       n.add(
-          weft::count<str, str>("win-count", p + "-clicks", p + "-win-out",
+          weft::count<str, str>("win-count", p + "-clicks", p + "-win-out" + sfx,
                                 weft::tumbling_window{option(opts, "window.ms", 1000),
                                                       option(opts, "window.grace.ms", 0)},
                                 weft::emit::on_window_close));
