@@ -346,10 +346,14 @@ TEST_CASE("windowed results go to the partition of their plain key, as Kafka Str
   CHECK(n.wait().ok());
 }
 
-TEST_CASE("stream time survives kill -9: after the restart a late record is still late "
-          "and stream-time timeouts keep their deadlines",
+TEST_CASE("stream time survives kill -9 and a failover: after it a late record is "
+          "still late and stream-time timeouts keep their deadlines",
           "[broker]") {
-  auto guarantee = GENERATE(as<std::string>{}, "exactly_once", "at_least_once");
+  // 0, 1: kill -9 and a restart of the one node; 2: a second node joins,
+  // the first is killed, the second goes on with both units (one moved to
+  // it while both ran, one failed over).
+  auto mode = GENERATE(0, 1, 2);
+  const std::string guarantee = mode == 1 ? "at_least_once" : "exactly_once";
   auto p = test::unique_name("survive");
   const std::string clicks = p + "-clicks", win = p + "-win-out", a = p + "-gate-a",
                     b = p + "-gate-b", gated = p + "-gate-out";
@@ -361,12 +365,23 @@ TEST_CASE("stream time survives kill -9: after the restart a late record is stil
              guarantee,
              {"--time.window.ms=1000", "--time.window.grace.ms=500",
               "--time.gate.timeout.ms=1000"}};
-  auto log = "/tmp/" + app + ".log";
-  INFO(guarantee << ", node log: " << log);
+  auto args = [&](const std::string& id) {
+    auto v = node_args(r);
+    if (mode == 2) {
+      v.push_back("--cluster.enabled=true");
+      v.push_back("--node.id=" + id);
+      v.push_back("--state.dir=/tmp/" + app + "-" + id);
+    }
+    return v;
+  };
+  auto log1 = "/tmp/" + app + "-n1.log", log2 = "/tmp/" + app + "-n2.log";
+  INFO(guarantee << (mode == 2 ? " failover" : " restart") << ", node logs: " << log1
+                 << " " << log2);
   auto bin = test::built("tests/weft-time-node");
   const auto T = tt::t0;
+  std::unique_ptr<test::child_process> last;
   {
-    test::child_process node{bin, node_args(r), log};
+    test::child_process first{bin, args("n1"), log1};
     // The count's stream time reaches T+1600: window [T, T+1000) (two
     // clicks) closes at T+1500 and is written; the gate's reaches T+5000:
     // g1 (deadline T+1100) times out, g2 opens with deadline T+6000.
@@ -379,9 +394,16 @@ TEST_CASE("stream time survives kill -9: after the restart a late record is stil
     REQUIRE(test::consume_all(gated, 1, 60s).size() == 1);
     // Everything handled is committed with the state (and its stream time).
     REQUIRE(test::wait_until([&] { return caught_up(app, {clicks, a}); }, 60s));
-    node.kill_hard();
+    if (mode == 2) {
+      last = std::make_unique<test::child_process>(bin, args("n2"), log2);
+      // The leader (n1) made n2 a member: then n1 dies.
+      REQUIRE(
+          poll_until([&] { return count_lines(log1, "for members [n1, n2]") > 0; }, 60s));
+    }
+    REQUIRE(first.running());
+    first.kill_hard();
   }
-  test::child_process again{bin, node_args(r), log};
+  if (!last) last = std::make_unique<test::child_process>(bin, args("n1"), log1);
   // Restored at T+1600, the click at T+300 is late for the closed window
   // (the window store still keeps windows that young: only the grace period
   // decides). Restored at T+5000, g3 opens at stream time (deadline T+6000,
@@ -393,8 +415,8 @@ TEST_CASE("stream time survives kill -9: after the restart a late record is stil
                     {b, 1, "g2", "b2", T + 5500},
                     {b, 1, "g3", "b3", T + 5600},
                     {clicks, 0, "w", "x", T + 3000}});
-  REQUIRE(test::wait_until([&] { return caught_up(app, {clicks, a, b}); }, 60s));
-  CHECK(again.stop(SIGTERM, 30s) == 0);
+  REQUIRE(poll_until([&] { return caught_up(app, {clicks, a, b}); }, 120s));
+  CHECK(last->stop(SIGTERM, 30s) == 0);
   auto windows = test::consume_all(win, 2, 30s, 2s);
   std::map<int64_t, std::vector<int64_t>> per_start;
   for (auto& w : windows) {
@@ -402,6 +424,11 @@ TEST_CASE("stream time survives kill -9: after the restart a late record is stil
     per_start[*int64_serde::deserialize(w.key->substr(1)) - T].push_back(
         *int64_serde::deserialize(*w.value));
   }
+  std::string seen;
+  for (auto& [start, counts] : per_start)
+    for (auto c : counts)
+      seen += std::to_string(start) + ":" + std::to_string(c) + " ";
+  INFO("windows written (start:count): " << seen);
   CHECK(per_start == std::map<int64_t, std::vector<int64_t>>{{0, {2}}, {1000, {1}}});
   auto gate_out = read_results(gated, 3);
   CHECK(gate_out == tt::per_key{{"g1", {"timeout:a1+-"}},

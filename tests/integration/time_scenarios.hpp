@@ -18,6 +18,7 @@
 // results must appear in its partition (nullopt: a tombstone).
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -35,9 +36,18 @@ enum class layout { preloaded, interleaved };
 
 inline constexpr int32_t partitions = 6;
 
-/// Event time starts here (2020-09-13): a record timestamp of 0 would make
-/// the producer stamp the current time.
-inline constexpr int64_t t0 = 1'600'000'000'000;
+/// Event time starts here: four hours before the test run, on a multiple of
+/// 1,000,000 ms. Not 0 (the producer would stamp the current time instead),
+/// and not years ago: window stores' changelogs are compact,delete with a
+/// retention of a day past the windows' (as Kafka Streams'), so the broker
+/// deletes changelog records of old event time, and a failover, restoring
+/// from the changelog, would find no windows.
+inline const int64_t t0 = [] {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  return (now - 4 * 3'600'000) / 1'000'000 * 1'000'000;
+}();
 
 /// One input record.
 struct input {
