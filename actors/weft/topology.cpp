@@ -51,7 +51,10 @@ status resolve_services(const std::vector<service_factory>& factories,
     if (!names.insert(p->name()).second)
       return make_error(errc::invalid_argument, "two services are named '" + p->name() +
                                                     "': names must be unique");
-    if (p->inputs().empty())
+    // A table-table join reads tables only.
+    if (p->inputs().empty() &&
+        std::none_of(p->tables().begin(), p->tables().end(),
+                     [](const table_decl& t) { return !t.global; }))
       return make_error(errc::invalid_argument,
                         "service '" + p->name() + "' declares no input topic");
     protos.push_back(std::move(p));

@@ -48,6 +48,16 @@ std::vector<config_key> make_keys() {
                "exactly_once: how long the supervisor waits for every task to "
                "reach an epoch's snapshot marker before it aborts the epoch.",
                false, 100, 3600000});
+  k.push_back({"max.task.idle.ms", kind::integer, "0",
+               "A task reading several partitions (streams, tables, repartitions) "
+               "takes the buffered record with the smallest timestamp next. When one "
+               "of them has nothing buffered: if it has records on the broker not "
+               "fetched yet, the task waits for them; if it is at its end, the task "
+               "waits up to this long for new records before it processes ahead of "
+               "it (as Kafka Streams). 0: wait only for records already on the "
+               "broker; -1: never wait (process what is buffered, out-of-order "
+               "results possible).",
+               false, -1, INT64_MAX});
   k.push_back({"buffered.records.per.partition", kind::integer, "1000",
                "Flow control: records of one input partition in flight to its "
                "tasks at most; past it the partition is paused.",

@@ -50,6 +50,11 @@ struct record {
   std::optional<std::string> value;
   timestamp_ms timestamp = 0; ///< 0: the producer stamps the current time
   std::vector<header> headers;
+  /// partition < 0: hash the key without its last `key_suffix` bytes, 0, 8
+  /// (a time-windowed key) or 16 (a session-windowed key), so a windowed
+  /// result lands on the partition of its plain key, as Kafka Streams'
+  /// WindowedStreamPartitioner puts it.
+  uint8_t key_suffix = 0;
 };
 
 } // namespace weft

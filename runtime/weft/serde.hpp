@@ -115,6 +115,20 @@ struct is_nullable_serde
 template <class S>
 inline constexpr bool is_nullable_serde_v = is_nullable_serde<S>::value;
 
+/// How many bytes at the end of a key serialized with S the partitioner
+/// ignores: a serde of windowed keys declares
+/// `static constexpr uint8_t partition_key_suffix` (windows.hpp: 8 for a
+/// time window's start, 16 for a session's end and start), so a record keyed
+/// by it lands on the partition of its plain key, as Kafka Streams'
+/// WindowedStreamPartitioner puts it. 0 for every other serde.
+template <class S, class = void>
+struct partition_key_suffix : std::integral_constant<uint8_t, 0> {};
+template <class S>
+struct partition_key_suffix<S, std::void_t<decltype(S::partition_key_suffix)>>
+  : std::integral_constant<uint8_t, S::partition_key_suffix> {};
+template <class S>
+inline constexpr uint8_t partition_key_suffix_v = partition_key_suffix<S>::value;
+
 /// Decodes a record's key or value, which is nullopt when Kafka has none.
 /// Null gives S::null_value() for a nullable serde and a bad_record
 /// "<name>: unexpected null" otherwise; bytes go to S::deserialize.

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace weft::detail {
 
@@ -40,7 +41,10 @@ struct delivery_slot {
   std::string topic;        ///< input topic of the batch; empty otherwise
   bool barrier = false;     ///< a flush slot: caches were emptied into it
   int64_t next_offset = -1; ///< set when the batch is closed
-  std::string error;        ///< first delivery error (set before failed=true)
+  /// A slot over records of several inputs (a task taking them in timestamp
+  /// order): the next offset per input topic, replacing topic/next_offset.
+  std::vector<std::pair<std::string, int64_t>> offsets;
+  std::string error; ///< first delivery error (set before failed=true)
   delivery_ref ref{this, nullptr};
   /// Refs for changelog records (stable addresses), one per store flushed.
   std::deque<delivery_ref> changelog_refs;
@@ -102,6 +106,13 @@ class delivery_tracker {
     slot->outstanding.fetch_sub(1, std::memory_order_acq_rel);
   }
 
+  /// Closes a slot that took records of several inputs: `offsets` are the
+  /// next offsets, per input topic, after the records handled in it.
+  void close(delivery_slot* slot, std::vector<std::pair<std::string, int64_t>> offsets) {
+    slot->offsets = std::move(offsets);
+    slot->outstanding.fetch_sub(1, std::memory_order_acq_rel);
+  }
+
   /// Next offsets to consume, per input topic, that are safe to commit now
   /// and newer than the last answer. Sets `error` when a delivery failed (the
   /// node must stop: that record's input is never committed).
@@ -119,6 +130,9 @@ class delivery_tracker {
           out[t] = o;
         pending_.clear();
         flushed_ = true;
+      } else if (!s.offsets.empty()) {
+        for (auto& [t, o] : s.offsets)
+          (barriers_ ? pending_ : out)[t] = o;
       } else if (s.topic.empty()) {
         // punctuation output: nothing to commit
       } else if (barriers_) {

@@ -33,6 +33,21 @@ using drained_atom = caf::atom_constant<caf::atom("drained")>;   // nothing in f
 using failed_atom = caf::atom_constant<caf::atom("failed")>;     // fatal task error
 using final_atom = caf::atom_constant<caf::atom("final")>;       // final offsets
 using restored_atom = caf::atom_constant<caf::atom("restored")>; // shard ready
+using input_atom = caf::atom_constant<caf::atom("input")>;       // partition's state
+using idle_atom = caf::atom_constant<caf::atom("idle")>;         // a wait may be over
+
+/// What a partition actor knows of its partition's records that it has not
+/// handed to a task yet: sent with each batch and, when it changes between
+/// batches, as (input, state). A task reading several partitions decides
+/// from it whether to wait for an empty one (max.task.idle.ms).
+namespace input_state {
+constexpr uint8_t unknown = 0; ///< nothing known yet
+constexpr uint8_t behind = 1;  ///< records may be on the broker, not fetched yet
+constexpr uint8_t at_end = 2;  ///< everything on the broker was handed on
+/// Out of credit while this task took all it was sent: other tasks reading
+/// the partition hold its buffer, so nothing comes until they move on.
+constexpr uint8_t starved = 3;
+} // namespace input_state
 
 // Exactly-once epochs (supervisor.hpp explains the protocol).
 using marker_atom = caf::atom_constant<caf::atom("marker")>;       // snapshot marker

@@ -91,6 +91,10 @@ struct node_counters {
   std::atomic<uint64_t> bad_records{0};
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> pauses{0};
+  /// Times a task reading several partitions processed ahead of an empty one
+  /// (max.task.idle.ms passed, or no wait asked for): Kafka Streams'
+  /// enforced processing. Once per (task, partition) until it has records.
+  std::atomic<uint64_t> enforced_processing{0};
   // exactly_once
   std::atomic<uint64_t> epochs_committed{0};
   std::atomic<uint64_t> epochs_aborted{0};

@@ -34,6 +34,12 @@ struct partition_state {
   uint64_t next_batch = 0;
   int64_t next_offset = -1; ///< after the last record handed to the tasks
   std::unordered_map<uint64_t, inflight_batch> inflight;
+  /// The queue was drained to the partition's known end (input_state).
+  bool at_end = false;
+  /// Per task: the input_state it was last told; batches not acked yet
+  /// (kept only with several tasks, where one can starve the others).
+  std::vector<uint8_t> told;
+  std::vector<uint32_t> unacked;
   static inline const char* name = "weft.partition";
   ~partition_state() {
     // The queue handle goes first: its destructor switches the partition's
@@ -58,12 +64,37 @@ void report_if_drained(partition_actor* self) {
   }
 }
 
+/// What task `i` should know of the records not handed to it (messages.hpp,
+/// input_state).
+uint8_t input_state_for(const partition_state& st, size_t i) {
+  if (!st.unacked.empty() && st.credits == 0 && st.unacked[i] == 0)
+    return input_state::starved;
+  return st.at_end ? input_state::at_end : input_state::behind;
+}
+
+/// Tells each task a change of what it knows of this partition (a task
+/// reading several partitions decides from it whether to wait for this one).
+void announce(partition_actor* self) {
+  auto& st = self->state;
+  if (st.stopping) return;
+  for (size_t i = 0; i < st.tasks.size(); ++i) {
+    auto state = input_state_for(st, i);
+    if (state == st.told[i]) continue;
+    st.told[i] = state;
+    self->send(st.tasks[i], input_atom::value, state);
+  }
+}
+
 void drain(partition_actor* self) {
   auto& st = self->state;
   while (!st.stopping && !st.held && st.credits > 0) {
     auto batch = std::make_shared<kafka::message_batch>();
     status err;
-    auto n = st.queue->drain(*batch, std::min(st.credits, max_batch), &err);
+    auto want = std::min(st.credits, max_batch);
+    auto n = st.queue->drain(*batch, want, &err);
+    // Emptied the queue: is that the partition's end? (A full batch says
+    // nothing; the next round asks.)
+    st.at_end = n < want && st.queue->at_end();
     if (n == 0) break;
     st.credits -= n;
     st.next_offset = batch->next_offset().value();
@@ -71,9 +102,13 @@ void drain(partition_actor* self) {
     st.inflight.emplace(id, inflight_batch{n, st.tasks.size()});
     batch_ptr shared = std::move(batch);
     auto me = caf::actor_cast<caf::actor>(self);
-    for (auto& t : st.tasks)
-      self->send(t, batch_atom::value, shared, id, me);
+    for (size_t i = 0; i < st.tasks.size(); ++i) {
+      if (!st.unacked.empty()) ++st.unacked[i];
+      st.told[i] = st.at_end ? input_state::at_end : input_state::behind;
+      self->send(st.tasks[i], batch_atom::value, shared, id, me, st.told[i]);
+    }
   }
+  announce(self);
   if (st.credits == 0 && !st.paused && !st.stopping && !st.check_scheduled) {
     st.check_scheduled = true;
     self->delayed_send(self, stall_limit, check_atom::value);
@@ -119,6 +154,8 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
   st.max_credits =
       static_cast<size_t>(ctx->cfg.get_int("buffered.records.per.partition"));
   st.credits = st.max_credits;
+  st.told.assign(st.tasks.size(), input_state::unknown);
+  if (st.tasks.size() > 1) st.unacked.assign(st.tasks.size(), 0);
   // librdkafka calls this on one of its threads; hold the actor weakly so the
   // queue's callback does not keep the actor alive.
   caf::actor_addr weak = self->address();
@@ -136,7 +173,17 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
       [self](ack_atom, uint64_t id) {
         auto& st = self->state;
         auto i = st.inflight.find(id);
-        if (i == st.inflight.end() || --i->second.acks_left > 0) return;
+        if (i == st.inflight.end()) return;
+        if (!st.unacked.empty()) {
+          auto from = self->current_sender();
+          for (size_t t = 0; t < st.tasks.size(); ++t)
+            if (st.tasks[t].address() == from && st.unacked[t] > 0) --st.unacked[t];
+        }
+        if (--i->second.acks_left > 0) {
+          // Another task still holds the batch: this one may now be starved.
+          if (!st.unacked.empty() && st.credits == 0) announce(self);
+          return;
+        }
         st.last_ack = caf::make_timestamp();
         st.credits += i->second.records;
         st.inflight.erase(i);

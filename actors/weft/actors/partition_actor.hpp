@@ -10,6 +10,14 @@
 // blocks: librdkafka wakes it when the queue becomes non-empty and it drains
 // with a zero timeout.
 //
+// End of partition: each batch carries an input_state (messages.hpp) —
+// at_end when the queue was drained to the partition's known end
+// (partition_queue::at_end), else behind — and a change between batches is
+// sent as (input, state): the partition reached its end, or (several tasks)
+// a task took everything it was sent while others hold the credit, so
+// nothing comes to it until they move on (starved). A task reading several
+// partitions decides by it whether to wait for an empty one.
+//
 // Messages: wake (from librdkafka), (ack, batch id) from tasks, stop from the
 // supervisor, answered by (drained, topic, partition) once nothing is in flight.
 // Exactly-once: a partition actor spawned with feeding=false fetches nothing

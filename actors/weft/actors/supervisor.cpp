@@ -144,11 +144,13 @@ void log_progress(supervisor_actor* self) {
           committed ? c.commit_us_total.load() / 1000.0 / committed : 0.0,
           committed ? c.txn_us_total.load() / 1000.0 / committed : 0.0);
     }
-    log::info("processed {} records ({:.0f}/s), produced {}, bad {}, paused {} times{}",
+    log::info("processed {} records ({:.0f}/s), produced {}, bad {}, paused {} times, "
+              "processed ahead of an empty input {} times{}",
               processed, (processed - st.last_processed) / secs,
               c.produced.load(std::memory_order_relaxed),
               c.bad_records.load(std::memory_order_relaxed),
-              c.pauses.load(std::memory_order_relaxed), epochs);
+              c.pauses.load(std::memory_order_relaxed),
+              c.enforced_processing.load(std::memory_order_relaxed), epochs);
   }
   st.last_progress = now;
   st.last_processed = processed;

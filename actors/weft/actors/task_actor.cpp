@@ -28,6 +28,32 @@ struct pending_batch {
   int64_t next_offset = -1;
 };
 
+/// How long a task waits for a partition that has records on the broker it
+/// has not fetched yet before it processes ahead of it (Kafka Streams waits
+/// without a bound): a liveness bound for a broker that does not answer,
+/// never reached by a healthy fetch.
+constexpr auto fetch_wait_limit = std::chrono::seconds(30);
+
+/// One input partition of a task that reads several: its records wait here
+/// so that the task can take the one with the smallest timestamp next
+/// (timestamp order, as Kafka Streams' PartitionGroup).
+struct input_source {
+  caf::actor actor;                ///< its partition actor
+  std::string topic;               ///< known from its first batch or marker
+  int rank = 0;                    ///< equal timestamps: the lower rank goes first
+  std::deque<pending_batch> items; ///< batches and in-band markers, in arrival order
+  size_t position = 0;             ///< next record of items.front()
+  int64_t next_offset = -1;        ///< after the last record handled
+  uint8_t state = input_state::unknown;
+  bool aligned = false; ///< exactly_once: its marker was reached this epoch
+  bool in_slot = false; ///< has records in the open delivery slot
+  bool waiting = false; ///< empty, and the task waits for it since waited_from
+  bool ahead = false;   ///< processed ahead of it (counted) since its last record
+  caf::timestamp waited_from;
+
+  bool has_record() const { return !items.empty() && !items.front().marker; }
+};
+
 timestamp_ms now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -55,6 +81,8 @@ class task_context final : public context, public state::changelog_sink {
   /// sent before any further input is handled.
   std::deque<std::pair<record, delivery_ref*>> overflow;
   uint64_t sends = 0; ///< records handed over (or queued) so far
+  /// Per output: key bytes the partitioner skips (windowed keys).
+  std::vector<uint8_t> key_suffixes;
 
   const record_view& current() const override { return current_view; }
   const std::string& application_id() const override { return node->application_id; }
@@ -89,6 +117,8 @@ class task_context final : public context, public state::changelog_sink {
     r.value = std::move(value);
     r.timestamp = ts != 0 ? ts : current_view.timestamp;
     r.headers = std::move(headers);
+    if (output_index < key_suffixes.size()) r.key_suffix = key_suffixes[output_index];
+    if (r.key_suffix > 0 && (!r.key || r.key->size() < r.key_suffix)) r.key_suffix = 0;
     send(std::move(r), &slot->ref);
   }
 
@@ -188,6 +218,24 @@ struct task_state {
   /// error; handled by the bad-record policy without the handler.
   std::map<std::pair<std::string, int64_t>, std::string> poison;
   size_t dead_letter_max = 0; ///< the producer's message.max.bytes
+
+  // Timestamp order (a task with several input partitions; one partition
+  // takes the plain queue above, at no cost).
+  bool ordered = false;
+  std::vector<input_source> inputs; ///< in order of first contact
+  std::map<std::string, int> ranks; ///< input topic -> rank (tables first)
+  int64_t max_idle_ms = 0;          ///< max.task.idle.ms
+  size_t aligned_inputs = 0;        ///< exactly_once, in-band: sources aligned
+  std::vector<size_t> slot_inputs;  ///< inputs with records in the open slot
+  bool unseen_waiting = false;      ///< waiting for a source not heard from yet
+  bool unseen_ahead = false;        ///< processed ahead of it (counted)
+  caf::timestamp unseen_from;
+  bool idle_timer = false;
+  caf::timestamp idle_due;
+
+  // Stream time survives restarts: kept in the service's stream-time store.
+  state::kv_store* time_store = nullptr;
+  timestamp_ms saved_stream_time = 0;
 
   static inline const char* name = "weft.task";
 
@@ -305,6 +353,33 @@ void abort_epoch(task_actor* self, const record_view& view, const std::string& e
              "service '" + st.service->name + "' record " + where + ": " + error);
 }
 
+/// Writes the task's stream time into its stream-time store, if it moved
+/// since the last write, so that it commits (and is restored) with the rest
+/// of the state. Called with a flush slot open, before the stores flush.
+void save_stream_time(task_actor* self) {
+  auto& st = self->state;
+  if (!st.time_store || st.ctx.stream_time_ == st.saved_stream_time) return;
+  auto s = st.time_store->put("task", int64_serde::serialize(st.ctx.stream_time_));
+  if (!s) return fail(self, "saving stream time: " + s.message());
+  st.saved_stream_time = st.ctx.stream_time_;
+}
+
+/// After the restore: the stream time the task had reached when its state
+/// was last committed.
+void load_stream_time(task_actor* self) {
+  auto& st = self->state;
+  if (!st.shard) return;
+  st.time_store = st.shard->kv(service_base::stream_time_store(st.service->name));
+  if (!st.time_store) return;
+  auto v = st.time_store->get("task");
+  if (!v) return fail(self, "reading stream time: " + v.error().message());
+  if (!*v) return;
+  auto t = int64_serde::deserialize(**v);
+  if (!t) return fail(self, "reading stream time: " + t.error().message());
+  st.saved_stream_time = *t;
+  if (*t > st.ctx.stream_time_) st.ctx.stream_time_ = *t;
+}
+
 /// exactly_once: every source's marker was reached. Flushes the caches (their
 /// changelog records join the epoch's transaction) and acks once the producer
 /// holds everything; input stays held until the epoch commits.
@@ -313,9 +388,11 @@ void reach_markers(task_actor* self) {
   st.aligned_since = caf::make_timestamp();
   if (st.shard) {
     st.ctx.slot = st.tracker.open_flush();
-    auto s = st.shard->flush();
+    save_stream_time(self);
+    auto s = st.failed ? status{} : st.shard->flush();
     st.tracker.close(st.ctx.slot);
     st.ctx.slot = nullptr;
+    if (st.failed) return;
     if (!s) return fail(self, "flushing state: " + s.message());
   }
   st.ack_pending = true;
@@ -338,13 +415,64 @@ bool send_ack(task_actor* self) {
   return true;
 }
 
-/// Handles queued batches until done, blocked by a full producer, or failed.
-void run(task_actor* self) {
+/// Handles one record: the handler (or, for a record whose epoch was rolled
+/// back, the bad-record policy), then stream-time punctuation. Returns false
+/// when the task must stop before the next record (it failed, or asks for
+/// the epoch to be aborted); the record then counts as not handled.
+bool handle_one(task_actor* self, const record_view& view) {
   auto& st = self->state;
-  if (st.failed || st.restoring || st.aborting) return;
-  if (!st.ctx.flush_overflow()) return schedule_retry(self);
-  if (st.ack_pending && !send_ack(self)) return schedule_retry(self);
+  st.ctx.current_view = view;
+  if (view.timestamp > st.ctx.stream_time_) st.ctx.stream_time_ = view.timestamp;
+  if (st.shard) st.shard->set_record_timestamp(view.timestamp);
+  if (!st.poison.empty()) {
+    auto p = st.poison.find({std::string{view.topic}, view.offset.value()});
+    if (p != st.poison.end())
+      // The epoch this record failed in was rolled back; now the policy
+      // decides, and the handler does not run again.
+      return handle_bad_record(self, view, p->second);
+  }
+  std::string error;
+  // Under exactly_once a failed record only needs a roll-back if it had
+  // effects: a malformed record that never got past decoding is handled
+  // by the policy at once (else a stream of them would roll back per
+  // record).
+  bool watch = st.node->exactly_once && st.service->policy != bad_record_policy::fail;
+  uint64_t sends_before = watch ? st.ctx.sends : 0;
+  uint64_t writes_before = watch && st.shard ? st.shard->writes() : 0;
+  try {
+    handle(self, view);
+  } catch (const weft_error& e) {
+    error = e.error().message();
+  } catch (const std::exception& e) {
+    error = std::string{"handler threw: "} + e.what();
+  } catch (...) {
+    error = "handler threw a non-standard exception";
+  }
+  if (!error.empty()) {
+    bool effects = watch && (st.ctx.sends != sends_before ||
+                             (st.shard && st.shard->writes() != writes_before));
+    if (effects) {
+      // The handler may have written state or emitted records before it
+      // threw: only rolling the epoch back undoes that. The replay
+      // applies the policy to this record (see `poison`).
+      abort_epoch(self, view, error);
+      return false;
+    }
+    if (!handle_bad_record(self, view, error)) return false;
+  }
+  st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
   auto interval = st.service->punctuate_ms;
+  if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
+    if (st.next_stream_punctuation > 0) punctuate(self);
+    st.next_stream_punctuation = (st.ctx.stream_time_ / interval + 1) * interval;
+  }
+  return true;
+}
+
+/// One input: handles queued batches in offset order until done, blocked by
+/// a full producer, or failed.
+void run_fifo(task_actor* self) {
+  auto& st = self->state;
   while (!st.queue.empty() && !st.awaiting_commit && !st.failed) {
     auto& pb = st.queue.front();
     if (st.node->exactly_once && st.position == 0) {
@@ -370,54 +498,8 @@ void run(task_actor* self) {
     auto& batch = *pb.batch;
     if (!st.ctx.slot) st.ctx.slot = st.tracker.open(std::string{batch.view(0).topic});
     while (st.position < batch.size()) {
-      auto view = batch.view(st.position);
-      st.ctx.current_view = view;
-      if (view.timestamp > st.ctx.stream_time_) st.ctx.stream_time_ = view.timestamp;
-      if (st.shard) st.shard->set_record_timestamp(view.timestamp);
-      if (!st.poison.empty()) {
-        auto p = st.poison.find({std::string{view.topic}, view.offset.value()});
-        if (p != st.poison.end()) {
-          // The epoch this record failed in was rolled back; now the policy
-          // decides, and the handler does not run again.
-          if (!handle_bad_record(self, view, p->second)) return;
-          ++st.position;
-          continue;
-        }
-      }
-      std::string error;
-      // Under exactly_once a failed record only needs a roll-back if it had
-      // effects: a malformed record that never got past decoding is handled
-      // by the policy at once (else a stream of them would roll back per
-      // record).
-      bool watch = st.node->exactly_once && st.service->policy != bad_record_policy::fail;
-      uint64_t sends_before = watch ? st.ctx.sends : 0;
-      uint64_t writes_before = watch && st.shard ? st.shard->writes() : 0;
-      try {
-        handle(self, view);
-      } catch (const weft_error& e) {
-        error = e.error().message();
-      } catch (const std::exception& e) {
-        error = std::string{"handler threw: "} + e.what();
-      } catch (...) {
-        error = "handler threw a non-standard exception";
-      }
-      if (!error.empty()) {
-        bool effects = watch && (st.ctx.sends != sends_before ||
-                                 (st.shard && st.shard->writes() != writes_before));
-        if (effects) {
-          // The handler may have written state or emitted records before it
-          // threw: only rolling the epoch back undoes that. The replay
-          // applies the policy to this record (see `poison`).
-          return abort_epoch(self, view, error);
-        }
-        if (!handle_bad_record(self, view, error)) return;
-      }
+      if (!handle_one(self, batch.view(st.position))) return;
       ++st.position;
-      st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
-      if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
-        if (st.next_stream_punctuation > 0) punctuate(self);
-        st.next_stream_punctuation = (st.ctx.stream_time_ / interval + 1) * interval;
-      }
       if (!st.ctx.overflow.empty()) {
         // The producer is full: hold the rest of the input until it drains.
         if (!st.ctx.flush_overflow()) return schedule_retry(self);
@@ -433,6 +515,227 @@ void run(task_actor* self) {
   }
 }
 
+/// The input of `source`, registered on first contact.
+input_source& input_of(task_actor* self, const caf::actor& source) {
+  auto& st = self->state;
+  for (auto& in : st.inputs)
+    if (in.actor == source) return in;
+  st.inputs.emplace_back();
+  st.inputs.back().actor = source;
+  return st.inputs.back();
+}
+
+void learn_topic(task_actor* self, input_source& in, std::string_view topic) {
+  if (!in.topic.empty()) return;
+  in.topic = std::string{topic};
+  auto r = self->state.ranks.find(in.topic);
+  in.rank = r != self->state.ranks.end() ? r->second : INT32_MAX;
+}
+
+/// What the partition actor says of the records it has not handed on: a
+/// change restarts the wait for the input (max.task.idle.ms counts from when
+/// it is known to be at its end).
+void set_input_state(input_source& in, uint8_t state) {
+  if (in.state == state) return;
+  in.state = state;
+  in.waiting = false;
+}
+
+/// Arms the timer that runs the task again at `due`, unless an earlier one
+/// is armed.
+void wake_at(task_actor* self, caf::timestamp due, caf::timestamp now) {
+  auto& st = self->state;
+  if (st.idle_timer && st.idle_due <= due) return;
+  st.idle_timer = true;
+  st.idle_due = due;
+  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(due - now) +
+               std::chrono::milliseconds(1);
+  self->delayed_send(self, delay, idle_atom::value);
+}
+
+/// Closes the delivery slot of a task taking records of several inputs: it
+/// covers, per input, the records up to that input's next offset.
+void close_ordered_slot(task_actor* self) {
+  auto& st = self->state;
+  if (!st.ctx.slot) return;
+  std::vector<std::pair<std::string, int64_t>> offs;
+  for (auto i : st.slot_inputs) {
+    auto& in = st.inputs[i];
+    in.in_slot = false;
+    offs.emplace_back(in.topic, in.next_offset);
+  }
+  st.slot_inputs.clear();
+  st.tracker.close(st.ctx.slot, std::move(offs));
+  st.ctx.slot = nullptr;
+}
+
+/// The input whose next record comes first, or -1 to stop (nothing to do, or
+/// the task waits for an empty input). `bound` gets the (timestamp, rank) of
+/// the next record of any other input: the chosen one's records before it
+/// may go in one run.
+int choose_input(task_actor* self, std::pair<timestamp_ms, int>& bound) {
+  auto& st = self->state;
+  constexpr std::pair<timestamp_ms, int> none{INT64_MAX, INT32_MAX};
+  std::pair<timestamp_ms, int> best = none;
+  bound = none;
+  int pick = -1;
+  bool wait = false;
+  caf::timestamp now{};
+  caf::timestamp due = caf::timestamp::max();
+  const bool may_wait = !st.stopping && st.max_idle_ms >= 0;
+  // Whether, and until when, to wait for an input with nothing buffered.
+  auto waits_until = [&](bool& flag, caf::timestamp& from, bool idle) {
+    if (now == caf::timestamp{}) now = caf::make_timestamp();
+    if (!flag) flag = true, from = now;
+    auto limit = idle ? std::chrono::milliseconds(st.max_idle_ms)
+                      : std::max<std::chrono::milliseconds>(
+                            fetch_wait_limit, std::chrono::milliseconds(st.max_idle_ms));
+    return from + limit;
+  };
+  for (size_t i = 0; i < st.inputs.size(); ++i) {
+    auto& in = st.inputs[i];
+    if (in.aligned) continue; // its next records are the next epoch's
+    if (in.has_record()) {
+      std::pair<timestamp_ms, int> head{in.items.front().batch->timestamp(in.position),
+                                        in.rank};
+      if (head < best) {
+        bound = best;
+        best = head;
+        pick = static_cast<int>(i);
+      } else if (head < bound) {
+        bound = head;
+      }
+      continue;
+    }
+    if (!may_wait) continue;
+    bool idle = in.state == input_state::at_end || in.state == input_state::starved;
+    auto until = waits_until(in.waiting, in.waited_from, idle);
+    if (now < until) {
+      wait = true;
+      due = std::min(due, until);
+    }
+  }
+  if (may_wait && st.inputs.size() < st.sources) {
+    // A partition that has not said anything yet: its first fetch is out.
+    auto until = waits_until(st.unseen_waiting, st.unseen_from, false);
+    if (now < until) {
+      wait = true;
+      due = std::min(due, until);
+    }
+  }
+  if (pick < 0) return -1;
+  if (wait) {
+    wake_at(self, due, now);
+    return -1;
+  }
+  if (!may_wait) return pick;
+  // Processing ahead of every empty input: count each once until it has
+  // records again (Kafka Streams' enforced processing).
+  if (st.inputs.size() < st.sources && !st.unseen_ahead) {
+    st.unseen_ahead = true;
+    st.node->counters.enforced_processing.fetch_add(1, std::memory_order_relaxed);
+    log::warn(
+        "task {}[{}]: an input partition did not answer its first fetch in {} s; "
+        "processing ahead of it (results may be out of timestamp order)",
+        st.service->name, st.partition,
+        std::chrono::duration_cast<std::chrono::seconds>(now - st.unseen_from).count());
+  }
+  for (auto& in : st.inputs) {
+    if (in.aligned || in.has_record() || in.ahead) continue;
+    in.ahead = true;
+    st.node->counters.enforced_processing.fetch_add(1, std::memory_order_relaxed);
+    auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - in.waited_from)
+            .count();
+    if (in.state == input_state::at_end || in.state == input_state::starved)
+      log::debug("task {}[{}]: processing ahead of {} after {} ms ({}; "
+                 "max.task.idle.ms={})",
+                 st.service->name, st.partition, in.topic, waited,
+                 in.state == input_state::at_end ? "at its end"
+                                                 : "its records are held by another "
+                                                   "task reading it",
+                 st.max_idle_ms);
+    else
+      log::warn("task {}[{}]: {} has records on the broker that did not arrive in {} "
+                "ms; processing ahead of it (results may be out of timestamp order)",
+                st.service->name, st.partition, in.topic.empty() ? "an input" : in.topic,
+                waited);
+  }
+  return pick;
+}
+
+/// Several inputs: takes the buffered record with the smallest timestamp
+/// next (ties: tables first, then the declaration order), waiting for an
+/// empty input as max.task.idle.ms says, until nothing is left, the task
+/// waits, the producer is full, or the task failed.
+void run_ordered(task_actor* self) {
+  auto& st = self->state;
+  while (!st.awaiting_commit && !st.failed && !st.aborting) {
+    if (st.node->exactly_once) {
+      // In-band markers at the heads: that input's epoch is complete.
+      for (auto& in : st.inputs) {
+        if (in.aligned || in.items.empty() || !in.items.front().marker) continue;
+        auto& m = in.items.front();
+        in.aligned = true;
+        ++st.aligned_inputs;
+        st.epoch = m.epoch;
+        if (m.next_offset >= 0) st.marker_offsets.emplace_back(m.topic, m.next_offset);
+        in.items.pop_front();
+      }
+      if (st.sources > 0 && st.aligned_inputs == st.sources) {
+        close_ordered_slot(self);
+        reach_markers(self);
+        if (!send_ack(self)) return schedule_retry(self);
+        continue;
+      }
+    }
+    std::pair<timestamp_ms, int> bound;
+    auto pick = choose_input(self, bound);
+    if (pick < 0) break;
+    auto& in = st.inputs[static_cast<size_t>(pick)];
+    auto& pb = in.items.front();
+    auto& batch = *pb.batch;
+    if (!st.ctx.slot) st.ctx.slot = st.tracker.open(std::string{});
+    if (!in.in_slot) {
+      in.in_slot = true;
+      st.slot_inputs.push_back(static_cast<size_t>(pick));
+    }
+    // Its records up to the next record of another input, at least one.
+    auto first = in.position;
+    while (in.position < batch.size()) {
+      if (in.position > first &&
+          std::make_pair(batch.timestamp(in.position), in.rank) > bound)
+        break;
+      auto view = batch.view(in.position);
+      if (!handle_one(self, view)) return;
+      in.next_offset = view.offset.value() + 1;
+      ++in.position;
+      if (!st.ctx.overflow.empty()) {
+        // The producer is full: hold the rest of the input until it drains.
+        if (!st.ctx.flush_overflow()) return schedule_retry(self);
+      }
+    }
+    if (in.position == batch.size()) {
+      self->send(pb.source, ack_atom::value, pb.id);
+      in.items.pop_front();
+      in.position = 0;
+    }
+  }
+  if (st.ctx.overflow.empty()) close_ordered_slot(self);
+}
+
+/// Handles queued input until done, blocked by a full producer, or failed.
+void run(task_actor* self) {
+  auto& st = self->state;
+  if (st.failed || st.restoring || st.aborting) return;
+  if (!st.ctx.flush_overflow()) return schedule_retry(self);
+  if (st.ack_pending && !send_ack(self)) return schedule_retry(self);
+  if (st.ordered)
+    run_ordered(self);
+  else
+    run_fifo(self);
+}
+
 /// At each commit interval: flush the stores (their caches write changelog
 /// records into a flush slot), write checkpoints that are safe, and report
 /// what may be committed.
@@ -441,7 +744,8 @@ task_offsets commit_point(task_actor* self, bool flush) {
   bool between_batches = !st.ctx.slot && st.ctx.overflow.empty();
   if (flush && st.shard && !st.restoring && !st.failed && between_batches) {
     st.ctx.slot = st.tracker.open_flush();
-    auto s = st.shard->flush();
+    save_stream_time(self);
+    auto s = st.failed ? status{} : st.shard->flush();
     st.tracker.close(st.ctx.slot);
     st.ctx.slot = nullptr;
     if (!s) fail(self, "flushing state: " + s.message());
@@ -477,6 +781,8 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
   st.ctx.partition = partition;
   st.impl = st.service->factory();
   st.impl->init(partition_id{partition});
+  for (auto& out : st.impl->outputs())
+    st.ctx.key_suffixes.push_back(out.key_suffix);
   // Under exactly_once the transaction decides what commits; the tracker
   // only reports failed deliveries.
   st.tracker = delivery_tracker{!st.service->stores.empty() && !node->exactly_once};
@@ -507,20 +813,55 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
   }
   if (st.service->punctuate_ms > 0)
     st.next_wall_punctuation = now_ms() + st.service->punctuate_ms;
+  // Several input partitions: timestamp order. Equal timestamps go to table
+  // inputs first (a stream record sees a table update of its own time, as
+  // "the table as of the record's time" says), then in declaration order.
+  st.ordered = sources > 1;
+  st.max_idle_ms = node->cfg.get_int("max.task.idle.ms");
+  {
+    auto& topics = st.service->input_topics;
+    for (size_t i = 0; i < topics.size(); ++i)
+      st.ranks[topics[i]] =
+          static_cast<int>(i) + (st.service->table_stores.count(topics[i]) ? 0 : 1 << 20);
+  }
   return {
-      [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source) {
+      [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source, uint8_t state) {
         auto& st = self->state;
         if (st.stopping && (st.restoring || st.failed)) {
           self->send(source, ack_atom::value, id);
           return;
         }
-        st.queue.push_back({std::move(batch), id, std::move(source)});
-        if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
+        if (!st.ordered) {
+          st.queue.push_back({std::move(batch), id, std::move(source)});
+          if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
+          return;
+        }
+        auto& in = input_of(self, source);
+        learn_topic(self, in, batch->view(0).topic);
+        set_input_state(in, state);
+        in.waiting = false;
+        in.ahead = false;
+        in.items.push_back({std::move(batch), id, std::move(source)});
+        if (!st.retry_scheduled) run(self);
+      },
+      [self](input_atom, uint8_t state) {
+        auto& st = self->state;
+        if (!st.ordered) return;
+        auto& in = input_of(self, caf::actor_cast<caf::actor>(self->current_sender()));
+        set_input_state(in, state);
+        if (!st.retry_scheduled) run(self);
+      },
+      [self](idle_atom) {
+        auto& st = self->state;
+        st.idle_timer = false;
+        if (!st.retry_scheduled) run(self);
       },
       [self](restored_atom, const std::string& error) {
         auto& st = self->state;
         if (!error.empty()) return fail(self, "restoring state: " + error);
         st.restoring = false;
+        load_stream_time(self);
+        if (st.failed) return;
         st.shard->set_ready(true);
         self->send(st.supervisor, restored_atom::value, st.task_index);
         run(self);
@@ -538,6 +879,13 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         m.epoch = epoch;
         m.topic = topic;
         m.next_offset = next;
+        if (st.ordered) {
+          auto& in = input_of(self, m.source);
+          learn_topic(self, in, topic);
+          in.items.push_back(std::move(m));
+          if (!st.retry_scheduled) run(self);
+          return;
+        }
         st.queue.push_back(std::move(m));
         if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
       },
@@ -550,6 +898,16 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
             st.ack_pending)
           return;
         st.epoch = epoch;
+        if (st.ordered) {
+          // Each input is cut after the last record handled from it.
+          st.marker_offsets.clear();
+          for (auto& in : st.inputs)
+            if (in.next_offset >= 0)
+              st.marker_offsets.emplace_back(in.topic, in.next_offset);
+          reach_markers(self);
+          if (!st.failed && !send_ack(self)) schedule_retry(self);
+          return;
+        }
         st.marker_offsets.assign(st.next_offsets.begin(), st.next_offsets.end());
         if (!st.queue.empty() && st.position > 0 && !st.queue.front().marker) {
           auto& b = *st.queue.front().batch;
@@ -579,6 +937,9 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         st.awaiting_commit = false;
         st.aligned.clear();
         st.marker_offsets.clear();
+        for (auto& in : st.inputs)
+          in.aligned = false;
+        st.aligned_inputs = 0;
         while (!st.held.empty()) {
           st.queue.push_front(std::move(st.held.back()));
           st.held.pop_back();
@@ -615,11 +976,21 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         // their offsets is committed, and a restart reads them again.
         auto& st = self->state;
         st.stopping = true;
-        if (!st.restoring && !st.failed) return;
+        if (!st.restoring && !st.failed) {
+          // Nothing more comes: no input is waited for any longer.
+          if (st.ordered && !st.retry_scheduled) run(self);
+          return;
+        }
         for (auto& pb : st.queue)
           self->send(pb.source, ack_atom::value, pb.id);
         st.queue.clear();
         st.position = 0;
+        for (auto& in : st.inputs) {
+          for (auto& pb : in.items)
+            if (!pb.marker) self->send(pb.source, ack_atom::value, pb.id);
+          in.items.clear();
+          in.position = 0;
+        }
       },
   };
 }

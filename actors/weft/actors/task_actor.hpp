@@ -4,8 +4,24 @@
 // node's producer without blocking, applies the bad-record policy, and tracks
 // which input offsets may be committed (see delivery_tracker.hpp).
 //
-// Messages: (batch, records, id, partition actor) -> (ack, id) to the
-// partition actor once the batch is handled; tick from the supervisor ->
+// Timestamp order. A task with several input partitions (`sources` > 1:
+// streams, tables, repartitions) keeps one queue per partition and takes
+// next the buffered record with the smallest timestamp (equal timestamps:
+// table inputs first, then declaration order), as Kafka Streams does. When a
+// partition has nothing buffered it waits, going by the partition actor's
+// input_state (messages.hpp): for records still on the broker (behind, or
+// not heard from yet) until they come (at most 30 s, a liveness bound),
+// for a partition at its end (or starved by another task) up to
+// max.task.idle.ms; then it processes ahead of it, once counted in
+// node_counters::enforced_processing. max.task.idle.ms=-1 never waits;
+// stopping never waits. One partition takes a plain queue: no cost.
+//
+// Stream time, the largest timestamp handled, is written into the service's
+// stream-time store at every commit point and read back after the restore.
+//
+// Messages: (batch, records, id, partition actor, input_state) -> (ack, id)
+// to the partition actor once the batch is handled; (input, input_state)
+// from a partition actor; tick from the supervisor ->
 // (offsets, task index, next offset) back; fatal errors -> (failed, text).
 // If the producer's queue is full the task keeps the records it could not
 // hand over, stops taking input, and retries a millisecond later: the

@@ -91,7 +91,11 @@ size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
       v[kept++] = m;
       continue;
     }
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      // The fetch reached the end at this offset; the records before it are
+      // ahead of the event in the queue, so they were drained already.
+      eof_ = std::max(eof_, static_cast<int64_t>(m->offset));
+    } else {
       auto st = from_rd(m->err, "fetch " + to_string(tp_));
       log::warn("{} ({})", st.message(), rd_kafka_message_errstr(m));
       if (error) *error = std::move(st);
@@ -108,6 +112,24 @@ size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
 
 size_t partition_queue::size() const {
   return rd_kafka_queue_length(q_);
+}
+
+bool partition_queue::at_end() const {
+  if (eof_ >= 0 && eof_ >= next_) return true;
+  if (next_ < 0) return false; // nothing drained: the start offset is unknown here
+  int64_t lo = -1, hi = -1;
+  if (rd_kafka_get_watermark_offsets(rk_, tp_.topic.c_str(), tp_.partition.value(), &lo,
+                                     &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      hi < 0)
+    return false;
+  if (next_ >= hi) return true;
+  // A read_committed reader is not handed the commit marker that ends a
+  // transactional topic, but its position moves past it as the queue is
+  // drained (see shard::restore_all): at the high watermark there is nothing
+  // left (an open transaction keeps the position below it).
+  auto l = make_tp_list({{tp_, weft::offset{RD_KAFKA_OFFSET_INVALID}}});
+  if (rd_kafka_position(rk_, l.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+  return l->elems[0].offset >= hi;
 }
 
 void partition_queue::trampoline(rd_kafka_t*, void* opaque) {
@@ -162,7 +184,9 @@ consumer::create(std::map<std::string, std::string> props, error_handler on_erro
     return make_error(errc::invalid_config, "consumer needs group.id");
   props.emplace("enable.auto.commit", "false");
   props.emplace("auto.offset.reset", "earliest");
-  props.emplace("enable.partition.eof", "false");
+  // Partition queues learn from it that a partition is at its end
+  // (partition_queue::at_end); drain() and poll_events() drop the events.
+  props.emplace("enable.partition.eof", "true");
   auto conf = make_conf(props);
   if (!conf) return conf.error();
   std::unique_ptr<consumer> c{new consumer};

@@ -44,6 +44,10 @@ class message_batch {
   record_view view(size_t i) const;
   /// Offset of the last message plus one: where to resume after this batch.
   weft::offset next_offset() const;
+  /// The timestamp of message i (cheaper than view(i).timestamp).
+  timestamp_ms timestamp(size_t i) const {
+    return rd_kafka_message_timestamp(msgs_[i], nullptr);
+  }
 
  private:
   std::vector<rd_kafka_message_t*> msgs_;
@@ -76,6 +80,22 @@ class partition_queue {
   /// Messages (and events) waiting in the queue.
   size_t size() const;
 
+  /// Whether every record of the partition that was on the broker when it
+  /// last answered a fetch has been drained: the partition is known to be at
+  /// its end (Kafka Streams: its fetched lag is 0). False while unknown
+  /// (before the first fetch answer) or while records are known to be there
+  /// that the queue has not handed out yet.
+  ///
+  /// Two sources, because neither covers every case: librdkafka's cached high
+  /// watermark of the last fetch answer (immediate, but a read_committed
+  /// reader of a transactional topic never receives the commit marker at
+  /// its end), and the partition-EOF event (enable.partition.eof, which
+  /// consumer::create turns on) that librdkafka queues after the last record
+  /// once a fetch reaches the end, at the last stable offset under
+  /// read_committed (exact, but it comes with the next fetch answer, up to
+  /// fetch.wait.max.ms later). Non-blocking: reads librdkafka's cache.
+  bool at_end() const;
+
   /// Calls `wake` (on a librdkafka thread: keep it short and non-blocking)
   /// each time the queue goes from empty to non-empty. Pass {} to stop.
   void on_ready(std::function<void()> wake);
@@ -88,6 +108,7 @@ class partition_queue {
   std::unique_ptr<std::function<void()>> wake_;
   std::vector<std::unique_ptr<std::function<void()>>> retired_;
   int64_t next_ = -1; ///< after the last message drained
+  int64_t eof_ = -1;  ///< offset of the last end-of-partition event drained
 };
 
 class consumer {
@@ -96,8 +117,10 @@ class consumer {
 
   /// Creates a consumer. `props` are librdkafka properties and must include
   /// group.id. weft sets enable.auto.commit=false (it commits what it has
-  /// processed) and auto.offset.reset=earliest unless given. `on_error` gets
-  /// client errors (broker down, fatal errors) on the poll_events() thread.
+  /// processed), auto.offset.reset=earliest and enable.partition.eof=true
+  /// (partition_queue::at_end; drain() and poll_events() swallow the events)
+  /// unless given. `on_error` gets client errors (broker down, fatal errors)
+  /// on the poll_events() thread.
   static result<std::unique_ptr<consumer>>
   create(std::map<std::string, std::string> props, error_handler on_error = {});
   consumer(const consumer&) = delete;

@@ -7,6 +7,35 @@
 
 namespace weft::kafka {
 
+namespace {
+
+// A record's key_suffix travels to the partitioner in the two low bits of
+// its opaque pointer (librdkafka hands the partitioner nothing else of the
+// record but its key): 1 = 8 bytes, 2 = 16 bytes.
+constexpr uintptr_t suffix_bits = 3;
+
+void* tag(void* opaque, uint8_t key_suffix) {
+  auto bits = key_suffix == 8 ? 1u : key_suffix == 16 ? 2u : 0u;
+  return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(opaque) | bits);
+}
+
+void* untag(void* opaque) {
+  return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(opaque) & ~suffix_bits);
+}
+
+size_t suffix_of(const void* opaque) {
+  switch (reinterpret_cast<uintptr_t>(opaque) & suffix_bits) {
+  case 1:
+    return 8;
+  case 2:
+    return 16;
+  default:
+    return 0;
+  }
+}
+
+} // namespace
+
 void producer::dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* self = static_cast<producer*>(opaque);
   if (!self->on_delivery_) {
@@ -15,12 +44,24 @@ void producer::dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   }
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     static const status ok;
-    self->on_delivery_(m->_private, ok, m->offset);
+    self->on_delivery_(untag(m->_private), ok, m->offset);
   } else {
     self->on_delivery_(
-        m->_private,
+        untag(m->_private),
         from_rd(m->err, std::string{"deliver to "} + rd_kafka_topic_name(m->rkt)), -1);
   }
+}
+
+int32_t producer::partition_cb(const rd_kafka_topic_t* rkt, const void* key,
+                               size_t key_len, int32_t partitions, void* rkt_opaque,
+                               void* msg_opaque) {
+  auto suffix = suffix_of(msg_opaque);
+  if (suffix > 0 && key && key_len >= suffix)
+    // Kafka Streams' WindowedStreamPartitioner: murmur2 of the plain key.
+    return rd_kafka_msg_partitioner_murmur2(rkt, key, key_len - suffix, partitions,
+                                            rkt_opaque, msg_opaque);
+  auto* self = static_cast<producer*>(rkt_opaque);
+  return self->partitioner_(rkt, key, key_len, partitions, rkt_opaque, msg_opaque);
 }
 
 void producer::error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
@@ -46,11 +87,34 @@ producer::create(std::map<std::string, std::string> props, delivery_handler on_d
                  error_handler on_error) {
   props.emplace("enable.idempotence", "true");
   props.emplace("linger.ms", "5");
+  // librdkafka's default, named so that the default topic configuration
+  // (where partition_cb goes) exists.
+  props.emplace("partitioner", "consistent_random");
   auto conf = make_conf(props);
   if (!conf) return conf.error();
   std::unique_ptr<producer> p{new producer};
   p->on_delivery_ = std::move(on_delivery);
   p->on_error_ = std::move(on_error);
+  // Every topic partitions through partition_cb, which hands plain keys to
+  // the configured partitioner (librdkafka's default: consistent_random).
+  static const std::map<std::string, partitioner_fn> partitioners{
+      {"random", &rd_kafka_msg_partitioner_random},
+      {"consistent", &rd_kafka_msg_partitioner_consistent},
+      {"consistent_random", &rd_kafka_msg_partitioner_consistent_random},
+      {"murmur2", &rd_kafka_msg_partitioner_murmur2},
+      {"murmur2_random", &rd_kafka_msg_partitioner_murmur2_random},
+      {"fnv1a", &rd_kafka_msg_partitioner_fnv1a},
+      {"fnv1a_random", &rd_kafka_msg_partitioner_fnv1a_random}};
+  auto fn = partitioners.find(props["partitioner"]);
+  auto* tconf = rd_kafka_conf_get_default_topic_conf(conf->get());
+  if (fn == partitioners.end() || !tconf)
+    return make_error(errc::invalid_config,
+                      "librdkafka property 'partitioner': '" + props["partitioner"] +
+                          "' is not one of random, consistent, consistent_random, "
+                          "murmur2, murmur2_random, fnv1a, fnv1a_random");
+  p->partitioner_ = fn->second;
+  rd_kafka_topic_conf_set_partitioner_cb(tconf, &producer::partition_cb);
+  rd_kafka_topic_conf_set_opaque(tconf, p.get());
   rd_kafka_conf_set_opaque(conf->get(), p.get());
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &producer::dr_cb);
   rd_kafka_conf_set_error_cb(conf->get(), &producer::error_cb);
@@ -83,7 +147,16 @@ producer::~producer() {
 status producer::send(std::string_view topic, int32_t partition,
                       std::optional<std::string_view> key,
                       std::optional<std::string_view> value, timestamp_ms ts,
-                      const std::vector<header>* headers, void* opaque) {
+                      const std::vector<header>* headers, void* opaque,
+                      uint8_t key_suffix) {
+  if (key_suffix != 0) {
+    if ((key_suffix != 8 && key_suffix != 16) || !key || key->size() < key_suffix)
+      return make_error(errc::invalid_argument,
+                        "produce to '" + std::string{topic} + "': key_suffix " +
+                            std::to_string(key_suffix) +
+                            " must be 8 or 16 and no longer than the key");
+    opaque = tag(opaque, key_suffix);
+  }
   rd_kafka_headers_t* hdrs = nullptr;
   if (headers && !headers->empty()) {
     hdrs = rd_kafka_headers_new(headers->size());
@@ -122,7 +195,7 @@ status producer::send(const record& r, void* opaque) {
   std::optional<std::string_view> k, v;
   if (r.key) k = *r.key;
   if (r.value) v = *r.value;
-  return send(r.topic, r.partition, k, v, r.timestamp, &r.headers, opaque);
+  return send(r.topic, r.partition, k, v, r.timestamp, &r.headers, opaque, r.key_suffix);
 }
 
 status producer::flush(int timeout_ms) {

@@ -41,7 +41,7 @@ class producer {
   /// record's offset, or the error that made librdkafka give up on it (after
   /// its own retries) and -1.
   using delivery_handler =
-    std::function<void(void* opaque, const status& st, int64_t offset)>;
+      std::function<void(void* opaque, const status& st, int64_t offset)>;
   using error_handler = std::function<void(const status&)>;
 
   /// Creates a producer with enable.idempotence=true (unless the caller sets
@@ -57,11 +57,17 @@ class producer {
   ~producer();
 
   /// Enqueues a record (bytes are copied into librdkafka's queue).
-  /// partition < 0 lets the partitioner hash the key.
+  /// partition < 0 lets the partitioner hash the key, without its last
+  /// `key_suffix` bytes (0, 8 or 16: see record::key_suffix; windowed keys
+  /// always hash with murmur2, as Kafka Streams does, whatever the
+  /// `partitioner` property says). `opaque` comes back to the delivery
+  /// handler; it must be aligned to 4 bytes (any object pointer is): the
+  /// producer carries key_suffix in its two low bits. errc::invalid_argument
+  /// for another key_suffix, or one longer than the key.
   status send(std::string_view topic, int32_t partition,
               std::optional<std::string_view> key, std::optional<std::string_view> value,
               timestamp_ms ts = 0, const std::vector<header>* headers = nullptr,
-              void* opaque = nullptr);
+              void* opaque = nullptr, uint8_t key_suffix = 0);
   status send(const record& r, void* opaque = nullptr);
 
   /// Waits until every queued record is delivered or failed.
@@ -87,6 +93,12 @@ class producer {
  private:
   producer() = default;
   static void dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
+  static int32_t partition_cb(const rd_kafka_topic_t* rkt, const void* key,
+                              size_t key_len, int32_t partitions, void* rkt_opaque,
+                              void* msg_opaque);
+  using partitioner_fn = int32_t (*)(const rd_kafka_topic_t*, const void*, size_t,
+                                     int32_t, void*, void*);
+  partitioner_fn partitioner_ = nullptr; ///< the configured one, for plain keys
   static void error_cb(rd_kafka_t*, int err, const char* reason, void* opaque);
   rd_kafka_t* rk_ = nullptr;
   delivery_handler on_delivery_;

@@ -46,10 +46,9 @@
 //   (Kafka 3.x: a record could extend it until then); on_window_close writes
 //   it then, once. Sessions need a merger (aggregate's `merger`). The store
 //   retains sessions 2 * gap + grace behind the newest session end.
-// - Partitions: results are partitioned by the hash of the whole output key.
-//   For windowed keys that differs from Kafka Streams, whose
-//   WindowedStreamPartitioner hashes the plain key only (context::emit_bytes
-//   does not know the output's partition count to do the same).
+// - Partitions: a result goes to the partition of its plain key, windowed
+//   or not (murmur2 of the key bytes without the window, as Kafka Streams'
+//   WindowedStreamPartitioner), so it is co-partitioned with the input.
 // - Late: a record whose window closed (time: end <= stream time - grace;
 //   session: merged end < stream time - grace - gap) is dropped and counted
 //   in drops().late. Timestamps below 0 are dropped (drops().negative_timestamp).
@@ -61,6 +60,7 @@
 //   merger(const K&, const A&, const A&) -> A
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -319,6 +319,7 @@ class session_aggregate_service final : public keyed_operator<KS, VS> {
   }
   void index(context& ctx, const key_type& k, state::session_window w) {
     if (ends_.empty()) return;
+    closed_below_ = std::min(closed_below_, w.end);
     detail::throw_if_error(
         ctx.kv_store(ends_).put(index_key(KS::serialize(k), w), std::string_view{}));
   }
@@ -329,9 +330,15 @@ class session_aggregate_service final : public keyed_operator<KS, VS> {
 
   /// Writes and removes every session that ends before `close_time`.
   void emit_closed(context& ctx, timestamp_ms close_time) {
+    if (close_time <= closed_below_) return;
     auto& index = ctx.kv_store(ends_);
     std::vector<std::string> due;
-    detail::throw_if_error(index.range({}, detail::sortable_time(close_time),
+    // Sessions ending before closed_below_ went out before: starting after
+    // them spares the scan the index's deletion markers.
+    const auto from = closed_below_ == std::numeric_limits<timestamp_ms>::min()
+                          ? std::string{}
+                          : detail::sortable_time(closed_below_);
+    detail::throw_if_error(index.range(from, detail::sortable_time(close_time),
                                        [&](std::string_view k, std::string_view) {
                                          due.emplace_back(k);
                                          return true;
@@ -358,6 +365,7 @@ class session_aggregate_service final : public keyed_operator<KS, VS> {
       }
       detail::throw_if_error(index.remove(entry));
     }
+    closed_below_ = close_time;
   }
 
   session_window_spec s_;
@@ -366,6 +374,8 @@ class session_aggregate_service final : public keyed_operator<KS, VS> {
   output<session_windowed_serde<KS>, AS> out_;
   session_handle<KS, AS> store_;
   std::string ends_; ///< index store of open sessions (on_window_close only)
+  /// No indexed session ends before this (lowered by an earlier end).
+  timestamp_ms closed_below_ = std::numeric_limits<timestamp_ms>::min();
 };
 
 template <class KS, class VS>

@@ -100,11 +100,12 @@ void host::add_source(input_ref in, source_fn fn) {
   sources_[index] = std::move(fn);
 }
 
-size_t host::output(const std::string& name, output_kind kind) {
+size_t host::output(const std::string& name, output_kind kind, uint8_t key_suffix) {
   auto& outs = outputs();
   for (size_t i = 0; i < outs.size(); ++i)
-    if (outs[i].name == name && outs[i].kind == kind) return i;
-  return add_output(name, kind);
+    if (outs[i].name == name && outs[i].kind == kind && outs[i].key_suffix == key_suffix)
+      return i;
+  return add_output(name, kind, key_suffix);
 }
 
 embedded_op& host::op(size_t id) {
@@ -131,8 +132,9 @@ embedded_op& host::op(size_t id) {
       table_stores_.insert(t.store);
     }
   }
+  // The operator's stream-time store is the host's (the task's time).
   for (auto& s : svc.stores())
-    if (!table_stores_.count(s.name)) add_store(s);
+    if (!s.internal && !table_stores_.count(s.name)) add_store(s);
   if (auto every = svc.punctuate_interval_ms();
       every > 0 && (punctuate_interval_ms() == 0 || every < punctuate_interval_ms()))
     set_punctuate_interval(every);
@@ -312,6 +314,7 @@ std::string topology::describe(const std::shared_ptr<const topology>& self) cons
       steps.push_back(n.label);
     }
     for (auto& s : h.stores()) {
+      if (s.internal) continue;
       const char* kind = s.type == store_decl::kind::kv       ? "kv"
                          : s.type == store_decl::kind::window ? "window"
                                                               : "session";

@@ -119,9 +119,9 @@
 //   same); to share one, repartition() before group_by_key().
 // - Two joins with the same source table in one service are refused by
 //   build(): a table topic fills one store per task. Join once and branch.
-// - Operator results go to the partition of the hash of the whole output
-//   key (see aggregate.hpp); an operator's explicit partition or headers are
-//   not carried on.
+// - An operator's explicit partition or headers are not carried on: a sink
+//   partitions by the hash of the key, of the plain key for windowed keys
+//   (as Kafka Streams' WindowedStreamPartitioner).
 
 #include <cstdint>
 #include <functional>
@@ -330,8 +330,9 @@ class host final : public operator_base {
 
   /// Declares input `in`; `fn` handles its records.
   void add_source(input_ref in, source_fn fn);
-  /// The index of output `name`, declared on first use.
-  size_t output(const std::string& name, output_kind kind);
+  /// The index of output `name` (keys partitioned without their last
+  /// `key_suffix` bytes, see output_decl), declared on first use.
+  size_t output(const std::string& name, output_kind kind, uint8_t key_suffix = 0);
   /// The embedded operator of op node `id`, created on first use.
   embedded_op& op(size_t id);
   /// The embedded operators, in creation order.
@@ -480,7 +481,7 @@ void add_sink(topology& t, port<typename KS::value_type, typename VS::value_type
   t.add(sink);
   t.link(from, *sink);
   from.downstream.push_back([name, kind](host& h) -> push_fn<K, V> {
-    const size_t index = h.output(name, kind);
+    const size_t index = h.output(name, kind, partition_key_suffix_v<KS>);
     return [index](const K& k, const V& v, timestamp_ms ts, context& ctx) {
       ctx.emit_bytes(index, encode<KS>(k), encode<VS>(v), -1, ts);
     };

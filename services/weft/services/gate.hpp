@@ -48,6 +48,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -180,6 +181,7 @@ class gate : public operator_base {
     } else {
       e.started = now;
       e.deadline = now + timeout_;
+      scan_from_ = std::min(scan_from_, e.deadline);
       detail::throw_if_error(
           ctx.kv_store(deadlines_)
               .put(detail::sortable_time(e.deadline) + key, std::string_view{}));
@@ -228,10 +230,17 @@ class gate : public operator_base {
 
   /// Ends every correlation whose deadline is at or before `now`.
   void expire(context& ctx, timestamp_ms now) {
+    if (now < scan_from_) return; // nothing can be due
     auto& deadlines = ctx.kv_store(deadlines_);
     std::vector<std::string> due;
-    // Keys are deadline + key bytes, so [start, now + 1) is every deadline <= now.
-    detail::throw_if_error(deadlines.range({}, detail::sortable_time(now + 1),
+    // Keys are deadline + key bytes, so [start, now + 1) is every deadline <=
+    // now. Those before scan_from_ were removed by an earlier call: starting
+    // after them spares the scan the store's deletion markers (from the
+    // store's start it grew with every expired correlation).
+    const auto from = scan_from_ == std::numeric_limits<timestamp_ms>::min()
+                          ? std::string{}
+                          : detail::sortable_time(scan_from_);
+    detail::throw_if_error(deadlines.range(from, detail::sortable_time(now + 1),
                                            [&](std::string_view k, std::string_view) {
                                              due.emplace_back(k);
                                              return true;
@@ -250,10 +259,14 @@ class gate : public operator_base {
       }
       detail::throw_if_error(deadlines.remove(d));
     }
+    scan_from_ = now + 1;
   }
 
   timestamp_ms timeout_;
   gate_clock clock_;
+  /// No deadline before this is left (lowered when one is set before it);
+  /// the lowest possible after a restart.
+  timestamp_ms scan_from_ = std::numeric_limits<timestamp_ms>::min();
   std::string state_;
   std::string deadlines_;
   std::vector<part_decl> parts_;

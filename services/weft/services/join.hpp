@@ -70,6 +70,7 @@
 // record that closed its window.
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -352,6 +353,7 @@ class stream_stream_join_service final : public operator_base {
     if (partners.empty() && outer_side(side)) {
       auto& outer = ctx.kv_store(outer_);
       auto okey = outer_key(ts, side, key);
+      expired_below_ = std::min(expired_below_, ts);
       auto list = detail::value_or_throw(outer.get(okey)).value_or(std::string{});
       append_value(list, *r.value);
       detail::throw_if_error(outer.put(okey, list));
@@ -391,10 +393,16 @@ class stream_stream_join_service final : public operator_base {
   /// closed: t + look_ahead(side) + grace < stream time.
   void emit_expired(context& ctx, timestamp_ms stream_time) {
     const auto bound = stream_time - w_.grace - std::min(w_.before, w_.after);
+    if (bound <= expired_below_) return;
     auto& outer = ctx.kv_store(outer_);
     std::vector<std::pair<std::string, std::string>> due;
+    // Records waiting since before expired_below_ went out before: starting
+    // after them spares the scan the store's deletion markers.
+    const auto from = expired_below_ == std::numeric_limits<timestamp_ms>::min()
+                          ? std::string{}
+                          : detail::sortable_time(expired_below_);
     detail::throw_if_error(outer.range(
-        {}, detail::sortable_time(bound), [&](std::string_view k, std::string_view v) {
+        from, detail::sortable_time(bound), [&](std::string_view k, std::string_view v) {
           auto t = detail::from_sortable_time(k.substr(0, 8));
           int side = static_cast<unsigned char>(k[8]);
           if (t + look_ahead(side) + w_.grace < stream_time)
@@ -419,12 +427,17 @@ class stream_stream_join_service final : public operator_base {
       }
       detail::throw_if_error(outer.remove(k));
     }
+    // Waiting records older than this were due on both sides: all gone.
+    expired_below_ =
+        std::max(expired_below_, stream_time - w_.grace - std::max(w_.before, w_.after));
   }
 
   join_window w_;
   Joiner joiner_;
   std::string stores_[2];
   std::string outer_;
+  /// No record waits in outer_ since before this (lowered by an older one).
+  timestamp_ms expired_below_ = std::numeric_limits<timestamp_ms>::min();
   output<KS, VRS> out_;
 };
 

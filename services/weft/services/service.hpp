@@ -36,6 +36,9 @@ enum class output_kind {
 struct output_decl {
   std::string name; ///< topic name, or the repartition's short name
   output_kind kind = output_kind::external;
+  /// Key bytes at the end the partitioner skips: 8 or 16 for windowed keys
+  /// (partition_key_suffix_v of the output's key serde), else 0.
+  uint8_t key_suffix = 0;
 };
 
 /// A declared input: a topic the user owns, or another service's repartition
@@ -53,8 +56,11 @@ struct store_decl {
   enum class kind { kv, window, session };
   std::string name;
   kind type = kind::kv;
-  timestamp_ms retention_ms = 0; ///< window/session: how long windows are kept
+  timestamp_ms retention_ms = 0;   ///< window/session: how long windows are kept
   timestamp_ms window_size_ms = 0; ///< window: size (for fetch bounds), 0 for kv/session
+  /// Declared by weft, not by the service: the store that keeps the task's
+  /// stream time (service_base::stream_time_store).
+  bool internal = false;
 };
 
 /// A table input: each record of `topic` upserts (or, as a tombstone,
@@ -98,7 +104,9 @@ class context {
   virtual timestamp_ms wall_time() const = 0;
 
   /// Emits raw bytes to declared output `index`. partition < 0: by key hash
-  /// (murmur2, as Kafka's Java client). ts 0: the current record's timestamp.
+  /// (murmur2, as Kafka's Java client; for an output with windowed keys,
+  /// output_decl::key_suffix, the hash of the plain key). ts 0: the current
+  /// record's timestamp.
   /// Never blocks and never fails from the handler's point of view: if the
   /// producer is full the runtime holds further input until it drains.
   virtual void emit_bytes(size_t output_index, std::optional<std::string> key,
@@ -127,23 +135,38 @@ class service_base {
 
   /// Called after a record of a table input (add_table, not global) was
   /// applied to its store; `old_value` is what the store held before.
-  virtual void on_table_update(const record_view& r, std::optional<std::string_view> old_value,
-                               context& ctx) {}
+  virtual void on_table_update(const record_view& r,
+                               std::optional<std::string_view> old_value, context& ctx) {}
 
   /// Called every punctuate_interval_ms of wall-clock time and whenever stream
   /// time advanced past the next multiple of it (timeouts, closing windows).
   virtual void on_punctuate(context& ctx) {}
 
+  /// The stores the service declared, and with the first of them
+  /// stream_time_store(name()) (so a stateless service has none).
   const std::vector<store_decl>& stores() const { return stores_; }
+
+  /// The kv store, declared with a service's first store, in which the
+  /// runtime keeps each task's stream time (under key "task", an int64):
+  /// written with the rest of the state at every commit and restored with
+  /// it, so windows, grace periods and stream-time timeouts go on after a
+  /// restart or failover where they were.
+  static std::string stream_time_store(std::string_view service) {
+    return std::string{service} + "-stream-time";
+  }
   const std::vector<table_decl>& tables() const { return tables_; }
   /// 0: never punctuated.
   timestamp_ms punctuate_interval_ms() const { return punctuate_ms_; }
 
  protected:
-  void add_store(store_decl d) { stores_.push_back(std::move(d)); }
+  void add_store(store_decl d) {
+    declare_stream_time();
+    stores_.push_back(std::move(d));
+  }
   /// A table input (KTable): the topic must be co-partitioned with the
   /// service's other inputs (same partition count), checked at start-up.
   void add_table(std::string topic, std::string store) {
+    declare_stream_time();
     stores_.push_back({store, store_decl::kind::kv});
     tables_.push_back({std::move(topic), std::move(store), false});
   }
@@ -156,12 +179,19 @@ class service_base {
   void add_internal_input(std::string name) {
     inputs_.push_back({std::move(name), true});
   }
-  size_t add_output(std::string topic, output_kind kind) {
-    outputs_.push_back({std::move(topic), kind});
+  /// `key_suffix`: see output_decl (the typed helpers pass
+  /// partition_key_suffix_v<KeySerde>).
+  size_t add_output(std::string topic, output_kind kind, uint8_t key_suffix = 0) {
+    outputs_.push_back({std::move(topic), kind, key_suffix});
     return outputs_.size() - 1;
   }
 
  private:
+  void declare_stream_time() {
+    if (stores_.empty())
+      stores_.push_back({stream_time_store(name_), store_decl::kind::kv, 0, 0, true});
+  }
+
   std::string name_;
   std::vector<input_decl> inputs_;
   std::vector<output_decl> outputs_;

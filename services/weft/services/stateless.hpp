@@ -73,12 +73,14 @@ class stateless : public service_base {
   /// Declares an output topic the user owns.
   template <class KS, class VS>
   output<KS, VS> to(std::string topic) {
-    return output<KS, VS>{add_output(std::move(topic), output_kind::external)};
+    return output<KS, VS>{
+        add_output(std::move(topic), output_kind::external, partition_key_suffix_v<KS>)};
   }
   /// Declares an internal repartition topic (see repartition_topic()).
   template <class KS, class VS>
   output<KS, VS> repartition(std::string name) {
-    return output<KS, VS>{add_output(std::move(name), output_kind::repartition)};
+    return output<KS, VS>{add_output(std::move(name), output_kind::repartition,
+                                     partition_key_suffix_v<KS>)};
   }
 
  private:

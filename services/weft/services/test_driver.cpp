@@ -105,10 +105,16 @@ class test_driver::task_context final : public context {
     r.topic = decl.kind == output_kind::repartition
                   ? repartition_topic(driver_.app_, decl.name)
                   : decl.name;
-    if (partition >= 0)
+    if (partition >= 0) {
       r.partition = partition;
-    else if (key)
-      r.partition = partition_for(*key, driver_.partitions_);
+    } else if (key) {
+      // Windowed keys: the plain key's partition (the producer does the same).
+      std::string_view hashed{*key};
+      if (decl.key_suffix > 0 && hashed.size() >= decl.key_suffix)
+        hashed.remove_suffix(decl.key_suffix);
+      r.partition = partition_for(hashed, driver_.partitions_);
+      r.key_suffix = decl.key_suffix;
+    }
     r.key = std::move(key);
     r.value = std::move(value);
     r.timestamp = ts != 0 ? ts : current_.timestamp;

@@ -38,8 +38,9 @@
 //   the timestamp resolved (0 = the current record's; during punctuation the
 //   punctuation's time: stream time, or wall time for wall-clock punctuation)
 //   and the partition resolved (negative: partition_for(key, partitions) for
-//   keyed records, -1 for unkeyed ones). read_output() takes them out in
-//   order.
+//   keyed records — of the plain key for an output with windowed keys, see
+//   output_decl::key_suffix — and -1 for unkeyed ones). read_output() takes
+//   them out in order.
 //
 // Errors. A record the service cannot handle surfaces at once: pipe() throws
 // weft_error — the service's own weft_error (e.g. errc::bad_record for a

@@ -16,7 +16,10 @@
 // sessionWindowedSerdeFrom(K):
 //   time window:    <key bytes><window start, int64 big-endian>
 //   session window: <key bytes><session end, int64 BE><session start, int64 BE>
-// The value is the aggregate, in the aggregate's own serde.
+// The value is the aggregate, in the aggregate's own serde. A record keyed
+// with these serdes goes to the partition of its plain key (murmur2 of the
+// key bytes alone, Kafka Streams' WindowedStreamPartitioner), so windowed
+// results are co-partitioned with the key's other topics.
 
 #include <cstdint>
 #include <limits>
@@ -106,6 +109,8 @@ struct time_windowed_serde {
                 "time_windowed_serde<KS>: KS must be a non-nullable weft serde");
   using value_type = windowed<typename KS::value_type>;
   static constexpr const char* name = "time windowed";
+  /// Partition by the plain key (serde.hpp, partition_key_suffix).
+  static constexpr uint8_t partition_key_suffix = 8;
 
   static std::string serialize(const value_type& w) {
     std::string out = KS::serialize(w.key);
@@ -136,6 +141,8 @@ struct session_windowed_serde {
                 "session_windowed_serde<KS>: KS must be a non-nullable weft serde");
   using value_type = windowed<typename KS::value_type>;
   static constexpr const char* name = "session windowed";
+  /// Partition by the plain key (serde.hpp, partition_key_suffix).
+  static constexpr uint8_t partition_key_suffix = 16;
 
   static std::string serialize(const value_type& w) {
     std::string out = KS::serialize(w.key);
