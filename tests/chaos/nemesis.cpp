@@ -219,8 +219,10 @@ int64_t restart_broker(int64_t down_ms) {
   auto port = boot.substr(boot.rfind(':') + 1);
   auto start = clock_type::now();
   auto run = [&](const std::string& verb) {
-    std::string cmd = std::string{tool} + " " + verb + " --port " + port + " --data " +
-                      data + " >>/tmp/weft-chaos-broker-" + port + ".log 2>&1";
+    // A start waits up to 120 s for the broker (it recovers its logs first).
+    std::string cmd = "WEFT_BROKER_START_TIMEOUT=120 " + std::string{tool} + " " + verb +
+                      " --port " + port + " --data " + data +
+                      " >>/tmp/weft-chaos-broker-" + port + ".log 2>&1";
     return std::system(cmd.c_str());
   };
   // A stop that had to kill the JVM still stopped it: start regardless, and
