@@ -224,7 +224,9 @@ TEST_CASE("chaos: the counter pipeline on three nodes rides out a fault storm wi
                         .count();
   sum.check("settled after the last fault", settle.has_value(),
             settle ? fmt_ms(settled_ms)
-                   : "not within " + fmt_ms(o.settle_bound_ms) + ": " + why);
+                   : "not within " + fmt_ms(o.settle_bound_ms) + ": " + why +
+                         " (views: " + o.log_dir + "/" + app + "-views.jsonl)");
+  if (!settle) c.dump_views(o.log_dir + "/" + app + "-views.jsonl");
   int crashed = 0;
   for (auto& [id, n] : c.nodes())
     crashed += !n.running();
@@ -556,7 +558,9 @@ TEST_CASE("chaos: the order system on three nodes rides out a fault storm with e
                         .count();
   sum.check("settled after the last fault", settle.has_value(),
             settle ? fmt_ms(settled_ms)
-                   : "not within " + fmt_ms(o.settle_bound_ms) + ": " + why);
+                   : "not within " + fmt_ms(o.settle_bound_ms) + ": " + why +
+                         " (views: " + o.log_dir + "/" + app + "-views.jsonl)");
+  if (!settle) c.dump_views(o.log_dir + "/" + app + "-views.jsonl");
   for (auto& th : clients)
     th.join();
   int crashed = 0;

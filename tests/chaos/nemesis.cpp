@@ -199,6 +199,14 @@ std::optional<int64_t> cluster::wait_settled(std::chrono::milliseconds bound,
   }
 }
 
+void cluster::dump_views(const std::string& path) {
+  std::ofstream out{path};
+  for (auto& id : live()) {
+    auto v = get(id, "/cluster");
+    out << json{{"node", id}, {"view", v ? *v : json{}}}.dump() << "\n";
+  }
+}
+
 std::string cluster::log_tails(size_t lines) {
   std::string out;
   for (auto& [id, n] : nodes_)

@@ -94,6 +94,9 @@ class cluster {
   /// `why` says what was missing last).
   std::optional<int64_t> wait_settled(std::chrono::milliseconds bound,
                                       std::string* why = nullptr);
+  /// Writes every live node's GET /cluster (one JSON line each, with its id)
+  /// to `path`: what each node saw when the cluster did not settle.
+  void dump_views(const std::string& path);
   /// The last lines of every node's log, for a failure message.
   std::string log_tails(size_t lines = 30);
 
