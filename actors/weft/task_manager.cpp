@@ -142,11 +142,23 @@ call_result failure(errc code, std::string why) {
   return call_result{static_cast<int32_t>(code), std::move(why), 0};
 }
 
+/// Where an assignment's time went (the node log's "applied in" line).
+struct plan_timing {
+  int64_t offsets_ms = 0; ///< reading the committed offsets
+  int64_t assign_ms = 0;  ///< the consumer's (incremental) assign
+};
+
+int64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now() - t)
+      .count();
+}
+
 /// The plan of `units`' tasks: takes each partition's queue and assigns the
 /// partitions at their committed offsets — replacing the assignment, or
 /// (incremental) adding to it.
 result<plan_ptr> make_plan(manager_actor self, const std::set<size_t>& units,
-                           bool incremental) {
+                           bool incremental, plan_timing* timing = nullptr) {
   auto& ctx = ctx_of(self);
   auto& topo = *self->state.s.topo;
   auto plan = std::make_shared<assignment_plan>();
@@ -174,6 +186,7 @@ result<plan_ptr> make_plan(manager_actor self, const std::set<size_t>& units,
   // earlier assignment of a partition (librdkafka delivered one twice after
   // an incremental assignment was replaced) must not hand them on. Without
   // an answer the queues still drop any offset delivered twice.
+  auto offsets_start = std::chrono::steady_clock::now();
   if (!tps.empty()) {
     if (auto committed = ctx.consumer->committed(tps, 5000); committed) {
       for (size_t i = 0; i < tps.size(); ++i)
@@ -184,8 +197,11 @@ result<plan_ptr> make_plan(manager_actor self, const std::set<size_t>& units,
   }
   // Units share no partition: added tasks' partitions are new to the
   // consumer, and the running ones' go on where they are.
+  auto assign_start = std::chrono::steady_clock::now();
+  if (timing) timing->offsets_ms = ms_since(offsets_start);
   if (incremental) {
     if (auto s = ctx.consumer->incremental_assign(tps); !s) return s;
+    if (timing) timing->assign_ms = ms_since(assign_start);
     return plan;
   }
   if (auto s = ctx.consumer->assign(tps); !s) return s;
@@ -354,12 +370,18 @@ void run(manager_actor self, std::set<size_t> desired, bool only_add,
   if (st.supervisor && only_add) {
     // Only gains: the running tasks go on. The gained units' standby shards
     // close first (their tasks open the same folders).
+    auto standbys_start = std::chrono::steady_clock::now();
     set_standbys(self, standbys);
+    auto standbys_ms = ms_since(standbys_start);
     std::set<size_t> added;
     for (auto u : desired)
       if (!st.owned.count(u)) added.insert(u);
     set_owned(self, desired);
-    auto plan = make_plan(self, added, true);
+    plan_timing timing;
+    auto plan = make_plan(self, added, true, &timing);
+    log::debug("cluster: generation {}: standby shards set in {} ms, committed offsets "
+               "read in {} ms, partitions added in {} ms",
+               generation, standbys_ms, timing.offsets_ms, timing.assign_ms);
     if (!plan)
       return reply(
           make_error(plan.error().code(),
