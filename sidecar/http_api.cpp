@@ -94,6 +94,10 @@ struct http_api::impl {
     }
     auto row = reader.get(table, key_bytes);
     if (!row) return reply_status(res, row.error());
+    if (!*row && !reader.caught_up(table))
+      return reply_error(res, 503, "table '" + table +
+                                       "' is still reading its topic up to where it ended "
+                                       "at start-up; retry");
     if (!*row) return reply_error(res, 404, "no key '" + key + "' in table '" + table + "'");
     auto value = to_api(serdes.value, **row);
     if (!value)
@@ -244,11 +248,7 @@ struct http_api::impl {
     }
     w.digest = digest_of(json{{"topic", topic}, {"records", canonical}}.dump());
     auto out = writer->write(std::move(w));
-    if (!out) {
-      if (out.error().code() == weft::errc::invalid_argument)
-        return reply_error(res, 409, out.error().message());
-      return reply_status(res, out.error());
-    }
+    if (!out) return reply_status(res, out.error());
     reply(res, out->http_status, out->body);
   }
 

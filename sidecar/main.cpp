@@ -98,7 +98,16 @@ int main(int argc, char** argv) {
 
   weft::node node{*cfg};
   sidecar::add_table_services(node, sc, app);
-  sidecar::table_reader reader{node, sc, cfg->get_bool("cluster.enabled")};
+  // The tables' ends at start-up, to tell when they caught up (readiness,
+  // and trusting "no such write id").
+  std::map<std::string, std::string> tracked{{sidecar::requests_store,
+                                              sidecar::requests_topic(app)}};
+  for (auto& [n, t] : sc.tables)
+    if (!t.global) tracked[n] = t.topic;
+  auto tracker = sidecar::catch_up_tracker::create(
+      cfg->kafka_properties(weft::client_kind::consumer), app, tracked, timeout_ms);
+  if (!tracker) return fail("reading the tables' end offsets: " + tracker.error().message());
+  sidecar::table_reader reader{node, sc, cfg->get_bool("cluster.enabled"), tracker->get()};
 
   std::unique_ptr<sidecar::topic_writer> writer;
   if (writes) {

@@ -12,10 +12,14 @@
 // read); call them from the HTTP server's threads, any number at once.
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <weft/kafka/consumer.hpp>
 #include <weft/node.hpp>
 
 #include "sidecar_config.hpp"
@@ -34,10 +38,45 @@ std::string requests_topic(const std::string& application_id);
 void add_table_services(weft::node& n, const sidecar_config& c,
                         const std::string& application_id);
 
+/// Whether a table has read its topic up to where the topic ended when the
+/// sidecar started: the weft application's committed offsets (its group,
+/// <application.id>) against the end offsets taken at start-up. A restored
+/// shard may still be behind its topic (the records after the last commit
+/// before a kill): until it caught up, a row or a write id may be missing
+/// that is in Kafka. Global tables load to the end before anything starts.
+///
+/// Threads: any; asks Kafka at most every 200 ms (bounded by 2 s), and
+/// once a table caught up it stays so.
+class catch_up_tracker {
+ public:
+  /// `tables`: table (store) name -> its topic. Takes the end offsets now
+  /// (bounded by `timeout_ms`).
+  static weft::result<std::unique_ptr<catch_up_tracker>>
+  create(std::map<std::string, std::string> consumer_props, const std::string& application_id,
+         const std::map<std::string, std::string>& tables, int timeout_ms);
+
+  /// True once `table` caught up (true for a table not tracked).
+  bool caught_up(const std::string& table);
+  /// The tracked tables still behind.
+  std::vector<std::string> behind();
+
+ private:
+  catch_up_tracker() = default;
+  void refresh(); ///< with mu_ held
+  std::mutex mu_;
+  std::unique_ptr<weft::kafka::consumer> consumer_;
+  /// table -> (partitions of its topic, end offset per partition at start)
+  std::map<std::string, std::pair<std::string, std::vector<int64_t>>> ends_;
+  std::map<std::string, bool> done_;
+  int64_t last_refresh_ms_ = 0;
+};
+
 class table_reader {
  public:
-  table_reader(const weft::node& n, const sidecar_config& c, bool clustered)
-    : node_(n), cfg_(c), clustered_(clustered) {}
+  /// `tracker` may be null (every table taken as caught up once restored).
+  table_reader(const weft::node& n, const sidecar_config& c, bool clustered,
+               catch_up_tracker* tracker)
+    : node_(n), cfg_(c), clustered_(clustered), tracker_(tracker) {}
 
   /// The table's row for `key` (the key's serialized bytes): nullopt when
   /// absent; errc::state_not_ready while the partition restores or moves
@@ -60,13 +99,20 @@ class table_reader {
   weft::result<page> scan(const std::string& table, const std::string& prefix,
                           const std::string& after, size_t limit) const;
 
-  /// Tables whose local shards have not restored yet (empty: ready).
+  /// Tables whose local shards have not restored yet, or that have not read
+  /// their topic up to its end at start-up (empty: ready).
   std::vector<std::string> not_ready() const;
+
+  /// Whether a "no such key" from `table` can be trusted (it caught up).
+  bool caught_up(const std::string& table) const {
+    return !tracker_ || tracker_->caught_up(table);
+  }
 
  private:
   const weft::node& node_;
   const sidecar_config& cfg_;
   bool clustered_;
+  catch_up_tracker* tracker_;
 };
 
 } // namespace sidecar

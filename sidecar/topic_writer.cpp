@@ -274,8 +274,10 @@ struct topic_writer::impl {
     std::lock_guard<std::mutex> lock{mu};
     if (stored.value("digest", "") != r.digest || stored.value("topic", "") != r.topic) {
       ++counters.conflicts;
-      return weft::make_error(weft::errc::invalid_argument,
-                              "id '" + r.id + "' was used for another request");
+      write_outcome out;
+      out.http_status = 409;
+      out.body = json{{"error", "id '" + r.id + "' was used for another request"}};
+      return out;
     }
     ++counters.replayed;
     write_outcome out;
@@ -367,6 +369,11 @@ weft::result<write_outcome> topic_writer::write(write_request r) {
     std::optional<weft::result<write_outcome>> answer;
     if (!stored) {
       answer = weft::result<write_outcome>{stored.error()};
+    } else if (!*stored && !m.reader->caught_up(requests_store)) {
+      // The id may be in Kafka and not yet in the table (a restart).
+      answer = weft::result<write_outcome>{weft::make_error(
+          weft::errc::state_not_ready,
+          "the table of write ids is still reading its topic after a restart; retry")};
     } else if (*stored) {
       auto v = json::parse(**stored, nullptr, false);
       answer = v.is_discarded() ? weft::result<write_outcome>{weft::make_error(

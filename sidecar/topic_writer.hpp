@@ -52,7 +52,7 @@ struct write_request {
 };
 
 struct write_outcome {
-  int http_status = 201; ///< 201 written, 200 replayed
+  int http_status = 201; ///< 201 written, 200 replayed, 409 the id names another request
   nlohmann::json body;   ///< {"topic", "offsets": [{"partition","offset"}], ...}
 };
 
@@ -74,7 +74,7 @@ class topic_writer {
   topic_writer& operator=(const topic_writer&) = delete;
 
   /// Writes the request and waits for its outcome (up to the timeout):
-  /// errc::invalid_argument (409: the id names another request),
+  /// errc::invalid_argument (400: a partition the topic does not have),
   /// errc::timed_out / kafka / state_not_ready (503: retry with the same id).
   weft::result<write_outcome> write(write_request r);
 

@@ -292,15 +292,19 @@ TEST_CASE("sidecar tables: every key reads back, a prefix scan pages in key orde
     sc.proc->kill_hard();
     sc.start();
     sc.wait_ready();
-    httplib::Result replay;
+    int replay_status = 0;
+    std::string replay_body;
     REQUIRE(weft::test::wait_until(
         [&] {
-          replay = sc.post(path, w1.dump());
-          return replay && replay->status != 503;
+          auto r = sc.post(path, w1.dump());
+          if (!r || r->status == 503) return false;
+          replay_status = r->status;
+          replay_body = r->body;
+          return true;
         },
         60s));
-    CHECK(replay->status == 200);
-    CHECK(json::parse(replay->body)["offsets"] == offsets);
+    CHECK(replay_status == 200);
+    CHECK(json::parse(replay_body)["offsets"] == offsets);
 
     auto written = weft::test::consume_all(points, 3, 20s, 2s);
     CHECK(written.size() == 3); // w1's two records once, and c003
@@ -541,15 +545,17 @@ TEST_CASE("three sidecar nodes: reads of every key through every node agree with
   for (auto& n : nodes) {
     INFO("node on port " << n->port << ", log " << n->log);
     for (auto& [k, v] : reference) {
-      httplib::Result r;
+      std::string body;
       // 503 while a partition restores or moves between the nodes: retry.
       REQUIRE(weft::test::wait_until(
           [&] {
-            r = n->http->Get(("/v1/tables/customers/" + k).c_str());
-            return r && r->status == 200;
+            auto r = n->http->Get(("/v1/tables/customers/" + k).c_str());
+            if (!r || r->status != 200) return false;
+            body = r->body;
+            return true;
           },
           60s));
-      CHECK(json::parse(r->body)["value"] == v);
+      CHECK(json::parse(body)["value"] == v);
     }
   }
   // A scan of a table spread over the nodes is refused, naming the way out.
