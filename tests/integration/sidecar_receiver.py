@@ -26,6 +26,9 @@ def main():
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the sidecar reuses its connection
+        # Headers and body go out in two writes: with Nagle on, the second
+        # waits for the sidecar's delayed ACK (40 ms a record).
+        disable_nagle_algorithm = True
 
         def do_POST(self):
             n = int(self.headers.get("Content-Length", "0"))
