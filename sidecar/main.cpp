@@ -63,11 +63,19 @@ int main(int argc, char** argv) {
   const std::string node_id = configured_id.empty() ? default_node_id() : configured_id;
   const int timeout_ms = static_cast<int>(cfg->get_int("startup.timeout.ms"));
 
-  // Topics: every one the keys name must exist (named by its key when not);
-  // the write ids' topic is created.
+  // Topics: those with topic.<t>.partitions and the write ids' topic are
+  // created; every other one the keys name must exist (named by its key
+  // when not).
   auto admin = weft::kafka::admin::create(cfg->kafka_properties(weft::client_kind::admin));
   if (!admin) return fail(admin.error().message());
   if (auto st = (*admin)->wait_for_brokers(timeout_ms); !st) return fail(st.message());
+  for (auto& [n, t] : sc.topics)
+    if (t.partitions > 0)
+      if (auto st = (*admin)->ensure_topics(
+              {{n, t.partitions, static_cast<int>(cfg->get_int("replication.factor")), {}}},
+              timeout_ms);
+          !st)
+        return fail("config key 'topic." + n + ".partitions': " + st.message());
   auto must_exist = [&](const std::string& topic, const std::string& key) -> weft::status {
     auto n = (*admin)->partition_count(topic, timeout_ms);
     if (n) return {};

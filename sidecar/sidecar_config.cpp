@@ -77,7 +77,8 @@ bool split(const std::string& key, const std::string& prefix,
 }
 
 const std::vector<std::string> table_fields{"topic", "global"};
-const std::vector<std::string> topic_fields{"key.serde", "value.serde", "writable"};
+const std::vector<std::string> topic_fields{"key.serde", "value.serde", "writable",
+                                            "partitions"};
 const std::vector<std::string> subscription_fields{
     "topic",         "mode",           "url",
     "batch.max",     "timeout.ms",     "retry.backoff.ms",
@@ -151,7 +152,8 @@ weft::status set_key(sidecar_config& c, const std::string& key, const std::strin
   if (key.rfind("topic.", 0) == 0) {
     if (!split(key, "topic.", topic_fields, name, field))
       return bad(key, "unknown topic key; use topic.<topic>.key.serde, "
-                      "topic.<topic>.value.serde or topic.<topic>.writable");
+                      "topic.<topic>.value.serde, topic.<topic>.writable or "
+                      "topic.<topic>.partitions");
     if (!valid_name(name)) return bad(key, "'" + name + "' is not a topic name");
     auto& t = c.topics[name];
     t.name = name;
@@ -159,6 +161,10 @@ weft::status set_key(sidecar_config& c, const std::string& key, const std::strin
       auto b = boolean(key, v);
       if (!b) return b.error();
       t.writable = *b;
+    } else if (field == "partitions") {
+      auto n = integer(key, v, 1, 10000);
+      if (!n) return n.error();
+      t.partitions = static_cast<int>(*n);
     } else {
       auto s = serde(key, v);
       if (!s) return s.error();
@@ -316,6 +322,7 @@ std::string help_text() {
        "  --topic.<topic>.key.serde        json | string | bytes (string)\n"
        "  --topic.<topic>.value.serde      json | string | bytes (json)\n"
        "  --topic.<topic>.writable         POST /v1/topics/<topic> allowed (false)\n"
+       "  --topic.<topic>.partitions       create the topic with N partitions if missing\n"
        "  --subscription.<name>.topic      topic delivered to the application (required)\n"
        "  --subscription.<name>.mode       push (POST to url) | pull (event stream)\n"
        "  --subscription.<name>.url        push: http://host:port/path\n"

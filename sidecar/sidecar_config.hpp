@@ -8,6 +8,7 @@
 //   topic.<topic>.key.serde=string        # string | json | bytes
 //   topic.<topic>.value.serde=json        # string | json | bytes
 //   topic.<topic>.writable=true           # POST /v1/topics/<topic> allowed
+//   topic.<topic>.partitions=4            # created at start-up when missing
 //   subscription.<name>.topic=orders
 //   subscription.<name>.mode=push         # push | pull
 //   subscription.<name>.url=http://127.0.0.1:8090/events   # push only
@@ -46,6 +47,7 @@ struct topic_spec {
   serde_kind key = serde_kind::string;
   serde_kind value = serde_kind::json;
   bool writable = false;
+  int partitions = 0; ///< >0: created with this many partitions when missing
 };
 
 struct table_spec {

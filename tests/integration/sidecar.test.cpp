@@ -565,3 +565,92 @@ TEST_CASE("three sidecar nodes: reads of every key through every node agree with
   CHECK(scan->status == 400);
   CHECK_THAT(scan->body, Catch::Contains("global"));
 }
+
+TEST_CASE("the Python loyalty service (examples/sidecar) turns every SHIPPED order of a "
+          "known customer into one points fact, through a kill -9 of its sidecar",
+          "[broker][sidecar][example]") {
+  const auto app = weft::test::unique_name("sc-loyalty");
+  const auto orders = app + "-orders", customers = app + "-customers",
+             points = app + "-loyalty-points";
+  weft::test::create_topics({orders, customers}, 4);
+  const std::vector<std::string> levels{"bronze", "silver", "gold", "platinum"};
+  const std::map<std::string, double> mult{
+      {"bronze", 1.0}, {"silver", 1.5}, {"gold", 2.0}, {"platinum", 3.0}};
+  weft::test::produce(customers, 20, [&](size_t i) {
+    const auto id = std::to_string(i + 1);
+    return std::pair{id, json{{"id", i + 1},
+                              {"firstName", "F"},
+                              {"lastName", "L"},
+                              {"email", "c" + id + "@example.com"},
+                              {"address", "1 Road"},
+                              {"level", levels[i % 4]}}
+                             .dump()};
+  });
+  constexpr size_t n_orders = 300;
+  std::map<std::string, json> expected; // order id -> its points fact
+  std::vector<std::pair<std::string, std::string>> order_records;
+  for (size_t i = 0; i < n_orders; ++i) {
+    const std::string id = "o" + std::to_string(i);
+    const int64_t customer = static_cast<int64_t>(i % 21) + 1; // 21 is unknown
+    const int64_t quantity = static_cast<int64_t>(i % 3) + 1;
+    for (const char* state : {"CREATED", "VALIDATED", "PAID", "SHIPPED"})
+      order_records.emplace_back(id, json{{"id", id},
+                                          {"customerId", customer},
+                                          {"state", state},
+                                          {"product", "pen"},
+                                          {"quantity", quantity},
+                                          {"price", 2.5},
+                                          {"currency", "EUR"}}
+                                         .dump());
+    if (customer <= 20) {
+      const auto& level = levels[(customer - 1) % 4];
+      expected[id] = json{{"customerId", std::to_string(customer)},
+                          {"orderId", id},
+                          {"points", static_cast<int64_t>(quantity * 2.5 * mult.at(level))},
+                          {"level", level}};
+    }
+  }
+  weft::test::produce(orders, order_records.size(),
+                      [&](size_t i) { return order_records[i]; });
+  const int service_port = free_port();
+  sidecar_process sc{app,
+                     "n1",
+                     {"--config=" WEFT_SIDECAR_EXAMPLE_DIR "/sidecar.properties",
+                      "--table.customers.topic=" + customers,
+                      "--subscription.shipped.topic=" + orders,
+                      "--subscription.shipped.url=http://127.0.0.1:" +
+                          std::to_string(service_port) + "/orders",
+                      "--topic." + points + ".writable=true",
+                      "--topic." + points + ".partitions=4"}};
+  sc.wait_ready();
+  weft::test::child_process service{
+      "/usr/bin/python3",
+      {WEFT_SIDECAR_EXAMPLE_DIR "/loyalty.py", "--port", std::to_string(service_port),
+       "--sidecar", "http://127.0.0.1:" + std::to_string(sc.port), "--points-topic", points},
+      "/tmp/" + app + "-loyalty.log"};
+  // Mid-stream: some facts written, not all.
+  REQUIRE(weft::test::wait_until(
+      [&] { return weft::test::end_offsets(points) >= static_cast<int64_t>(expected.size() / 4); },
+      120s));
+  sc.proc->kill_hard();
+  const auto at_kill = weft::test::end_offsets(points);
+  INFO("points records at the kill: " << at_kill);
+  sc.start();
+  auto facts = weft::test::consume_all(points, expected.size(), 180s, 3s);
+  CHECK(at_kill < static_cast<int64_t>(expected.size())); // the kill hit mid-stream
+  std::map<std::string, int> seen;
+  for (auto& f : facts) {
+    auto v = json::parse(*f.value);
+    const auto id = v["orderId"].get<std::string>();
+    seen[id] += 1;
+    REQUIRE(expected.count(id) == 1);
+    CHECK(*f.key == expected[id]["customerId"].get<std::string>());
+    CHECK(v["points"] == expected[id]["points"]);
+    CHECK(v["level"] == expected[id]["level"]);
+  }
+  CHECK(seen.size() == expected.size()); // every SHIPPED order of a known customer
+  for (auto& [id, count] : seen) {
+    INFO("order " << id);
+    CHECK(count == 1); // once, though deliveries repeat after the kill
+  }
+}
