@@ -654,3 +654,46 @@ TEST_CASE("the Python loyalty service (examples/sidecar) turns every SHIPPED ord
     CHECK(count == 1); // once, though deliveries repeat after the kill
   }
 }
+
+TEST_CASE("push: bad.record.policy=fail stops the sidecar with exit 1 at the refused "
+          "record; nothing from it on is committed, and the restart delivers it again",
+          "[broker][sidecar]") {
+  const auto app = weft::test::unique_name("sc-fail");
+  const auto topic = app + "-events";
+  weft::test::create_topics({topic}, 1);
+  weft::test::produce(
+      topic, 20,
+      [](size_t i) {
+        return std::pair{i == 10 ? std::string{"poison"} : "k" + std::to_string(i),
+                         json{{"i", i}}.dump()};
+      },
+      0);
+  receiver_process app_proc{app, {"--refuse-key", "poison"}};
+  sidecar_process sc{app,
+                     "n1",
+                     {"--subscription.s.topic=" + topic, "--subscription.s.url=" + app_proc.url(),
+                      "--subscription.s.max.attempts=2", "--subscription.s.retry.backoff.ms=10",
+                      "--subscription.s.bad.record.policy=fail"}};
+  CHECK(sc.proc->stop(0, 60s) == 1); // stops by itself
+  std::set<int64_t> taken;
+  for (auto& l : app_proc.lines())
+    taken.insert(l.o);
+  CHECK(taken.size() == 10);
+  CHECK(*taken.rbegin() == 9); // everything before the record, nothing after
+  auto c = weft::kafka::consumer::create(
+      {{"bootstrap.servers", weft::test::bootstrap()}, {"group.id", app + "-sub-s"}});
+  REQUIRE(c);
+  auto committed = (*c)->committed({{topic, weft::partition_id{0}}}, 10000);
+  REQUIRE(committed);
+  CHECK((*committed)[0] == 10);
+  // The operator decides: skip it this time.
+  sc.args.push_back("--subscription.s.bad.record.policy=skip");
+  sc.start();
+  REQUIRE(weft::test::wait_until([&] { return distinct(app_proc.lines()) >= 19; }, 60s));
+  taken.clear();
+  for (auto& l : app_proc.lines())
+    taken.insert(l.o);
+  CHECK(taken.size() == 19);
+  CHECK(taken.count(10) == 0);
+  CHECK(sc.metrics()["subscriptions"]["s"]["skipped"] == 1);
+}
