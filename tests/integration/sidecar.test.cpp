@@ -416,7 +416,7 @@ TEST_CASE("push: kill -9 of the application makes records wait, then flow", "[br
 }
 
 TEST_CASE("push: a record the application keeps refusing, and one its serde cannot read, "
-          "are dead-lettered with their origin; the rest are delivered",
+          "are dead-lettered with their origin, and the rest are delivered",
           "[broker][sidecar]") {
   const auto app = weft::test::unique_name("sc-dlq");
   const auto topic = app + "-events";
@@ -656,7 +656,7 @@ TEST_CASE("the Python loyalty service (examples/sidecar) turns every SHIPPED ord
 }
 
 TEST_CASE("push: bad.record.policy=fail stops the sidecar with exit 1 at the refused "
-          "record; nothing from it on is committed, and the restart delivers it again",
+          "record, commits nothing from it on, and the restart delivers it again",
           "[broker][sidecar]") {
   const auto app = weft::test::unique_name("sc-fail");
   const auto topic = app + "-events";
