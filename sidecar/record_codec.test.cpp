@@ -20,7 +20,7 @@ TEST_CASE("base64 round-trips every length and refuses what is not padded base64
   CHECK_FALSE(base64_decode("Z!8="));
 }
 
-TEST_CASE("values follow their serde both ways; what does not fit names the field") {
+TEST_CASE("values follow their serde both ways, and what does not fit names the field") {
   auto j = to_api(serde_kind::json, std::string_view{R"({"a":1})"});
   REQUIRE(j);
   CHECK((*j)["a"] == 1);
