@@ -132,9 +132,9 @@ struct http_api::impl {
         throw bad_request{std::string{name} + ": not base64 (the table's key serde is bytes)"};
       return *b;
     };
-    const auto prefix = bytes_param("prefix");
-    const auto after = bytes_param("after");
-    auto page = reader.scan(table, prefix, after, limit);
+    table_reader::range range{bytes_param("prefix"), bytes_param("from"), bytes_param("to"),
+                              bytes_param("after")};
+    auto page = reader.scan(table, range, limit);
     if (!page) return reply_status(res, page.error());
     json rows = json::array();
     for (auto& r : page->rows) {

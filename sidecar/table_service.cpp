@@ -79,9 +79,7 @@ weft::result<std::optional<std::string>> table_reader::get(const std::string& ta
 }
 
 weft::result<table_reader::page> table_reader::scan(const std::string& table,
-                                                    const std::string& prefix,
-                                                    const std::string& after,
-                                                    size_t limit) const {
+                                                    const range& r, size_t limit) const {
   auto t = cfg_.tables.find(table);
   if (t == cfg_.tables.end())
     return weft::make_error(weft::errc::not_found, "no table '" + table + "'");
@@ -91,9 +89,10 @@ weft::result<table_reader::page> table_reader::scan(const std::string& table,
         "table '" + table +
             "' is spread over the cluster's nodes; scan a global table "
             "(table." + table + ".global=true) or read keys one at a time");
-  std::string from = prefix;
-  if (!after.empty() && after >= from) from = after + std::string(1, '\0');
-  const std::string to = prefix_end(prefix);
+  std::string from = std::max(r.prefix, r.from);
+  if (!r.after.empty() && r.after >= from) from = r.after + std::string(1, '\0');
+  std::string to = prefix_end(r.prefix);
+  if (!r.to.empty() && (to.empty() || r.to < to)) to = r.to;
   if (!to.empty() && from >= to) return page{};
   // Each shard visits its keys in order; keep the first limit+1 of each run
   // (a run ends when a key is not above the previous one: the next shard),

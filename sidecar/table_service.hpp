@@ -92,12 +92,17 @@ class table_reader {
     bool more = false;     ///< rows after the last one exist
   };
 
-  /// Up to `limit` rows whose keys start with `prefix` and are greater than
-  /// `after` (empty: from the first), in key order. On a clustered node a
+  /// What a scan covers: keys starting with `prefix`, in [from, to) (empty
+  /// `to`: no upper bound), greater than `after` (the last key of the
+  /// previous page; empty: from the first).
+  struct range {
+    std::string prefix, from, to, after;
+  };
+
+  /// Up to `limit` rows of `r`, in key order. On a clustered node a
   /// co-partitioned table is spread over the nodes: errc::invalid_argument
   /// (only global tables can be scanned there).
-  weft::result<page> scan(const std::string& table, const std::string& prefix,
-                          const std::string& after, size_t limit) const;
+  weft::result<page> scan(const std::string& table, const range& r, size_t limit) const;
 
   /// Tables whose local shards have not restored yet, or that have not read
   /// their topic up to its end at start-up (empty: ready).

@@ -247,6 +247,14 @@ TEST_CASE("sidecar tables: every key reads back, a prefix scan pages in key orde
     auto all = sc.http->Get("/v1/tables/customers?limit=1000");
     REQUIRE(all);
     CHECK(json::parse(all->body)["rows"].size() == 250);
+    // A range [from, to): c095..c104.
+    auto range = sc.http->Get("/v1/tables/customers?from=c095&to=c105&limit=100");
+    REQUIRE(range);
+    auto rows = json::parse(range->body)["rows"];
+    REQUIRE(rows.size() == 10);
+    CHECK(rows[0]["key"] == "c095");
+    CHECK(rows[9]["key"] == "c104");
+    CHECK(json::parse(range->body)["next"].is_null());
   }
 
   SECTION("a tombstone deletes its row") {
