@@ -21,7 +21,8 @@
 // stops the sidecar (exit 1; nothing after the record is committed, so a
 // restart delivers it again), skip logs it and goes on, dead_letter writes
 // it with weft.error, weft.service (sub-<name>), weft.topic, weft.partition
-// and weft.offset headers to the dead-letter topic, then goes on. A record
+// and weft.offset headers to the dead-letter topic, then goes on (every
+// record of a refused batch, with batch.max above 1). A record
 // its topic's serdes cannot render (invalid JSON, invalid UTF-8) goes to the
 // policy at once.
 //
