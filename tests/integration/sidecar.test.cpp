@@ -705,3 +705,30 @@ TEST_CASE("push: bad.record.policy=fail stops the sidecar with exit 1 at the ref
   CHECK(taken.count(10) == 0);
   CHECK(sc.metrics()["subscriptions"]["s"]["skipped"] == 1);
 }
+
+TEST_CASE("sidecar.http.auth.token: a request without the bearer token is 401, with it "
+          "served",
+          "[broker][sidecar]") {
+  const auto app = weft::test::unique_name("sc-token");
+  const auto topic = app + "-out";
+  weft::test::create_topics({topic}, 1);
+  sidecar_process sc{app,
+                     "n1",
+                     {"--topic." + topic + ".writable=true", "--sidecar.http.auth.token=s3cret"}};
+  REQUIRE(weft::test::wait_until(
+      [&] {
+        REQUIRE(sc.proc->running());
+        auto r = sc.http->Get("/v1/health");
+        return bool(r);
+      },
+      60s));
+  auto refused = sc.post("/v1/topics/" + topic, R"({"key":"a","value":1})");
+  REQUIRE(refused);
+  CHECK(refused->status == 401);
+  sc.http->set_default_headers({{"Authorization", "Bearer s3cret"}});
+  sc.wait_ready();
+  auto ok = sc.post("/v1/topics/" + topic, R"({"key":"a","value":1})");
+  REQUIRE(ok);
+  CHECK(ok->status == 201);
+  CHECK(weft::test::consume_all(topic, 1, 20s, 1s).size() == 1); // the refused one not written
+}
