@@ -358,15 +358,27 @@ TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the unit
           "[broker][cluster]") {
   const size_t total = 60000, keys = 6000;
   cluster_fixture c{"scale", 6};
-  std::atomic<bool> done{false};
+  // Input in three thirds: the first flows from the start; the second starts
+  // with the scale-out, the last with the scale-in — so input flows through
+  // each, however long the machine takes to get there.
+  std::atomic<int> phase{0};
+  std::atomic<size_t> chunks_started{0};
+  std::atomic<bool> producing{false};
+  // Input flowed during a scale that began when `before` chunks had started:
+  // a chunk was being written at its end or started since.
+  auto flowed = [&](size_t before) { return producing || chunks_started > before; };
   std::thread producer{[&] {
     const size_t chunk = 2000;
     for (size_t from = 0; from < total; from += chunk) {
+      int third = static_cast<int>(from * 3 / total);
+      if (!test::wait_until([&] { return phase.load() >= third; }, 300s)) return;
       auto start = std::chrono::steady_clock::now();
+      producing = true;
+      ++chunks_started;
       test::produce(c.topics.in, chunk, [&](size_t i) { return event(from + i, keys); });
+      producing = false;
       std::this_thread::sleep_until(start + 500ms);
     }
-    done = true;
   }};
   struct join_guard {
     std::thread& t;
@@ -377,19 +389,24 @@ TEST_CASE("cluster: scaling 1 -> 3 -> 2 nodes while input flows spreads the unit
 
   c.start("n1");
   REQUIRE(c.wait_settled("n1", {"n1"}, 60s));
-  CHECK_FALSE(done); // scaling out while input flows
+  // Scale out while input flows.
+  phase = 1;
+  auto started_at_scale_out = chunks_started.load();
   c.start("n2");
   c.start("n3");
   REQUIRE(c.wait_settled("n1", {"n1", "n2", "n3"}, 90s));
+  CHECK(flowed(started_at_scale_out));
   auto view3 = c.view("n2");
   REQUIRE(view3);
-  CHECK(c.settled("n2", {"n1", "n2", "n3"}));
+  CHECK(test::wait_until([&] { return c.settled("n2", {"n1", "n2", "n3"}); }, 10s));
   auto [same, retriable] = query_everywhere(c, keys, 50);
   CHECK(same > 0);
   // Scale in: n3 leaves cleanly, while input flows.
-  CHECK_FALSE(done);
+  phase = 2;
+  auto started_at_scale_in = chunks_started.load();
   CHECK(c.nodes["n3"].proc->stop(SIGTERM, 60s) == 0);
   REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 60s));
+  CHECK(flowed(started_at_scale_in));
   producer.join();
 
   auto ref = expected(total, keys);
