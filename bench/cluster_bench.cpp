@@ -1107,7 +1107,7 @@ int main(int argc, char** argv) {
     std::string cmd = tool + " ca " + tls_dir + "/c";
     for (auto* id : {"n1", "n2", "n3"})
       cmd += " && " + tool + " node " + tls_dir + "/c " + id + " 127.0.0.1";
-    if (std::system((cmd + " >/dev/null").c_str()) != 0)
+    if (std::system(("(" + cmd + ") >/dev/null").c_str()) != 0)
       die("cannot make certificates: " + cmd);
     tls_dir += "/c";
   }

@@ -289,6 +289,20 @@ TEST_CASE("cluster TLS: nodes with the application's certificates share the work
     CHECK(closed_by_peer(fd, 5s));
     ::close(fd);
   }
+  // A silent one is closed too, once the handshake deadline (10 s) passed.
+  {
+    int fd = tcp_connect(n1.cluster_port);
+    REQUIRE(fd >= 0);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(closed_by_peer(fd, 20s));
+    INFO("a silent connection was closed after "
+         << std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - t0)
+                .count()
+         << " ms");
+    CHECK(std::chrono::steady_clock::now() - t0 >= 9s);
+    ::close(fd);
+  }
   // 2. TLS without a certificate, and with one of another CA (which even
   //    trusts the node: only the node's judgement is tested).
   auto anonymous = tls_client(n1.cluster_port, certs + "/ca.pem", "", "");
@@ -308,13 +322,14 @@ TEST_CASE("cluster TLS: nodes with the application's certificates share the work
 
   // Each refusal is in the log, with the stranger's address and why.
   REQUIRE(test::wait_until(
-      [&] { return count_lines(n1.log, "refused a connection from 127.0.0.1:") >= 4; },
+      [&] { return count_lines(n1.log, "refused a connection from 127.0.0.1:") >= 5; },
       10s));
   CHECK(count_lines(n1.log, "does not speak TLS") >= 2);
   CHECK(count_lines(n1.log, "presented no certificate") +
             count_lines(n1.log, "certificate required") >=
         1);
   CHECK(count_lines(n1.log, "is not trusted") >= 1);
+  CHECK(count_lines(n1.log, "no TLS handshake within 10 s") >= 1);
   CHECK(count_lines(n1.log, "CN = weft cluster CA") + count_lines(n1.log, "CN=n3") +
             count_lines(n1.log, "CN = n3") >=
         1);

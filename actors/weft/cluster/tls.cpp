@@ -23,8 +23,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "weft/config.hpp"
@@ -95,6 +97,13 @@ struct code_range {
   uintptr_t lo = 0, hi = 0;
 };
 
+/// An accepted connection whose TLS handshake has not finished yet.
+struct pending_accept {
+  int fd = -1;
+  std::string peer; ///< its address when accepted: the fd's identity
+  std::chrono::steady_clock::time_point since;
+};
+
 struct guard_state {
   std::atomic<bool> on{false};
   std::vector<code_range> caf_code; // written once, before `on`
@@ -104,6 +113,11 @@ struct guard_state {
   std::chrono::steady_clock::time_point window{};
   int logged_in_window = 0;
   uint64_t unlogged = 0;
+  // Handshakes in progress on accepted connections (CAF closes no
+  // connection that stays silent) and those ended by the deadline.
+  std::mutex pending_mu;
+  std::map<const SSL*, pending_accept> pending;
+  std::map<const SSL*, bool> timed_out;
 };
 
 guard_state& guard() {
@@ -136,8 +150,7 @@ bool from_caf(void* return_address) {
   return false;
 }
 
-std::string peer_of(const SSL* s) {
-  int fd = SSL_get_fd(s);
+std::string peer_of_fd(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
@@ -157,6 +170,60 @@ std::string peer_of(const SSL* s) {
     return "[" + std::string{host} + "]:" + std::to_string(port);
   }
   return "an unknown address";
+}
+
+std::string peer_of(const SSL* s) {
+  return peer_of_fd(SSL_get_fd(s));
+}
+
+/// How long an accepted connection may take to finish its TLS handshake: a
+/// node needs milliseconds; a stranger that connects and sends nothing is
+/// cut off then.
+constexpr auto handshake_deadline = std::chrono::seconds(10);
+
+void forget_pending(const SSL* s) {
+  auto& g = guard();
+  std::lock_guard<std::mutex> lock{g.pending_mu};
+  g.pending.erase(s);
+}
+
+bool ended_by_deadline(const SSL* s) {
+  auto& g = guard();
+  std::lock_guard<std::mutex> lock{g.pending_mu};
+  return g.timed_out.count(s) > 0;
+}
+
+/// Called by OpenSSL when an SSL object is freed: it leaves every list.
+void on_ssl_free(void* parent, void*, CRYPTO_EX_DATA*, int, long, void*) {
+  auto& g = guard();
+  std::lock_guard<std::mutex> lock{g.pending_mu};
+  g.pending.erase(static_cast<const SSL*>(parent));
+  g.timed_out.erase(static_cast<const SSL*>(parent));
+}
+
+/// Once a second: shuts down (SHUT_RDWR) the sockets of handshakes older
+/// than the deadline. The I/O thread then sees the connection end and CAF
+/// closes it as any other failed one. The socket is shut only while its
+/// SSL lives (an entry leaves the list when it is freed) and still has the
+/// peer it was accepted from (its descriptor was not reused).
+void watch_handshakes() {
+  auto& g = guard();
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock{g.pending_mu};
+    for (auto i = g.pending.begin(); i != g.pending.end();) {
+      if (now - i->second.since < handshake_deadline) {
+        ++i;
+        continue;
+      }
+      if (peer_of_fd(i->second.fd) == i->second.peer) {
+        g.timed_out[i->first] = true;
+        ::shutdown(i->second.fd, SHUT_RDWR);
+      }
+      i = g.pending.erase(i);
+    }
+  }
 }
 
 /// Logs one refused connection, at most 10 lines per 10 s (a stranger
@@ -238,11 +305,18 @@ void info_cb(const SSL* s, int where, int ret) {
     }
     return;
   }
+  if (where & SSL_CB_HANDSHAKE_DONE) forget_pending(s);
   if (!(where & SSL_CB_EXIT) || ret > 0) return;
   // The wrappers below empty the error queue before each call, so an error
   // now is this handshake's; none means it only waits for more bytes.
   auto e = ERR_peek_error();
   if (e == 0) return;
+  forget_pending(s);
+  if (ended_by_deadline(s)) {
+    refusal(s, "no TLS handshake within " + std::to_string(handshake_deadline.count()) +
+                   " s");
+    return;
+  }
   char reason[256];
   ERR_error_string_n(e, reason, sizeof reason);
   std::string why = reason;
@@ -377,7 +451,7 @@ void use_tls(caf::actor_system_config& cfg, const tls_files& files) {
   cfg.load<caf::openssl::manager>();
   auto& g = guard();
   if (g.on.load()) return;
-  g.ex_index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  g.ex_index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, on_ssl_free);
   dl_iterate_phdr(find_caf_code, &g.caf_code);
   // The wrappers work only if the dynamic linker hands them the module's
   // calls: this program's definitions must come before libssl's.
@@ -394,6 +468,8 @@ void use_tls(caf::actor_system_config& cfg, const tls_files& files) {
     return;
   }
   g.on.store(true, std::memory_order_release);
+  // Sleeps between its checks; ends with the process.
+  std::thread{watch_handshakes}.detach();
 }
 
 uint64_t tls_refusals() {
@@ -432,7 +508,13 @@ int SSL_accept(SSL* s) {
   int r = real(s);
   if (first && r <= 0) {
     auto e = SSL_get_error(s, r);
-    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      auto& g = weft::cluster::guard();
+      int fd = SSL_get_fd(s);
+      std::lock_guard<std::mutex> lock{g.pending_mu};
+      g.pending[s] = {fd, weft::cluster::peer_of_fd(fd),
+                      std::chrono::steady_clock::now()};
+    } else {
       // CAF drops a session whose first step failed without closing its
       // socket: close it here, or the stranger keeps it (and this process
       // a descriptor) for good.

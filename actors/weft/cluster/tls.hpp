@@ -16,6 +16,9 @@
 //   other connection of the same I/O thread fail too; and it leaked (never
 //   closed) the socket of a connection whose very first handshake step
 //   failed. Both are fixed here, for its calls only.
+// - It never closes a connection that stays silent (nor does CAF's
+//   connection timeout): an accepted connection must finish its handshake
+//   within 10 s, or a watcher thread shuts its socket down.
 // The last two work by wrapping, in this process, the few OpenSSL calls the
 // module makes (SSL_CTX_set_verify, SSL_accept, SSL_connect, SSL_read,
 // SSL_write); calls from anything else (librdkafka's TLS included) pass
