@@ -117,7 +117,7 @@ struct guard_state {
   // connection that stays silent) and those ended by the deadline.
   std::mutex pending_mu;
   std::map<const SSL*, pending_accept> pending;
-  std::map<const SSL*, bool> timed_out;
+  std::map<const SSL*, std::string> timed_out; ///< to the peer's address
 };
 
 guard_state& guard() {
@@ -187,10 +187,14 @@ void forget_pending(const SSL* s) {
   g.pending.erase(s);
 }
 
-bool ended_by_deadline(const SSL* s) {
+/// The peer's address if the deadline ended this handshake (its socket is
+/// shut down: getpeername no longer tells).
+std::optional<std::string> ended_by_deadline(const SSL* s) {
   auto& g = guard();
   std::lock_guard<std::mutex> lock{g.pending_mu};
-  return g.timed_out.count(s) > 0;
+  auto i = g.timed_out.find(s);
+  if (i == g.timed_out.end()) return std::nullopt;
+  return i->second;
 }
 
 /// Called by OpenSSL when an SSL object is freed: it leaves every list.
@@ -218,7 +222,7 @@ void watch_handshakes() {
         continue;
       }
       if (peer_of_fd(i->second.fd) == i->second.peer) {
-        g.timed_out[i->first] = true;
+        g.timed_out[i->first] = i->second.peer;
         ::shutdown(i->second.fd, SHUT_RDWR);
       }
       i = g.pending.erase(i);
@@ -228,15 +232,16 @@ void watch_handshakes() {
 
 /// Logs one refused connection, at most 10 lines per 10 s (a stranger
 /// hammering the port must not flood the log); counts every one.
-void refusal(const SSL* s, const std::string& what) {
+void refusal(const SSL* s, const std::string& what, std::string peer = "") {
   auto& g = guard();
   if (flags_of(s) & flag_logged) return;
   set_flag(s, flag_logged);
   g.refusals.fetch_add(1);
-  std::string text = SSL_is_server(s)
-                         ? "cluster: refused a connection from " + peer_of(s) +
-                               " to the cluster port: " + what
-                         : "cluster: connection to " + peer_of(s) + " refused: " + what;
+  if (peer.empty()) peer = peer_of(s);
+  std::string text =
+      SSL_is_server(s)
+          ? "cluster: refused a connection from " + peer + " to the cluster port: " + what
+          : "cluster: connection to " + peer + " refused: " + what;
   std::lock_guard<std::mutex> lock{g.log_mu};
   auto now = std::chrono::steady_clock::now();
   if (now - g.window > std::chrono::seconds(10)) {
@@ -312,9 +317,10 @@ void info_cb(const SSL* s, int where, int ret) {
   auto e = ERR_peek_error();
   if (e == 0) return;
   forget_pending(s);
-  if (ended_by_deadline(s)) {
-    refusal(s, "no TLS handshake within " + std::to_string(handshake_deadline.count()) +
-                   " s");
+  if (auto peer = ended_by_deadline(s)) {
+    refusal(
+        s, "no TLS handshake within " + std::to_string(handshake_deadline.count()) + " s",
+        *peer);
     return;
   }
   char reason[256];
