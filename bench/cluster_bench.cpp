@@ -22,6 +22,10 @@
 //   (2) throughput: the same --events input counted by 1 node and by 3 nodes
 //       (both cluster.enabled=true), from starting the processes until every
 //       count is committed (read_committed), and the ratio 3 nodes / 1 node.
+//   --tls=off,on runs everything once with plain node-to-node connections and
+//   once over TLS (cluster.tls.*, certificates made by tools/weft-certs in a
+//   temporary folder), in this order and in the same run, and prints what TLS
+//   costs: the failover pause and the throughput, on / off.
 //
 // After each run the committed outputs are checked to be exactly once: every
 // event split once, every key's counts exactly 1..n in order, every gated
@@ -31,7 +35,7 @@
 //                      [--events=300000] [--rate=5000] [--kills=3]
 //                      [--standbys=1,0] [--partitions=12]
 //                      [--only=failover|throughput] [--node.<key>=<value>...]
-//                      [--test-node=PATH] [--keep]
+//                      [--tls=off|on|off,on] [--test-node=PATH] [--keep]
 // --node.log.level=debug passes --log.level=debug to every node (any weft
 // key); --test-node runs another build's weft-test-node (e.g. to compare
 // two versions of the runtime). --keep leaves the topics; state folders are
@@ -87,6 +91,9 @@ int parts = 12;
 bool keep_topics = false;
 std::vector<std::string> node_extra; ///< --node.<key>=<value> as --<key>=<value>
 std::string test_node = WEFT_TEST_NODE;
+std::vector<bool> tls_modes{false}; ///< --tls: runs without and/or with TLS
+bool tls_now = false;               ///< the mode being run
+std::string tls_dir;                ///< certificates of n1..n3 (ca.pem, nX.pem/.key)
 
 /// Node processes still running: die() ends them (exit runs no destructors).
 std::mutex children_mu;
@@ -632,6 +639,12 @@ struct cluster {
                                   "--http.port=" + std::to_string(n.http_port)};
     args.insert(args.end(), extra.begin(), extra.end());
     args.insert(args.end(), node_extra.begin(), node_extra.end());
+    if (tls_now)
+      for (auto& a : {std::string{"--cluster.tls.enabled=true"},
+                      "--cluster.tls.ca=" + tls_dir + "/ca.pem",
+                      "--cluster.tls.certificate=" + tls_dir + "/" + n.id + ".pem",
+                      "--cluster.tls.key=" + tls_dir + "/" + n.id + ".key"})
+        args.push_back(a);
     n.proc = std::make_unique<child>(test_node, args, n.log);
     return n;
   }
@@ -743,6 +756,7 @@ struct kill_round {
 };
 
 struct failover_result {
+  bool tls = false;
   int standbys = 0;
   double preload_s = 0;
   size_t total_events = 0;
@@ -890,13 +904,15 @@ void measure_pauses(kill_round& k, const std::vector<count_record>& counts,
 
 failover_result run_failover(const std::string& tag, int standbys, int first_port) {
   failover_result r;
+  r.tls = tls_now;
   r.standbys = standbys;
-  auto app = "cbench-" + tag + "-failover-sb" + std::to_string(standbys);
+  auto app = "cbench-" + tag + "-failover-sb" + std::to_string(standbys) +
+             (tls_now ? "-tls" : "");
   pipeline_topics t{app + "-in", app};
   create_input(t.in);
   create_outputs(t);
-  std::printf("(1) failover, num.standby.replicas=%d (application %s)\n", standbys,
-              app.c_str());
+  std::printf("(1) failover, num.standby.replicas=%d, TLS %s (application %s)\n",
+              standbys, tls_now ? "on" : "off", app.c_str());
   counts_reader counts{t.counts()};
   auto t0 = clock_type::now();
   produce(t.in, 0, state_keys, state_keys);
@@ -966,6 +982,7 @@ failover_result run_failover(const std::string& tag, int standbys, int first_por
 // (2) Throughput, 1 vs 3 nodes.
 
 struct throughput_result {
+  bool tls = false;
   int nodes = 0;
   double total_s = 0, processing_s = 0;
   eo_result eo;
@@ -974,8 +991,9 @@ struct throughput_result {
 throughput_result run_throughput(const std::string& tag, const std::string& in,
                                  size_t keys, int nodes, int first_port) {
   throughput_result r;
+  r.tls = tls_now;
   r.nodes = nodes;
-  auto app = "cbench-" + tag + "-tp" + std::to_string(nodes);
+  auto app = "cbench-" + tag + "-tp" + std::to_string(nodes) + (tls_now ? "-tls" : "");
   pipeline_topics t{in, app};
   create_outputs(t);
   counts_reader counts{t.counts()};
@@ -1051,7 +1069,12 @@ int main(int argc, char** argv) {
       only = *v;
     else if (auto v = value("--test-node="))
       test_node = *v;
-    else if (auto v = value("--node."))
+    else if (auto v = value("--tls=")) {
+      tls_modes.clear();
+      for (auto& m : {std::string{"off"}, std::string{"on"}})
+        if (v->find(m) != std::string::npos) tls_modes.push_back(m == "on");
+      if (tls_modes.empty()) die("--tls= takes off, on or off,on");
+    } else if (auto v = value("--node."))
       node_extra.push_back("--" + *v);
     else if (a == "--keep")
       keep_topics = true;
@@ -1059,7 +1082,7 @@ int main(int argc, char** argv) {
       die("unknown argument " + a +
           " (--bootstrap= --keys= --events= --rate= --partitions= "
           "--kills= --standbys=1,0 --only=failover|throughput --node.<key>=<value> "
-          "--test-node=PATH "
+          "--tls=off,on --test-node=PATH "
           "--keep)");
   }
   if (state_keys == 0 || tp_events == 0 || rate == 0 || parts <= 0)
@@ -1076,28 +1099,46 @@ int main(int argc, char** argv) {
   std::printf("weft cluster bench: %d partitions, %u cores, broker %s\n", parts,
               std::thread::hardware_concurrency(), bootstrap.c_str());
 
-  std::vector<failover_result> fo;
-  if (only.empty() || only == "failover")
-    for (int sb : standby_configs) {
-      fo.push_back(run_failover(tag, sb, port));
-      port += 3;
-    }
-
-  std::vector<throughput_result> tp;
-  if (only.empty() || only == "throughput") {
-    auto in = "cbench-" + tag + "-tp-in";
-    size_t keys = std::max<size_t>(tp_events / 10, 1);
-    create_input(in);
-    auto t0 = clock_type::now();
-    produce(in, 0, tp_events, keys);
-    std::printf("(2) throughput input: %zu events over %zu keys produced in %.1f s\n",
-                tp_events, keys, secs_since(t0));
-    for (int n : {1, 3}) {
-      tp.push_back(run_throughput(tag, in, keys, n, port));
-      port += 3;
-    }
-    if (!keep_topics) (void)admin->delete_topics({in}, 30000);
+  if (std::find(tls_modes.begin(), tls_modes.end(), true) != tls_modes.end()) {
+    char tmpl[] = "/tmp/weft-bench-certs-XXXXXX";
+    if (!::mkdtemp(tmpl)) die("mkdtemp failed");
+    tls_dir = tmpl;
+    std::string tool = WEFT_SOURCE_DIR "/tools/weft-certs";
+    std::string cmd = tool + " ca " + tls_dir + "/c";
+    for (auto* id : {"n1", "n2", "n3"})
+      cmd += " && " + tool + " node " + tls_dir + "/c " + id + " 127.0.0.1";
+    if (std::system(("(" + cmd + ") >/dev/null").c_str()) != 0)
+      die("cannot make certificates: " + cmd);
+    tls_dir += "/c";
   }
+
+  std::vector<failover_result> fo;
+  std::vector<throughput_result> tp;
+  for (bool mode : tls_modes) {
+    tls_now = mode;
+    if (only.empty() || only == "failover")
+      for (int sb : standby_configs) {
+        fo.push_back(run_failover(tag, sb, port));
+        port += 3;
+      }
+
+    if (only.empty() || only == "throughput") {
+      auto in = "cbench-" + tag + "-tp-in" + (mode ? "-tls" : "");
+      size_t keys = std::max<size_t>(tp_events / 10, 1);
+      create_input(in);
+      auto t0 = clock_type::now();
+      produce(in, 0, tp_events, keys);
+      std::printf("(2) throughput input: %zu events over %zu keys produced in %.1f s\n",
+                  tp_events, keys, secs_since(t0));
+      for (int n : {1, 3}) {
+        tp.push_back(run_throughput(tag, in, keys, n, port));
+        port += 3;
+      }
+      if (!keep_topics) (void)admin->delete_topics({in}, 30000);
+    }
+  }
+  if (!tls_dir.empty())
+    std::filesystem::remove_all(std::filesystem::path{tls_dir}.parent_path());
 
   std::printf(
       "\n=== summary (%d partitions, commit.interval.ms=100, exactly_once, %.0f s "
@@ -1108,25 +1149,27 @@ int main(int argc, char** argv) {
     std::printf("failover after kill -9 of 1 of 3 nodes, %zu keys of state, input at %zu "
                 "events/s (target with standbys: pause < 3 s, detection ~1 s)\n",
                 state_keys, rate);
-    std::printf("  standbys  kill  moved  pause max  median  others' max gap  detect  "
-                "fenced  published  applied  settled\n");
+    std::printf(
+        "  tls  standbys  kill  moved  pause max  median  others' max gap  detect  "
+        "fenced  published  applied  settled\n");
     for (auto& r : fo) {
       all_ok &= r.eo.ok && r.ts_ok;
       std::vector<double> pauses;
       for (size_t i = 0; i < r.rounds.size(); ++i) {
         auto& k = r.rounds[i];
         pauses.insert(pauses.end(), k.pauses.begin(), k.pauses.end());
-        std::printf("  %8d  %4zu  %5zu  %9s  %6s  %15s  %6s  %6s  %9s  %7s  %7s\n",
-                    r.standbys, i + 1, k.moved.size(),
+        std::printf("  %3s  %8d  %4zu  %5zu  %9s  %6s  %15s  %6s  %6s  %9s  %7s  %7s\n",
+                    r.tls ? "on" : "off", r.standbys, i + 1, k.moved.size(),
                     s_or_dash(max_of(k.pauses)).c_str(),
                     s_or_dash(median(k.pauses)).c_str(),
                     s_or_dash(k.other_gap_max).c_str(), ms_or_dash(k.detect_ms).c_str(),
                     ms_or_dash(k.fenced_ms).c_str(), ms_or_dash(k.published_ms).c_str(),
                     ms_or_dash(k.applied_ms).c_str(), s_or_dash(k.settled_s).c_str());
       }
-      std::printf("  %8d   all  %5zu  %9s  %6s   exactly once: %s\n", r.standbys,
-                  pauses.size(), s_or_dash(max_of(pauses)).c_str(),
-                  s_or_dash(median(pauses)).c_str(), r.eo.ok ? "yes" : "NO");
+      std::printf("  %3s  %8d   all  %5zu  %9s  %6s   exactly once: %s\n",
+                  r.tls ? "on" : "off", r.standbys, pauses.size(),
+                  s_or_dash(max_of(pauses)).c_str(), s_or_dash(median(pauses)).c_str(),
+                  r.eo.ok ? "yes" : "NO");
     }
     std::printf(
         "  (seconds after the kill; pause = gap in a moved counter unit's committed "
@@ -1138,23 +1181,56 @@ int main(int argc, char** argv) {
         std::printf("  WARNING: counts records without LogAppendTime (standbys=%d)\n",
                     r.standbys);
   }
-  if (tp.size() == 2) {
+  if (tp.size() >= 2) {
     for (auto& r : tp)
       all_ok &= r.eo.ok;
     std::printf("throughput of the count pipeline, %zu events (%zu keys), 1 vs 3 node "
                 "processes on %u cores\n",
                 tp_events, std::max<size_t>(tp_events / 10, 1),
                 std::thread::hardware_concurrency());
-    std::printf("  nodes  from start (s)  events/s  first->last count (s)  events/s  "
-                "exactly once\n");
+    std::printf(
+        "  tls  nodes  from start (s)  events/s  first->last count (s)  events/s  "
+        "exactly once\n");
     for (auto& r : tp)
-      std::printf("  %5d  %14.1f  %8.0f  %21.1f  %8.0f  %s\n", r.nodes, r.total_s,
-                  double(tp_events) / r.total_s, r.processing_s,
+      std::printf("  %3s  %5d  %14.1f  %8.0f  %21.1f  %8.0f  %s\n", r.tls ? "on" : "off",
+                  r.nodes, r.total_s, double(tp_events) / r.total_s, r.processing_s,
                   double(tp_events) / std::max(r.processing_s, 1e-3),
                   r.eo.ok ? "yes" : "NO");
-    std::printf("  ratio 3 nodes / 1 node: %.2f from start, %.2f first->last\n",
-                tp[0].total_s / tp[1].total_s,
-                tp[0].processing_s / std::max(tp[1].processing_s, 1e-3));
+    for (size_t i = 0; i + 1 < tp.size(); i += 2)
+      std::printf("  TLS %s: ratio 3 nodes / 1 node: %.2f from start, %.2f first->last\n",
+                  tp[i].tls ? "on" : "off", tp[i].total_s / tp[i + 1].total_s,
+                  tp[i].processing_s / std::max(tp[i + 1].processing_s, 1e-3));
+  }
+  if (tls_modes.size() == 2) {
+    std::printf("TLS cost, on / off (same run):\n");
+    for (auto& on : fo) {
+      if (!on.tls) continue;
+      for (auto& off : fo) {
+        if (off.tls || off.standbys != on.standbys) continue;
+        std::vector<double> p_on, p_off;
+        for (auto& k : on.rounds)
+          p_on.insert(p_on.end(), k.pauses.begin(), k.pauses.end());
+        for (auto& k : off.rounds)
+          p_off.insert(p_off.end(), k.pauses.begin(), k.pauses.end());
+        std::printf(
+            "  failover pause, standbys=%d: median %s on vs %s off, max %s vs %s\n",
+            on.standbys, s_or_dash(median(p_on)).c_str(),
+            s_or_dash(median(p_off)).c_str(), s_or_dash(max_of(p_on)).c_str(),
+            s_or_dash(max_of(p_off)).c_str());
+      }
+    }
+    for (auto& on : tp) {
+      if (!on.tls) continue;
+      for (auto& off : tp)
+        if (!off.tls && off.nodes == on.nodes)
+          std::printf("  throughput, %d node(s): %.0f vs %.0f events/s first->last "
+                      "(ratio %.2f), %.0f vs %.0f from start (ratio %.2f)\n",
+                      on.nodes, double(tp_events) / std::max(on.processing_s, 1e-3),
+                      double(tp_events) / std::max(off.processing_s, 1e-3),
+                      off.processing_s / std::max(on.processing_s, 1e-3),
+                      double(tp_events) / on.total_s, double(tp_events) / off.total_s,
+                      off.total_s / on.total_s);
+    }
   }
   return all_ok ? 0 : 1;
 }

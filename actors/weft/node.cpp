@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/publish.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +35,7 @@
 #include "weft/cluster/peer_links.hpp"
 #include "weft/cluster/query_router.hpp"
 #include "weft/cluster/rebalancer.hpp"
+#include "weft/cluster/tls.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/log.hpp"
 #include "weft/protocol.hpp"
@@ -580,7 +582,9 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
 
   c.router = std::make_unique<cluster::query_router>(&ctx, &topo, sys.get(), &c.directory,
                                                      c.log.get(), c.standbys.get(),
-                                                     node_id, cluster_timeout);
+                                                     node_id, cluster_timeout,
+                                                     static_cast<int>(cfg.get_int(
+                                                         "cluster.query.max.in.flight")));
   c.query_server = cluster::spawn_query_server(*sys, c.router.get());
   c.lease_keeper =
       cluster::spawn_lease_keeper(*sys, &ctx, c.log.get(), topic, cluster_timeout);
@@ -588,10 +592,15 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   ps.self = c.me;
   ps.timeout_ms = cluster_timeout;
   ps.directory = &c.directory;
+  ps.tls = cfg.get_bool("cluster.tls.enabled");
+  ps.max_units = topo.units.size();
   c.peer_links = cluster::spawn_peer_links(*sys, ps, c.query_server);
-  auto port = sys->middleman().publish(
-      caf::actor_cast<cluster::peer_links_actor>(c.peer_links),
-      static_cast<uint16_t>(cfg.get_int("cluster.port")), c.me.host.c_str(), false);
+  auto links = caf::actor_cast<cluster::peer_links_actor>(c.peer_links);
+  auto listen_port = static_cast<uint16_t>(cfg.get_int("cluster.port"));
+  // With TLS only the openssl module listens: no plain port is left open.
+  auto port = ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
+                     : sys->middleman().publish(links, listen_port, c.me.host.c_str(),
+                                                false);
   if (!port)
     return make_error(errc::invalid_config,
                       "cluster.port: cannot listen on " + c.me.host + ":" +
@@ -630,8 +639,10 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   if (!announced.ok())
     return make_error(static_cast<errc>(announced.code),
                       "announcing this node in " + topic + ": " + announced.why);
-  log::info("cluster: node {} listening on {}:{}, announced in {}", node_id, c.me.host,
-            c.me.port, topic);
+  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id,
+            c.me.host, c.me.port,
+            ps.tls ? " (TLS, peers need a certificate signed by cluster.tls.ca)" : "",
+            topic);
   c.fanout.attach({c.coordinator, c.rebalancer, c.peer_links});
 
   auto coordinator = caf::actor_cast<cluster::coordinator_actor>(c.coordinator);
@@ -786,6 +797,9 @@ status node::start() {
   impl_->caf_cfg->set("logger.console-verbosity", caf::atom("quiet"));
   if (ctx.clustered) {
     impl_->caf_cfg->load<caf::io::middleman>();
+    auto tls = cluster::load_tls(cfg);
+    if (!tls) return tls.error();
+    if (*tls) cluster::use_tls(*impl_->caf_cfg, **tls);
     // Types that cross to other nodes.
     impl_->caf_cfg->add_message_type<cluster::member_record>("weft.member_record");
     impl_->caf_cfg->add_message_type<cluster::node_status>("weft.node_status");

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -118,6 +120,29 @@ std::vector<config_key> make_keys() {
                "How long a node may stay silent (or a connection attempt take) "
                "before the others take it for dead.",
                false, 50, 600000});
+  k.push_back({"cluster.query.max.in.flight", kind::integer, "64",
+               "Queries this node forwards to other nodes (node::get, GET "
+               "/state/...) at once at most; more are refused at once as "
+               "retriable (state_not_ready, HTTP 503). Each waits at most "
+               "2 x cluster.timeout.ms for its answer.",
+               false, 1, 100000});
+  k.push_back({"cluster.tls.enabled", kind::boolean, "false",
+               "Nodes talk to each other over TLS (CAF's openssl module), and only "
+               "nodes whose certificate the application's CA signed may connect: "
+               "needs cluster.tls.certificate, cluster.tls.key and cluster.tls.ca "
+               "(tools/weft-certs makes them). false: plain TCP, anyone who reaches "
+               "cluster.port can join."});
+  k.push_back({"cluster.tls.certificate", kind::string, "",
+               "PEM file: this node's certificate, signed by the CA in cluster.tls.ca "
+               "(intermediate CAs may follow it in the file)."});
+  k.push_back({"cluster.tls.key", kind::string, "",
+               "PEM file: the private key of cluster.tls.certificate."});
+  k.push_back({"cluster.tls.key.password", kind::string, "",
+               "Password of an encrypted cluster.tls.key; prefer "
+               "WEFT_CLUSTER_TLS_KEY_PASSWORD or a --config file to the command line."});
+  k.push_back({"cluster.tls.ca", kind::string, "",
+               "PEM file: the application's CA certificate, the only one trusted: a "
+               "node accepts (and connects to) only nodes whose certificate it signed."});
   k.push_back({"num.standby.replicas", kind::integer, "1",
                "Hot standby copies of every state shard, each on another node.", false, 0,
                16});
@@ -291,6 +316,31 @@ std::string trim(std::string s) {
   return s.substr(i);
 }
 
+// cluster.tls.enabled=true needs its three files, readable (their contents
+// are checked when the node starts, actors/weft/cluster/tls.cpp).
+status check_tls_files(const std::map<std::string, std::string, std::less<>>& raw) {
+  auto on = raw.find("cluster.tls.enabled");
+  if (on == raw.end() || on->second != "true") return {};
+  for (auto* key : {"cluster.tls.certificate", "cluster.tls.key", "cluster.tls.ca"}) {
+    auto i = raw.find(key);
+    std::string path = i == raw.end() ? "" : i->second;
+    std::string fix = "; tools/weft-certs makes a CA and node certificates (see "
+                      "README, Security), or set cluster.tls.enabled=false";
+    if (path.empty())
+      return make_error(errc::invalid_config, std::string{"config key '"} + key +
+                                                  "' must be set when "
+                                                  "cluster.tls.enabled=true (a PEM "
+                                                  "file)" +
+                                                  fix);
+    std::ifstream f{path, std::ios::binary};
+    if (!f)
+      return make_error(errc::invalid_config, std::string{"config key '"} + key +
+                                                  "': cannot read '" + path + "' (" +
+                                                  std::strerror(errno) + ")" + fix);
+  }
+  return {};
+}
+
 } // namespace
 
 const std::vector<config_key>& config::keys() {
@@ -311,6 +361,8 @@ status config::validate(const std::map<std::string, std::string, std::less<>>& r
     if (!k) return make_error(errc::invalid_config, unknown_key_message(key));
     if (auto st = check_value(*k, value); !st) return st;
   }
+  if (check_required)
+    if (auto st = check_tls_files(raw); !st) return st;
   if (check_required)
     for (auto& k : keys())
       if (k.required && raw.find(k.name) == raw.end())

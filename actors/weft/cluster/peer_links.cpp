@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include <chrono>
 #include <random>
@@ -22,6 +23,7 @@ struct peer {
   bool connected = false;
   bool connecting = false;
   int64_t connecting_incarnation = -1;
+  int64_t deferred_incarnation = -1; ///< left to it to connect (smaller id)
   clock::time_point last_try;
 };
 
@@ -37,10 +39,38 @@ struct links_state {
   bool own_known = false;
   bool leaving = false;
   std::minstd_rand rng{std::random_device{}()};
+  uint64_t refused = 0; ///< peers' messages dropped for their size
   static inline const char* name = "weft.peer_links";
 };
 
 using links_ptr = peer_links_actor::stateful_pointer<links_state>;
+
+/// Whether what a peer sent is within bounds; logs the first refusals (and
+/// then one in 100: statuses come every 500 ms).
+bool within_bounds(links_ptr self, const member_record& m, const char* what) {
+  bool ok = m.id.size() <= max_peer_text && m.host.size() <= max_peer_text &&
+            m.http.size() <= max_peer_text && m.topology.size() <= max_peer_text;
+  if (!ok && self->state.refused++ % 100 == 0)
+    log::warn("cluster: dropped a {} from {}: a field is longer than {} bytes ({} "
+              "dropped so far)",
+              what,
+              self->current_sender() ? to_string(self->current_sender()->node()) : "?",
+              max_peer_text, self->state.refused);
+  return ok;
+}
+
+bool within_bounds(links_ptr self, const node_status& s) {
+  auto limit = self->state.s.max_units;
+  bool ok = s.node.size() <= max_peer_text &&
+            (limit == 0 || (s.holding.size() <= limit && s.standby_lag.size() <= limit &&
+                            s.active_lag.size() <= limit));
+  if (!ok && self->state.refused++ % 100 == 0)
+    log::warn("cluster: dropped a status from {}: it names more than the application's "
+              "{} units or a node id longer than {} bytes ({} dropped so far)",
+              self->current_sender() ? to_string(self->current_sender()->node()) : "?",
+              limit, max_peer_text, self->state.refused);
+  return ok;
+}
 
 void send_own_status(links_ptr self, const peer& p) {
   auto& st = self->state;
@@ -107,6 +137,7 @@ void hello(links_ptr self, const std::string& id, const peer_links_actor& handle
             auto& st = self->state;
             auto& p = st.peers[id];
             p.connecting = false;
+            if (!within_bounds(self, info, "handshake answer")) return;
             if (info.id != id) {
               log::debug("cluster: {} answered as {}", id, info.id);
               return;
@@ -130,7 +161,8 @@ void connect(links_ptr self, const member_record& info) {
   p.connecting = true;
   p.connecting_incarnation = info.incarnation;
   p.last_try = clock::now();
-  auto mm = self->system().middleman().actor_handle();
+  auto mm = st.s.tls ? self->system().openssl_manager().actor_handle()
+                     : self->system().middleman().actor_handle();
   auto id = info.id;
   self->request(mm, std::chrono::milliseconds(st.s.timeout_ms), caf::connect_atom::value,
                 info.host, info.port)
@@ -184,9 +216,24 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           for (auto& [id, m] : st.announced) {
             if (id == st.s.self.id) continue;
             auto p = st.peers.find(id);
-            if (p == st.peers.end() || !p->second.connected ||
-                p->second.info.incarnation < m.incarnation)
+            if (p != st.peers.end() && p->second.connected &&
+                p->second.info.incarnation >= m.incarnation)
+              continue;
+            // Of two nodes, the one with the smaller id connects: when both
+            // connected to each other at once, CAF dropped one of the two
+            // connections and the handshake on it (2-3 s without a
+            // cluster, each node leading alone; seen over TLS, whose slower
+            // handshakes made it the rule). The other one connects only if
+            // no handshake came within the retry interval (the ticks).
+            if (id > st.s.self.id) {
               connect(self, m);
+              continue;
+            }
+            auto& q = st.peers[id];
+            if (q.deferred_incarnation >= m.incarnation) continue;
+            if (q.connected) down(self, id, "a new incarnation was announced");
+            q.deferred_incarnation = m.incarnation;
+            q.last_try = clock::now();
           }
           for (auto i = st.peers.begin(); i != st.peers.end();)
             if (!st.announced.count(i->first) && !i->second.connected &&
@@ -242,11 +289,13 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
             -> caf::result<member_record, query_server_actor> {
           auto& st = self->state;
           auto handle = caf::actor_cast<peer_links_actor>(self->current_sender());
-          if (!st.leaving) up(self, info, handle, q);
+          if (!st.leaving && within_bounds(self, info, "handshake"))
+            up(self, info, handle, q);
           return {st.s.self, st.query};
         },
         [self](status_atom, const node_status& s) {
           auto& st = self->state;
+          if (!within_bounds(self, s)) return;
           if (st.coordinator) self->send(st.coordinator, status_atom::value, s);
           if (st.rebalancer) self->send(st.rebalancer, status_atom::value, s);
         },

@@ -13,6 +13,10 @@
 // Events go up to the coordinator (peer up, peer down, statuses — this
 // node's own included) and the rebalancer (peers' statuses); nothing here
 // decides anything, and no connection attempt holds up a decision.
+// What a peer sends is bounded before it goes on: a status naming more units
+// than the application has, or an id, host or fingerprint longer than
+// max_peer_text, is dropped and logged (CAF 0.17.6 itself bounds no message
+// size; TLS keeps strangers from sending any).
 //
 // Internal to weft.
 
@@ -24,10 +28,16 @@ namespace weft::cluster {
 
 class peer_directory;
 
+/// Longest id, host, HTTP address or topology fingerprint taken from a peer.
+inline constexpr size_t max_peer_text = 1024;
+
 struct peer_links_settings {
   member_record self; ///< port filled later (announce): known once published
   int timeout_ms = 1000;
   peer_directory* directory = nullptr; ///< kept up to date; must outlive the actor
+  bool tls = false; ///< connect through CAF's openssl module (cluster.tls.enabled)
+  /// Units of this application: a peer's status naming more is refused.
+  size_t max_units = 0;
 };
 
 /// `query` is the node's query_server_actor. Returns a peer_links_actor,
