@@ -115,9 +115,10 @@ using partition_actor = caf::typed_actor<
     // restored: from the supervisor under exactly_once, once no shard
     // restores, between two epochs. An actor spawned held starts feeding.
     caf::reacts_to<restored_atom>,
-    // (marker, epoch): from the supervisor under exactly_once as epoch N
-    // starts (unless each of the partition's tasks takes markers directly).
-    // Forwarded in-band to every task as (marker, epoch, topic, next offset).
+    // (marker, epoch): from the supervisor under exactly_once as an epoch
+    // starts, unless the partition feeds a single task that takes its
+    // markers directly. Forwarded in-band to every task as (marker, epoch,
+    // topic, next offset).
     caf::reacts_to<marker_atom, weft::epoch>,
     // stop: from the supervisor as the node stops. Fetches nothing more;
     // (drained, partition) to the supervisor once nothing is in flight.
