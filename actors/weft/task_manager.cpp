@@ -9,7 +9,6 @@
 #include <set>
 
 #include "weft/actors/delivery_tracker.hpp"
-#include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
 #include "weft/actors/standby.hpp"
 #include "weft/actors/supervisor.hpp"
@@ -87,7 +86,7 @@ namespace {
 
 struct manager_state {
   task_manager_settings s;
-  caf::actor supervisor;
+  supervisor_actor supervisor;
   /// A supervisor going down: its address, the timer's token, what then.
   struct pending_down {
     caf::actor_addr addr;
@@ -228,7 +227,8 @@ void set_standbys(manager_actor self, const std::vector<unit_id>& units) {
 
 /// Waits (bounded) until `sup` is down — its children gone and their shards
 /// closed — then calls `done` with whether it went down in time.
-void await_down(manager_actor self, caf::actor sup, std::function<void(bool)> done) {
+void await_down(manager_actor self, supervisor_actor sup,
+                std::function<void(bool)> done) {
   auto& st = self->state;
   auto token = ++st.down_tokens;
   st.going_down = manager_state::pending_down{sup.address(), token, std::move(done)};
@@ -333,7 +333,7 @@ status start_units(manager_actor self, const std::set<size_t>& units) {
     return make_error(plan.error().code(),
                       "assigning input partitions: " + plan.error().message());
   st.supervisor = spawn_supervisor(self->system(), &ctx, std::move(*plan), ++st.version,
-                                   caf::actor_cast<caf::actor>(self));
+                                   caf::actor_cast<task_manager_actor>(self));
   return {};
 }
 

@@ -2,7 +2,6 @@
 
 #include <unordered_map>
 
-#include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
 #include "weft/log.hpp"
 
@@ -21,8 +20,8 @@ struct inflight_batch {
 struct partition_state {
   node_context* ctx = nullptr;
   std::shared_ptr<kafka::partition_queue> queue;
-  std::vector<caf::actor> tasks;
-  caf::actor supervisor;
+  std::vector<task_actor> tasks;
+  supervisor_actor supervisor;
   size_t max_credits = 0;
   size_t credits = 0;
   bool paused = false;
@@ -32,13 +31,13 @@ struct partition_state {
   bool held = false; ///< exactly_once: wait for the supervisor's go
   caf::timestamp last_ack;
   uint64_t next_batch = 0;
-  int64_t next_offset = -1; ///< after the last record handed to the tasks
+  weft::offset next_offset{-1}; ///< after the last record handed to the tasks
   std::unordered_map<uint64_t, inflight_batch> inflight;
   /// The queue was drained to the partition's known end (input_state).
   bool at_end = false;
   /// Per task: the input_state it was last told; batches not acked yet
   /// (kept only with several tasks, where one can starve the others).
-  std::vector<uint8_t> told;
+  std::vector<input_state> told;
   std::vector<uint32_t> unacked;
   static inline const char* name = "weft.partition";
   ~partition_state() {
@@ -50,13 +49,13 @@ struct partition_state {
   }
 };
 
-using partition_actor = caf::stateful_actor<partition_state>;
+using partition_self = partition_actor::stateful_pointer<partition_state>;
 
-void report_if_drained(partition_actor* self) {
+void report_if_drained(partition_self self) {
   auto& st = self->state;
   if (st.stopping && st.inflight.empty() && !st.drained_sent) {
     auto& tp = st.queue->partition();
-    self->send(st.supervisor, drained_atom::value, tp.topic, tp.partition.value());
+    self->send(st.supervisor, drained_atom::value, tp);
     st.drained_sent = true;
     // Under exactly_once the actor stays for the final epoch's marker; the
     // supervisor ends it.
@@ -64,9 +63,8 @@ void report_if_drained(partition_actor* self) {
   }
 }
 
-/// What task `i` should know of the records not handed to it (messages.hpp,
-/// input_state).
-uint8_t input_state_for(const partition_state& st, size_t i) {
+/// What task `i` should know of the records not handed to it.
+input_state input_state_for(const partition_state& st, size_t i) {
   if (!st.unacked.empty() && st.credits == 0 && st.unacked[i] == 0)
     return input_state::starved;
   return st.at_end ? input_state::at_end : input_state::behind;
@@ -74,7 +72,7 @@ uint8_t input_state_for(const partition_state& st, size_t i) {
 
 /// Tells each task a change of what it knows of this partition (a task
 /// reading several partitions decides from it whether to wait for this one).
-void announce(partition_actor* self) {
+void announce(partition_self self) {
   auto& st = self->state;
   if (st.stopping) return;
   for (size_t i = 0; i < st.tasks.size(); ++i) {
@@ -85,7 +83,7 @@ void announce(partition_actor* self) {
   }
 }
 
-void drain(partition_actor* self) {
+void drain(partition_self self) {
   auto& st = self->state;
   while (!st.stopping && !st.held && st.credits > 0) {
     auto batch = std::make_shared<kafka::message_batch>();
@@ -97,11 +95,11 @@ void drain(partition_actor* self) {
     st.at_end = n < want && st.queue->at_end();
     if (n == 0) break;
     st.credits -= n;
-    st.next_offset = batch->next_offset().value();
+    st.next_offset = batch->next_offset();
     auto id = st.next_batch++;
     st.inflight.emplace(id, inflight_batch{n, st.tasks.size()});
     batch_ptr shared = std::move(batch);
-    auto me = caf::actor_cast<caf::actor>(self);
+    auto me = caf::actor_cast<partition_actor>(self);
     for (size_t i = 0; i < st.tasks.size(); ++i) {
       if (!st.unacked.empty()) ++st.unacked[i];
       st.told[i] = st.at_end ? input_state::at_end : input_state::behind;
@@ -119,7 +117,7 @@ void drain(partition_actor* self) {
 /// while data waits: they are slower than the input. Pausing makes librdkafka
 /// drop what it prefetched and fetch it again on resume, so a brief dip to
 /// zero credit (the normal state of a busy pipeline) must not pause.
-void check_stall(partition_actor* self) {
+void check_stall(partition_self self) {
   auto& st = self->state;
   st.check_scheduled = false;
   if (st.credits > 0 || st.paused || st.stopping) return;
@@ -140,10 +138,9 @@ void check_stall(partition_actor* self) {
   }
 }
 
-caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
-                                 std::shared_ptr<kafka::partition_queue> queue,
-                                 std::vector<caf::actor> tasks, caf::actor supervisor,
-                                 bool feeding) {
+partition_actor::behavior_type partition_behavior(
+    partition_self self, node_context* ctx, std::shared_ptr<kafka::partition_queue> queue,
+    std::vector<task_actor> tasks, supervisor_actor supervisor, bool feeding) {
   auto& st = self->state;
   st.ctx = ctx;
   ctx->live_actors.fetch_add(1, std::memory_order_acq_rel);
@@ -160,7 +157,8 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
   // queue's callback does not keep the actor alive.
   caf::actor_addr weak = self->address();
   st.queue->on_ready([weak] {
-    if (auto a = caf::actor_cast<caf::actor>(weak)) caf::anon_send(a, wake_atom::value);
+    if (auto a = caf::actor_cast<partition_actor>(weak))
+      caf::anon_send(a, wake_atom::value);
   });
   self->set_exit_handler([self](caf::exit_msg& msg) {
     self->state.queue->on_ready({});
@@ -205,7 +203,7 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
         self->state.held = false;
         drain(self);
       },
-      [self](marker_atom, uint64_t epoch) {
+      [self](marker_atom, weft::epoch epoch) {
         // In-band: CAF keeps the order of messages from one sender, so each
         // task sees the marker after every batch sent before it.
         auto& st = self->state;
@@ -224,10 +222,10 @@ caf::behavior partition_behavior(partition_actor* self, node_context* ctx,
 
 } // namespace
 
-caf::actor spawn_partition_actor(caf::actor_system& sys, node_context* ctx,
-                                 std::shared_ptr<kafka::partition_queue> queue,
-                                 std::vector<caf::actor> tasks, caf::actor supervisor,
-                                 bool feeding) {
+partition_actor spawn_partition_actor(caf::actor_system& sys, node_context* ctx,
+                                      std::shared_ptr<kafka::partition_queue> queue,
+                                      std::vector<task_actor> tasks,
+                                      supervisor_actor supervisor, bool feeding) {
   return sys.spawn(partition_behavior, ctx, std::move(queue), std::move(tasks),
                    std::move(supervisor), feeding);
 }

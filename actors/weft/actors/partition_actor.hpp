@@ -10,7 +10,7 @@
 // blocks: librdkafka wakes it when the queue becomes non-empty and it drains
 // with a zero timeout.
 //
-// End of partition: each batch carries an input_state (messages.hpp) —
+// End of partition: each batch carries an input_state (data_protocol.hpp) —
 // at_end when the queue was drained to the partition's known end
 // (partition_queue::at_end), else behind — and a change between batches is
 // sent as (input, state): the partition reached its end, or (several tasks)
@@ -18,29 +18,29 @@
 // nothing comes to it until they move on (starved). A task reading several
 // partitions decides by it whether to wait for an empty one.
 //
-// Messages: wake (from librdkafka), (ack, batch id) from tasks, stop from the
-// supervisor, answered by (drained, topic, partition) once nothing is in flight.
-// Exactly-once: a partition actor spawned with feeding=false fetches nothing
-// until (restored) from the supervisor; (marker, epoch) is forwarded to every
-// task in-band as (marker, epoch, topic, next offset); after stop it stays
-// for the final epoch's marker.
-
-#include <caf/fwd.hpp>
+// Messages (data_protocol.hpp, partition_actor): wake (from librdkafka),
+// (ack, batch id) from tasks, stop from the supervisor, answered by (drained,
+// partition) once nothing is in flight. Exactly-once: a partition actor
+// spawned with feeding=false fetches nothing until (restored) from the
+// supervisor; (marker, epoch) is forwarded to every task in-band as (marker,
+// epoch, topic, next offset); after stop it stays for the final epoch's
+// marker.
 
 #include <memory>
 #include <vector>
 
-namespace weft::kafka {
-class partition_queue;
-}
+#include "weft/data_protocol.hpp"
 
 namespace weft::detail {
 
 struct node_context;
 
-caf::actor spawn_partition_actor(caf::actor_system& sys, node_context* ctx,
-                                 std::shared_ptr<kafka::partition_queue> queue,
-                                 std::vector<caf::actor> tasks, caf::actor supervisor,
-                                 bool feeding = true);
+/// Spawns the partition actor of `queue`, feeding `tasks` and reporting to
+/// `supervisor`; it holds `queue` (and switches its wake-up callback off when
+/// it ends).
+partition_actor spawn_partition_actor(caf::actor_system& sys, node_context* ctx,
+                                      std::shared_ptr<kafka::partition_queue> queue,
+                                      std::vector<task_actor> tasks,
+                                      supervisor_actor supervisor, bool feeding = true);
 
 } // namespace weft::detail

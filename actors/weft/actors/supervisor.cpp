@@ -5,12 +5,10 @@
 #include <optional>
 #include <set>
 
-#include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
 #include "weft/actors/partition_actor.hpp"
 #include "weft/actors/task_actor.hpp"
 #include "weft/log.hpp"
-#include "weft/protocol.hpp"
 
 namespace weft::detail {
 
@@ -19,8 +17,8 @@ namespace {
 struct supervisor_state {
   node_context* ctx = nullptr;
   task_manager_actor manager;
-  std::vector<caf::actor> tasks;
-  std::vector<caf::actor> partitions;
+  std::vector<task_actor> tasks;
+  std::vector<partition_actor> partitions;
   std::vector<topic_partition> partition_tps;
   std::vector<std::vector<size_t>> partition_tasks;
   /// Latest committable offset reported per (partition index, task index).
@@ -46,7 +44,7 @@ struct supervisor_state {
   // exactly_once
   std::map<caf::actor_addr, size_t> task_of; ///< current tasks only
   std::set<caf::actor_addr> dying;           ///< replaced actors not yet down
-  uint64_t epoch = 0;
+  weft::epoch epoch;
   bool collecting = false; ///< markers out, waiting for every task
   std::vector<bool> aligned;
   std::vector<bool> direct_tasks;      ///< take markers straight from here
@@ -70,9 +68,9 @@ struct supervisor_state {
   static inline const char* name = "weft.supervisor";
 };
 
-using supervisor_actor = caf::stateful_actor<supervisor_state>;
+using supervisor_self = supervisor_actor::stateful_pointer<supervisor_state>;
 
-void record_offsets(supervisor_actor* self, size_t task, const task_offsets& offs) {
+void record_offsets(supervisor_self self, size_t task, const task_offsets& offs) {
   auto& st = self->state;
   for (auto& [topic, off] : offs) {
     // The task's partition number is the same for every topic it reads.
@@ -80,14 +78,14 @@ void record_offsets(supervisor_actor* self, size_t task, const task_offsets& off
       if (st.partition_tps[p].topic != topic) continue;
       auto& feeds = st.partition_tasks[p];
       if (std::find(feeds.begin(), feeds.end(), task) == feeds.end()) continue;
-      st.reported[{p, task}] = off;
+      st.reported[{p, task}] = off.value();
     }
   }
 }
 
 /// Offsets every task fed by a partition agrees to commit, newer than the
 /// last commit.
-partition_offsets commit_candidates(supervisor_actor* self) {
+partition_offsets commit_candidates(supervisor_self self) {
   auto& st = self->state;
   partition_offsets out;
   for (size_t p = 0; p < st.partition_tps.size(); ++p) {
@@ -111,7 +109,7 @@ partition_offsets commit_candidates(supervisor_actor* self) {
   return out;
 }
 
-void commit(supervisor_actor* self) {
+void commit(supervisor_self self) {
   auto offs = commit_candidates(self);
   if (offs.empty()) return;
   auto s = self->state.ctx->consumer->commit(offs, true);
@@ -126,7 +124,7 @@ void commit(supervisor_actor* self) {
   self->state.ctx->counters.commits.fetch_add(1, std::memory_order_relaxed);
 }
 
-void log_progress(supervisor_actor* self) {
+void log_progress(supervisor_self self) {
   auto& st = self->state;
   auto now = std::chrono::steady_clock::now();
   if (now - st.last_progress < std::chrono::seconds(10)) return;
@@ -156,7 +154,7 @@ void log_progress(supervisor_actor* self) {
   st.last_processed = processed;
 }
 
-void answer_stop(supervisor_actor* self) {
+void answer_stop(supervisor_self self) {
   auto& st = self->state;
   if (st.stop_promise.pending()) st.stop_promise.deliver(caf::unit);
 }
@@ -164,11 +162,11 @@ void answer_stop(supervisor_actor* self) {
 /// Spawns the task and partition actors of `plan` next to the running ones
 /// (partition actors are held under exactly_once until every shard restored;
 /// the plan's partitions feed only the plan's tasks).
-void add_children(supervisor_actor* self, const assignment_plan& plan) {
+void add_children(supervisor_self self, const assignment_plan& plan) {
   auto& st = self->state;
   auto* ctx = st.ctx;
   auto& sys = self->system();
-  auto me = caf::actor_cast<caf::actor>(self);
+  auto me = caf::actor_cast<supervisor_actor>(self);
   const size_t base = st.tasks.size();
   std::vector<size_t> sources(plan.tasks.size(), 0);
   // A task whose partitions feed no other task takes markers directly (a
@@ -197,7 +195,7 @@ void add_children(supervisor_actor* self, const assignment_plan& plan) {
     if (!ctx->services[t.service].stores.empty()) ++st.restoring;
   }
   for (auto& p : plan.partitions) {
-    std::vector<caf::actor> feeds;
+    std::vector<task_actor> feeds;
     std::vector<size_t> indices;
     for (auto t : p.tasks) {
       feeds.push_back(st.tasks[base + t]);
@@ -218,7 +216,7 @@ void add_children(supervisor_actor* self, const assignment_plan& plan) {
 }
 
 /// Spawns the task and partition actors of `plan` in place of any before.
-void spawn_children(supervisor_actor* self, const assignment_plan& plan) {
+void spawn_children(supervisor_self self, const assignment_plan& plan) {
   auto& st = self->state;
   st.tasks.clear();
   st.partitions.clear();
@@ -240,7 +238,7 @@ void spawn_children(supervisor_actor* self, const assignment_plan& plan) {
 
 /// exactly_once: releases the held partition actors once no shard restores,
 /// between two epochs (their tasks take part from the next epoch on).
-void maybe_feed(supervisor_actor* self) {
+void maybe_feed(supervisor_self self) {
   auto& st = self->state;
   if (st.restoring > 0 || st.rolling_back || st.collecting || st.failed || st.failing)
     return;
@@ -257,13 +255,12 @@ void maybe_feed(supervisor_actor* self) {
 /// Tells the task manager that this node cannot go on: a fenced producer
 /// (`producer_dead`: a clustered node drops its tasks and rejoins) or an
 /// unrecoverable error (the node stops).
-void alarm(supervisor_actor* self, const std::string& why, bool producer_dead) {
+void alarm(supervisor_self self, const std::string& why, bool producer_dead) {
   self->send(self->state.manager, alarm_atom::value, why, producer_dead);
 }
 
 /// Fatal for this supervisor: nothing more is committed.
-void fail_node(supervisor_actor* self, const std::string& why,
-               bool producer_dead = false) {
+void fail_node(supervisor_self self, const std::string& why, bool producer_dead = false) {
   auto& st = self->state;
   if (st.failed) return;
   st.failed = true;
@@ -272,9 +269,9 @@ void fail_node(supervisor_actor* self, const std::string& why,
   answer_stop(self);
 }
 
-void start_epoch(supervisor_actor* self) {
+void start_epoch(supervisor_self self) {
   auto& st = self->state;
-  ++st.epoch;
+  st.epoch = weft::epoch{st.epoch.value() + 1};
   st.collecting = true;
   st.aligned.assign(st.tasks.size(), false);
   st.aligned_count = 0;
@@ -290,17 +287,17 @@ void start_epoch(supervisor_actor* self) {
   self->delayed_send(self, st.epoch_timeout, timeout_atom::value, st.epoch);
 }
 
-void roll_back(supervisor_actor* self, const std::string& why);
-void restart_after_roll_back(supervisor_actor* self);
-void add_plan(supervisor_actor* self, const plan_ptr& plan, uint64_t version);
-void maybe_quit(supervisor_actor* self);
+void roll_back(supervisor_self self, const std::string& why);
+void restart_after_roll_back(supervisor_self self);
+void add_plan(supervisor_self self, const plan_ptr& plan, uint64_t version);
+void maybe_quit(supervisor_self self);
 
-caf::actor_addr sender_of(supervisor_actor* self) {
+caf::actor_addr sender_of(supervisor_self self) {
   return caf::actor_cast<caf::actor_addr>(self->current_sender());
 }
 
 /// Every task reached epoch N's markers: commit the transaction.
-void commit_epoch(supervisor_actor* self) {
+void commit_epoch(supervisor_self self) {
   auto& st = self->state;
   auto* ctx = st.ctx;
   auto offs = commit_candidates(self);
@@ -321,7 +318,7 @@ void commit_epoch(supervisor_actor* self) {
   auto offsets_done = caf::make_timestamp();
   if (s) s = ctx->producer->commit_transaction(st.txn_timeout_ms);
   log::debug(
-      "epoch {}: send_offsets {} us, commit {} us", st.epoch,
+      "epoch {}: send_offsets {} us, commit {} us", st.epoch.value(),
       std::chrono::duration_cast<std::chrono::microseconds>(offsets_done - txn_start)
           .count(),
       std::chrono::duration_cast<std::chrono::microseconds>(caf::make_timestamp() -
@@ -330,13 +327,13 @@ void commit_epoch(supervisor_actor* self) {
   if (!s) {
     if (s.code() == errc::kafka_fatal)
       return fail_node(self,
-                       "epoch " + std::to_string(st.epoch) +
+                       "epoch " + std::to_string(st.epoch.value()) +
                            ": the transaction cannot commit, this node is fenced "
                            "or its producer failed (another process with the same "
                            "application.id and node.id took over?): " +
                            s.message(),
                        true);
-    return roll_back(self, "commit of epoch " + std::to_string(st.epoch) +
+    return roll_back(self, "commit of epoch " + std::to_string(st.epoch.value()) +
                                " failed: " + s.message());
   }
   for (auto& [tp, off] : offs)
@@ -353,7 +350,8 @@ void commit_epoch(supervisor_actor* self) {
   while (static_cast<uint64_t>(us) > max &&
          !c.commit_us_max.compare_exchange_weak(max, static_cast<uint64_t>(us)))
     ;
-  log::debug("epoch {} committed in {} us ({} partitions)", st.epoch, us, offs.size());
+  log::debug("epoch {} committed in {} us ({} partitions)", st.epoch.value(), us,
+             offs.size());
   if (!st.final_epoch) {
     if (auto b = ctx->producer->begin_transaction(); !b)
       return fail_node(self, "cannot begin the next transaction: " + b.message(), true);
@@ -387,7 +385,7 @@ void commit_epoch(supervisor_actor* self) {
 /// handler), then calls `then`. A task that does not answer within 10 s
 /// counts as halted (the abort that follows may then race its records).
 template <class Fn>
-void halt_tasks(supervisor_actor* self, Fn then) {
+void halt_tasks(supervisor_self self, Fn then) {
   auto& st = self->state;
   if (st.tasks.empty()) return then();
   auto left = std::make_shared<size_t>(st.tasks.size());
@@ -403,7 +401,7 @@ void halt_tasks(supervisor_actor* self, Fn then) {
 /// exactly_once: every task is halted after one failed. Deliver what the
 /// producer holds (no AddPartitionsToTxn in flight), abort the transaction
 /// so nothing of the open epoch becomes visible, then stop the node.
-void abort_and_fail(supervisor_actor* self) {
+void abort_and_fail(supervisor_self self) {
   auto& st = self->state;
   if (st.failed) return;
   log::info("tasks halted; aborting the open transaction");
@@ -428,7 +426,7 @@ void abort_and_fail(supervisor_actor* self) {
 /// aborting while other tasks still produce raced their AddPartitionsToTxn
 /// and librdkafka 2.0.2 failed the abort with a fatal INVALID_TXN_STATE
 /// (confluentinc/librdkafka#4849) in about one stop in eight.
-void fail_after_abort(supervisor_actor* self, const std::string& why) {
+void fail_after_abort(supervisor_self self, const std::string& why) {
   auto& st = self->state;
   if (st.failed || st.failing) return;
   st.failing = true;
@@ -440,17 +438,17 @@ void fail_after_abort(supervisor_actor* self, const std::string& why) {
   halt_tasks(self, [self] { abort_and_fail(self); });
 }
 
-void abort_and_replace(supervisor_actor* self);
+void abort_and_replace(supervisor_self self);
 
 /// Rolls the node back to its last committed epoch (see the header). First
 /// every task is halted, so nothing is produced while the transaction aborts:
 /// librdkafka 2.0.2 may fail an abort that races an AddPartitionsToTxn with a
 /// fatal INVALID_TXN_STATE (confluentinc/librdkafka#4849), which ended the
 /// node about once in three roll-backs.
-void roll_back(supervisor_actor* self, const std::string& why) {
+void roll_back(supervisor_self self, const std::string& why) {
   auto& st = self->state;
   if (st.rolling_back || st.failed || st.failing) return;
-  log::warn("aborting epoch {}: {}", st.epoch, why);
+  log::warn("aborting epoch {}: {}", st.epoch.value(), why);
   st.ctx->counters.epochs_aborted.fetch_add(1, std::memory_order_relaxed);
   st.collecting = false;
   st.rolling_back = true;
@@ -459,7 +457,7 @@ void roll_back(supervisor_actor* self, const std::string& why) {
 
 /// Every task is halted: deliver what the producer holds (so no
 /// AddPartitionsToTxn is in flight), abort, and replace the actors.
-void abort_and_replace(supervisor_actor* self) {
+void abort_and_replace(supervisor_self self) {
   auto& st = self->state;
   auto* ctx = st.ctx;
   if (st.failed) return;
@@ -501,7 +499,7 @@ void abort_and_replace(supervisor_actor* self) {
 
 /// The replaced actors are gone (their shards closed): ask the task manager
 /// to re-assign the input at the committed offsets.
-void restart_after_roll_back(supervisor_actor* self) {
+void restart_after_roll_back(supervisor_self self) {
   auto& st = self->state;
   self->request(st.manager, std::chrono::milliseconds(st.txn_timeout_ms),
                 replan_atom::value)
@@ -540,7 +538,7 @@ void restart_after_roll_back(supervisor_actor* self) {
 }
 
 /// The node gained units: spawn their tasks (after a roll-back in progress).
-void add_plan(supervisor_actor* self, const plan_ptr& plan, uint64_t version) {
+void add_plan(supervisor_self self, const plan_ptr& plan, uint64_t version) {
   auto& st = self->state;
   if (st.failed || st.failing || st.stopping || version <= st.plan_version) return;
   if (st.rolling_back) {
@@ -555,16 +553,18 @@ void add_plan(supervisor_actor* self, const plan_ptr& plan, uint64_t version) {
 }
 
 /// Exiting: every child down, then quit.
-void maybe_quit(supervisor_actor* self) {
+void maybe_quit(supervisor_self self) {
   auto& st = self->state;
   if (st.exiting && st.live_children.empty()) self->quit(*st.exiting);
 }
 
-caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
-                                  plan_ptr plan, uint64_t version, caf::actor manager) {
+supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
+                                                    node_context* ctx, plan_ptr plan,
+                                                    uint64_t version,
+                                                    task_manager_actor manager) {
   auto& st = self->state;
   st.ctx = ctx;
-  st.manager = caf::actor_cast<task_manager_actor>(manager);
+  st.manager = std::move(manager);
   st.plan_version = version;
   st.interval = std::chrono::milliseconds(ctx->cfg.get_int("commit.interval.ms"));
   st.epoch_timeout = std::chrono::milliseconds(ctx->cfg.get_int("epoch.timeout.ms"));
@@ -622,7 +622,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
                        st.joined.end()) {
           if (st.stopping) {
             st.final_epoch = true;
-            log::debug("stopping: final epoch {}", st.epoch + 1);
+            log::debug("stopping: final epoch {}", st.epoch.value() + 1);
           }
           start_epoch(self);
         }
@@ -632,7 +632,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         if (!st.stopping || (st.ctx->exactly_once && !st.final_epoch && !st.failed))
           self->delayed_send(self, st.interval, tick_atom::value);
       },
-      [self](aligned_atom, size_t task, uint64_t epoch, const task_offsets& offs) {
+      [self](aligned_atom, size_t task, weft::epoch epoch, const task_offsets& offs) {
         auto& st = self->state;
         auto i = st.task_of.find(sender_of(self));
         if (i == st.task_of.end() || i->second != task) return; // replaced
@@ -642,7 +642,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         record_offsets(self, task, offs);
         if (++st.aligned_count == st.epoch_tasks) commit_epoch(self);
       },
-      [self](timeout_atom, uint64_t epoch) {
+      [self](timeout_atom, weft::epoch epoch) {
         auto& st = self->state;
         if (!st.collecting || epoch != st.epoch) return;
         std::string late;
@@ -650,7 +650,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
           if (st.joined[t] && !st.aligned[t])
             late += (late.empty() ? "" : ", ") + std::to_string(t);
         roll_back(self, "tasks " + late + " did not reach the marker of epoch " +
-                            std::to_string(epoch) + " within epoch.timeout.ms");
+                            std::to_string(epoch.value()) + " within epoch.timeout.ms");
       },
       [self](abort_atom, const std::string& why) {
         auto& st = self->state;
@@ -703,7 +703,7 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
         // (abort_and_fail), so the node never stops with it half done.
         return st.stop_promise;
       },
-      [self](drained_atom, const std::string&, int32_t) {
+      [self](drained_atom, const topic_partition&) {
         auto& st = self->state;
         if (st.ctx->exactly_once) return; // the final epoch answers
         log::debug("drained {}/{}", st.drained + 1, st.partitions.size());
@@ -737,8 +737,9 @@ caf::behavior supervisor_behavior(supervisor_actor* self, node_context* ctx,
 
 } // namespace
 
-caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx, plan_ptr plan,
-                            uint64_t version, caf::actor manager) {
+supervisor_actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
+                                  plan_ptr plan, uint64_t version,
+                                  task_manager_actor manager) {
   if (ctx->exactly_once)
     return sys.spawn<caf::detached>(supervisor_behavior, ctx, std::move(plan), version,
                                     std::move(manager));

@@ -62,10 +62,11 @@
 // Plans carry the task manager's version: an added plan older than the full
 // plan of a roll-back (which holds its units already) is dropped.
 //
+// Its messages and its children's are typed: data_protocol.hpp
+// (supervisor_actor, task_actor, partition_actor).
+//
 // Exit: the supervisor quits once its children are gone (their shards
 // closed), so whoever monitors it may open those shards again at once.
-
-#include <caf/fwd.hpp>
 
 #include <functional>
 #include <memory>
@@ -73,12 +74,9 @@
 #include <string>
 #include <vector>
 
+#include "weft/data_protocol.hpp"
 #include "weft/status.hpp"
 #include "weft/types.hpp"
-
-namespace weft::kafka {
-class partition_queue;
-}
 
 namespace weft::detail {
 
@@ -103,9 +101,10 @@ struct assignment_plan {
 using task_key = std::pair<size_t, int32_t>;
 
 /// Spawns the supervisor of `plan` (version `version` of the task manager's
-/// plans). `manager` is the task manager (task_manager_actor).
-caf::actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
-                            std::shared_ptr<assignment_plan> plan, uint64_t version,
-                            caf::actor manager);
+/// plans), reporting to the task manager `manager`; detached under
+/// exactly_once (the transactional calls block).
+supervisor_actor spawn_supervisor(caf::actor_system& sys, node_context* ctx,
+                                  std::shared_ptr<assignment_plan> plan, uint64_t version,
+                                  task_manager_actor manager);
 
 } // namespace weft::detail

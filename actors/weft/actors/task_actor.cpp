@@ -7,7 +7,6 @@
 
 #include "weft/actors/dead_letter.hpp"
 #include "weft/actors/delivery_tracker.hpp"
-#include "weft/actors/messages.hpp"
 #include "weft/actors/node_context.hpp"
 #include "weft/actors/restorer.hpp"
 #include "weft/log.hpp"
@@ -21,11 +20,11 @@ namespace {
 struct pending_batch {
   batch_ptr batch;
   uint64_t id;
-  caf::actor source;
+  partition_actor source;
   bool marker = false;
-  uint64_t epoch = 0;
+  weft::epoch epoch;
   std::string topic;
-  int64_t next_offset = -1;
+  weft::offset next_offset{-1};
 };
 
 /// How long a task waits for a partition that has records on the broker it
@@ -38,13 +37,13 @@ constexpr auto fetch_wait_limit = std::chrono::seconds(30);
 /// so that the task can take the one with the smallest timestamp next
 /// (timestamp order, as Kafka Streams' PartitionGroup).
 struct input_source {
-  caf::actor actor;                ///< its partition actor
+  partition_actor actor;           ///< its partition actor
   std::string topic;               ///< known from its first batch or marker
   int rank = 0;                    ///< equal timestamps: the lower rank goes first
   std::deque<pending_batch> items; ///< batches and in-band markers, in arrival order
   size_t position = 0;             ///< next record of items.front()
   int64_t next_offset = -1;        ///< after the last record handled
-  uint8_t state = input_state::unknown;
+  input_state state = input_state::unknown;
   bool aligned = false; ///< exactly_once: its marker was reached this epoch
   bool in_slot = false; ///< has records in the open delivery slot
   bool waiting = false; ///< empty, and the task waits for it since waited_from
@@ -187,7 +186,7 @@ struct task_state {
   int32_t partition = 0;
   size_t service_index = 0;
   size_t task_index = 0;
-  caf::actor supervisor;
+  supervisor_actor supervisor;
   task_context ctx;
   delivery_tracker tracker;
   std::deque<pending_batch> queue;
@@ -205,11 +204,11 @@ struct task_state {
   /// straight here (urgent) and cuts at the task's current position, so the
   /// task never works through queued input before it can ack.
   bool direct_markers = false;
-  std::map<std::string, int64_t> next_offsets; ///< after the last finished batch
-  std::set<caf::actor_addr> aligned;           ///< sources whose marker was reached
-  std::deque<pending_batch> held;              ///< their input after the marker
-  task_offsets marker_offsets;                 ///< next offsets at the markers
-  uint64_t epoch = 0;
+  std::map<std::string, weft::offset> next_offsets; ///< after the last finished batch
+  std::set<caf::actor_addr> aligned;                ///< sources whose marker was reached
+  std::deque<pending_batch> held;                   ///< their input after the marker
+  task_offsets marker_offsets;                      ///< next offsets at the markers
+  weft::epoch epoch;
   bool ack_pending = false;     ///< aligned; the ack waits for the producer
   bool awaiting_commit = false; ///< acked; input is held until committed
   bool aborting = false;        ///< asked the supervisor to abort the epoch
@@ -251,9 +250,9 @@ struct task_state {
   }
 };
 
-using task_actor = caf::stateful_actor<task_state>;
+using task_self = task_actor::stateful_pointer<task_state>;
 
-void fail(task_actor* self, const std::string& what) {
+void fail(task_self self, const std::string& what) {
   auto& st = self->state;
   if (st.failed) return;
   st.failed = true;
@@ -264,7 +263,7 @@ void fail(task_actor* self, const std::string& what) {
 }
 
 /// Applies the bad-record policy; returns false if the task must stop.
-bool handle_bad_record(task_actor* self, const record_view& r,
+bool handle_bad_record(task_self self, const record_view& r,
                        const std::string& full_error) {
   auto& st = self->state;
   const std::string error = cap_error(full_error); // a decoder may quote a huge record
@@ -290,7 +289,7 @@ bool handle_bad_record(task_actor* self, const record_view& r,
   return true;
 }
 
-void schedule_retry(task_actor* self) {
+void schedule_retry(task_self self) {
   auto& st = self->state;
   if (st.retry_scheduled) return;
   st.retry_scheduled = true;
@@ -298,7 +297,7 @@ void schedule_retry(task_actor* self) {
 }
 
 /// Runs on_punctuate with outputs held by a slot of their own.
-void punctuate(task_actor* self) {
+void punctuate(task_self self) {
   auto& st = self->state;
   auto* saved = st.ctx.slot;
   auto saved_view = st.ctx.current_view;
@@ -317,7 +316,7 @@ void punctuate(task_actor* self) {
 }
 
 /// Handles one record: a table update or a stream record.
-void handle(task_actor* self, const record_view& view) {
+void handle(task_self self, const record_view& view) {
   auto& st = self->state;
   auto table = st.service->table_stores.find(std::string{view.topic});
   if (table == st.service->table_stores.end()) {
@@ -338,7 +337,7 @@ void handle(task_actor* self, const record_view& view) {
 
 /// exactly_once: asks the supervisor to abort the epoch because the handler
 /// threw on `view`; the task then waits to be replaced.
-void abort_epoch(task_actor* self, const record_view& view, const std::string& error) {
+void abort_epoch(task_self self, const record_view& view, const std::string& error) {
   auto& st = self->state;
   st.aborting = true;
   auto where = std::string{view.topic} + "[" + std::to_string(view.partition.value()) +
@@ -356,7 +355,7 @@ void abort_epoch(task_actor* self, const record_view& view, const std::string& e
 /// Writes the task's stream time into its stream-time store, if it moved
 /// since the last write, so that it commits (and is restored) with the rest
 /// of the state. Called with a flush slot open, before the stores flush.
-void save_stream_time(task_actor* self) {
+void save_stream_time(task_self self) {
   auto& st = self->state;
   if (!st.time_store || st.ctx.stream_time_ == st.saved_stream_time) return;
   auto s = st.time_store->put("task", int64_serde::serialize(st.ctx.stream_time_));
@@ -366,7 +365,7 @@ void save_stream_time(task_actor* self) {
 
 /// After the restore: the stream time the task had reached when its state
 /// was last committed.
-void load_stream_time(task_actor* self) {
+void load_stream_time(task_self self) {
   auto& st = self->state;
   if (!st.shard) return;
   st.time_store = st.shard->kv(service_base::stream_time_store(st.service->name));
@@ -383,7 +382,7 @@ void load_stream_time(task_actor* self) {
 /// exactly_once: every source's marker was reached. Flushes the caches (their
 /// changelog records join the epoch's transaction) and acks once the producer
 /// holds everything; input stays held until the epoch commits.
-void reach_markers(task_actor* self) {
+void reach_markers(task_self self) {
   auto& st = self->state;
   st.aligned_since = caf::make_timestamp();
   if (st.shard) {
@@ -399,7 +398,7 @@ void reach_markers(task_actor* self) {
 }
 
 /// Sends the pending ack if the producer took every record; false if not yet.
-bool send_ack(task_actor* self) {
+bool send_ack(task_self self) {
   auto& st = self->state;
   if (!st.ctx.flush_overflow()) return false;
   std::string err;
@@ -419,7 +418,7 @@ bool send_ack(task_actor* self) {
 /// back, the bad-record policy), then stream-time punctuation. Returns false
 /// when the task must stop before the next record (it failed, or asks for
 /// the epoch to be aborted); the record then counts as not handled.
-bool handle_one(task_actor* self, const record_view& view) {
+bool handle_one(task_self self, const record_view& view) {
   auto& st = self->state;
   st.ctx.current_view = view;
   if (view.timestamp > st.ctx.stream_time_) st.ctx.stream_time_ = view.timestamp;
@@ -471,7 +470,7 @@ bool handle_one(task_actor* self, const record_view& view) {
 
 /// One input: handles queued batches in offset order until done, blocked by
 /// a full producer, or failed.
-void run_fifo(task_actor* self) {
+void run_fifo(task_self self) {
   auto& st = self->state;
   while (!st.queue.empty() && !st.awaiting_commit && !st.failed) {
     auto& pb = st.queue.front();
@@ -486,7 +485,8 @@ void run_fifo(task_actor* self) {
       if (pb.marker) {
         st.aligned.insert(src);
         st.epoch = pb.epoch;
-        if (pb.next_offset >= 0) st.marker_offsets.emplace_back(pb.topic, pb.next_offset);
+        if (pb.next_offset.value() >= 0)
+          st.marker_offsets.emplace_back(pb.topic, pb.next_offset);
         st.queue.pop_front();
         if (st.aligned.size() == st.sources) {
           reach_markers(self);
@@ -507,7 +507,7 @@ void run_fifo(task_actor* self) {
     }
     st.tracker.close(st.ctx.slot, batch.next_offset().value());
     if (st.node->exactly_once)
-      st.next_offsets[std::string{batch.view(0).topic}] = batch.next_offset().value();
+      st.next_offsets[std::string{batch.view(0).topic}] = batch.next_offset();
     st.ctx.slot = nullptr;
     self->send(pb.source, ack_atom::value, pb.id);
     st.queue.pop_front();
@@ -516,7 +516,7 @@ void run_fifo(task_actor* self) {
 }
 
 /// The input of `source`, registered on first contact.
-input_source& input_of(task_actor* self, const caf::actor& source) {
+input_source& input_of(task_self self, const partition_actor& source) {
   auto& st = self->state;
   for (auto& in : st.inputs)
     if (in.actor == source) return in;
@@ -525,7 +525,7 @@ input_source& input_of(task_actor* self, const caf::actor& source) {
   return st.inputs.back();
 }
 
-void learn_topic(task_actor* self, input_source& in, std::string_view topic) {
+void learn_topic(task_self self, input_source& in, std::string_view topic) {
   if (!in.topic.empty()) return;
   in.topic = std::string{topic};
   auto r = self->state.ranks.find(in.topic);
@@ -535,7 +535,7 @@ void learn_topic(task_actor* self, input_source& in, std::string_view topic) {
 /// What the partition actor says of the records it has not handed on: a
 /// change restarts the wait for the input (max.task.idle.ms counts from when
 /// it is known to be at its end).
-void set_input_state(input_source& in, uint8_t state) {
+void set_input_state(input_source& in, input_state state) {
   if (in.state == state) return;
   in.state = state;
   in.waiting = false;
@@ -543,7 +543,7 @@ void set_input_state(input_source& in, uint8_t state) {
 
 /// Arms the timer that runs the task again at `due`, unless an earlier one
 /// is armed.
-void wake_at(task_actor* self, caf::timestamp due, caf::timestamp now) {
+void wake_at(task_self self, caf::timestamp due, caf::timestamp now) {
   auto& st = self->state;
   if (st.idle_timer && st.idle_due <= due) return;
   st.idle_timer = true;
@@ -555,7 +555,7 @@ void wake_at(task_actor* self, caf::timestamp due, caf::timestamp now) {
 
 /// Closes the delivery slot of a task taking records of several inputs: it
 /// covers, per input, the records up to that input's next offset.
-void close_ordered_slot(task_actor* self) {
+void close_ordered_slot(task_self self) {
   auto& st = self->state;
   if (!st.ctx.slot) return;
   std::vector<std::pair<std::string, int64_t>> offs;
@@ -573,7 +573,7 @@ void close_ordered_slot(task_actor* self) {
 /// the task waits for an empty input). `bound` gets the (timestamp, rank) of
 /// the next record of any other input: the chosen one's records before it
 /// may go in one run.
-int choose_input(task_actor* self, std::pair<timestamp_ms, int>& bound) {
+int choose_input(task_self self, std::pair<timestamp_ms, int>& bound) {
   auto& st = self->state;
   constexpr std::pair<timestamp_ms, int> none{INT64_MAX, INT32_MAX};
   std::pair<timestamp_ms, int> best = none;
@@ -668,7 +668,7 @@ int choose_input(task_actor* self, std::pair<timestamp_ms, int>& bound) {
 /// next (ties: tables first, then the declaration order), waiting for an
 /// empty input as max.task.idle.ms says, until nothing is left, the task
 /// waits, the producer is full, or the task failed.
-void run_ordered(task_actor* self) {
+void run_ordered(task_self self) {
   auto& st = self->state;
   while (!st.awaiting_commit && !st.failed && !st.aborting) {
     if (st.node->exactly_once) {
@@ -679,7 +679,8 @@ void run_ordered(task_actor* self) {
         in.aligned = true;
         ++st.aligned_inputs;
         st.epoch = m.epoch;
-        if (m.next_offset >= 0) st.marker_offsets.emplace_back(m.topic, m.next_offset);
+        if (m.next_offset.value() >= 0)
+          st.marker_offsets.emplace_back(m.topic, m.next_offset);
         in.items.pop_front();
       }
       if (st.sources > 0 && st.aligned_inputs == st.sources) {
@@ -725,7 +726,7 @@ void run_ordered(task_actor* self) {
 }
 
 /// Handles queued input until done, blocked by a full producer, or failed.
-void run(task_actor* self) {
+void run(task_self self) {
   auto& st = self->state;
   if (st.failed || st.restoring || st.aborting) return;
   if (!st.ctx.flush_overflow()) return schedule_retry(self);
@@ -739,7 +740,7 @@ void run(task_actor* self) {
 /// At each commit interval: flush the stores (their caches write changelog
 /// records into a flush slot), write checkpoints that are safe, and report
 /// what may be committed.
-task_offsets commit_point(task_actor* self, bool flush) {
+task_offsets commit_point(task_self self, bool flush) {
   auto& st = self->state;
   bool between_batches = !st.ctx.slot && st.ctx.overflow.empty();
   if (flush && st.shard && !st.restoring && !st.failed && between_batches) {
@@ -760,9 +761,11 @@ task_offsets commit_point(task_actor* self, bool flush) {
   return task_offsets{offs.begin(), offs.end()};
 }
 
-caf::behavior task_behavior(task_actor* self, node_context* node, size_t service_index,
-                            int32_t partition, size_t task_index, size_t sources,
-                            bool direct_markers, caf::actor supervisor) {
+task_actor::behavior_type task_behavior(task_self self, node_context* node,
+                                        size_t service_index, int32_t partition,
+                                        size_t task_index, size_t sources,
+                                        bool direct_markers,
+                                        supervisor_actor supervisor) {
   auto& st = self->state;
   st.node = node;
   node->live_actors.fetch_add(1, std::memory_order_acq_rel);
@@ -806,7 +809,7 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         r->submit(st.shard.get(), [weak](const status& s, uint64_t) {
           // A restore cut short by the node stopping is no failure.
           if (s.code() == errc::shutting_down) return;
-          if (auto a = caf::actor_cast<caf::actor>(weak))
+          if (auto a = caf::actor_cast<task_actor>(weak))
             caf::anon_send(a, restored_atom::value, s.ok() ? std::string{} : s.message());
         });
     }
@@ -825,7 +828,8 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
           static_cast<int>(i) + (st.service->table_stores.count(topics[i]) ? 0 : 1 << 20);
   }
   return {
-      [self](batch_atom, batch_ptr batch, uint64_t id, caf::actor source, uint8_t state) {
+      [self](batch_atom, batch_ptr batch, uint64_t id, partition_actor source,
+             input_state state) {
         auto& st = self->state;
         if (st.stopping && (st.restoring || st.failed)) {
           self->send(source, ack_atom::value, id);
@@ -844,10 +848,11 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         in.items.push_back({std::move(batch), id, std::move(source)});
         if (!st.retry_scheduled) run(self);
       },
-      [self](input_atom, uint8_t state) {
+      [self](input_atom, input_state state) {
         auto& st = self->state;
         if (!st.ordered) return;
-        auto& in = input_of(self, caf::actor_cast<caf::actor>(self->current_sender()));
+        auto& in =
+            input_of(self, caf::actor_cast<partition_actor>(self->current_sender()));
         set_input_state(in, state);
         if (!st.retry_scheduled) run(self);
       },
@@ -870,11 +875,12 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         self->state.retry_scheduled = false;
         run(self);
       },
-      [self](marker_atom, uint64_t epoch, const std::string& topic, int64_t next) {
+      [self](marker_atom, weft::epoch epoch, const std::string& topic,
+             weft::offset next) {
         auto& st = self->state;
         pending_batch m;
         m.id = 0;
-        m.source = caf::actor_cast<caf::actor>(self->current_sender());
+        m.source = caf::actor_cast<partition_actor>(self->current_sender());
         m.marker = true;
         m.epoch = epoch;
         m.topic = topic;
@@ -889,7 +895,7 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         st.queue.push_back(std::move(m));
         if (st.queue.size() == 1 && !st.retry_scheduled) run(self);
       },
-      [self](marker_atom, uint64_t epoch) {
+      [self](marker_atom, weft::epoch epoch) {
         // A direct marker: cut here. The offsets are those after the last
         // record handled from each source (mid-batch when the producer
         // stalled the task inside one).
@@ -903,7 +909,7 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
           st.marker_offsets.clear();
           for (auto& in : st.inputs)
             if (in.next_offset >= 0)
-              st.marker_offsets.emplace_back(in.topic, in.next_offset);
+              st.marker_offsets.emplace_back(in.topic, weft::offset{in.next_offset});
           reach_markers(self);
           if (!st.failed && !send_ack(self)) schedule_retry(self);
           return;
@@ -912,7 +918,7 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         if (!st.queue.empty() && st.position > 0 && !st.queue.front().marker) {
           auto& b = *st.queue.front().batch;
           auto topic = std::string{b.view(0).topic};
-          auto next = b.view(st.position - 1).offset.value() + 1;
+          auto next = weft::offset{b.view(st.position - 1).offset.value() + 1};
           bool found = false;
           for (auto& [t, o] : st.marker_offsets)
             if (t == topic) o = next, found = true;
@@ -921,7 +927,7 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
         reach_markers(self);
         if (!st.failed && !send_ack(self)) schedule_retry(self);
       },
-      [self](committed_atom, uint64_t epoch) {
+      [self](committed_atom, weft::epoch epoch) {
         // The epoch's transaction committed: its state writes may reach
         // RocksDB, and the held input is the next epoch's.
         auto& st = self->state;
@@ -997,9 +1003,10 @@ caf::behavior task_behavior(task_actor* self, node_context* node, size_t service
 
 } // namespace
 
-caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
+task_actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
                             size_t service_index, int32_t partition, size_t task_index,
-                            size_t sources, bool direct_markers, caf::actor supervisor) {
+                            size_t sources, bool direct_markers,
+                            supervisor_actor supervisor) {
   return sys.spawn(task_behavior, ctx, service_index, partition, task_index, sources,
                    direct_markers, std::move(supervisor));
 }

@@ -9,7 +9,7 @@
 // next the buffered record with the smallest timestamp (equal timestamps:
 // table inputs first, then declaration order), as Kafka Streams does. When a
 // partition has nothing buffered it waits, going by the partition actor's
-// input_state (messages.hpp): for records still on the broker (behind, or
+// input_state (data_protocol.hpp): for records still on the broker (behind, or
 // not heard from yet) until they come (at most 30 s, a liveness bound),
 // for a partition at its end (or starved by another task) up to
 // max.task.idle.ms; then it processes ahead of it, once counted in
@@ -19,10 +19,11 @@
 // Stream time, the largest timestamp handled, is written into the service's
 // stream-time store at every commit point and read back after the restore.
 //
-// Messages: (batch, records, id, partition actor, input_state) -> (ack, id)
-// to the partition actor once the batch is handled; (input, input_state)
-// from a partition actor; tick from the supervisor ->
-// (offsets, task index, next offset) back; fatal errors -> (failed, text).
+// Messages (data_protocol.hpp, task_actor): (batch, records, id, partition
+// actor, input_state) -> (ack, id) to the partition actor once the batch is
+// handled; (input, input_state) from a partition actor; tick from the
+// supervisor -> (offsets, task index, next offsets) back; fatal errors ->
+// (failed, text).
 // If the producer's queue is full the task keeps the records it could not
 // hand over, stops taking input, and retries a millisecond later: the
 // partition actor runs out of credit and pauses, so nothing piles up.
@@ -38,16 +39,19 @@
 // records it handled. A handler that throws makes it ask for (abort, why)
 // instead of applying the bad-record policy (see supervisor.hpp).
 
-#include <caf/fwd.hpp>
-
 #include <cstddef>
+
+#include "weft/data_protocol.hpp"
 
 namespace weft::detail {
 
 struct node_context;
 
-caf::actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
+/// Spawns the task of (service `service_index`, `partition`), number
+/// `task_index` of its supervisor, fed by `sources` partition actors.
+task_actor spawn_task_actor(caf::actor_system& sys, node_context* ctx,
                             size_t service_index, int32_t partition, size_t task_index,
-                            size_t sources, bool direct_markers, caf::actor supervisor);
+                            size_t sources, bool direct_markers,
+                            supervisor_actor supervisor);
 
 } // namespace weft::detail
