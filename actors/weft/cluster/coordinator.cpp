@@ -13,6 +13,20 @@
 
 namespace weft::cluster {
 
+void to_spdlog(log_level level, const std::string& line) {
+  switch (level) {
+  case log_level::debug:
+    log::debug("{}", line);
+    break;
+  case log_level::info:
+    log::info("{}", line);
+    break;
+  case log_level::warn:
+    log::warn("{}", line);
+    break;
+  }
+}
+
 namespace {
 
 time_ms steady_now() {
@@ -30,20 +44,6 @@ struct coordinator_state {
 };
 
 using coordinator_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
-
-void to_spdlog(log_level level, const std::string& line) {
-  switch (level) {
-  case log_level::debug:
-    log::debug("{}", line);
-    break;
-  case log_level::info:
-    log::info("{}", line);
-    break;
-  case log_level::warn:
-    log::warn("{}", line);
-    break;
-  }
-}
 
 /// Carries out the logic's commands; each answer goes back into the logic.
 void run_commands(coordinator_ptr self) {

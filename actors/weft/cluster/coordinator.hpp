@@ -29,6 +29,10 @@ struct coordinator_settings {
 };
 
 /// `lease_keeper` is a lease_keeper_actor. Returns a coordinator_actor.
+/// The decision logic's log sink in a node: each line to spdlog at its level
+/// (the coordinator's and the rebalancer's logic both log through it).
+void to_spdlog(log_level level, const std::string& line);
+
 caf::actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                              caf::actor lease_keeper);
 

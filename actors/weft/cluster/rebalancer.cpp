@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 
+#include "weft/cluster/coordinator.hpp"
 #include "weft/cluster/rebalance_logic.hpp"
 #include "weft/log.hpp"
 #include "weft/protocol.hpp"
@@ -38,20 +39,6 @@ struct rebalancer_state {
 };
 
 using rebalancer_ptr = rebalancer_actor::stateful_pointer<rebalancer_state>;
-
-void to_spdlog(log_level level, const std::string& line) {
-  switch (level) {
-  case log_level::debug:
-    log::debug("{}", line);
-    break;
-  case log_level::info:
-    log::info("{}", line);
-    break;
-  case log_level::warn:
-    log::warn("{}", line);
-    break;
-  }
-}
 
 void publish_status(rebalancer_ptr self, bool fresh_lags) {
   auto& st = self->state;
