@@ -1,8 +1,10 @@
 #include "weft/actors/restorer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <iterator>
+#include <optional>
 #include <vector>
 
 #include "weft/kafka/consumer.hpp"
@@ -25,22 +27,49 @@ restorer::~restorer() {
   thread_.join();
 }
 
-void restorer::submit(state::shard* shard, done_fn done) {
+uint64_t restorer::submit(open_fn open, done_fn done) {
+  uint64_t ticket;
   {
     std::lock_guard<std::mutex> guard{mu_};
-    jobs_.push_back({shard, std::move(done)});
+    ticket = ++next_ticket_;
+    jobs_.push_back({ticket, std::move(open), std::move(done)});
   }
   cv_.notify_all();
+  return ticket;
 }
 
-void restorer::cancel(state::shard* shard) {
+void restorer::cancel(uint64_t ticket) {
   std::unique_lock<std::mutex> lock{mu_};
   for (auto i = jobs_.begin(); i != jobs_.end();)
-    i = i->shard == shard ? jobs_.erase(i) : std::next(i);
+    i = i->ticket == ticket ? jobs_.erase(i) : std::next(i);
   cv_.wait(lock, [&] {
-    return std::find(running_.begin(), running_.end(), shard) == running_.end();
+    return std::find(running_.begin(), running_.end(), ticket) == running_.end();
   });
 }
+
+namespace {
+
+/// Opens every job's shard, up to `parallel` at once: a RocksDB open waits
+/// on the disk (syncs of a new WAL and MANIFEST) more than it computes.
+template <class Job>
+std::vector<std::optional<result<restorer::shard_ptr>>> open_all(std::vector<Job>& batch,
+                                                                 size_t parallel) {
+  std::vector<std::optional<result<restorer::shard_ptr>>> opened(batch.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < batch.size();)
+      opened[i].emplace(batch[i].open());
+  };
+  std::vector<std::thread> helpers;
+  for (size_t k = 1; k < std::min(parallel, batch.size()); ++k)
+    helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers)
+    t.join();
+  return opened;
+}
+
+} // namespace
 
 void restorer::run() {
   std::unique_ptr<kafka::consumer> reader;
@@ -58,13 +87,31 @@ void restorer::run() {
         jobs_.clear();
         return;
       }
-      // Every job waiting now restores together (in parallel fetches).
+      // Every job waiting now opens and restores together.
       batch.assign(std::make_move_iterator(jobs_.begin()),
                    std::make_move_iterator(jobs_.end()));
       jobs_.clear();
       for (auto& j : batch)
-        running_.push_back(j.shard);
+        running_.push_back(j.ticket);
     }
+    auto open_start = std::chrono::steady_clock::now();
+    auto opened = open_all(batch, max_parallel_opens);
+    auto open_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - open_start)
+                       .count();
+    // The jobs whose shard opened go on to the restore; the others are done.
+    std::vector<job> restoring;
+    std::vector<shard_ptr> shards;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!*opened[i]) {
+        batch[i].done(opened[i]->error(), 0);
+        continue;
+      }
+      restoring.push_back(std::move(batch[i]));
+      shards.push_back(std::move(**opened[i]));
+    }
+    log::debug("restorer: opened {} of {} shards in {} ms", shards.size(), batch.size(),
+               open_ms);
     // Whatever happens below, cancel() may go on once the batch is done.
     auto release = [this] {
       {
@@ -73,15 +120,22 @@ void restorer::run() {
       }
       cv_.notify_all();
     };
+    auto fail_all = [&](const status& why) {
+      for (auto& j : restoring)
+        j.done(why, 0);
+      release();
+    };
+    if (restoring.empty()) {
+      release();
+      continue;
+    }
     // Opened on first use; a failure fails this batch and is tried again.
-    auto open = [&](std::unique_ptr<kafka::consumer>& c,
-                    std::map<std::string, std::string> props) {
+    auto connect = [&](std::unique_ptr<kafka::consumer>& c,
+                       std::map<std::string, std::string> props) {
       if (c) return true;
       auto made = kafka::consumer::create(std::move(props));
       if (!made) {
-        for (auto& j : batch)
-          j.done(made.error(), 0);
-        release();
+        fail_all(made.error());
         return false;
       }
       c = std::move(*made);
@@ -90,17 +144,15 @@ void restorer::run() {
     auto hw_props = props_;
     hw_props["isolation.level"] = "read_uncommitted";
     hw_props["group.id"] += "-hw";
-    if (!open(reader, props_) || !open(uncommitted, std::move(hw_props))) continue;
-    std::vector<state::shard*> shards;
-    for (auto& j : batch)
-      shards.push_back(j.shard);
+    if (!connect(reader, props_) || !connect(uncommitted, std::move(hw_props))) continue;
+    std::vector<state::shard*> raw;
+    for (auto& s : shards)
+      raw.push_back(s.get());
     auto start = std::chrono::steady_clock::now();
-    auto n = state::shard::restore_all(shards, *reader, batch_, timeout_ms_, nullptr,
+    auto n = state::shard::restore_all(raw, *reader, batch_, timeout_ms_, nullptr,
                                        uncommitted.get());
     if (!n) {
-      for (auto& j : batch)
-        j.done(n.error(), 0);
-      release();
+      fail_all(n.error());
       continue;
     }
     auto secs =
@@ -111,8 +163,11 @@ void restorer::run() {
     if (total > 0 || secs > 1.0)
       log::info("restored {} changes into {} shards in {:.2f} s ({:.0f}/s)", total,
                 shards.size(), secs, total / std::max(secs, 1e-6));
-    for (size_t i = 0; i < batch.size(); ++i)
-      batch[i].done({}, n->at(i));
+    else
+      log::debug("restorer: {} shards at their changelogs' end in {:.0f} ms",
+                 shards.size(), secs * 1000);
+    for (size_t i = 0; i < restoring.size(); ++i)
+      restoring[i].done(std::move(shards[i]), n->at(i));
     release();
   }
 }

@@ -1,14 +1,18 @@
 #pragma once
-// The restore thread of a node: brings task shards up to the end of their
-// changelogs off CAF's scheduler (restoring blocks on Kafka and RocksDB).
+// The restore thread of a node: opens task shards and brings them up to the
+// end of their changelogs off CAF's scheduler (opening a RocksDB shard and
+// restoring it both block on disk and Kafka).
 //
-// A task hands over its shard with submit() and does not touch the stores
-// until `done` runs (on the restore thread; the task's callback only sends
-// the task a message). Jobs run one at a time, in submission order, with one
-// consumer of the node's own that is assigned to one changelog partition at
-// a time and never commits.
+// A task submits a job (how to open its shard) and owns no shard until its
+// `done` callback hands it one (on the restore thread; the task's callback
+// only parks the shard where the task finds it and sends the task a message).
+// Jobs waiting together form one batch: their shards open in parallel (up to
+// `max_parallel_opens` at once), then restore together with one consumer of
+// the node's own that fetches every changelog partition of the batch at once
+// and never commits.
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -31,23 +35,32 @@ namespace weft::detail {
 
 class restorer {
  public:
-  using done_fn = std::function<void(const status&, uint64_t restored)>;
+  using shard_ptr = std::unique_ptr<state::shard>;
+  /// Opens the shard (runs on the restore thread, or a helper thread of it).
+  using open_fn = std::function<result<shard_ptr>()>;
+  /// The opened and restored shard with the number of changes restored, or
+  /// why it failed (errc::shutting_down when the node stops first).
+  using done_fn = std::function<void(result<shard_ptr>, uint64_t restored)>;
 
   /// `props`: librdkafka consumer properties (bootstrap.servers, ...).
   restorer(std::map<std::string, std::string> props, size_t batch, int timeout_ms);
-  ~restorer(); ///< stops after the running job; pending jobs get shutting_down
+  ~restorer(); ///< stops after the running batch; pending jobs get shutting_down
 
-  void submit(state::shard* shard, done_fn done);
+  /// Queues a job; returns its ticket for cancel().
+  uint64_t submit(open_fn open, done_fn done);
 
-  /// Forgets `shard`: drops its pending job (its callback is not called) and,
-  /// if it is being restored, waits until that restore ends. The shard may be
-  /// destroyed when this returns.
-  void cancel(state::shard* shard);
+  /// Forgets job `ticket`: drops it if pending (its callback is not called)
+  /// and, if it is running, waits until its batch ends. When this returns,
+  /// `done` of the job has run or never will.
+  void cancel(uint64_t ticket);
+
+  static constexpr size_t max_parallel_opens = 4;
 
  private:
   void run();
   struct job {
-    state::shard* shard;
+    uint64_t ticket;
+    open_fn open;
     done_fn done;
   };
   std::map<std::string, std::string> props_;
@@ -56,7 +69,8 @@ class restorer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<job> jobs_;
-  std::vector<state::shard*> running_; ///< shards of the restore in progress
+  std::vector<uint64_t> running_; ///< tickets of the batch in progress
+  uint64_t next_ticket_ = 0;
   bool stop_ = false;
   std::thread thread_;
 };

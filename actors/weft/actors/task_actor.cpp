@@ -3,6 +3,8 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 
 #include "weft/actors/dead_letter.hpp"
@@ -183,6 +185,14 @@ struct task_state {
   const service_info* service = nullptr;
   std::unique_ptr<service_base> impl;
   std::unique_ptr<state::shard> shard;
+  /// Where the restore thread leaves the shard it opened and restored for
+  /// this task (taken on `restored`); shared with the restore job.
+  struct shard_slot {
+    std::mutex mu;
+    std::unique_ptr<state::shard> shard;
+  };
+  std::shared_ptr<shard_slot> opening;
+  uint64_t restore_ticket = 0; ///< the restore job's, while one may run
   int32_t partition = 0;
   size_t service_index = 0;
   size_t task_index = 0;
@@ -239,11 +249,15 @@ struct task_state {
   static inline const char* name = "weft.task";
 
   ~task_state() {
+    // The restore thread may still be opening or restoring the shard (a task
+    // ended mid-restore when its epoch was rolled back or the node stops).
+    if (restore_ticket != 0 && node->restorer) node->restorer->cancel(restore_ticket);
+    if (opening) {
+      std::lock_guard<std::mutex> guard{opening->mu};
+      opening->shard.reset(); // its changelog sink (ctx) goes with this task
+    }
     if (shard) {
       node->shards.remove(shard.get());
-      // The restore thread may still hold the shard (a task ended mid-restore
-      // when its epoch was rolled back or the node stops).
-      if (node->restorer) node->restorer->cancel(shard.get());
       shard.reset(); // closed before the node counts this task gone
     }
     if (node) node->live_actors.fetch_sub(1, std::memory_order_acq_rel);
@@ -790,28 +804,37 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
   // only reports failed deliveries.
   st.tracker = delivery_tracker{!st.service->stores.empty() && !node->exactly_once};
   if (!st.service->stores.empty()) {
-    auto sh =
-        state::shard::open(*node->stores, node->state_dir, node->application_id,
-                           partition, st.service->stores, &st.ctx, node->exactly_once);
-    if (!sh) {
-      fail(self, "opening state: " + sh.error().message());
-    } else {
-      st.shard = std::move(*sh);
-      st.ctx.shard = st.shard.get();
-      for (auto& spec : st.service->stores)
-        node->shards.add(spec.name, partition, st.service->partitions, st.shard.get());
-      st.restoring = true;
-      caf::actor_addr weak = self->address();
-      // A task that starts while the node stops (its supervisor spawned it
-      // just before) finds the restore thread gone: it stays restoring and
-      // never touches its stores.
-      if (auto* r = node->restorer)
-        r->submit(st.shard.get(), [weak](const status& s, uint64_t) {
-          // A restore cut short by the node stopping is no failure.
-          if (s.code() == errc::shutting_down) return;
-          if (auto a = caf::actor_cast<task_actor>(weak))
-            caf::anon_send(a, restored_atom::value, s.ok() ? std::string{} : s.message());
-        });
+    // Opened and restored on the restore thread: both block on the disk and
+    // Kafka. The task takes its shard when `restored` arrives.
+    st.restoring = true;
+    st.opening = std::make_shared<task_state::shard_slot>();
+    caf::actor_addr weak = self->address();
+    // A task that starts while the node stops (its supervisor spawned it
+    // just before) finds the restore thread gone: it stays restoring and
+    // never touches its stores.
+    if (auto* r = node->restorer) {
+      auto* task_ctx = &st.ctx;
+      auto* service = st.service;
+      st.restore_ticket = r->submit(
+          [node, partition, service, task_ctx] {
+            return state::shard::open(*node->stores, node->state_dir,
+                                      node->application_id, partition, service->stores,
+                                      task_ctx, node->exactly_once);
+          },
+          [weak, slot = st.opening](result<std::unique_ptr<state::shard>> opened,
+                                    uint64_t) {
+            // A restore cut short by the node stopping is no failure.
+            if (!opened && opened.error().code() == errc::shutting_down) return;
+            std::string error;
+            if (opened) {
+              std::lock_guard<std::mutex> guard{slot->mu};
+              slot->shard = std::move(*opened);
+            } else {
+              error = opened.error().message();
+            }
+            if (auto a = caf::actor_cast<task_actor>(weak))
+              caf::anon_send(a, restored_atom::value, error);
+          });
     }
   }
   if (st.service->punctuate_ms > 0)
@@ -863,7 +886,17 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
       },
       [self](restored_atom, const std::string& error) {
         auto& st = self->state;
-        if (!error.empty()) return fail(self, "restoring state: " + error);
+        st.restore_ticket = 0;
+        if (!error.empty()) return fail(self, "opening and restoring state: " + error);
+        {
+          std::lock_guard<std::mutex> guard{st.opening->mu};
+          st.shard = std::move(st.opening->shard);
+        }
+        st.opening.reset();
+        st.ctx.shard = st.shard.get();
+        for (auto& spec : st.service->stores)
+          st.node->shards.add(spec.name, st.partition, st.service->partitions,
+                              st.shard.get());
         st.restoring = false;
         load_stream_time(self);
         if (st.failed) return;
