@@ -185,13 +185,24 @@ result<plan_ptr> make_plan(manager_actor self, const std::set<size_t>& units,
   // earlier assignment of a partition (librdkafka delivered one twice after
   // an incremental assignment was replaced) must not hand them on. Without
   // an answer the queues still drop any offset delivered twice.
+  // The fetches start there too: left to look the offsets up again itself,
+  // librdkafka once started a re-added partition at offset 0 (its lookup
+  // failed under load; the floor kept the records from being handed on).
   auto offsets_start = std::chrono::steady_clock::now();
+  std::vector<std::pair<topic_partition, weft::offset>> starts;
+  for (auto& tp : tps)
+    starts.emplace_back(tp, weft::offset{kafka::consumer::committed_offset});
   if (!tps.empty()) {
     if (auto committed = ctx.consumer->committed(tps, 5000); committed) {
       for (size_t i = 0; i < tps.size(); ++i)
-        if ((*committed)[i] >= 0) plan->partitions[i].queue->set_floor((*committed)[i]);
+        if ((*committed)[i] >= 0) {
+          plan->partitions[i].queue->set_floor((*committed)[i]);
+          starts[i].second = weft::offset{(*committed)[i]};
+        }
     } else {
-      log::debug("committed offsets for the assignment: {}", committed.error().message());
+      log::warn("reading the committed offsets of the assignment: {} (librdkafka looks "
+                "them up itself)",
+                committed.error().message());
     }
   }
   // Units share no partition: added tasks' partitions are new to the
@@ -199,11 +210,11 @@ result<plan_ptr> make_plan(manager_actor self, const std::set<size_t>& units,
   auto assign_start = std::chrono::steady_clock::now();
   if (timing) timing->offsets_ms = ms_since(offsets_start);
   if (incremental) {
-    if (auto s = ctx.consumer->incremental_assign(tps); !s) return s;
+    if (auto s = ctx.consumer->incremental_assign_at(starts); !s) return s;
     if (timing) timing->assign_ms = ms_since(assign_start);
     return plan;
   }
-  if (auto s = ctx.consumer->assign(tps); !s) return s;
+  if (auto s = ctx.consumer->assign_at(starts); !s) return s;
   // A partition paused by the previous partition actor's flow control stays
   // paused in librdkafka across the re-assignment: the new partition actor
   // starts with full credit and would never resume it. (Only those: resuming

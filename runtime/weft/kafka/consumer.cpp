@@ -67,42 +67,49 @@ partition_queue::~partition_queue() {
 
 size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
   auto& v = out.messages();
-  size_t before = v.size();
-  v.resize(before + max);
-  auto n = rd_kafka_consume_batch_queue(q_, 0, v.data() + before, max);
-  if (n < 0) {
-    v.resize(before);
-    if (error) *error = from_rd(rd_kafka_last_error(), "consume " + to_string(tp_));
-    return 0;
-  }
-  // Error events come as messages with err set: drop them from the batch.
+  const size_t before = v.size();
   size_t kept = before;
   int64_t again_from = -1, again_to = -1, again = 0;
-  for (size_t i = before; i < before + static_cast<size_t>(n); ++i) {
-    auto* m = v[i];
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (m->offset < next_) {
-        if (again++ == 0) again_from = m->offset;
-        again_to = m->offset;
-        rd_kafka_message_destroy(m);
+  // Until a record is kept or the queue is empty: a caller takes 0 for "no
+  // more now" and waits for the queue's wake-up, which comes only when
+  // something new arrives, so records left behind a batch of dropped
+  // duplicates (a rewound fetch) would wait for good.
+  while (kept == before) {
+    v.resize(before + max);
+    auto n = rd_kafka_consume_batch_queue(q_, 0, v.data() + before, max);
+    if (n <= 0) {
+      v.resize(before);
+      if (n < 0 && error)
+        *error = from_rd(rd_kafka_last_error(), "consume " + to_string(tp_));
+      break;
+    }
+    // Error events come as messages with err set: drop them from the batch.
+    for (size_t i = before; i < before + static_cast<size_t>(n); ++i) {
+      auto* m = v[i];
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (m->offset < next_) {
+          if (again++ == 0) again_from = m->offset;
+          again_to = m->offset;
+          rd_kafka_message_destroy(m);
+          continue;
+        }
+        next_ = m->offset + 1;
+        v[kept++] = m;
         continue;
       }
-      next_ = m->offset + 1;
-      v[kept++] = m;
-      continue;
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        // The fetch reached the end at this offset; the records before it
+        // are ahead of the event in the queue, so they were drained already.
+        eof_ = std::max(eof_, static_cast<int64_t>(m->offset));
+      } else {
+        auto st = from_rd(m->err, "fetch " + to_string(tp_));
+        log::warn("{} ({})", st.message(), rd_kafka_message_errstr(m));
+        if (error) *error = std::move(st);
+      }
+      rd_kafka_message_destroy(m);
     }
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      // The fetch reached the end at this offset; the records before it are
-      // ahead of the event in the queue, so they were drained already.
-      eof_ = std::max(eof_, static_cast<int64_t>(m->offset));
-    } else {
-      auto st = from_rd(m->err, "fetch " + to_string(tp_));
-      log::warn("{} ({})", st.message(), rd_kafka_message_errstr(m));
-      if (error) *error = std::move(st);
-    }
-    rd_kafka_message_destroy(m);
+    v.resize(kept);
   }
-  v.resize(kept);
   if (again > 0)
     log::warn("{}: dropped {} records at offsets {}..{}, below the committed offset "
               "or delivered before (the fetch rewound; next expected offset {})",
@@ -217,12 +224,19 @@ status consumer::assign(const std::vector<topic_partition>& tps) {
   return from_rd(rd_kafka_assign(rk_, l.get()), "assign");
 }
 
+static_assert(consumer::committed_offset == RD_KAFKA_OFFSET_INVALID);
+
 status consumer::incremental_assign(const std::vector<topic_partition>& tps) {
-  if (tps.empty()) return {};
   std::vector<std::pair<topic_partition, weft::offset>> offs;
   for (auto& tp : tps)
     offs.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
-  auto l = make_tp_list(offs);
+  return incremental_assign_at(offs);
+}
+
+status consumer::incremental_assign_at(
+    const std::vector<std::pair<topic_partition, weft::offset>>& start) {
+  if (start.empty()) return {};
+  auto l = make_tp_list(start);
   auto* err = rd_kafka_incremental_assign(rk_, l.get());
   if (!err) return {};
   auto st = make_error(errc::kafka,

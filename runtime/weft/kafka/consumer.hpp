@@ -64,12 +64,12 @@ class partition_queue {
   const topic_partition& partition() const { return tp_; }
 
   /// Moves up to `max` consumed messages into `out` without waiting; returns
-  /// how many. Error events on the queue (e.g. an offset out of range) are not
-  /// messages: they are logged and their status returned through `error`.
-  /// Offsets only grow: a message at or below one already drained (or below
-  /// the floor) is dropped. librdkafka 2.0.2 delivered a partition's first
-  /// 1,000 records twice to one node after an incremental assignment of it
-  /// was replaced by a full one; handing them on processed them twice.
+  /// how many, 0 only when the queue holds no record to hand on now. Error events on the
+  /// queue (e.g. an offset out of range) are not messages: they are logged and their
+  /// status returned through `error`. Offsets only grow: a message at or below one
+  /// already drained (or below the floor) is dropped. librdkafka 2.0.2 delivered a
+  /// partition's first 1,000 records twice to one node after an incremental assignment of
+  /// it was replaced by a full one; handing them on processed them twice.
   size_t drain(message_batch& out, size_t max, status* error = nullptr);
 
   /// Drops messages below `offset` from now on: the group's committed offset
@@ -139,7 +139,14 @@ class consumer {
   /// Adds partitions to the assignment, each at its committed offset (or per
   /// auto.offset.reset); the partitions already assigned go on fetching where
   /// they are (assign() restarts every partition at its committed offset).
+  /// The start offset that means "at the committed offset" (librdkafka's
+  /// RD_KAFKA_OFFSET_INVALID).
+  static constexpr int64_t committed_offset = -1001;
   status incremental_assign(const std::vector<topic_partition>& tps);
+  /// incremental_assign() starting each partition at the given offset
+  /// (consumer::committed_offset: at its committed offset).
+  status incremental_assign_at(
+      const std::vector<std::pair<topic_partition, weft::offset>>& start);
 
   /// Splits the partition's messages off the main queue. Call it before
   /// assign(): a message fetched in between would land on the main queue.
