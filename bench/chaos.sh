@@ -12,7 +12,8 @@
 # ("orders pipeline"), WEFT_BENCH_PORT (29292: its own broker, fresh for each
 # run, restarted by the nemesis), OUT (bench-out/chaos-<date>: fault logs, summaries, node
 # logs of failed runs, results.tsv). Seeds are 1000 * run + interval index,
-# so a run can be replayed: WEFT_CHAOS_SEED=<seed> with the same settings.
+# so a run can be replayed: SEED=<seed> RUNS=1 with the same settings (the
+# storm replays; its timing on a loaded machine may not).
 # Runs take about STORM_S + 60 s each; the whole default set about 5 hours on
 # 2 cores. It is a benchmark, not a test: it never fails the build.
 set -uo pipefail
@@ -41,7 +42,7 @@ for every in $EVERY_MS; do
   i_every=$((i_every + 1))
   for workload in $WORKLOADS; do
     for run in $(seq 1 "$RUNS"); do
-      seed=$((1000 * run + i_every))
+      seed=${SEED:-$((1000 * run + i_every))}
       dir=$OUT/$workload-$every-$run
       mkdir -p "$dir"
       echo "== $workload, a fault every $every ms, run $run/$RUNS (seed $seed)"

@@ -107,7 +107,7 @@ void apply_record(log_state& state, std::string_view key,
 
 result<std::unique_ptr<cluster_log_reader>>
 cluster_log_reader::start(std::map<std::string, std::string> props, std::string topic,
-                          update_fn on_update) {
+                          update_fn on_update, int stall_ms) {
   props["isolation.level"] = "read_committed";
   props.emplace("fetch.wait.max.ms", "10");
   auto c = kafka::consumer::create(std::move(props));
@@ -115,6 +115,7 @@ cluster_log_reader::start(std::map<std::string, std::string> props, std::string 
   std::unique_ptr<cluster_log_reader> r{new cluster_log_reader};
   r->topic_ = std::move(topic);
   r->on_update_ = std::move(on_update);
+  r->stall_ms_ = stall_ms > 0 ? stall_ms : 5000;
   r->consumer_ = std::move(*c);
   auto tp = log_partition(r->topic_);
   r->queue_ = r->consumer_->take_queue(tp);
@@ -148,6 +149,10 @@ cluster_log_reader::~cluster_log_reader() {
 void cluster_log_reader::run() {
   auto tp = log_partition(topic_);
   std::vector<assignment> fresh;
+  using clock = std::chrono::steady_clock;
+  auto stall = std::chrono::milliseconds(stall_ms_);
+  auto progressed = clock::now(); // the last time the position moved
+  auto checked = progressed;      // the last stall check
   while (true) {
     {
       std::unique_lock<std::mutex> lock{mu_};
@@ -188,6 +193,24 @@ void cluster_log_reader::run() {
       on_update_(state_.announced, fresh, position_.load());
       fresh.clear();
     }
+    auto now = clock::now();
+    if (moved) progressed = now;
+    if (now - progressed < stall || now - checked < stall) continue;
+    checked = now;
+    // Nothing read for a while: fine at the log's end (read_committed: its
+    // end is the last stable offset), a stuck fetch otherwise.
+    auto end = end_offset(stall_ms_);
+    auto at = position_.load(std::memory_order_acquire);
+    if (!end || *end <= at) continue;
+    refetches_.fetch_add(1, std::memory_order_relaxed);
+    log::warn(
+        "cluster log {}: read nothing for {} ms at offset {} while the log ends at "
+        "{}; fetching again from {}",
+        topic_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - progressed).count(),
+        at, *end, at);
+    if (auto s = consumer_->assign_at({{tp, weft::offset{at}}}); !s)
+      log::warn("cluster log {}: fetching again failed: {}", topic_, s.message());
   }
 }
 

@@ -76,8 +76,18 @@ class cluster_log_reader {
 
   /// `props`: librdkafka consumer properties (bootstrap, group.id for the
   /// client only — it never commits); read_committed is set here.
+  ///
+  /// `stall_ms` (> 0) bounds how long the reader may stay behind the log's
+  /// end without reading anything: past it, it logs a warning naming its
+  /// position and the end, and fetches again from its position (a fetcher
+  /// left stuck by a broker restart cannot keep a node on a stale
+  /// generation for good).
   static result<std::unique_ptr<cluster_log_reader>>
-  start(std::map<std::string, std::string> props, std::string topic, update_fn on_update);
+  start(std::map<std::string, std::string> props, std::string topic, update_fn on_update,
+        int stall_ms = 5000);
+
+  /// How often the reader found itself stalled and fetched again.
+  uint64_t refetches() const { return refetches_.load(std::memory_order_relaxed); }
   ~cluster_log_reader(); ///< stops the thread
 
   /// Waits until everything committed to the log so far is read: the
@@ -109,6 +119,8 @@ class cluster_log_reader {
   bool stop_ = false;
   std::condition_variable position_cv_;
   std::atomic<int64_t> position_{0};
+  int stall_ms_ = 5000;
+  std::atomic<uint64_t> refetches_{0};
   log_state state_; ///< reader thread only
   mutable std::mutex latest_mu_;
   std::shared_ptr<const assignment> latest_;

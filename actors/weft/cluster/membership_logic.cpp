@@ -177,6 +177,10 @@ void membership_logic::frozen(time_ms now) {
 
 void membership_logic::rejoined(int64_t incarnation, time_ms now) {
   s_.self.incarnation = incarnation;
+  // As at start: the peers drop the old incarnation and connect to the new
+  // one meanwhile; claiming the lease before that took it from the node with
+  // the smallest id, which took it back (lease thrash after a broker restart).
+  quiet_until_ = now + s_.quiet_ms;
   evaluate(now);
 }
 

@@ -100,7 +100,8 @@ class membership_logic {
   /// may have moved on; step down and decide nothing for a quiet period.
   void frozen(time_ms now);
   /// The node dropped its tasks and came back as a new incarnation (its
-  /// producer taken anew): assignments must name the new one.
+  /// producer taken anew): assignments must name the new one. It decides
+  /// nothing for a quiet period while its peers reconnect to it.
   void rejoined(int64_t incarnation, time_ms now);
 
   /// The commands decided since the last call.
