@@ -375,7 +375,14 @@ status config::validate(const std::map<std::string, std::string, std::less<>>& r
     if (is_passthrough(key)) continue;
     std::string_view svc, rest;
     if (split_service_key(key, svc, rest)) {
-      if (auto st = check_value(*find_key(rest), value); !st) return st;
+      if (auto st = check_value(*find_key(rest), value); !st) {
+        // Name the key as the user wrote it.
+        auto msg = st.message();
+        auto named = "config key '" + std::string{rest} + "'";
+        if (msg.compare(0, named.size(), named) == 0)
+          msg = "config key '" + key + "'" + msg.substr(named.size());
+        return make_error(errc::invalid_config, msg);
+      }
       continue;
     }
     auto* k = find_key(key);

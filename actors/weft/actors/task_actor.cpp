@@ -516,9 +516,44 @@ void set_retry(task_self self, parked_entry& e) {
   arm_park_timer(self, e.retry_at);
 }
 
+/// Whether `r` fits in a changelog record of the parked store (the
+/// producer's message.max.bytes, with room for the store key and framing).
+bool holdable(const task_state& st, const record_view& r) {
+  size_t size = r.topic.size() + (r.key ? 2 * r.key->size() : 0) +
+                (r.value ? r.value->size() : 0) + 1024;
+  if (r.headers_)
+    for (auto& h : r.headers())
+      size += h.key.size() + h.value.size() + 8;
+  return size <= st.dead_letter_max;
+}
+
+/// A record too large to hold goes to the dead-letter topic (cut to fit, as
+/// dead_letter does) rather than stopping the task: it cannot wait in the
+/// changelogged store, so its key's order is broken at this one record,
+/// which the log and a weft.parked header say.
+void dead_letter_unholdable(task_self self, const record_view& r, const std::string& why) {
+  auto& st = self->state;
+  st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+  auto dl = dead_letter_record(r, why, st.service->name, st.service->dead_letter_topic,
+                               st.dead_letter_max);
+  dl.headers.push_back({"weft.parked", "too large to hold behind its parked key; sent "
+                                       "here instead, out of its key's order"});
+  st.ctx.send(std::move(dl), &st.ctx.slot->ref);
+  log::error("service '{}': record {}[{}]@{} of key {} is too large to hold in the parked "
+             "store (message.max.bytes {}); dead-lettered to {} instead, out of its key's "
+             "order",
+             st.service->name, r.topic, r.partition.value(), r.offset.value(),
+             shown_key(parked_keys::key_id(r.key)), st.dead_letter_max,
+             st.service->dead_letter_topic);
+}
+
 /// Holds `view` behind its parked key (st.park_id). False: the task failed.
 bool hold_record(task_self self, parked_entry& e, const record_view& view) {
   auto& st = self->state;
+  if (!holdable(st, view)) {
+    dead_letter_unholdable(self, view, "held behind parked key: " + e.error);
+    return true;
+  }
   if (auto s = st.parked.hold(st.park_id, e, view); !s) {
     fail(self, "holding a record of parked key " + shown_key(st.park_id) + ": " +
                    s.message());
@@ -535,6 +570,10 @@ bool park_record(task_self self, const record_view& r, const std::string& error,
                  bool retriable) {
   auto& st = self->state;
   auto id = parked_keys::key_id(r.key);
+  if (!holdable(st, r)) {
+    dead_letter_unholdable(self, r, error);
+    return true;
+  }
   auto e = st.parked.park(id, r, error, retriable, now_ms());
   if (!e) {
     fail(self, "parking key " + shown_key(id) + ": " + e.error().message());
