@@ -260,6 +260,7 @@ struct task_state {
   bool park_timer = false; ///< an automatic retry is armed for park_timer_due
   timestamp_ms park_timer_due = 0;
   bool park_nudged = false; ///< a (park) message to go on replaying is queued
+  bool retry_due = false;   ///< the park timer fired: automatic retries are due
   caf::actor_addr address;
 
   static inline const char* name = "weft.task";
@@ -607,7 +608,8 @@ bool park_can_work(const task_state& st) {
 }
 
 bool park_has_work(const task_state& st) {
-  return !st.park_ops.empty() || !st.replaying.empty() || !st.removals.empty();
+  return st.retry_due || !st.park_ops.empty() || !st.replaying.empty() ||
+         !st.removals.empty();
 }
 
 void start_replay(task_self self, const std::string& id, parked_entry& e) {
@@ -808,7 +810,7 @@ void park_work(task_self self) {
   if (!st.park || !park_can_work(st)) return;
   auto now = now_ms();
   bool due = false;
-  if (st.park_timer_due <= now) st.park_timer = false;
+  st.retry_due = false;
   timestamp_ms next_due = 0;
   for (auto& [id, e] : st.parked.entries()) {
     if (e.retry_at == 0 || e.replaying) continue;
@@ -851,7 +853,8 @@ void park_work(task_self self) {
       }
   }
   size_t budget = replay_batch;
-  while (!st.failed && !st.aborting && budget > 0 && !st.replaying.empty()) {
+  while (!st.failed && !st.aborting && budget > 0 && !st.replaying.empty() &&
+         st.ctx.overflow.empty()) {
     auto id = st.replaying.front();
     auto step = replay_one(self, id, rm);
     --budget;
@@ -868,6 +871,11 @@ void park_work(task_self self) {
   } else {
     st.tracker.close(st.ctx.slot);
     st.ctx.slot = nullptr;
+  }
+  if (!st.ctx.overflow.empty()) {
+    // The producer is full: run() hands the rest over first, then goes on.
+    schedule_retry(self);
+    return;
   }
   if (!st.failed && !st.aborting && (!st.replaying.empty() || !st.park_ops.empty()) &&
       !st.park_nudged) {
@@ -1552,6 +1560,10 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
       [self](park_atom) {
         auto& st = self->state;
         st.park_nudged = false;
+        if (st.park_timer && st.park_timer_due <= now_ms()) {
+          st.park_timer = false;
+          st.retry_due = true;
+        }
         if (!st.retry_scheduled) park_work(self);
       },
       [self](park_atom, const std::string& id,
