@@ -71,8 +71,9 @@ void produce(const std::string& topic, size_t n) {
   bool first_hot = true;
   for (size_t i = 0; i < n; ++i) {
     char key[24];
-    int len = i % 100 == 50 ? std::snprintf(key, sizeof key, "hot")
-                            : std::snprintf(key, sizeof key, "key%09zu", (i * 7919) % 100000);
+    int len = i % 100 == 50
+                  ? std::snprintf(key, sizeof key, "hot")
+                  : std::snprintf(key, sizeof key, "key%09zu", (i * 7919) % 100000);
     std::string_view v = value;
     if (i % 100 == 50 && first_hot) v = "poison", first_hot = false;
     while ((*p)->send(topic, -1, std::string_view{key, size_t(len)}, v).code() ==

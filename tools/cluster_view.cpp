@@ -472,25 +472,28 @@ void print_parked(const json& parked, const std::vector<std::string>& unasked) {
     std::vector<std::vector<std::string>> rows{
         {"node", "service/partition", "key", "held", "attempts", "error", "head"}};
     for (auto& k : parked) {
-      std::string key = k["key"].is_string()   ? k["key"].get<std::string>()
-                        : k.value("null_key", false) ? "(null)"
-                                                     : "base64:" + k.value("key_base64", "");
+      std::string key = k["key"].is_string() ? k["key"].get<std::string>()
+                        : k.value("null_key", false)
+                            ? "(null)"
+                            : "base64:" + k.value("key_base64", "");
       auto error = k.value("error", "");
       if (error.size() > 60) error = error.substr(0, 57) + "...";
       auto& h = k["head"];
-      rows.push_back({k.value("node", ""),
-                      k.value("service", "") + "/" + std::to_string(k.value("partition", 0)),
-                      key, std::to_string(k.value("held", 0)),
-                      std::to_string(k.value("attempts", 0)) +
-                          (k.value("releasing", false) ? " (releasing)" : ""),
-                      error,
-                      h.value("topic", "") + "[" + std::to_string(h.value("partition", 0)) +
-                          "]@" + std::to_string(h.value("offset", int64_t{-1}))});
+      rows.push_back(
+          {k.value("node", ""),
+           k.value("service", "") + "/" + std::to_string(k.value("partition", 0)), key,
+           std::to_string(k.value("held", 0)),
+           std::to_string(k.value("attempts", 0)) +
+               (k.value("releasing", false) ? " (releasing)" : ""),
+           error,
+           h.value("topic", "") + "[" + std::to_string(h.value("partition", 0)) + "]@" +
+               std::to_string(h.value("offset", int64_t{-1}))});
     }
     print_table(rows);
   }
   for (auto& id : unasked)
-    std::cout << "node " << id << " did not answer GET /parked: its keys are not listed\n";
+    std::cout << "node " << id
+              << " did not answer GET /parked: its keys are not listed\n";
 }
 
 int run(const options& o) {

@@ -155,7 +155,8 @@ struct node::impl {
   /// POST /parked/...: (HTTP status, JSON body).
   std::pair<int, std::string> release_parked(const std::string& service,
                                              const std::optional<std::string>& key,
-                                             int64_t partition, const std::string& action);
+                                             int64_t partition,
+                                             const std::string& action);
   std::pair<std::map<cluster::unit_id, int64_t>, std::map<cluster::unit_id, int64_t>>
   lags();
 };
@@ -477,31 +478,32 @@ std::string node::impl::parked_json() const {
   if (serving)
     for (auto& p : ctx.parked->list()) {
       auto key = detail::parked_keys::key_of(p.id);
-      nlohmann::json k{{"service", ctx.services[p.service].name},
-                       {"partition", p.partition},
-                       {"null_key", !key},
-                       {"key", nullptr},
-                       {"key_base64", key ? base64(*key) : ""},
-                       {"held", p.held},
-                       {"error", p.error},
-                       {"parked_at_ms", p.since},
-                       {"attempts", p.attempts},
-                       {"retry_at_ms", p.retry_at},
-                       {"releasing", p.replaying},
-                       {"head", {{"topic", p.topic},
-                                 {"partition", p.head_partition},
-                                 {"offset", p.offset}}}};
+      nlohmann::json k{
+          {"service", ctx.services[p.service].name},
+          {"partition", p.partition},
+          {"null_key", !key},
+          {"key", nullptr},
+          {"key_base64", key ? base64(*key) : ""},
+          {"held", p.held},
+          {"error", p.error},
+          {"parked_at_ms", p.since},
+          {"attempts", p.attempts},
+          {"retry_at_ms", p.retry_at},
+          {"releasing", p.replaying},
+          {"head",
+           {{"topic", p.topic}, {"partition", p.head_partition}, {"offset", p.offset}}}};
       if (key && string_serde::deserialize(*key)) k["key"] = *key;
       held += p.held;
       keys.push_back(std::move(k));
     }
-  return json_body({{"node", node_id}, {"keys", keys.size()}, {"held", held},
-                    {"parked", keys}});
+  return json_body(
+      {{"node", node_id}, {"keys", keys.size()}, {"held", held}, {"parked", keys}});
 }
 
-std::pair<int, std::string> node::impl::release_parked(
-    const std::string& service, const std::optional<std::string>& key, int64_t partition,
-    const std::string& action) {
+std::pair<int, std::string>
+node::impl::release_parked(const std::string& service,
+                           const std::optional<std::string>& key, int64_t partition,
+                           const std::string& action) {
   auto refuse = [](int code, const std::string& why) {
     return std::make_pair(code, json_body({{"error", why}}));
   };
@@ -514,9 +516,8 @@ std::pair<int, std::string> node::impl::release_parked(
     return refuse(404, "no service named '" + service.substr(0, 200) + "' on this node");
   auto& svc = ctx.services[s];
   if (svc.policy != detail::bad_record_policy::park)
-    return refuse(404, "service '" + service +
-                           "' does not park keys (set service." + service +
-                           ".bad.record.policy=park)");
+    return refuse(404, "service '" + service + "' does not park keys (set service." +
+                           service + ".bad.record.policy=park)");
   if (action != "retry" && action != "skip" && action != "drop")
     return refuse(400, "action must be retry, skip or drop, not '" +
                            action.substr(0, 100) + "'");
@@ -533,8 +534,7 @@ std::pair<int, std::string> node::impl::release_parked(
                                             : std::nullopt);
   auto timeout = static_cast<int>(ctx.cfg.get_int("cluster.timeout.ms")) * 2;
   auto a = cluster ? cluster->router->park(s, p, id, action)
-                   : cluster::ask_task_park(*sys, &ctx,
-                                            s, p, id, action, timeout);
+                   : cluster::ask_task_park(*sys, &ctx, s, p, id, action, timeout);
   if (a.code != 0) {
     auto code = static_cast<errc>(a.code);
     return refuse(code == errc::not_found ? 404 : 503, a.error);
@@ -704,11 +704,9 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
     names.push_back(u.name);
   }
 
-  c.router = std::make_unique<cluster::query_router>(&ctx, &topo, sys.get(), &c.directory,
-                                                     c.log.get(), c.standbys.get(),
-                                                     node_id, cluster_timeout,
-                                                     static_cast<int>(cfg.get_int(
-                                                         "cluster.query.max.in.flight")));
+  c.router = std::make_unique<cluster::query_router>(
+      &ctx, &topo, sys.get(), &c.directory, c.log.get(), c.standbys.get(), node_id,
+      cluster_timeout, static_cast<int>(cfg.get_int("cluster.query.max.in.flight")));
   c.query_server = cluster::spawn_query_server(*sys, c.router.get());
   c.lease_keeper =
       cluster::spawn_lease_keeper(*sys, &ctx, c.log.get(), topic, cluster_timeout);
@@ -722,9 +720,9 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   auto links = caf::actor_cast<cluster::peer_links_actor>(c.peer_links);
   auto listen_port = static_cast<uint16_t>(cfg.get_int("cluster.port"));
   // With TLS only the openssl module listens: no plain port is left open.
-  auto port = ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
-                     : sys->middleman().publish(links, listen_port, c.me.host.c_str(),
-                                                false);
+  auto port =
+      ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
+             : sys->middleman().publish(links, listen_port, c.me.host.c_str(), false);
   if (!port)
     return make_error(errc::invalid_config,
                       "cluster.port: cannot listen on " + c.me.host + ":" +
@@ -763,8 +761,8 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   if (!announced.ok())
     return make_error(static_cast<errc>(announced.code),
                       "announcing this node in " + topic + ": " + announced.why);
-  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id,
-            c.me.host, c.me.port,
+  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id, c.me.host,
+            c.me.port,
             ps.tls ? " (TLS, peers need a certificate signed by cluster.tls.ca)" : "",
             topic);
   c.fanout.attach({c.coordinator, c.rebalancer, c.peer_links});

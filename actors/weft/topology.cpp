@@ -229,11 +229,12 @@ status resolve_services(const std::vector<service_factory>& factories,
       state::store_spec spec;
       spec.name = parked_store(p->name());
       info.stores.push_back(spec);
-      to_create.push_back({state::changelog_topic(app, spec.name), max_parts, rf,
+      to_create.push_back({state::changelog_topic(app, spec.name),
+                           max_parts,
+                           rf,
                            {{"cleanup.policy", "compact"}}});
-      info.park_retries = static_cast<int>(
-          std::strtoll(cfg.service_value(p->name(), "bad.record.retries").c_str(),
-                       nullptr, 10));
+      info.park_retries = static_cast<int>(std::strtoll(
+          cfg.service_value(p->name(), "bad.record.retries").c_str(), nullptr, 10));
       info.park_backoff_ms = std::strtoll(
           cfg.service_value(p->name(), "bad.record.retry.backoff.ms").c_str(), nullptr,
           10);

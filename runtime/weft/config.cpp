@@ -226,11 +226,9 @@ const config_key* find_key(std::string_view name) {
 }
 
 // Keys a user may override per service: service.<name>.<key>.
-const char* const per_service_keys[] = {"bad.record.policy",
-                                        "dead.letter.topic",
-                                        "bad.record.retries",
-                                        "bad.record.retry.backoff.ms",
-                                        "bad.record.retry.backoff.max.ms"};
+const char* const per_service_keys[] = {
+    "bad.record.policy", "dead.letter.topic", "bad.record.retries",
+    "bad.record.retry.backoff.ms", "bad.record.retry.backoff.max.ms"};
 
 // Splits service.<name>.<key>; returns false when `key` is not of that form.
 bool split_service_key(std::string_view key, std::string_view& service,

@@ -79,14 +79,16 @@ TEST_CASE("park's retry keys are checked at start-up, globally and per service, 
   REQUIRE_FALSE(negative.ok());
   CHECK_THAT(negative.error().message(),
              Catch::Contains("'bad.record.retries'") && Catch::Contains("out of range"));
-  auto word = load({"--application.id=a", "--service.orders.bad.record.retry.backoff.ms=soon"});
+  auto word =
+      load({"--application.id=a", "--service.orders.bad.record.retry.backoff.ms=soon"});
   REQUIRE_FALSE(word.ok());
   CHECK_THAT(word.error().message(),
              Catch::Contains("'service.orders.bad.record.retry.backoff.ms'") &&
                  Catch::Contains("not an integer"));
   auto zero = load({"--application.id=a", "--bad.record.retry.backoff.max.ms=0"});
   REQUIRE_FALSE(zero.ok());
-  CHECK_THAT(zero.error().message(), Catch::Contains("'bad.record.retry.backoff.max.ms'"));
+  CHECK_THAT(zero.error().message(),
+             Catch::Contains("'bad.record.retry.backoff.max.ms'"));
 }
 
 TEST_CASE("the command line beats the environment, which beats the file") {

@@ -54,8 +54,8 @@ struct park_node {
                                   "--bad.record.retries=1",
                                   "--bad.record.retry.backoff.ms=200",
                                   "--http.port=" + std::to_string(port)};
-    proc = std::make_unique<test::child_process>(test::built("tests/weft-test-node"), args,
-                                                 "/tmp/" + app + ".log");
+    proc = std::make_unique<test::child_process>(test::built("tests/weft-test-node"),
+                                                 args, "/tmp/" + app + ".log");
     proc->note_end_in_log();
   }
 
@@ -206,9 +206,9 @@ TEST_CASE("a poison record parks its key while 10,000 other keys flow and commit
   };
   const std::vector<parked_key> bad_keys{
       {"poisoned-early", 10, 4, value(4, "poison")},     // throws before effects
-      {"undecodable", 6, 2, "{not json"},                 // cannot be decoded
-      {"dropped", 5, 0, value(0, "poison")},              // parked at its first record
-      {"poisoned-late", 8, 3, value(3, "poison-late")}};  // throws after effects
+      {"undecodable", 6, 2, "{not json"},                // cannot be decoded
+      {"dropped", 5, 0, value(0, "poison")},             // parked at its first record
+      {"poisoned-late", 8, 3, value(3, "poison-late")}}; // throws after effects
   std::vector<kv> input;
   for (int r = 0; r < 10; ++r) {
     if (r < 3)
@@ -232,9 +232,10 @@ TEST_CASE("a poison record parks its key while 10,000 other keys flow and commit
       120s));
   CHECK(parked["poisoned-early"]["held"] == 6);
   CHECK(parked["poisoned-early"]["head"]["offset"].get<int64_t>() >= 0);
-  CHECK(parked["poisoned-early"]["error"].get<std::string>().find("downstream unavailable") !=
-        std::string::npos);
-  CHECK(parked["poisoned-early"]["retry_at_ms"] == 0); // retries used up: an operator's turn
+  CHECK(parked["poisoned-early"]["error"].get<std::string>().find(
+            "downstream unavailable") != std::string::npos);
+  CHECK(parked["poisoned-early"]["retry_at_ms"] ==
+        0); // retries used up: an operator's turn
   CHECK(parked["undecodable"]["held"] == 4);
   CHECK(parked["undecodable"]["attempts"] == 1); // never retried: it cannot be decoded
   CHECK(parked["undecodable"]["retry_at_ms"] == 0);
@@ -275,15 +276,16 @@ TEST_CASE("a poison record parks its key while 10,000 other keys flow and commit
     INFO(key << query << " -> " << status << " " << body);
     CHECK(status == code);
     auto j = json::parse(body, nullptr, false);
-    CHECK((j.is_object() && j.contains("error") && !j["error"].get<std::string>().empty()));
+    CHECK(
+        (j.is_object() && j.contains("error") && !j["error"].get<std::string>().empty()));
   };
   refused("poisoned-early", "?action=retry", 404, "no-such-service");
-  refused("k1", "?action=retry", 404);                     // not parked
-  refused("poisoned-early", "?action=explode", 400);       // no such action
-  refused("poisoned-early", "", 400);                      // no action
+  refused("k1", "?action=retry", 404);               // not parked
+  refused("poisoned-early", "?action=explode", 400); // no such action
+  refused("poisoned-early", "", 400);                // no action
   refused("poisoned-early", "?action=retry&partition=99", 400);
-  refused("", "?action=retry", 400);                       // no key, no null_key
-  refused("", "?action=retry&null_key=true", 400);         // the null key needs a partition
+  refused("", "?action=retry", 400);               // no key, no null_key
+  refused("", "?action=retry&null_key=true", 400); // the null key needs a partition
 
   // The downstream is back: release all four.
   std::filesystem::remove(node.fail_file);

@@ -108,9 +108,7 @@ struct sequencer : weft::service_base {
     add_store({"seq", weft::store_decl::kind::kv});
     out = weft::output<str, str>{add_output(out_topic, weft::output_kind::external)};
   }
-  bool failing() const {
-    return !fail_file.empty() && std::ifstream{fail_file}.good();
-  }
+  bool failing() const { return !fail_file.empty() && std::ifstream{fail_file}.good(); }
   void on_record(const weft::record_view& r, weft::context& ctx) override {
     auto key = weft::decode<str>(r.key);
     if (!key) throw weft::weft_error{key.error()};

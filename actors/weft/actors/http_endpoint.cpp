@@ -84,11 +84,12 @@ http_endpoint::start(const std::string& host, int port, handlers h, http::limits
         char* end = nullptr;
         partition = std::strtoll(v.c_str(), &end, 10);
         if (v.empty() || *end != '\0' || partition < 0)
-          return error(res, 400, "partition must be a partition number, not '" +
-                                     v.substr(0, 100) + "'");
+          return error(res, 400,
+                       "partition must be a partition number, not '" + v.substr(0, 100) +
+                           "'");
       }
-      auto [code, body] = h.park(req.matches[1].str(), key, partition,
-                                 req.get_param_value("action"));
+      auto [code, body] =
+          h.park(req.matches[1].str(), key, partition, req.get_param_value("action"));
       if (code == 503) res.set_header("Retry-After", "1");
       res.status = code;
       res.set_content(body, "application/json");

@@ -249,12 +249,12 @@ status parked_keys::hold(const std::string& id, parked_entry& e, const record_vi
   return {};
 }
 
-result<held_record> parked_keys::head(const std::string& id, const parked_entry& e) const {
+result<held_record> parked_keys::head(const std::string& id,
+                                      const parked_entry& e) const {
   if (e.seqs.empty()) return make_error(errc::not_found, "no held record");
   auto v = store_->get(record_key(id, e.seqs.front()));
   if (!v) return v.error();
-  if (!*v)
-    return make_error(errc::internal, "parked store: a held record is missing");
+  if (!*v) return make_error(errc::internal, "parked store: a held record is missing");
   return decode_held(**v);
 }
 
@@ -297,8 +297,8 @@ status parked_keys::save(const std::string& id, const parked_entry& e) {
                    {"attempts", e.attempts},
                    {"retriable", e.retriable},
                    {"retry_at", e.retry_at}};
-  return store_->put(meta_key(id), j.dump(-1, ' ', false,
-                                          nlohmann::json::error_handler_t::replace));
+  return store_->put(meta_key(id),
+                     j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 status parked_keys::apply_removals(const std::vector<std::string>& removals) {

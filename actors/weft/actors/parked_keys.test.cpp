@@ -16,7 +16,8 @@ struct owned_view {
   std::string topic = "orders", key, value;
   rd_kafka_headers_t* headers = rd_kafka_headers_new(2);
   record_view view;
-  owned_view(std::string k, std::string v, int64_t offset) : key(std::move(k)), value(std::move(v)) {
+  owned_view(std::string k, std::string v, int64_t offset)
+    : key(std::move(k)), value(std::move(v)) {
     rd_kafka_header_add(headers, "trace", -1, "t-1", -1);
     view.topic = topic;
     view.partition = partition_id{3};

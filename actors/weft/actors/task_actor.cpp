@@ -532,7 +532,8 @@ bool holdable(const task_state& st, const record_view& r) {
 /// dead_letter does) rather than stopping the task: it cannot wait in the
 /// changelogged store, so its key's order is broken at this one record,
 /// which the log and a weft.parked header say.
-void dead_letter_unholdable(task_self self, const record_view& r, const std::string& why) {
+void dead_letter_unholdable(task_self self, const record_view& r,
+                            const std::string& why) {
   auto& st = self->state;
   st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
   auto dl = dead_letter_record(r, why, st.service->name, st.service->dead_letter_topic,
@@ -540,12 +541,13 @@ void dead_letter_unholdable(task_self self, const record_view& r, const std::str
   dl.headers.push_back({"weft.parked", "too large to hold behind its parked key; sent "
                                        "here instead, out of its key's order"});
   st.ctx.send(std::move(dl), &st.ctx.slot->ref);
-  log::error("service '{}': record {}[{}]@{} of key {} is too large to hold in the parked "
-             "store (message.max.bytes {}); dead-lettered to {} instead, out of its key's "
-             "order",
-             st.service->name, r.topic, r.partition.value(), r.offset.value(),
-             shown_key(parked_keys::key_id(r.key)), st.dead_letter_max,
-             st.service->dead_letter_topic);
+  log::error(
+      "service '{}': record {}[{}]@{} of key {} is too large to hold in the parked "
+      "store (message.max.bytes {}); dead-lettered to {} instead, out of its key's "
+      "order",
+      st.service->name, r.topic, r.partition.value(), r.offset.value(),
+      shown_key(parked_keys::key_id(r.key)), st.dead_letter_max,
+      st.service->dead_letter_topic);
 }
 
 /// Holds `view` behind its parked key (st.park_id). False: the task failed.
@@ -556,8 +558,8 @@ bool hold_record(task_self self, parked_entry& e, const record_view& view) {
     return true;
   }
   if (auto s = st.parked.hold(st.park_id, e, view); !s) {
-    fail(self, "holding a record of parked key " + shown_key(st.park_id) + ": " +
-                   s.message());
+    fail(self,
+         "holding a record of parked key " + shown_key(st.park_id) + ": " + s.message());
     return false;
   }
   publish(self, st.park_id, e);
@@ -670,15 +672,16 @@ replay_step replay_one(task_self self, const std::string& id,
       error = "handler threw a non-standard exception";
     }
     if (!error.empty() && watch &&
-        (st.ctx.sends != sends_before || (st.shard && st.shard->writes() != writes_before))) {
+        (st.ctx.sends != sends_before ||
+         (st.shard && st.shard->writes() != writes_before))) {
       // Its effects die with the epoch; the replay after the roll-back
       // finds this entry and counts the failure without the handler.
       st.aborting = true;
       st.node->poison.add(poisoned, error);
       log::warn("service '{}': held record {}[{}]@{} of parked key {} failed again ({}); "
                 "aborting the epoch to roll back its effects",
-                st.service->name, view.topic, view.partition.value(),
-                view.offset.value(), shown_key(id), error);
+                st.service->name, view.topic, view.partition.value(), view.offset.value(),
+                shown_key(id), error);
       self->send(st.supervisor, abort_atom::value,
                  "service '" + st.service->name + "' replaying parked key " +
                      shown_key(id) + ": " + error);
@@ -711,8 +714,8 @@ replay_step replay_one(task_self self, const std::string& id,
     return replay_step::stop;
   }
   if (!*more) {
-    log::info("service '{}' released key {}: every held record handled",
-              st.service->name, shown_key(id));
+    log::info("service '{}' released key {}: every held record handled", st.service->name,
+              shown_key(id));
     unpublish(self, id);
     return replay_step::released;
   }
@@ -770,7 +773,7 @@ bool apply_park_op(task_self self, const std::string& id, const std::string& act
   auto more = st.parked.pop_head(id, removals);
   if (!more) {
     fail(self, "skipping the head of parked key " + shown_key(id) + ": " +
-                 more.error().message());
+                   more.error().message());
     return false;
   }
   if (!*more) {
@@ -865,7 +868,8 @@ void park_work(task_self self) {
   if (defer) {
     st.ctx.slot = nullptr;
     own->outstanding.fetch_sub(1, std::memory_order_acq_rel); // closed
-    if (!removals.empty()) st.removals.push_back({std::move(own), std::move(removals)});
+    if (!removals.empty())
+      st.removals.push_back({std::move(own), std::move(removals)});
     else if (own->outstanding.load(std::memory_order_acquire) != 0)
       st.removals.push_back({std::move(own), {}}); // its deliveries still count
   } else {
@@ -914,8 +918,8 @@ void load_parked(task_self self) {
     publish(self, id, *e);
   }
   if (!ids.empty())
-    log::info("service '{}' partition {}: {} parked keys, {} held records", st.service->name,
-              st.partition, st.parked.size(), st.parked.held());
+    log::info("service '{}' partition {}: {} parked keys, {} held records",
+              st.service->name, st.partition, st.parked.size(), st.parked.held());
 }
 
 /// An operator's call on parked key `id` (retry, skip or drop): checked and
@@ -1566,10 +1570,8 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
         }
         if (!st.retry_scheduled) park_work(self);
       },
-      [self](park_atom, const std::string& id,
-             const std::string& action) -> cluster::query_answer {
-        return park_request(self, id, action);
-      },
+      [self](park_atom, const std::string& id, const std::string& action)
+          -> cluster::query_answer { return park_request(self, id, action); },
       [self](halt_atom) {
         // The supervisor rolls the epoch back: produce nothing more, so the
         // producer can deliver what it holds before the transaction aborts.

@@ -4,9 +4,9 @@
 
 #include "weft/actors/node_context.hpp"
 #include "weft/actors/park_registry.hpp"
-#include "weft/data_protocol.hpp"
 #include "weft/actors/standby.hpp"
 #include "weft/cluster/cluster_log.hpp"
+#include "weft/data_protocol.hpp"
 #include "weft/protocol.hpp"
 #include "weft/services/partitioner.hpp"
 #include "weft/topology.hpp"
@@ -151,7 +151,8 @@ query_answer ask_task_park(caf::actor_system& sys, detail::node_context* ctx,
   if (!task) {
     answer.code = static_cast<int32_t>(errc::state_not_ready);
     answer.error = "service '" + ctx->services[service].name + "' partition " +
-                   std::to_string(partition) + " has no task on this node yet; retry shortly";
+                   std::to_string(partition) +
+                   " has no task on this node yet; retry shortly";
     return answer;
   }
   // See get(): no logger reference may stay in this thread.
@@ -222,7 +223,8 @@ query_answer query_router::park(size_t service, int32_t partition, const std::st
   }
   auto q = peers_->get(owner);
   if (!q) {
-    out.error = "node " + owner + " (the owner) is not reachable from here; retry shortly";
+    out.error =
+        "node " + owner + " (the owner) is not reachable from here; retry shortly";
     return out;
   }
   if (in_flight_.fetch_add(1) >= max_in_flight_) {
@@ -253,16 +255,15 @@ caf::actor spawn_query_server(caf::actor_system& sys, query_router* router) {
   auto fn = [](query_server_actor::pointer self,
                query_router* r) -> query_server_actor::behavior_type {
     return {
-        [r](query_atom, const std::string& store, const std::string& key,
-            int64_t max_lag) -> query_answer {
-          return r->local(store, key, max_lag, true);
-        },
+        [r](query_atom, const std::string& store, const std::string& key, int64_t max_lag)
+            -> query_answer { return r->local(store, key, max_lag, true); },
         [self, r](park_atom, const std::string& service, int32_t partition,
                   const std::string& id,
                   const std::string& action) -> caf::result<query_answer> {
           // The task answers the caller itself: nothing waits here.
           query_answer why;
-          auto task = caf::actor_cast<detail::task_actor>(r->park_target(service, partition, why));
+          auto task = caf::actor_cast<detail::task_actor>(
+              r->park_target(service, partition, why));
           if (!task) return why;
           return self->delegate(task, park_atom::value, id, action);
         },
