@@ -23,6 +23,10 @@
 // records; "?" means no lag was reported, "pending" that the copy has not
 // fetched yet. --json prints the same, merged, as one JSON object.
 //
+// --parked adds every node's parked keys (bad.record.policy=park), from
+// GET /parked on each member's endpoint: a table (node | service/partition |
+// key | held | attempts | error | head record), or "parked" in the JSON.
+//
 // Exit status: 0 when it printed the view; 1 on errors (a message on stderr),
 // bad usage included.
 
@@ -53,18 +57,20 @@ using namespace weft;
 
 constexpr const char* usage_text =
     "usage: weft-cluster --application.id=APP [--bootstrap.servers=HOST:PORT] [--json]\n"
-    "                    [--timeout.ms=MS]\n"
+    "                    [--timeout.ms=MS] [--parked]\n"
     "Prints which node of the weft cluster APP holds which active and standby units,\n"
     "with their lags, from the topic APP-cluster and the nodes' GET /cluster.\n"
     "  --application.id     the application's id (required)\n"
     "  --bootstrap.servers  Kafka brokers (default 127.0.0.1:9092)\n"
     "  --json               print the merged view as JSON\n"
+    "  --parked             also list every node's parked keys (GET /parked)\n"
     "  --timeout.ms         limit of each Kafka wait (default 10000)\n";
 
 struct options {
   std::string app;
   std::string bootstrap = "127.0.0.1:9092";
   bool as_json = false;
+  bool parked = false;
   int timeout_ms = 10000;
   bool help = false;
 };
@@ -79,6 +85,10 @@ result<options> parse_args(int argc, char** argv) {
     }
     if (arg == "--json") {
       o.as_json = true;
+      continue;
+    }
+    if (arg == "--parked") {
+      o.parked = true;
       continue;
     }
     auto eq = arg.find('=');
@@ -255,8 +265,8 @@ result<log_view> read_cluster_topic(const options& o) {
   return out;
 }
 
-/// GET /cluster on `endpoint` (host:port), 1 s per step; nullopt when it fails.
-std::optional<json> fetch_view(const std::string& endpoint) {
+/// GET `path` on `endpoint` (host:port), 1 s per step; nullopt when it fails.
+std::optional<json> fetch_json(const std::string& endpoint, const char* path) {
   auto colon = endpoint.rfind(':');
   if (colon == std::string::npos || colon == 0) return std::nullopt;
   std::string host = endpoint.substr(0, colon);
@@ -272,7 +282,7 @@ std::optional<json> fetch_view(const std::string& endpoint) {
   client.set_connection_timeout(1, 0);
   client.set_read_timeout(1, 0);
   client.set_write_timeout(1, 0);
-  auto res = client.Get("/cluster");
+  auto res = client.Get(path);
   if (!res || res->status != 200) return std::nullopt;
   auto j = json::parse(res->body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
@@ -456,6 +466,36 @@ void print_text(const json& v, bool with_lags, const std::string& no_answer) {
               << counts["standby"].get<int>() << " standby\n";
 }
 
+void print_parked(const json& parked, const std::vector<std::string>& unasked) {
+  std::cout << "\nparked keys: " << parked.size() << "\n";
+  if (!parked.empty()) {
+    std::vector<std::vector<std::string>> rows{
+        {"node", "service/partition", "key", "held", "attempts", "error", "head"}};
+    for (auto& k : parked) {
+      std::string key = k["key"].is_string() ? k["key"].get<std::string>()
+                        : k.value("null_key", false)
+                            ? "(null)"
+                            : "base64:" + k.value("key_base64", "");
+      auto error = k.value("error", "");
+      if (error.size() > 60) error = error.substr(0, 57) + "...";
+      auto& h = k["head"];
+      rows.push_back(
+          {k.value("node", ""),
+           k.value("service", "") + "/" + std::to_string(k.value("partition", 0)), key,
+           std::to_string(k.value("held", 0)),
+           std::to_string(k.value("attempts", 0)) +
+               (k.value("releasing", false) ? " (releasing)" : ""),
+           error,
+           h.value("topic", "") + "[" + std::to_string(h.value("partition", 0)) + "]@" +
+               std::to_string(h.value("offset", int64_t{-1}))});
+    }
+    print_table(rows);
+  }
+  for (auto& id : unasked)
+    std::cout << "node " << id
+              << " did not answer GET /parked: its keys are not listed\n";
+}
+
 int run(const options& o) {
   auto seen = read_cluster_topic(o);
   if (!seen) {
@@ -478,7 +518,7 @@ int run(const options& o) {
       probes[id] = "no http endpoint";
       continue;
     }
-    view = fetch_view(m.http);
+    view = fetch_json(m.http, "/cluster");
     if (view) {
       probes[id] = "answered";
       view_from = id;
@@ -500,11 +540,31 @@ int run(const options& o) {
                 "): the assignment without lags";
   }
   auto merged = merge(o, *seen, view, view_from, probes);
+  // Parked keys live with the task that parked them: ask every node.
+  json parked = json::array();
+  std::vector<std::string> unasked;
+  if (o.parked)
+    for (auto& [id, m] : seen->members) {
+      auto p = m.http.empty() ? std::nullopt : fetch_json(m.http, "/parked");
+      if (!p || !p->contains("parked") || !(*p)["parked"].is_array()) {
+        unasked.push_back(id);
+        continue;
+      }
+      for (auto& k : (*p)["parked"]) {
+        k["node"] = id;
+        parked.push_back(k);
+      }
+    }
   if (o.as_json) {
     if (!view) merged["lags_missing"] = no_answer;
+    if (o.parked) {
+      merged["parked"] = parked;
+      merged["parked_unanswered"] = unasked;
+    }
     std::cout << merged.dump(2) << "\n";
   } else {
     print_text(merged, view.has_value(), no_answer);
+    if (o.parked) print_parked(parked, unasked);
   }
   return 0;
 }

@@ -94,6 +94,7 @@ using committed_atom = caf::atom_constant<caf::atom("committed")>;
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using halt_atom = caf::atom_constant<caf::atom("halt")>;
+using park_atom = cluster::park_atom;
 
 // -- interfaces ----------------------------------------------------------------
 
@@ -169,6 +170,14 @@ using task_actor = caf::typed_actor<
     // (at_least_once). Flushes the stores if `flush`; answers the offsets
     // that are safe to commit.
     caf::replies_to<final_atom, bool>::with<task_offsets>,
+    // park: bad.record.policy=park, its own timer (an automatic retry is
+    // due) or a nudge to go on replaying a released key's held records.
+    caf::reacts_to<park_atom>,
+    // (park, key id, action): an operator's retry, skip or drop of a parked
+    // key (parked_keys.hpp), from the node endpoint or the query server.
+    // Answers at once (JSON with the HTTP status in the value); the release
+    // runs in the task's next open epoch.
+    caf::replies_to<park_atom, std::string, std::string>::with<cluster::query_answer>,
     // stop: from the supervisor as the node stops. Waits for no input any
     // longer; a task that cannot handle its input (restoring, failed) acks
     // it back unhandled, so the partition actors drain.

@@ -26,6 +26,8 @@
 #include "weft/actors/global_table.hpp"
 #include "weft/actors/http_endpoint.hpp"
 #include "weft/actors/node_context.hpp"
+#include "weft/actors/park_registry.hpp"
+#include "weft/actors/parked_keys.hpp"
 #include "weft/actors/restorer.hpp"
 #include "weft/actors/standby.hpp"
 #include "weft/cluster/cluster_log.hpp"
@@ -148,6 +150,13 @@ struct node::impl {
   status start_http();
   status shutdown();
   std::string metrics_json(const node_metrics& m) const;
+  /// GET /parked: this node's parked keys.
+  std::string parked_json() const;
+  /// POST /parked/...: (HTTP status, JSON body).
+  std::pair<int, std::string> release_parked(const std::string& service,
+                                             const std::optional<std::string>& key,
+                                             int64_t partition,
+                                             const std::string& action);
   std::pair<std::map<cluster::unit_id, int64_t>, std::map<cluster::unit_id, int64_t>>
   lags();
 };
@@ -215,6 +224,7 @@ cluster::call_result ask(caf::actor_system& sys, const Handle& whom,
 node::node(config cfg) : impl_(std::make_unique<impl>()) {
   impl_->ctx.cfg = std::move(cfg);
   impl_->ctx.application_id = impl_->ctx.cfg.get_string("application.id");
+  impl_->ctx.parked = std::make_shared<detail::park_registry>();
 }
 
 node::~node() {
@@ -252,6 +262,7 @@ node_metrics node::metrics() const {
   m.commit_latency_us_max = c.commit_us_max.load();
   m.aligned_us_total = c.aligned_us_total.load();
   m.transaction_us_total = c.txn_us_total.load();
+  std::tie(m.parked_keys, m.parked_records) = impl_->ctx.parked->totals();
   return m;
 }
 
@@ -423,8 +434,115 @@ std::string node::impl::metrics_json(const node_metrics& m) const {
                         {"commit_latency_us_total", m.commit_latency_us_total},
                         {"commit_latency_us_max", m.commit_latency_us_max},
                         {"aligned_us_total", m.aligned_us_total},
-                        {"transaction_us_total", m.transaction_us_total}}
+                        {"transaction_us_total", m.transaction_us_total},
+                        {"parked_keys", m.parked_keys},
+                        {"parked_records", m.parked_records}}
       .dump();
+}
+
+namespace {
+
+/// Standard base64 (RFC 4648, padded): how /parked shows any key.
+std::string base64(std::string_view in) {
+  static const char* abc =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) |
+                 uint32_t(uint8_t(in[i + 2]));
+    for (int s = 18; s >= 0; s -= 6)
+      out.push_back(abc[(v >> s) & 63]);
+  }
+  if (i < in.size()) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    out.push_back(abc[(v >> 18) & 63]);
+    out.push_back(abc[(v >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? abc[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+std::string json_body(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace
+
+std::string node::impl::parked_json() const {
+  std::shared_lock<std::shared_mutex> serving_lock{serving_mu};
+  nlohmann::json keys = nlohmann::json::array();
+  uint64_t held = 0;
+  if (serving)
+    for (auto& p : ctx.parked->list()) {
+      auto key = detail::parked_keys::key_of(p.id);
+      nlohmann::json k{
+          {"service", ctx.services[p.service].name},
+          {"partition", p.partition},
+          {"null_key", !key},
+          {"key", nullptr},
+          {"key_base64", key ? base64(*key) : ""},
+          {"held", p.held},
+          {"error", p.error},
+          {"parked_at_ms", p.since},
+          {"attempts", p.attempts},
+          {"retry_at_ms", p.retry_at},
+          {"releasing", p.replaying},
+          {"head",
+           {{"topic", p.topic}, {"partition", p.head_partition}, {"offset", p.offset}}}};
+      if (key && string_serde::deserialize(*key)) k["key"] = *key;
+      held += p.held;
+      keys.push_back(std::move(k));
+    }
+  return json_body(
+      {{"node", node_id}, {"keys", keys.size()}, {"held", held}, {"parked", keys}});
+}
+
+std::pair<int, std::string>
+node::impl::release_parked(const std::string& service,
+                           const std::optional<std::string>& key, int64_t partition,
+                           const std::string& action) {
+  auto refuse = [](int code, const std::string& why) {
+    return std::make_pair(code, json_body({{"error", why}}));
+  };
+  std::shared_lock<std::shared_mutex> serving_lock{serving_mu};
+  if (!serving) return refuse(503, not_serving().message());
+  size_t s = 0;
+  while (s < ctx.services.size() && ctx.services[s].name != service)
+    ++s;
+  if (s == ctx.services.size())
+    return refuse(404, "no service named '" + service.substr(0, 200) + "' on this node");
+  auto& svc = ctx.services[s];
+  if (svc.policy != detail::bad_record_policy::park)
+    return refuse(404, "service '" + service + "' does not park keys (set service." +
+                           service + ".bad.record.policy=park)");
+  if (action != "retry" && action != "skip" && action != "drop")
+    return refuse(400, "action must be retry, skip or drop, not '" +
+                           action.substr(0, 100) + "'");
+  if (partition >= svc.partitions)
+    return refuse(400, "service '" + service + "' has partitions 0 to " +
+                           std::to_string(svc.partitions - 1) + ", not " +
+                           std::to_string(partition));
+  if (partition < 0 && !key)
+    return refuse(400, "the null key has no partition of its own: add ?partition=N "
+                       "(GET /parked lists it)");
+  auto p = partition >= 0 ? static_cast<int32_t>(partition)
+                          : partition_for(*key, svc.partitions);
+  auto id = detail::parked_keys::key_id(key ? std::optional<std::string_view>{*key}
+                                            : std::nullopt);
+  auto timeout = static_cast<int>(ctx.cfg.get_int("cluster.timeout.ms")) * 2;
+  auto a = cluster ? cluster->router->park(s, p, id, action)
+                   : cluster::ask_task_park(*sys, &ctx, s, p, id, action, timeout);
+  if (a.code != 0) {
+    auto code = static_cast<errc>(a.code);
+    return refuse(code == errc::not_found ? 404 : 503, a.error);
+  }
+  auto j = nlohmann::json::parse(a.value, nullptr, false);
+  int http = j.is_object() ? j.value("http", 500) : 500;
+  if (j.is_object()) j.erase("http");
+  return {http, json_body(j)};
 }
 
 status node::impl::start_http() {
@@ -501,7 +619,13 @@ status node::impl::start_http() {
     m.commit_latency_us_max = c.commit_us_max.load();
     m.aligned_us_total = c.aligned_us_total.load();
     m.transaction_us_total = c.txn_us_total.load();
+    std::tie(m.parked_keys, m.parked_records) = self->ctx.parked->totals();
     return self->metrics_json(m);
+  };
+  h.parked = [self]() { return self->parked_json(); };
+  h.park = [self](const std::string& service, const std::optional<std::string>& key,
+                  int64_t partition, const std::string& action) {
+    return self->release_parked(service, key, partition, action);
   };
   auto ep = detail::http_endpoint::start(cfg.get_string("http.host"),
                                          static_cast<int>(http_port), std::move(h),

@@ -97,12 +97,17 @@ using announce_atom = caf::atom_constant<caf::atom("announce")>;
 using fenced_atom = caf::atom_constant<caf::atom("fenced")>;
 using query_atom = caf::atom_constant<caf::atom("query")>;
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
+using park_atom = caf::atom_constant<caf::atom("park")>;
 
 // -- interfaces ----------------------------------------------------------------
 
-/// Answers state queries from other nodes out of this node's shards.
+/// Answers state queries from other nodes out of this node's shards, and
+/// carries out operators' calls on parked keys of its tasks (park, service,
+/// partition, key id, action), answered by the task itself.
 using query_server_actor = caf::typed_actor<
-    caf::replies_to<query_atom, std::string, std::string, int64_t>::with<query_answer>>;
+    caf::replies_to<query_atom, std::string, std::string, int64_t>::with<query_answer>,
+    caf::replies_to<park_atom, std::string, int32_t, std::string,
+                    std::string>::with<query_answer>>;
 
 /// The peers' query servers, for query routing from any thread (written by
 /// the peer links only).

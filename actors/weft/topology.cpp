@@ -1,6 +1,7 @@
 #include "weft/topology.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <set>
 
@@ -14,6 +15,7 @@ namespace {
 bad_record_policy parse_policy(const std::string& s) {
   if (s == "skip") return bad_record_policy::skip;
   if (s == "dead_letter") return bad_record_policy::dead_letter;
+  if (s == "park") return bad_record_policy::park;
   return bad_record_policy::fail;
 }
 
@@ -185,10 +187,14 @@ status resolve_services(const std::vector<service_factory>& factories,
       max_parts = std::max(max_parts, partitions[t.topic]);
     }
     info.partitions = max_parts;
+    info.policy = parse_policy(cfg.service_value(p->name(), "bad.record.policy"));
+    bool park = info.policy == bad_record_policy::park;
     // State is sharded by partition: every input of a stateful service must
     // have the same partition count, or one key's records would reach
     // different tasks.
-    if (!p->stores().empty() || !info.table_stores.empty())
+    // A parked key holds its later records in the task that parked it, so
+    // every record of a key must reach one task: park needs it too.
+    if (!p->stores().empty() || !info.table_stores.empty() || park)
       for (auto& a : info.input_topics)
         for (auto& b : info.input_topics)
           if (partitions[a] != partitions[b])
@@ -217,6 +223,25 @@ status resolve_services(const std::vector<service_factory>& factories,
       to_create.push_back(
           {state::changelog_topic(app, d.name), max_parts, rf, topic_cfg});
     }
+    if (park) {
+      // The parked store: held records and each parked key's error, in the
+      // task's shard like any state (changelogged, restored, standbys).
+      state::store_spec spec;
+      spec.name = parked_store(p->name());
+      info.stores.push_back(spec);
+      to_create.push_back({state::changelog_topic(app, spec.name),
+                           max_parts,
+                           rf,
+                           {{"cleanup.policy", "compact"}}});
+      info.park_retries = static_cast<int>(std::strtoll(
+          cfg.service_value(p->name(), "bad.record.retries").c_str(), nullptr, 10));
+      info.park_backoff_ms = std::strtoll(
+          cfg.service_value(p->name(), "bad.record.retry.backoff.ms").c_str(), nullptr,
+          10);
+      info.park_backoff_max_ms = std::strtoll(
+          cfg.service_value(p->name(), "bad.record.retry.backoff.max.ms").c_str(),
+          nullptr, 10);
+    }
     info.punctuate_ms = p->punctuate_interval_ms();
     for (auto& o : p->outputs()) {
       if (o.kind == output_kind::repartition) {
@@ -233,8 +258,8 @@ status resolve_services(const std::vector<service_factory>& factories,
       }
       info.output_topics.push_back(o.name);
     }
-    info.policy = parse_policy(cfg.service_value(p->name(), "bad.record.policy"));
-    if (info.policy == bad_record_policy::dead_letter) {
+    // park sends a skipped head record to the dead-letter topic.
+    if (info.policy == bad_record_policy::dead_letter || park) {
       info.dead_letter_topic = cfg.service_value(p->name(), "dead.letter.topic");
       if (info.dead_letter_topic.empty())
         info.dead_letter_topic = app + "-" + p->name() + "-dlq";

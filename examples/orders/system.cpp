@@ -67,18 +67,20 @@ std::vector<weft::service_factory> services(const settings& s, bool rewrite_repe
 
 const std::vector<service_policy>& bad_record_policies() {
   static const std::vector<service_policy> all = {
-      {"orders", "dead_letter",
-       "a command that cannot be read (from a client or a gate) must not stop every "
-       "other order; it waits in the DLQ. Per-key order matters here: park, once it "
-       "exists, would hold the order's later commands behind it"},
+      {"orders", "park",
+       "an order's commands decide its outcome in order: a command that cannot be "
+       "read or applied holds that order's later commands behind it (parked, listed "
+       "on the node endpoint's /parked) while every other order goes on, until an "
+       "operator retries, skips or drops it"},
       {"order-details", "dead_letter",
        "an unreadable order gets no details check; the validation gate then fails it "
        "by timeout, so the order still settles"},
       {"orders-by-product", "dead_letter",
        "a re-key: nothing to decide without the order"},
       {"inventory", "dead_letter",
-       "reservations are per order and idempotent; park would keep a product's "
-       "reservations in order behind an unreadable one"},
+       "reservations are per order and idempotent; parking would hold every order of "
+       "a product behind one unreadable record (each failing by validation timeout), "
+       "so the bad one waits in the DLQ instead"},
       {"orders-by-customer", "dead_letter",
        "a re-key: nothing to decide without the order"},
       {"fraud", "dead_letter",

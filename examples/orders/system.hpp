@@ -38,11 +38,10 @@ struct service_policy {
   std::string why;
 };
 
-/// One entry per service (services() below). Every service dead-letters:
-/// one malformed record must never stop the order system, and the record
-/// stays, with the error, for someone to fix and replay. (A `park` policy,
-/// holding a key's later records behind its bad one, would suit the
-/// services whose per-key order matters; see the entries.)
+/// One entry per service (services() below). No policy stops the order
+/// system on one malformed record, and the record stays, with the error, for
+/// someone to fix and replay: the orders service parks the order (its
+/// commands must apply in order), every other service dead-letters.
 const std::vector<service_policy>& bad_record_policies();
 
 /// `cfg` with service.<name>.bad.record.policy set to the order system's

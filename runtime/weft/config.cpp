@@ -75,12 +75,29 @@ std::vector<config_key> make_keys() {
                "What to do with a record that cannot be decoded or whose handler "
                "throws: fail (stop the task with the error), skip (log and "
                "continue), dead_letter (send it with the error in headers to the "
-               "dead-letter topic and continue). Per service: "
-               "service.<name>.bad.record.policy.",
+               "dead-letter topic and continue), park (hold that record and every "
+               "later record of its key in the task's shard, keep the other keys "
+               "flowing, and wait for an operator's retry, skip or drop on the node "
+               "endpoint's /parked). Per service: service.<name>.bad.record.policy.",
                false,
                0,
                0,
-               {"fail", "skip", "dead_letter"}});
+               {"fail", "skip", "dead_letter", "park"}});
+  k.push_back({"bad.record.retries", kind::integer, "0",
+               "bad.record.policy=park: times a parked key's handler is retried "
+               "automatically, with back-off, after the failure that parked it "
+               "(a record that cannot be decoded is never retried); then it waits "
+               "for an operator. Per service: service.<name>.bad.record.retries.",
+               false, 0, 1000});
+  k.push_back({"bad.record.retry.backoff.ms", kind::integer, "1000",
+               "bad.record.policy=park: wait before the first automatic retry of a "
+               "parked key; each further retry waits twice as long. Per service: "
+               "service.<name>.bad.record.retry.backoff.ms.",
+               false, 1, 86400000});
+  k.push_back({"bad.record.retry.backoff.max.ms", kind::integer, "60000",
+               "bad.record.policy=park: the longest wait between two automatic "
+               "retries. Per service: service.<name>.bad.record.retry.backoff.max.ms.",
+               false, 1, 86400000});
   k.push_back({"dead.letter.topic", kind::string, "",
                "Dead-letter topic; empty means <application.id>-<service>-dlq. Per "
                "service: service.<name>.dead.letter.topic."});
@@ -209,7 +226,9 @@ const config_key* find_key(std::string_view name) {
 }
 
 // Keys a user may override per service: service.<name>.<key>.
-const char* const per_service_keys[] = {"bad.record.policy", "dead.letter.topic"};
+const char* const per_service_keys[] = {
+    "bad.record.policy", "dead.letter.topic", "bad.record.retries",
+    "bad.record.retry.backoff.ms", "bad.record.retry.backoff.max.ms"};
 
 // Splits service.<name>.<key>; returns false when `key` is not of that form.
 bool split_service_key(std::string_view key, std::string_view& service,
@@ -354,7 +373,14 @@ status config::validate(const std::map<std::string, std::string, std::less<>>& r
     if (is_passthrough(key)) continue;
     std::string_view svc, rest;
     if (split_service_key(key, svc, rest)) {
-      if (auto st = check_value(*find_key(rest), value); !st) return st;
+      if (auto st = check_value(*find_key(rest), value); !st) {
+        // Name the key as the user wrote it.
+        auto msg = st.message();
+        auto named = "config key '" + std::string{rest} + "'";
+        if (msg.compare(0, named.size(), named) == 0)
+          msg = "config key '" + key + "'" + msg.substr(named.size());
+        return make_error(errc::invalid_config, msg);
+      }
       continue;
     }
     auto* k = find_key(key);
@@ -499,7 +525,9 @@ std::string config::help_text(std::string_view program) {
   os << "\nlibrdkafka properties pass through: kafka.<property> (every client),\n"
         "consumer.<property>, producer.<property>, admin.<property>.\n"
         "Per-service overrides: service.<name>.bad.record.policy, "
-        "service.<name>.dead.letter.topic.\n";
+        "service.<name>.dead.letter.topic, service.<name>.bad.record.retries,\n"
+        "service.<name>.bad.record.retry.backoff.ms, "
+        "service.<name>.bad.record.retry.backoff.max.ms.\n";
   return os.str();
 }
 

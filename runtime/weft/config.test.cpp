@@ -62,7 +62,33 @@ TEST_CASE("a malformed integer fails naming the key and an example value") {
 TEST_CASE("a choice key rejects values outside its list and names the allowed ones") {
   auto c = load({"--application.id=a", "--bad.record.policy=ignore"});
   REQUIRE_FALSE(c.ok());
-  CHECK_THAT(c.error().message(), Catch::Contains("use one of: fail, skip, dead_letter"));
+  CHECK_THAT(c.error().message(),
+             Catch::Contains("use one of: fail, skip, dead_letter, park"));
+}
+
+TEST_CASE("park's retry keys are checked at start-up, globally and per service, naming "
+          "the key") {
+  auto ok = load({"--application.id=a", "--bad.record.policy=park",
+                  "--bad.record.retries=3", "--bad.record.retry.backoff.ms=50",
+                  "--service.orders.bad.record.retry.backoff.max.ms=5000"});
+  REQUIRE(ok.ok());
+  CHECK(ok->get_int("bad.record.retries") == 3);
+  CHECK(ok->service_value("orders", "bad.record.retry.backoff.max.ms") == "5000");
+  CHECK(ok->service_value("other", "bad.record.retry.backoff.max.ms") == "60000");
+  auto negative = load({"--application.id=a", "--bad.record.retries=-1"});
+  REQUIRE_FALSE(negative.ok());
+  CHECK_THAT(negative.error().message(),
+             Catch::Contains("'bad.record.retries'") && Catch::Contains("out of range"));
+  auto word =
+      load({"--application.id=a", "--service.orders.bad.record.retry.backoff.ms=soon"});
+  REQUIRE_FALSE(word.ok());
+  CHECK_THAT(word.error().message(),
+             Catch::Contains("'service.orders.bad.record.retry.backoff.ms'") &&
+                 Catch::Contains("not an integer"));
+  auto zero = load({"--application.id=a", "--bad.record.retry.backoff.max.ms=0"});
+  REQUIRE_FALSE(zero.ok());
+  CHECK_THAT(zero.error().message(),
+             Catch::Contains("'bad.record.retry.backoff.max.ms'"));
 }
 
 TEST_CASE("the command line beats the environment, which beats the file") {

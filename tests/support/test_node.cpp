@@ -12,6 +12,12 @@
 //   --test.poison=EVENT            pipeline: the counter throws on that event
 //       after it wrote its state and emitted (exactly-once must undo both)
 //   --test.http.port=N             GET /counts, /global?key=, /metrics
+//   --test.service=sequence        bad.record.policy=park tests: values are
+//       JSON {"n": N, "tag": T}; each record's output is "<count>:<n>", count
+//       being the key's records so far (kv store "seq"). A value that is not
+//       that JSON cannot be decoded. While the file --test.fail.file exists,
+//       tag "poison" throws before anything happens and tag "poison-late"
+//       after it wrote its count and emitted (a downstream that is away).
 #include <weft/node.hpp>
 #include <weft/services/gate.hpp>
 #include <weft/services/stateless.hpp>
@@ -19,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -82,6 +89,43 @@ struct counter : weft::service_base {
     if (auto st = store.put(*key, weft::int64_serde::serialize(n)); !st)
       throw weft::weft_error{st};
     out.emit(ctx, *key, n);
+  }
+};
+
+struct item {
+  int64_t n = 0;
+  std::string tag;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(item, n, tag)
+
+/// Numbers each key's records (see --test.service=sequence above).
+struct sequencer : weft::service_base {
+  weft::output<str, str> out;
+  std::string fail_file;
+  sequencer(std::string in, std::string out_topic, std::string fail)
+    : service_base("sequencer"), fail_file(std::move(fail)) {
+    add_input(in);
+    add_store({"seq", weft::store_decl::kind::kv});
+    out = weft::output<str, str>{add_output(out_topic, weft::output_kind::external)};
+  }
+  bool failing() const { return !fail_file.empty() && std::ifstream{fail_file}.good(); }
+  void on_record(const weft::record_view& r, weft::context& ctx) override {
+    auto key = weft::decode<str>(r.key);
+    if (!key) throw weft::weft_error{key.error()};
+    auto v = weft::decode<weft::json_serde<item>>(r.value);
+    if (!v) throw weft::weft_error{v.error()};
+    if (v->tag == "poison" && failing())
+      throw std::runtime_error("downstream unavailable for " + *key);
+    auto& store = ctx.kv_store("seq");
+    auto old = store.get(*key);
+    if (!old) throw weft::weft_error{old.error()};
+    int64_t count = 1;
+    if (*old) count += *weft::int64_serde::deserialize(**old);
+    if (auto st = store.put(*key, weft::int64_serde::serialize(count)); !st)
+      throw weft::weft_error{st};
+    out.emit(ctx, *key, std::to_string(count) + ":" + std::to_string(v->n));
+    if (v->tag == "poison-late" && failing())
+      throw std::runtime_error("downstream unavailable after the output for " + *key);
   }
 };
 
@@ -190,6 +234,8 @@ int main(int argc, char** argv) {
     n.add<doubler>(in, out);
   else if (service == "count")
     n.add<counter>(in, out);
+  else if (service == "sequence")
+    n.add<sequencer>(in, out, test["fail.file"]);
   else if (service == "enrich")
     n.add<enricher>(in, test["table"], out);
   else if (service == "pipeline") {

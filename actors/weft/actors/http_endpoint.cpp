@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <thread>
 
 namespace weft::detail {
@@ -68,11 +69,49 @@ http_endpoint::start(const std::string& host, int port, handlers h, http::limits
   srv.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
     res.set_content(h.metrics(), "application/json");
   });
+  if (h.parked)
+    srv.Get("/parked", [h](const httplib::Request&, httplib::Response& res) {
+      res.set_content(h.parked(), "application/json");
+    });
+  if (h.park) {
+    auto release = [h](const httplib::Request& req, httplib::Response& res,
+                       const std::optional<std::string>& key) {
+      if (!req.has_param("action"))
+        return error(res, 400, "say what to do: ?action=retry, skip or drop");
+      int64_t partition = -1;
+      if (req.has_param("partition")) {
+        auto v = req.get_param_value("partition");
+        char* end = nullptr;
+        partition = std::strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || partition < 0)
+          return error(res, 400,
+                       "partition must be a partition number, not '" + v.substr(0, 100) +
+                           "'");
+      }
+      auto [code, body] =
+          h.park(req.matches[1].str(), key, partition, req.get_param_value("action"));
+      if (code == 503) res.set_header("Retry-After", "1");
+      res.status = code;
+      res.set_content(body, "application/json");
+    };
+    srv.Post(R"(/parked/([^/]+)/(.+))",
+             [release](const httplib::Request& req, httplib::Response& res) {
+               release(req, res, req.matches[2].str());
+             });
+    srv.Post(R"(/parked/([^/]+))",
+             [release](const httplib::Request& req, httplib::Response& res) {
+               if (req.get_param_value("null_key") != "true")
+                 return error(res, 400,
+                              "name the key: POST /parked/<service>/<key>, or "
+                              "?null_key=true&partition=N for the null key");
+               release(req, res, std::nullopt);
+             });
+  }
   srv.set_error_fallback([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty())
       error(res, 404,
             "no such endpoint: " + req.path.substr(0, 200) +
-                " (try /state/<store>/<key>, /cluster or /metrics)");
+                " (try /state/<store>/<key>, /cluster, /metrics or /parked)");
   });
   int bound =
       port == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, port) ? port : -1);

@@ -9,6 +9,16 @@
 //       behind may answer.
 //   GET /cluster   the cluster view (JSON)
 //   GET /metrics   the node's counters (JSON)
+//   GET /parked    the parked keys of this node's tasks (JSON,
+//       bad.record.policy=park)
+//   POST /parked/<service>/<key>?action=retry|skip|drop[&partition=N]
+//   POST /parked/<service>?null_key=true&partition=N&action=...
+//       an operator's release of a parked key, routed to the node where its
+//       partition is active: 202 (retry, skip: its held records are
+//       replayed in order), 200 (drop); 400 for a bad action or partition,
+//       404 for an unknown service or a key that is not parked, 409 while
+//       the key is being released already, 503 + Retry-After while the
+//       partition restores or moves.
 // Keys in the path are the key's serialized bytes, percent-encoded.
 //
 // It serves on weft::http::server, which bounds what a client can make it do
@@ -34,6 +44,13 @@ class http_endpoint {
         get;
     std::function<std::string()> cluster;
     std::function<std::string()> metrics;
+    std::function<std::string()> parked;
+    /// (service, key or nullopt for the null key, partition or -1 to hash
+    /// the key, action) -> (HTTP status, JSON body).
+    std::function<std::pair<int, std::string>(const std::string&,
+                                              const std::optional<std::string>&, int64_t,
+                                              const std::string&)>
+        park;
   };
 
   /// Binds host:port (0: any free port) and serves on a thread of its own,

@@ -25,7 +25,14 @@
 namespace weft::detail {
 
 /// A bad-record policy (bad.record.policy).
-enum class bad_record_policy { fail, skip, dead_letter };
+enum class bad_record_policy { fail, skip, dead_letter, park };
+
+/// The store of a service's parked keys (bad.record.policy=park).
+inline std::string parked_store(const std::string& service) {
+  return service + "-parked";
+}
+
+class park_registry;
 
 /// What the node knows about one registered service.
 struct service_info {
@@ -35,6 +42,11 @@ struct service_info {
   std::vector<std::string> output_topics; ///< resolved, by output index
   bad_record_policy policy = bad_record_policy::fail;
   std::string dead_letter_topic;
+  /// park: automatic retries of a parked key's handler, and their back-off
+  /// (doubling from park_backoff_ms up to park_backoff_max_ms).
+  int park_retries = 0;
+  int64_t park_backoff_ms = 1000;
+  int64_t park_backoff_max_ms = 60000;
   std::vector<state::store_spec> stores;
   /// Table input topics (KTable) -> the kv store they materialise into.
   std::map<std::string, std::string> table_stores;
@@ -124,6 +136,10 @@ class poison_registry {
     std::lock_guard<std::mutex> guard{mu_};
     entries_[std::move(k)] = std::move(error);
   }
+  void remove(const key& k) {
+    std::lock_guard<std::mutex> guard{mu_};
+    entries_.erase(k);
+  }
   /// The poisoned records of one task: (topic, offset) -> error.
   std::map<std::pair<std::string, int64_t>, std::string> of(size_t service,
                                                             int32_t partition) const {
@@ -158,6 +174,9 @@ struct node_context {
   /// the supervisor runs epochs.
   bool exactly_once = false;
   poison_registry poison;
+  /// bad.record.policy=park: every task's parked keys and actor, for the
+  /// node endpoint's /parked (park_registry.hpp; made by the node).
+  std::shared_ptr<park_registry> parked;
   /// Partitions paused by flow control: librdkafka keeps a pause across
   /// re-assignments, so the next plan resumes these (and only these).
   std::mutex paused_mu;

@@ -7,9 +7,13 @@
 #include <mutex>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "weft/actors/dead_letter.hpp"
 #include "weft/actors/delivery_tracker.hpp"
 #include "weft/actors/node_context.hpp"
+#include "weft/actors/park_registry.hpp"
+#include "weft/actors/parked_keys.hpp"
 #include "weft/actors/restorer.hpp"
 #include "weft/log.hpp"
 #include "weft/state/shard.hpp"
@@ -246,9 +250,34 @@ struct task_state {
   state::kv_store* time_store = nullptr;
   timestamp_ms saved_stream_time = 0;
 
+  // bad.record.policy=park (parked_keys.hpp).
+  bool park = false;
+  bool park_loaded = false; ///< the index was built after the restore
+  parked_keys parked;
+  std::string park_id; ///< the current record's key id (hot path, reused)
+  /// Operator calls (key id, action) waiting for an open epoch.
+  std::deque<std::pair<std::string, std::string>> park_ops;
+  /// Keys whose held records are being replayed (a retry or skip), in the
+  /// order they were released.
+  std::deque<std::string> replaying;
+  /// at_least_once: store keys a replay consumed, removed once the replay's
+  /// outputs (counted by their own slot) are in Kafka.
+  struct pending_removal {
+    std::unique_ptr<delivery_slot> slot;
+    std::vector<std::string> keys;
+  };
+  std::deque<pending_removal> removals;
+  bool park_timer = false; ///< an automatic retry is armed for park_timer_due
+  timestamp_ms park_timer_due = 0;
+  bool park_nudged = false; ///< a (park) message to go on replaying is queued
+  bool retry_due = false;   ///< the park timer fired: automatic retries are due
+  caf::actor_addr address;
+
   static inline const char* name = "weft.task";
 
   ~task_state() {
+    if (park && node && node->parked)
+      node->parked->detach(service_index, partition, address);
     // The restore thread may still be opening or restoring the shard (a task
     // ended mid-restore when its epoch was rolled back or the node stops).
     if (restore_ticket != 0 && node->restorer) node->restorer->cancel(restore_ticket);
@@ -276,9 +305,14 @@ void fail(task_self self, const std::string& what) {
                  std::to_string(st.partition) + ": " + what);
 }
 
+bool park_record(task_self self, const record_view& r, const std::string& error,
+                 bool retriable);
+
 /// Applies the bad-record policy; returns false if the task must stop.
+/// `retriable`: the handler threw (not a decoding failure), so park may
+/// retry it.
 bool handle_bad_record(task_self self, const record_view& r,
-                       const std::string& full_error) {
+                       const std::string& full_error, bool retriable = true) {
   auto& st = self->state;
   const std::string error = cap_error(full_error); // a decoder may quote a huge record
   auto where = std::string{r.topic} + "[" + std::to_string(r.partition.value()) + "]@" +
@@ -299,6 +333,9 @@ bool handle_bad_record(task_self self, const record_view& r,
     st.ctx.send(std::move(dl), &st.ctx.slot->ref);
     return true;
   }
+  case bad_record_policy::park:
+    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    return park_record(self, r, error, retriable);
   }
   return true;
 }
@@ -428,6 +465,551 @@ bool send_ack(task_self self) {
   return true;
 }
 
+// -- bad.record.policy=park --------------------------------------------------
+
+/// How many held records one turn of the task replays at most, before it
+/// lets its input (and other messages) in again.
+constexpr size_t replay_batch = 512;
+
+/// A key for logs: its text when it is UTF-8 (up to 200 bytes), else its
+/// size; "(null key)" for the null key.
+std::string shown_key(const std::string& id) {
+  auto k = parked_keys::key_of(id);
+  if (!k) return "(null key)";
+  if (k->size() <= 200 && string_serde::deserialize(*k)) return "'" + *k + "'";
+  return "(" + std::to_string(k->size()) + " bytes)";
+}
+
+parked_info info_of(const task_state& st, const std::string& id, const parked_entry& e) {
+  parked_info i;
+  i.service = st.service_index;
+  i.partition = st.partition;
+  i.id = id;
+  i.held = e.seqs.size();
+  i.error = e.error;
+  i.since = e.since;
+  i.attempts = e.attempts;
+  i.retry_at = e.retry_at;
+  i.topic = e.head_topic;
+  i.head_partition = e.head_partition;
+  i.offset = e.head_offset;
+  i.replaying = e.replaying;
+  return i;
+}
+
+void publish(task_self self, const std::string& id, const parked_entry& e) {
+  auto& st = self->state;
+  if (st.node->parked) st.node->parked->set(st.address, info_of(st, id, e));
+}
+
+void unpublish(task_self self, const std::string& id) {
+  auto& st = self->state;
+  if (st.node->parked)
+    st.node->parked->erase(st.address, st.service_index, st.partition, id);
+}
+
+/// Arms the park timer for `due` (wall clock), unless an earlier one is.
+void arm_park_timer(task_self self, timestamp_ms due) {
+  auto& st = self->state;
+  if (st.park_timer && st.park_timer_due <= due) return;
+  st.park_timer = true;
+  st.park_timer_due = due;
+  auto delay = std::max<timestamp_ms>(0, due - now_ms()) + 1;
+  self->delayed_send(self, std::chrono::milliseconds(delay), park_atom::value);
+}
+
+/// After a failure of its head: the next automatic retry of `e`, if any is
+/// left (bad.record.retries, back-off doubling up to its maximum).
+void set_retry(task_self self, parked_entry& e) {
+  auto& st = self->state;
+  e.retry_at = 0;
+  if (!e.retriable || e.attempts > st.service->park_retries) return;
+  auto wait = st.service->park_backoff_ms;
+  for (int i = 1; i < e.attempts && wait < st.service->park_backoff_max_ms; ++i)
+    wait *= 2;
+  e.retry_at = now_ms() + std::min(wait, st.service->park_backoff_max_ms);
+  arm_park_timer(self, e.retry_at);
+}
+
+/// Whether `r` fits in a changelog record of the parked store (the
+/// producer's message.max.bytes, with room for the store key and framing).
+bool holdable(const task_state& st, const record_view& r) {
+  size_t size = r.topic.size() + (r.key ? 2 * r.key->size() : 0) +
+                (r.value ? r.value->size() : 0) + 1024;
+  if (r.headers_)
+    for (auto& h : r.headers())
+      size += h.key.size() + h.value.size() + 8;
+  return size <= st.dead_letter_max;
+}
+
+/// A record too large to hold goes to the dead-letter topic (cut to fit, as
+/// dead_letter does) rather than stopping the task: it cannot wait in the
+/// changelogged store, so its key's order is broken at this one record,
+/// which the log and a weft.parked header say.
+void dead_letter_unholdable(task_self self, const record_view& r,
+                            const std::string& why) {
+  auto& st = self->state;
+  st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+  auto dl = dead_letter_record(r, why, st.service->name, st.service->dead_letter_topic,
+                               st.dead_letter_max);
+  dl.headers.push_back({"weft.parked", "too large to hold behind its parked key; sent "
+                                       "here instead, out of its key's order"});
+  st.ctx.send(std::move(dl), &st.ctx.slot->ref);
+  log::error(
+      "service '{}': record {}[{}]@{} of key {} is too large to hold in the parked "
+      "store (message.max.bytes {}); dead-lettered to {} instead, out of its key's "
+      "order",
+      st.service->name, r.topic, r.partition.value(), r.offset.value(),
+      shown_key(parked_keys::key_id(r.key)), st.dead_letter_max,
+      st.service->dead_letter_topic);
+}
+
+/// Holds `view` behind its parked key (st.park_id). False: the task failed.
+bool hold_record(task_self self, parked_entry& e, const record_view& view) {
+  auto& st = self->state;
+  if (!holdable(st, view)) {
+    dead_letter_unholdable(self, view, "held behind parked key: " + e.error);
+    return true;
+  }
+  if (auto s = st.parked.hold(st.park_id, e, view); !s) {
+    fail(self,
+         "holding a record of parked key " + shown_key(st.park_id) + ": " + s.message());
+    return false;
+  }
+  publish(self, st.park_id, e);
+  return true;
+}
+
+/// Parks the key of bad record `r`: it is held with its error, and so is
+/// every later record of the key until an operator (or an automatic retry)
+/// releases it.
+bool park_record(task_self self, const record_view& r, const std::string& error,
+                 bool retriable) {
+  auto& st = self->state;
+  auto id = parked_keys::key_id(r.key);
+  if (!holdable(st, r)) {
+    dead_letter_unholdable(self, r, error);
+    return true;
+  }
+  auto e = st.parked.park(id, r, error, retriable, now_ms());
+  if (!e) {
+    fail(self, "parking key " + shown_key(id) + ": " + e.error().message());
+    return false;
+  }
+  set_retry(self, **e);
+  if ((*e)->retry_at > 0)
+    if (auto s = st.parked.save(id, **e); !s) {
+      fail(self, "parking key " + shown_key(id) + ": " + s.message());
+      return false;
+    }
+  log::warn("service '{}' parked key {} at {}[{}]@{}: {} ({}; its later records are "
+            "held; release it with POST /parked/{}/<key>?action=retry|skip|drop)",
+            st.service->name, shown_key(id), r.topic, r.partition.value(),
+            r.offset.value(), error,
+            (*e)->retry_at > 0 ? "retried automatically in " +
+                                     std::to_string((*e)->retry_at - now_ms()) + " ms"
+                               : std::string{"waiting for an operator"},
+            st.service->name);
+  publish(self, id, **e);
+  return true;
+}
+
+/// Whether the task may replay, release or drop held records now: its
+/// index is loaded, nothing is half-handled, and (exactly_once) its epoch is
+/// open.
+bool park_can_work(const task_state& st) {
+  return st.park_loaded && !st.failed && !st.restoring && !st.aborting &&
+         !st.awaiting_commit && !st.ack_pending && !st.stopping && !st.ctx.slot &&
+         st.ctx.overflow.empty();
+}
+
+bool park_has_work(const task_state& st) {
+  return st.retry_due || !st.park_ops.empty() || !st.replaying.empty() ||
+         !st.removals.empty();
+}
+
+void start_replay(task_self self, const std::string& id, parked_entry& e) {
+  auto& st = self->state;
+  e.retry_at = 0;
+  if (e.replaying) return;
+  e.replaying = true;
+  st.replaying.push_back(id);
+  publish(self, id, e);
+}
+
+enum class replay_step { next, parked, released, stop };
+
+/// Replays the head record of parked key `id`: the handler runs on it as on
+/// input; on success it leaves the store (into `removals` when deferred),
+/// on failure the key stays parked there with the new error.
+replay_step replay_one(task_self self, const std::string& id,
+                       std::vector<std::string>* removals) {
+  auto& st = self->state;
+  auto* e = st.parked.find(id);
+  if (!e) return replay_step::released;
+  auto rec = st.parked.head(id, *e);
+  if (!rec) {
+    fail(self, "reading a held record of parked key " + shown_key(id) + ": " +
+                   rec.error().message());
+    return replay_step::stop;
+  }
+  held_view held{std::move(*rec)};
+  const auto& view = held.view();
+  e->head_topic = std::string{view.topic};
+  e->head_partition = view.partition.value();
+  e->head_offset = view.offset.value();
+  st.ctx.current_view = view;
+  if (st.shard) st.shard->set_record_timestamp(view.timestamp);
+  std::string error;
+  bool retriable = true;
+  // exactly_once: this record's replay threw after it had effects, and the
+  // epoch was rolled back (see the poison entry in replay_failed below).
+  poison_registry::key poisoned{st.service_index, "\x01" + id, st.partition,
+                                static_cast<int64_t>(e->seqs.front())};
+  auto p = st.poison.find({poisoned.topic, poisoned.offset});
+  if (p != st.poison.end()) {
+    error = p->second;
+    st.poison.erase(p);
+    st.node->poison.remove(poisoned);
+  } else {
+    bool watch = st.node->exactly_once;
+    uint64_t sends_before = st.ctx.sends;
+    uint64_t writes_before = watch && st.shard ? st.shard->writes() : 0;
+    try {
+      handle(self, view);
+    } catch (const weft_error& x) {
+      error = x.error().message();
+      retriable = x.error().code() != errc::bad_record;
+    } catch (const std::exception& x) {
+      error = std::string{"handler threw: "} + x.what();
+    } catch (...) {
+      error = "handler threw a non-standard exception";
+    }
+    if (!error.empty() && watch &&
+        (st.ctx.sends != sends_before ||
+         (st.shard && st.shard->writes() != writes_before))) {
+      // Its effects die with the epoch; the replay after the roll-back
+      // finds this entry and counts the failure without the handler.
+      st.aborting = true;
+      st.node->poison.add(poisoned, error);
+      log::warn("service '{}': held record {}[{}]@{} of parked key {} failed again ({}); "
+                "aborting the epoch to roll back its effects",
+                st.service->name, view.topic, view.partition.value(), view.offset.value(),
+                shown_key(id), error);
+      self->send(st.supervisor, abort_atom::value,
+                 "service '" + st.service->name + "' replaying parked key " +
+                     shown_key(id) + ": " + error);
+      return replay_step::stop;
+    }
+  }
+  if (!error.empty()) {
+    e->error = cap_error(error);
+    e->retriable = retriable;
+    e->attempts += 1;
+    e->replaying = false;
+    set_retry(self, *e);
+    if (auto s = st.parked.save(id, *e); !s) {
+      fail(self, "parking key " + shown_key(id) + ": " + s.message());
+      return replay_step::stop;
+    }
+    log::warn("service '{}': parked key {} failed again at {}[{}]@{}: {} ({})",
+              st.service->name, shown_key(id), view.topic, view.partition.value(),
+              view.offset.value(), e->error,
+              e->retry_at > 0 ? "retried automatically later"
+                              : std::string{"waiting for an operator"});
+    publish(self, id, *e);
+    return replay_step::parked;
+  }
+  st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
+  auto more = st.parked.pop_head(id, removals);
+  if (!more) {
+    fail(self, "releasing a held record of parked key " + shown_key(id) + ": " +
+                   more.error().message());
+    return replay_step::stop;
+  }
+  if (!*more) {
+    log::info("service '{}' released key {}: every held record handled", st.service->name,
+              shown_key(id));
+    unpublish(self, id);
+    return replay_step::released;
+  }
+  // The next record is a new head: its own failures count from zero.
+  e->attempts = 0;
+  publish(self, id, *e);
+  return replay_step::next;
+}
+
+/// Carries out an operator's call on a parked key (still parked: checked
+/// again, since an automatic retry may have released it meanwhile).
+bool apply_park_op(task_self self, const std::string& id, const std::string& action,
+                   std::vector<std::string>* removals) {
+  auto& st = self->state;
+  auto* e = st.parked.find(id);
+  if (!e) return true;
+  if (action == "retry") {
+    log::info("service '{}': retrying parked key {} ({} held records), by request",
+              st.service->name, shown_key(id), e->seqs.size());
+    start_replay(self, id, *e);
+    return true;
+  }
+  if (action == "drop") {
+    auto n = st.parked.drop(id, removals);
+    if (!n) {
+      fail(self, "dropping parked key " + shown_key(id) + ": " + n.error().message());
+      return false;
+    }
+    log::warn("service '{}': dropped parked key {} and its {} held records, by request",
+              st.service->name, shown_key(id), *n);
+    for (auto i = st.replaying.begin(); i != st.replaying.end(); ++i)
+      if (*i == id) {
+        st.replaying.erase(i);
+        break;
+      }
+    unpublish(self, id);
+    return true;
+  }
+  // skip: the head to the dead-letter topic with its error, then the rest.
+  auto rec = st.parked.head(id, *e);
+  if (!rec) {
+    fail(self, "reading a held record of parked key " + shown_key(id) + ": " +
+                   rec.error().message());
+    return false;
+  }
+  held_view held{std::move(*rec)};
+  auto dl = dead_letter_record(held.view(), e->error, st.service->name,
+                               st.service->dead_letter_topic, st.dead_letter_max);
+  st.ctx.send(std::move(dl), &st.ctx.slot->ref);
+  log::warn("service '{}': skipped the head record {}[{}]@{} of parked key {} to {}, "
+            "by request; replaying its other {} held records",
+            st.service->name, held.view().topic, held.view().partition.value(),
+            held.view().offset.value(), shown_key(id), st.service->dead_letter_topic,
+            e->seqs.size() - 1);
+  auto more = st.parked.pop_head(id, removals);
+  if (!more) {
+    fail(self, "skipping the head of parked key " + shown_key(id) + ": " +
+                   more.error().message());
+    return false;
+  }
+  if (!*more) {
+    unpublish(self, id);
+    return true;
+  }
+  e->attempts = 0;
+  e->error = "(skipped the previous head; not run yet)";
+  if (auto s = st.parked.save(id, *e); !s) {
+    fail(self, "parking key " + shown_key(id) + ": " + s.message());
+    return false;
+  }
+  start_replay(self, id, *e);
+  return true;
+}
+
+/// Removes what finished replays consumed, once their outputs are in Kafka
+/// (at_least_once). Runs with a slot open.
+void collect_removals(task_self self) {
+  auto& st = self->state;
+  while (!st.removals.empty()) {
+    auto& r = st.removals.front();
+    if (r.slot->failed.load(std::memory_order_acquire))
+      return fail(self, "delivery failed: " + r.slot->error);
+    if (r.slot->outstanding.load(std::memory_order_acquire) != 0) return;
+    if (auto s = st.parked.apply_removals(r.keys); !s)
+      return fail(self, "removing released records of parked keys: " + s.message());
+    st.removals.pop_front();
+  }
+}
+
+/// The task's park work, in an open epoch between two records: operators'
+/// calls, due automatic retries, and up to replay_batch held records of
+/// the keys being replayed. Asks to be called again while work is left.
+void park_work(task_self self) {
+  auto& st = self->state;
+  if (!st.park || !park_can_work(st)) return;
+  auto now = now_ms();
+  bool due = false;
+  st.retry_due = false;
+  timestamp_ms next_due = 0;
+  for (auto& [id, e] : st.parked.entries()) {
+    if (e.retry_at == 0 || e.replaying) continue;
+    if (e.retry_at <= now)
+      due = true;
+    else if (next_due == 0 || e.retry_at < next_due)
+      next_due = e.retry_at;
+  }
+  if (next_due > 0) arm_park_timer(self, next_due);
+  if (!due && !park_has_work(st)) return;
+  // Outputs of this turn: under exactly_once in the epoch (a slot outside
+  // the input's offsets); at_least_once in a slot of their own, so what the
+  // replay consumed leaves the store only once they are in Kafka.
+  bool defer = !st.node->exactly_once;
+  std::unique_ptr<delivery_slot> own;
+  if (defer) {
+    own = std::make_unique<delivery_slot>();
+    st.ctx.slot = own.get();
+  } else {
+    st.ctx.slot = st.tracker.open_other();
+  }
+  std::vector<std::string> removals;
+  auto* rm = defer ? &removals : nullptr;
+  if (defer) collect_removals(self);
+  while (!st.failed && !st.park_ops.empty()) {
+    auto [id, action] = std::move(st.park_ops.front());
+    st.park_ops.pop_front();
+    apply_park_op(self, id, action, rm);
+  }
+  if (due) {
+    std::vector<std::string> ready;
+    for (auto& [id, e] : st.parked.entries())
+      if (e.retry_at > 0 && e.retry_at <= now && !e.replaying) ready.push_back(id);
+    for (auto& id : ready)
+      if (auto* e = st.parked.find(id)) {
+        log::info("service '{}': retrying parked key {} (attempt {} of {})",
+                  st.service->name, shown_key(id), e->attempts + 1,
+                  st.service->park_retries + 1);
+        start_replay(self, id, *e);
+      }
+  }
+  size_t budget = replay_batch;
+  while (!st.failed && !st.aborting && budget > 0 && !st.replaying.empty() &&
+         st.ctx.overflow.empty()) {
+    auto id = st.replaying.front();
+    auto step = replay_one(self, id, rm);
+    --budget;
+    if (step == replay_step::stop) break;
+    if (step != replay_step::next) st.replaying.pop_front();
+  }
+  st.ctx.current_view = record_view{};
+  if (defer) {
+    st.ctx.slot = nullptr;
+    own->outstanding.fetch_sub(1, std::memory_order_acq_rel); // closed
+    if (!removals.empty())
+      st.removals.push_back({std::move(own), std::move(removals)});
+    else if (own->outstanding.load(std::memory_order_acquire) != 0)
+      st.removals.push_back({std::move(own), {}}); // its deliveries still count
+  } else {
+    st.tracker.close(st.ctx.slot);
+    st.ctx.slot = nullptr;
+  }
+  if (!st.ctx.overflow.empty()) {
+    // The producer is full: run() hands the rest over first, then goes on.
+    schedule_retry(self);
+    return;
+  }
+  if (!st.failed && !st.aborting && (!st.replaying.empty() || !st.park_ops.empty()) &&
+      !st.park_nudged) {
+    // More to replay: after the input and messages queued meanwhile.
+    st.park_nudged = true;
+    self->send(self, park_atom::value);
+  }
+}
+
+/// After the restore: the parked keys of the shard, published, with their
+/// automatic retries armed, and replays cut short by a roll-back resumed.
+void load_parked(task_self self) {
+  auto& st = self->state;
+  if (!st.park || !st.shard) return;
+  auto* store = st.shard->kv(parked_store(st.service->name));
+  if (!store) return fail(self, "the parked store is missing");
+  st.ctx.slot = st.tracker.open_other(); // the writes' changelog records, if any
+  auto s = st.parked.load(store);
+  st.tracker.close(st.ctx.slot);
+  st.ctx.slot = nullptr;
+  if (!s) return fail(self, "loading parked keys: " + s.message());
+  st.park_loaded = true;
+  std::vector<std::string> resume;
+  for (auto& [where, error] : st.poison)
+    if (!where.first.empty() && where.first[0] == '\x01')
+      resume.push_back(where.first.substr(1));
+  std::vector<std::string> ids;
+  for (auto& [id, e] : st.parked.entries())
+    ids.push_back(id);
+  for (auto& id : ids) {
+    auto* e = st.parked.find(id);
+    if (std::find(resume.begin(), resume.end(), id) != resume.end())
+      start_replay(self, id, *e);
+    else if (e->retry_at > 0)
+      arm_park_timer(self, e->retry_at);
+    publish(self, id, *e);
+  }
+  if (!ids.empty())
+    log::info("service '{}' partition {}: {} parked keys, {} held records",
+              st.service->name, st.partition, st.parked.size(), st.parked.held());
+}
+
+/// An operator's call on parked key `id` (retry, skip or drop): checked and
+/// queued for the next open epoch; the answer's value is JSON with the HTTP
+/// status to give.
+cluster::query_answer park_request(task_self self, const std::string& id,
+                                   const std::string& action) {
+  auto& st = self->state;
+  cluster::query_answer a;
+  auto key = parked_keys::key_of(id);
+  nlohmann::json j{{"service", st.service->name}, {"partition", st.partition}};
+  if (key && string_serde::deserialize(*key))
+    j["key"] = *key;
+  else
+    j["key"] = nullptr;
+  j["action"] = action;
+  auto answer = [&](int http, const std::string& why) {
+    j["http"] = http;
+    if (!why.empty()) j[http >= 400 ? "error" : "result"] = why;
+    a.found = true;
+    a.value = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return a;
+  };
+  if (!st.park)
+    return answer(404, "service '" + st.service->name + "' does not park keys");
+  if (!st.park_loaded || st.restoring || st.failed || st.aborting || st.stopping) {
+    a.code = static_cast<int32_t>(errc::state_not_ready);
+    a.error = "service '" + st.service->name + "' partition " +
+              std::to_string(st.partition) +
+              " is restoring, rolling back or stopping; retry shortly";
+    return a;
+  }
+  if (action != "retry" && action != "skip" && action != "drop")
+    return answer(400, "action must be retry, skip or drop, not '" + action + "'");
+  auto* e = st.parked.find(id);
+  bool queued = false;
+  for (auto& op : st.park_ops)
+    if (op.first == id) queued = true;
+  if (!e)
+    return answer(404, "key " + shown_key(id) + " is not parked in service '" +
+                           st.service->name + "' partition " +
+                           std::to_string(st.partition));
+  if ((e->replaying || queued) && action != "drop")
+    return answer(409, "key " + shown_key(id) +
+                           " is being released already; see GET /parked for how it "
+                           "ends");
+  j["held"] = e->seqs.size();
+  st.park_ops.emplace_back(id, action);
+  if (!st.retry_scheduled) park_work(self);
+  if (!st.park_ops.empty() && !st.park_nudged) {
+    // Not now (mid-epoch commit, producer full): as soon as it can.
+    st.park_nudged = true;
+    self->send(self, park_atom::value);
+  }
+  if (action == "drop")
+    return st.parked.find(id) ? answer(202, "the drop is queued for the next open epoch")
+                              : answer(200, "dropped its held records");
+  return answer(202, action == "skip"
+                         ? "skipped the head record to the dead-letter topic; the "
+                           "others are replayed in order"
+                         : "released: its held records are replayed in order");
+}
+
+/// After a record was handled (or held): counts it, and runs stream-time
+/// punctuation when due.
+bool finish_record(task_self self) {
+  auto& st = self->state;
+  st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
+  auto interval = st.service->punctuate_ms;
+  if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
+    if (st.next_stream_punctuation > 0) punctuate(self);
+    st.next_stream_punctuation = (st.ctx.stream_time_ / interval + 1) * interval;
+  }
+  return true;
+}
+
 /// Handles one record: the handler (or, for a record whose epoch was rolled
 /// back, the bad-record policy), then stream-time punctuation. Returns false
 /// when the task must stop before the next record (it failed, or asks for
@@ -437,6 +1019,14 @@ bool handle_one(task_self self, const record_view& view) {
   st.ctx.current_view = view;
   if (view.timestamp > st.ctx.stream_time_) st.ctx.stream_time_ = view.timestamp;
   if (st.shard) st.shard->set_record_timestamp(view.timestamp);
+  if (!st.parked.empty()) {
+    // A parked key's later records wait behind its bad one, in order.
+    parked_keys::key_id_into(st.park_id, view.key);
+    if (auto* e = st.parked.find(st.park_id)) {
+      if (!hold_record(self, *e, view)) return false;
+      return finish_record(self);
+    }
+  }
   if (!st.poison.empty()) {
     auto p = st.poison.find({std::string{view.topic}, view.offset.value()});
     if (p != st.poison.end())
@@ -445,6 +1035,7 @@ bool handle_one(task_self self, const record_view& view) {
       return handle_bad_record(self, view, p->second);
   }
   std::string error;
+  bool retriable = true;
   // Under exactly_once a failed record only needs a roll-back if it had
   // effects: a malformed record that never got past decoding is handled
   // by the policy at once (else a stream of them would roll back per
@@ -456,6 +1047,8 @@ bool handle_one(task_self self, const record_view& view) {
     handle(self, view);
   } catch (const weft_error& e) {
     error = e.error().message();
+    // A record that cannot be decoded fails the same way every time.
+    retriable = e.error().code() != errc::bad_record;
   } catch (const std::exception& e) {
     error = std::string{"handler threw: "} + e.what();
   } catch (...) {
@@ -471,15 +1064,9 @@ bool handle_one(task_self self, const record_view& view) {
       abort_epoch(self, view, error);
       return false;
     }
-    if (!handle_bad_record(self, view, error)) return false;
+    if (!handle_bad_record(self, view, error, retriable)) return false;
   }
-  st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
-  auto interval = st.service->punctuate_ms;
-  if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
-    if (st.next_stream_punctuation > 0) punctuate(self);
-    st.next_stream_punctuation = (st.ctx.stream_time_ / interval + 1) * interval;
-  }
-  return true;
+  return finish_record(self);
 }
 
 /// One input: handles queued batches in offset order until done, blocked by
@@ -749,6 +1336,7 @@ void run(task_self self) {
     run_ordered(self);
   else
     run_fifo(self);
+  if (st.park && park_has_work(st)) park_work(self);
 }
 
 /// At each commit interval: flush the stores (their caches write changelog
@@ -788,8 +1376,12 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
   st.direct_markers = direct_markers;
   if (node->exactly_once) st.poison = node->poison.of(service_index, partition);
   st.service = &node->services[service_index];
-  if (st.service->policy == bad_record_policy::dead_letter)
+  if (st.service->policy == bad_record_policy::dead_letter ||
+      st.service->policy == bad_record_policy::park)
     st.dead_letter_max = max_message_bytes(node->cfg);
+  st.park = st.service->policy == bad_record_policy::park;
+  st.address = self->address();
+  if (st.park && node->parked) node->parked->attach(service_index, partition, st.address);
   st.partition = partition;
   st.task_index = task_index;
   st.supervisor = std::move(supervisor);
@@ -900,6 +1492,8 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
         st.restoring = false;
         load_stream_time(self);
         if (st.failed) return;
+        load_parked(self);
+        if (st.failed) return;
         st.shard->set_ready(true);
         self->send(st.supervisor, restored_atom::value, st.task_index);
         run(self);
@@ -995,10 +1589,22 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
           punctuate(self);
           st.next_wall_punctuation = now_ms() + interval;
         }
+        if (st.park && !st.removals.empty() && !st.retry_scheduled) park_work(self);
         if (st.node->exactly_once) return;
         self->send(st.supervisor, offsets_atom::value, st.task_index,
                    commit_point(self, true));
       },
+      [self](park_atom) {
+        auto& st = self->state;
+        st.park_nudged = false;
+        if (st.park_timer && st.park_timer_due <= now_ms()) {
+          st.park_timer = false;
+          st.retry_due = true;
+        }
+        if (!st.retry_scheduled) park_work(self);
+      },
+      [self](park_atom, const std::string& id, const std::string& action)
+          -> cluster::query_answer { return park_request(self, id, action); },
       [self](halt_atom) {
         // The supervisor rolls the epoch back: produce nothing more, so the
         // producer can deliver what it holds before the transaction aborts.

@@ -3,8 +3,10 @@
 #include <caf/all.hpp>
 
 #include "weft/actors/node_context.hpp"
+#include "weft/actors/park_registry.hpp"
 #include "weft/actors/standby.hpp"
 #include "weft/cluster/cluster_log.hpp"
+#include "weft/data_protocol.hpp"
 #include "weft/protocol.hpp"
 #include "weft/services/partitioner.hpp"
 #include "weft/topology.hpp"
@@ -140,13 +142,130 @@ query_router::get(const std::string& store, const std::string& key, int64_t max_
   return result_of(std::move(answer));
 }
 
+query_answer ask_task_park(caf::actor_system& sys, detail::node_context* ctx,
+                           size_t service, int32_t partition, const std::string& id,
+                           const std::string& action, int timeout_ms) {
+  query_answer answer;
+  auto addr = ctx->parked ? ctx->parked->task(service, partition) : caf::actor_addr{};
+  auto task = caf::actor_cast<detail::task_actor>(addr);
+  if (!task) {
+    answer.code = static_cast<int32_t>(errc::state_not_ready);
+    answer.error = "service '" + ctx->services[service].name + "' partition " +
+                   std::to_string(partition) +
+                   " has no task on this node yet; retry shortly";
+    return answer;
+  }
+  // See get(): no logger reference may stay in this thread.
+  struct drop_thread_logger {
+    ~drop_thread_logger() { caf::logger::set_current_actor_system(nullptr); }
+  } drop;
+  caf::scoped_actor self{sys};
+  self->request(task, std::chrono::milliseconds(timeout_ms), park_atom::value, id, action)
+      .receive([&](query_answer& a) { answer = std::move(a); },
+               [&](caf::error& e) {
+                 answer.code = static_cast<int32_t>(errc::state_not_ready);
+                 answer.error = "asking the task: " + sys.render(e) + "; retry shortly";
+               });
+  return answer;
+}
+
+caf::actor_addr query_router::park_target(const std::string& service, int32_t partition,
+                                          query_answer& why) const {
+  size_t s = 0;
+  while (s < ctx_->services.size() && ctx_->services[s].name != service)
+    ++s;
+  why.code = static_cast<int32_t>(errc::state_not_ready);
+  if (s == ctx_->services.size()) {
+    why.code = static_cast<int32_t>(errc::not_found);
+    why.error = "no service named '" + service + "' in this application";
+    return {};
+  }
+  auto u = topo_->unit_of.find({s, partition});
+  auto a = log_->latest();
+  if (u == topo_->unit_of.end() || !ctx_->owned_units().count(u->second) || !a ||
+      u->second >= a->active.size() || a->active[u->second] != node_id_) {
+    why.error = "service '" + service + "' partition " + std::to_string(partition) +
+                " is not active on node " + node_id_ + " (it is moving); retry shortly";
+    return {};
+  }
+  auto addr = ctx_->parked ? ctx_->parked->task(s, partition) : caf::actor_addr{};
+  if (!addr)
+    why.error = "service '" + service + "' partition " + std::to_string(partition) +
+                " has no task on node " + node_id_ + " yet; retry shortly";
+  return addr;
+}
+
+query_answer query_router::park(size_t service, int32_t partition, const std::string& id,
+                                const std::string& action) {
+  query_answer out;
+  out.code = static_cast<int32_t>(errc::state_not_ready);
+  auto u = topo_->unit_of.find({service, partition});
+  if (u == topo_->unit_of.end()) {
+    out.code = static_cast<int32_t>(errc::not_found);
+    out.error = "service '" + ctx_->services[service].name + "' has no partition " +
+                std::to_string(partition);
+    return out;
+  }
+  auto a = log_->latest();
+  if (!a || u->second >= a->active.size() || a->active[u->second].empty()) {
+    out.error = "the cluster has not assigned service '" + ctx_->services[service].name +
+                "' partition " + std::to_string(partition) + " yet; retry shortly";
+    return out;
+  }
+  auto owner = a->active[u->second];
+  if (owner == node_id_) {
+    if (!ctx_->owned_units().count(u->second)) {
+      out.error = "service '" + ctx_->services[service].name + "' partition " +
+                  std::to_string(partition) + " is still starting here; retry shortly";
+      return out;
+    }
+    return ask_task_park(*sys_, ctx_, service, partition, id, action, timeout_ms_ * 2);
+  }
+  auto q = peers_->get(owner);
+  if (!q) {
+    out.error =
+        "node " + owner + " (the owner) is not reachable from here; retry shortly";
+    return out;
+  }
+  if (in_flight_.fetch_add(1) >= max_in_flight_) {
+    in_flight_.fetch_sub(1);
+    out.error = "too many queries in flight to other nodes (" +
+                std::to_string(max_in_flight_) + "); retry shortly";
+    return out;
+  }
+  {
+    struct drop_thread_logger {
+      ~drop_thread_logger() { caf::logger::set_current_actor_system(nullptr); }
+    } drop;
+    caf::scoped_actor self{*sys_};
+    self->request(q, std::chrono::milliseconds(timeout_ms_ * 2), park_atom::value,
+                  ctx_->services[service].name, partition, id, action)
+        .receive([&](query_answer& a) { out = std::move(a); },
+                 [&](caf::error& e) {
+                   out.code = static_cast<int32_t>(errc::state_not_ready);
+                   out.error = "asking node " + owner + ": " + sys_->render(e) +
+                               "; retry shortly";
+                 });
+  }
+  in_flight_.fetch_sub(1);
+  return out;
+}
+
 caf::actor spawn_query_server(caf::actor_system& sys, query_router* router) {
-  auto fn = [](query_server_actor::pointer,
+  auto fn = [](query_server_actor::pointer self,
                query_router* r) -> query_server_actor::behavior_type {
     return {
-        [r](query_atom, const std::string& store, const std::string& key,
-            int64_t max_lag) -> query_answer {
-          return r->local(store, key, max_lag, true);
+        [r](query_atom, const std::string& store, const std::string& key, int64_t max_lag)
+            -> query_answer { return r->local(store, key, max_lag, true); },
+        [self, r](park_atom, const std::string& service, int32_t partition,
+                  const std::string& id,
+                  const std::string& action) -> caf::result<query_answer> {
+          // The task answers the caller itself: nothing waits here.
+          query_answer why;
+          auto task = caf::actor_cast<detail::task_actor>(
+              r->park_target(service, partition, why));
+          if (!task) return why;
+          return self->delegate(task, park_atom::value, id, action);
         },
     };
   };

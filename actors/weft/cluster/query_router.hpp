@@ -51,6 +51,19 @@ class query_router {
   query_answer local(const std::string& store, const std::string& key,
                      int64_t max_standby_lag, bool remote);
 
+  /// An operator's call (retry, skip, drop) on parked key `id` of service
+  /// `service` (an index of the node's services) in `partition`: carried
+  /// out by the task where that unit is active, here or forwarded to its
+  /// owner (bounded as queries are). Blocks the calling thread (not an
+  /// actor) for at most 2 x the cluster timeout.
+  query_answer park(size_t service, int32_t partition, const std::string& id,
+                    const std::string& action);
+
+  /// The task of (service name, partition) active on this node, for the
+  /// query server; an invalid address with `why` set when there is none.
+  caf::actor_addr park_target(const std::string& service, int32_t partition,
+                              query_answer& why) const;
+
  private:
   detail::node_context* ctx_;
   const detail::topology* topo_;
@@ -67,5 +80,12 @@ class query_router {
 /// Spawns the node's query server (a query_server_actor) over `router`,
 /// which must outlive it.
 caf::actor spawn_query_server(caf::actor_system& sys, query_router* router);
+
+/// Asks the task of (service, partition) on this node to carry out an
+/// operator's call on parked key `id`, waiting at most `timeout_ms`. From a
+/// thread that is not an actor's.
+query_answer ask_task_park(caf::actor_system& sys, detail::node_context* ctx,
+                           size_t service, int32_t partition, const std::string& id,
+                           const std::string& action, int timeout_ms);
 
 } // namespace weft::cluster
