@@ -35,7 +35,9 @@
 #include "weft/cluster/peer_links.hpp"
 #include "weft/cluster/query_router.hpp"
 #include "weft/cluster/rebalancer.hpp"
+#include "weft/cluster/scan_merge.hpp"
 #include "weft/cluster/tls.hpp"
+#include "weft/cluster/wire_types.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/log.hpp"
 #include "weft/protocol.hpp"
@@ -271,6 +273,21 @@ status shard_error(const std::string& store, state::shard* sh, int parts) {
                                                " is restoring; retry shortly");
 }
 
+/// Visits the keys in [from, to) of partition `p` of kv store `store` on
+/// this node, in order.
+status range_of_shard(const detail::node_context& ctx, const std::string& store,
+                      int32_t p, std::string_view from, std::string_view to,
+                      const state::visitor& fn) {
+  return ctx.shards.with(store, p, [&](state::shard* sh, int n) -> status {
+    if (!sh || !sh->ready()) return shard_error(store, sh, n);
+    auto* kv = sh->kv(store);
+    if (!kv)
+      return make_error(errc::invalid_argument,
+                        "store '" + store + "' is not a key-value store");
+    return kv->range(from, to, fn);
+  });
+}
+
 } // namespace
 
 result<std::optional<std::string>> node::get(std::string_view store_name,
@@ -345,17 +362,48 @@ status node::range(std::string_view store_name, std::string_view from,
     if (impl_->cluster && svc != topo.service_of_store.end() &&
         !mine.count(topo.unit_of.at({svc->second, p})))
       continue; // another node's
-    auto st = impl_->ctx.shards.with(store, p, [&](state::shard* sh, int n) -> status {
-      if (!sh || !sh->ready()) return shard_error(store, sh, n);
-      auto* kv = sh->kv(store);
-      if (!kv)
-        return make_error(errc::invalid_argument,
-                          "store '" + store + "' is not a key-value store");
-      return kv->range(from, to, fn);
-    });
-    if (!st) return st;
+    if (auto st = range_of_shard(impl_->ctx, store, p, from, to, fn); !st) return st;
   }
   return {};
+}
+
+result<scan_page> node::scan(std::string_view store_name, std::string_view from,
+                             std::string_view to, size_t limit) const {
+  std::shared_lock<std::shared_mutex> serving{impl_->serving_mu};
+  if (!impl_->serving) return impl_->not_serving();
+  if (limit < 1 || limit > cluster::max_scan_rows)
+    return make_error(errc::invalid_argument, "scan limit " + std::to_string(limit) +
+                                                  ": must be from 1 to " +
+                                                  std::to_string(cluster::max_scan_rows));
+  std::string store{store_name};
+  scan_page page;
+  auto g = impl_->ctx.global_stores.find(store_name);
+  if (g != impl_->ctx.global_stores.end()) {
+    cluster::scan_collector collect{limit};
+    if (auto st = g->second->range(from, to, std::ref(collect)); !st) return st;
+    auto piece = collect.take();
+    page.rows = std::move(piece.rows);
+    page.more = piece.more;
+    return page;
+  }
+  if (impl_->cluster)
+    return impl_->cluster->router->scan(store, std::string{from}, std::string{to}, limit);
+  int parts = impl_->ctx.shards.partitions(store);
+  if (parts == 0) return shard_error(store, nullptr, 0);
+  std::vector<cluster::scan_piece> pieces;
+  auto& mine = page.partitions[impl_->ctx.cfg.get_string("node.id")];
+  for (int32_t p = 0; p < parts; ++p) {
+    cluster::scan_collector collect{limit};
+    if (auto st = range_of_shard(impl_->ctx, store, p, from, to, std::ref(collect)); !st)
+      return st;
+    pieces.push_back(collect.take());
+    mine.push_back(p);
+  }
+  auto merged = cluster::merge_scan(std::move(pieces), limit);
+  page.rows = std::move(merged.rows);
+  page.more = merged.more;
+  page.partition_count = parts;
+  return page;
 }
 
 status node::fetch(std::string_view store_name, std::string_view key, timestamp_ms from,
@@ -580,11 +628,9 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
     names.push_back(u.name);
   }
 
-  c.router = std::make_unique<cluster::query_router>(&ctx, &topo, sys.get(), &c.directory,
-                                                     c.log.get(), c.standbys.get(),
-                                                     node_id, cluster_timeout,
-                                                     static_cast<int>(cfg.get_int(
-                                                         "cluster.query.max.in.flight")));
+  c.router = std::make_unique<cluster::query_router>(
+      &ctx, &topo, sys.get(), &c.directory, c.log.get(), c.standbys.get(), node_id,
+      cluster_timeout, static_cast<int>(cfg.get_int("cluster.query.max.in.flight")));
   c.query_server = cluster::spawn_query_server(*sys, c.router.get());
   c.lease_keeper =
       cluster::spawn_lease_keeper(*sys, &ctx, c.log.get(), topic, cluster_timeout);
@@ -598,9 +644,9 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   auto links = caf::actor_cast<cluster::peer_links_actor>(c.peer_links);
   auto listen_port = static_cast<uint16_t>(cfg.get_int("cluster.port"));
   // With TLS only the openssl module listens: no plain port is left open.
-  auto port = ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
-                     : sys->middleman().publish(links, listen_port, c.me.host.c_str(),
-                                                false);
+  auto port =
+      ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
+             : sys->middleman().publish(links, listen_port, c.me.host.c_str(), false);
   if (!port)
     return make_error(errc::invalid_config,
                       "cluster.port: cannot listen on " + c.me.host + ":" +
@@ -639,8 +685,8 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   if (!announced.ok())
     return make_error(static_cast<errc>(announced.code),
                       "announcing this node in " + topic + ": " + announced.why);
-  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id,
-            c.me.host, c.me.port,
+  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id, c.me.host,
+            c.me.port,
             ps.tls ? " (TLS, peers need a certificate signed by cluster.tls.ca)" : "",
             topic);
   c.fanout.attach({c.coordinator, c.rebalancer, c.peer_links});
@@ -800,14 +846,7 @@ status node::start() {
     auto tls = cluster::load_tls(cfg);
     if (!tls) return tls.error();
     if (*tls) cluster::use_tls(*impl_->caf_cfg, **tls);
-    // Types that cross to other nodes.
-    impl_->caf_cfg->add_message_type<cluster::member_record>("weft.member_record");
-    impl_->caf_cfg->add_message_type<cluster::node_status>("weft.node_status");
-    impl_->caf_cfg->add_message_type<cluster::query_answer>("weft.query_answer");
-    impl_->caf_cfg->add_message_type<cluster::query_server_actor>("weft.query_server");
-    impl_->caf_cfg->add_message_type<std::vector<cluster::unit_id>>("weft.units");
-    impl_->caf_cfg->add_message_type<std::map<cluster::unit_id, int64_t>>(
-        "weft.unit_lags");
+    cluster::add_wire_types(*impl_->caf_cfg);
     // Without both, a frozen peer is never noticed (FACTS.md).
     impl_->caf_cfg->set(
         "middleman.heartbeat-interval",
