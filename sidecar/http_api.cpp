@@ -127,6 +127,11 @@ struct http_api::impl {
                               bytes_param("after")};
     auto page = reader.scan(table, range, limit);
     if (!page) return reply_status(res, page.error());
+    if (!reader.caught_up(table))
+      return reply_error(res, 503,
+                         "table '" + table +
+                             "' is still reading its topic up to where it ended "
+                             "at start-up; retry");
     json rows = json::array();
     for (auto& r : page->rows) {
       auto k = to_api(serdes.key, r.key);
@@ -143,7 +148,14 @@ struct http_api::impl {
       const auto& last = page->rows.back().key;
       next = serdes.key == serde_kind::bytes ? json(base64_encode(last)) : json(last);
     }
-    reply(res, 200, json{{"rows", std::move(rows)}, {"next", std::move(next)}});
+    json by_node = json::object();
+    for (auto& [node_id, parts] : page->partitions)
+      by_node[node_id] = parts;
+    reply(res, 200,
+          json{{"rows", std::move(rows)},
+               {"next", std::move(next)},
+               {"partitions",
+                {{"count", page->partition_count}, {"by_node", std::move(by_node)}}}});
   }
 
   // -- writes ----------------------------------------------------------------
