@@ -628,9 +628,11 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
     names.push_back(u.name);
   }
 
-  c.router = std::make_unique<cluster::query_router>(
-      &ctx, &topo, sys.get(), &c.directory, c.log.get(), c.standbys.get(), node_id,
-      cluster_timeout, static_cast<int>(cfg.get_int("cluster.query.max.in.flight")));
+  c.router = std::make_unique<cluster::query_router>(&ctx, &topo, sys.get(), &c.directory,
+                                                     c.log.get(), c.standbys.get(),
+                                                     node_id, cluster_timeout,
+                                                     static_cast<int>(cfg.get_int(
+                                                         "cluster.query.max.in.flight")));
   c.query_server = cluster::spawn_query_server(*sys, c.router.get());
   c.lease_keeper =
       cluster::spawn_lease_keeper(*sys, &ctx, c.log.get(), topic, cluster_timeout);
@@ -644,9 +646,9 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   auto links = caf::actor_cast<cluster::peer_links_actor>(c.peer_links);
   auto listen_port = static_cast<uint16_t>(cfg.get_int("cluster.port"));
   // With TLS only the openssl module listens: no plain port is left open.
-  auto port =
-      ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
-             : sys->middleman().publish(links, listen_port, c.me.host.c_str(), false);
+  auto port = ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
+                     : sys->middleman().publish(links, listen_port, c.me.host.c_str(),
+                                                false);
   if (!port)
     return make_error(errc::invalid_config,
                       "cluster.port: cannot listen on " + c.me.host + ":" +
@@ -685,8 +687,8 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   if (!announced.ok())
     return make_error(static_cast<errc>(announced.code),
                       "announcing this node in " + topic + ": " + announced.why);
-  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id, c.me.host,
-            c.me.port,
+  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id,
+            c.me.host, c.me.port,
             ps.tls ? " (TLS, peers need a certificate signed by cluster.tls.ca)" : "",
             topic);
   c.fanout.attach({c.coordinator, c.rebalancer, c.peer_links});
