@@ -26,7 +26,8 @@
 # SOURCES are relative to tests/fuzz or absolute (${WEFT_ROOT} is the
 # repository); every target links weft_fuzz_runtime (serdes, config, status)
 # and may name more LIBS: weft_fuzz_kafka for code that also uses weft's
-# Kafka wrappers (as cluster_record does). The target defines LLVMFuzzerTestOneInput and checks
+# Kafka wrappers (as cluster_record does), weft_fuzz_peer for the messages
+# between nodes (CAF, wire_types.hpp, peer_bounds.hpp; as peer_message does). The target defines LLVMFuzzerTestOneInput and checks
 # its properties with WEFT_FUZZ_CHECK (tests/fuzz/fuzz_check.hpp).
 
 get_filename_component(WEFT_ROOT ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
@@ -77,6 +78,8 @@ if(NOT WEFT_FUZZ_BUILD)
   target_link_libraries(weft_fuzz_runtime INTERFACE weft::runtime)
   add_library(weft_fuzz_kafka INTERFACE) # the Kafka wrappers: in weft::runtime here
   target_link_libraries(weft_fuzz_kafka INTERFACE weft::runtime)
+  add_library(weft_fuzz_peer INTERFACE) # wire types, peer bounds: in weft::weft here
+  target_link_libraries(weft_fuzz_peer INTERFACE weft::weft CAF::core)
   find_program(WEFT_BASH bash REQUIRED)
   add_test(NAME "fuzz: build"
            COMMAND ${WEFT_BASH} ${WEFT_ROOT}/tools/fuzz.sh build ${PROJECT_BINARY_DIR}/fuzz

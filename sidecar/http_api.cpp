@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include <weft/http/json_api.hpp>
 #include <weft/http/server.hpp>
 #include <weft/log.hpp>
 #include <weft/node.hpp>
@@ -20,15 +21,9 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-void reply(httplib::Response& res, int code, const json& body) {
-  res.status = code;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
-                  "application/json");
-}
-
-void reply_error(httplib::Response& res, int code, const std::string& reason) {
-  weft::http::reply_error(res, code, reason);
-}
+using weft::http::bad_request;
+using weft::http::reply_error;
+constexpr auto reply = weft::http::reply_json;
 
 /// A failed read or write as an answer: 503 (retry) for what passes.
 void reply_status(httplib::Response& res, const weft::status& st) {
@@ -48,10 +43,6 @@ weft::http::limits limits_of(const http_settings& h) {
   l.bearer_token = h.auth_token;
   return l;
 }
-
-struct bad_request {
-  std::string reason;
-};
 
 constexpr size_t max_records_per_write = 10000;
 constexpr size_t max_id_bytes = 200;
@@ -136,6 +127,11 @@ struct http_api::impl {
                               bytes_param("after")};
     auto page = reader.scan(table, range, limit);
     if (!page) return reply_status(res, page.error());
+    if (!reader.caught_up(table))
+      return reply_error(res, 503,
+                         "table '" + table +
+                             "' is still reading its topic up to where it ended "
+                             "at start-up; retry");
     json rows = json::array();
     for (auto& r : page->rows) {
       auto k = to_api(serdes.key, r.key);
@@ -152,7 +148,14 @@ struct http_api::impl {
       const auto& last = page->rows.back().key;
       next = serdes.key == serde_kind::bytes ? json(base64_encode(last)) : json(last);
     }
-    reply(res, 200, json{{"rows", std::move(rows)}, {"next", std::move(next)}});
+    json by_node = json::object();
+    for (auto& [node_id, parts] : page->partitions)
+      by_node[node_id] = parts;
+    reply(res, 200,
+          json{{"rows", std::move(rows)},
+               {"next", std::move(next)},
+               {"partitions",
+                {{"count", page->partition_count}, {"by_node", std::move(by_node)}}}});
   }
 
   // -- writes ----------------------------------------------------------------
@@ -362,19 +365,6 @@ struct http_api::impl {
                            {"unauthorized", r.unauthorized.load()}};
     reply(res, 200, out);
   }
-
-  template <class Fn>
-  httplib::Server::Handler wrap(Fn fn) {
-    return [this, fn](const httplib::Request& req, httplib::Response& res) {
-      try {
-        (this->*fn)(req, res);
-      } catch (const bad_request& e) {
-        reply_error(res, 400, e.reason);
-      } catch (const std::exception& e) {
-        reply_error(res, 500, e.what());
-      }
-    };
-  }
 };
 
 http_api::http_api(const sidecar_config& cfg, const weft::node& node,
@@ -403,13 +393,13 @@ weft::status http_api::start() {
   s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) {
     reply(res, 200, json{{"status", "up"}});
   });
-  s.Get("/v1/ready", m.wrap(&impl::ready));
-  s.Get("/v1/metrics", m.wrap(&impl::metrics));
-  s.Get(R"(/v1/tables/([^/]+)/(.+))", m.wrap(&impl::get_row));
-  s.Get(R"(/v1/tables/([^/]+)/?)", m.wrap(&impl::scan));
-  s.Post(R"(/v1/topics/([^/]+))", m.wrap(&impl::post_records));
-  s.Get(R"(/v1/subscriptions/([^/]+)/events)", m.wrap(&impl::events));
-  s.Post(R"(/v1/subscriptions/([^/]+)/commit)", m.wrap(&impl::commit));
+  s.Get("/v1/ready", weft::http::guarded(&m, &impl::ready));
+  s.Get("/v1/metrics", weft::http::guarded(&m, &impl::metrics));
+  s.Get(R"(/v1/tables/([^/]+)/(.+))", weft::http::guarded(&m, &impl::get_row));
+  s.Get(R"(/v1/tables/([^/]+)/?)", weft::http::guarded(&m, &impl::scan));
+  s.Post(R"(/v1/topics/([^/]+))", weft::http::guarded(&m, &impl::post_records));
+  s.Get(R"(/v1/subscriptions/([^/]+)/events)", weft::http::guarded(&m, &impl::events));
+  s.Post(R"(/v1/subscriptions/([^/]+)/commit)", weft::http::guarded(&m, &impl::commit));
   const auto& h = m.cfg.http;
   if (h.port == 0) {
     m.bound_port = s.bind_to_any_port(h.host);

@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   auto tracker = sidecar::catch_up_tracker::create(
       cfg->kafka_properties(weft::client_kind::consumer), app, tracked, timeout_ms);
   if (!tracker) return fail("reading the tables' end offsets: " + tracker.error().message());
-  sidecar::table_reader reader{node, sc, cfg->get_bool("cluster.enabled"), tracker->get()};
+  sidecar::table_reader reader{node, sc, tracker->get()};
 
   std::unique_ptr<sidecar::topic_writer> writer;
   if (writes) {

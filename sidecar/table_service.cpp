@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include <weft/cluster/scan_merge.hpp>
 #include <weft/log.hpp>
 
 namespace sidecar {
@@ -24,20 +25,6 @@ class materializer : public weft::service_base {
   }
   void on_record(const weft::record_view&, weft::context&) override {}
 };
-
-/// The first key after every key that starts with `prefix` ("" when none is:
-/// a prefix of 0xff bytes only).
-std::string prefix_end(std::string prefix) {
-  while (!prefix.empty()) {
-    auto& c = prefix.back();
-    if (static_cast<unsigned char>(c) != 0xff) {
-      c = static_cast<char>(static_cast<unsigned char>(c) + 1);
-      return prefix;
-    }
-    prefix.pop_back();
-  }
-  return {};
-}
 
 } // namespace
 
@@ -80,40 +67,20 @@ weft::result<std::optional<std::string>> table_reader::get(const std::string& ta
 
 weft::result<table_reader::page> table_reader::scan(const std::string& table,
                                                     const range& r, size_t limit) const {
-  auto t = cfg_.tables.find(table);
-  if (t == cfg_.tables.end())
+  if (!cfg_.tables.count(table))
     return weft::make_error(weft::errc::not_found, "no table '" + table + "'");
-  if (clustered_ && !t->second.global)
-    return weft::make_error(
-        weft::errc::invalid_argument,
-        "table '" + table +
-            "' is spread over the cluster's nodes; scan a global table "
-            "(table." + table + ".global=true) or read keys one at a time");
-  std::string from = std::max(r.prefix, r.from);
-  if (!r.after.empty() && r.after >= from) from = r.after + std::string(1, '\0');
-  std::string to = prefix_end(r.prefix);
-  if (!r.to.empty() && (to.empty() || r.to < to)) to = r.to;
-  if (!to.empty() && from >= to) return page{};
-  // Each shard visits its keys in order; keep the first limit+1 of each run
-  // (a run ends when a key is not above the previous one: the next shard),
-  // then merge: the page is the limit smallest.
-  std::vector<row> rows;
-  size_t in_run = 0;
-  std::string last;
-  bool first = true;
-  auto st = node_.range(table, from, to, [&](std::string_view k, std::string_view v) {
-    if (!first && k <= std::string_view{last}) in_run = 0;
-    first = false;
-    last.assign(k);
-    rows.push_back({std::string{k}, std::string{v}});
-    return ++in_run <= limit; // a shard's run past limit+1 cannot be on the page
-  });
-  if (!st) return st;
-  std::sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.key < b.key; });
+  auto b = weft::cluster::bounds_of(r.prefix, r.from, r.to, r.after);
+  if (b.empty) return page{};
+  // weft merges the partitions in key order, from their owners on a cluster.
+  auto got = node_.scan(table, b.from, b.to, limit);
+  if (!got) return got.error();
   page p;
-  p.more = rows.size() > limit;
-  if (p.more) rows.resize(limit);
-  p.rows = std::move(rows);
+  p.more = got->more;
+  p.partition_count = got->partition_count;
+  p.partitions = std::move(got->partitions);
+  p.rows.reserve(got->rows.size());
+  for (auto& [k, v] : got->rows)
+    p.rows.push_back({std::move(k), std::move(v)});
   return p;
 }
 

@@ -7,9 +7,10 @@
 // the global tables (weft hangs a GlobalKTable off a service).
 //
 // table_reader answers the HTTP API's reads through the node: a key from the
-// owner of its partition (forwarded on a cluster, node::get), a prefix scan
-// from the shards this node holds. Its calls may block briefly (a forwarded
-// read); call them from the HTTP server's threads, any number at once.
+// owner of its partition (forwarded on a cluster, node::get), a prefix or
+// range scan from the owners of every partition, merged in key order
+// (node::scan). Its calls may block briefly (a forwarded read); call them
+// from the HTTP server's threads, any number at once.
 
 #include <cstdint>
 #include <map>
@@ -74,9 +75,8 @@ class catch_up_tracker {
 class table_reader {
  public:
   /// `tracker` may be null (every table taken as caught up once restored).
-  table_reader(const weft::node& n, const sidecar_config& c, bool clustered,
-               catch_up_tracker* tracker)
-    : node_(n), cfg_(c), clustered_(clustered), tracker_(tracker) {}
+  table_reader(const weft::node& n, const sidecar_config& c, catch_up_tracker* tracker)
+    : node_(n), cfg_(c), tracker_(tracker) {}
 
   /// The table's row for `key` (the key's serialized bytes): nullopt when
   /// absent; errc::state_not_ready while the partition restores or moves
@@ -90,6 +90,9 @@ class table_reader {
   struct page {
     std::vector<row> rows; ///< in key order (bytewise)
     bool more = false;     ///< rows after the last one exist
+    int32_t partition_count = 0; ///< of the table (0: global)
+    /// Which node answered for which partitions.
+    std::map<std::string, std::vector<int32_t>> partitions;
   };
 
   /// What a scan covers: keys starting with `prefix`, in [from, to) (empty
@@ -99,9 +102,9 @@ class table_reader {
     std::string prefix, from, to, after;
   };
 
-  /// Up to `limit` rows of `r`, in key order. On a clustered node a
-  /// co-partitioned table is spread over the nodes: errc::invalid_argument
-  /// (only global tables can be scanned there).
+  /// Up to `limit` rows of `r`, in key order, from every partition of the
+  /// table (on a cluster from each partition's owner); errc::state_not_ready
+  /// while a partition has no owner, moves or restores (retry).
   weft::result<page> scan(const std::string& table, const range& r, size_t limit) const;
 
   /// Tables whose local shards have not restored yet, or that have not read
@@ -116,7 +119,6 @@ class table_reader {
  private:
   const weft::node& node_;
   const sidecar_config& cfg_;
-  bool clustered_;
   catch_up_tracker* tracker_;
 };
 

@@ -37,7 +37,9 @@
 #include "weft/cluster/peer_links.hpp"
 #include "weft/cluster/query_router.hpp"
 #include "weft/cluster/rebalancer.hpp"
+#include "weft/cluster/scan_merge.hpp"
 #include "weft/cluster/tls.hpp"
+#include "weft/cluster/wire_types.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/log.hpp"
 #include "weft/protocol.hpp"
@@ -282,6 +284,21 @@ status shard_error(const std::string& store, state::shard* sh, int parts) {
                                                " is restoring; retry shortly");
 }
 
+/// Visits the keys in [from, to) of partition `p` of kv store `store` on
+/// this node, in order.
+status range_of_shard(const detail::node_context& ctx, const std::string& store,
+                      int32_t p, std::string_view from, std::string_view to,
+                      const state::visitor& fn) {
+  return ctx.shards.with(store, p, [&](state::shard* sh, int n) -> status {
+    if (!sh || !sh->ready()) return shard_error(store, sh, n);
+    auto* kv = sh->kv(store);
+    if (!kv)
+      return make_error(errc::invalid_argument,
+                        "store '" + store + "' is not a key-value store");
+    return kv->range(from, to, fn);
+  });
+}
+
 } // namespace
 
 result<std::optional<std::string>> node::get(std::string_view store_name,
@@ -356,17 +373,48 @@ status node::range(std::string_view store_name, std::string_view from,
     if (impl_->cluster && svc != topo.service_of_store.end() &&
         !mine.count(topo.unit_of.at({svc->second, p})))
       continue; // another node's
-    auto st = impl_->ctx.shards.with(store, p, [&](state::shard* sh, int n) -> status {
-      if (!sh || !sh->ready()) return shard_error(store, sh, n);
-      auto* kv = sh->kv(store);
-      if (!kv)
-        return make_error(errc::invalid_argument,
-                          "store '" + store + "' is not a key-value store");
-      return kv->range(from, to, fn);
-    });
-    if (!st) return st;
+    if (auto st = range_of_shard(impl_->ctx, store, p, from, to, fn); !st) return st;
   }
   return {};
+}
+
+result<scan_page> node::scan(std::string_view store_name, std::string_view from,
+                             std::string_view to, size_t limit) const {
+  std::shared_lock<std::shared_mutex> serving{impl_->serving_mu};
+  if (!impl_->serving) return impl_->not_serving();
+  if (limit < 1 || limit > cluster::max_scan_rows)
+    return make_error(errc::invalid_argument, "scan limit " + std::to_string(limit) +
+                                                  ": must be from 1 to " +
+                                                  std::to_string(cluster::max_scan_rows));
+  std::string store{store_name};
+  scan_page page;
+  auto g = impl_->ctx.global_stores.find(store_name);
+  if (g != impl_->ctx.global_stores.end()) {
+    cluster::scan_collector collect{limit};
+    if (auto st = g->second->range(from, to, std::ref(collect)); !st) return st;
+    auto piece = collect.take();
+    page.rows = std::move(piece.rows);
+    page.more = piece.more;
+    return page;
+  }
+  if (impl_->cluster)
+    return impl_->cluster->router->scan(store, std::string{from}, std::string{to}, limit);
+  int parts = impl_->ctx.shards.partitions(store);
+  if (parts == 0) return shard_error(store, nullptr, 0);
+  std::vector<cluster::scan_piece> pieces;
+  auto& mine = page.partitions[impl_->ctx.cfg.get_string("node.id")];
+  for (int32_t p = 0; p < parts; ++p) {
+    cluster::scan_collector collect{limit};
+    if (auto st = range_of_shard(impl_->ctx, store, p, from, to, std::ref(collect)); !st)
+      return st;
+    pieces.push_back(collect.take());
+    mine.push_back(p);
+  }
+  auto merged = cluster::merge_scan(std::move(pieces), limit);
+  page.rows = std::move(merged.rows);
+  page.more = merged.more;
+  page.partition_count = parts;
+  return page;
 }
 
 status node::fetch(std::string_view store_name, std::string_view key, timestamp_ms from,
@@ -923,14 +971,7 @@ status node::start() {
     auto tls = cluster::load_tls(cfg);
     if (!tls) return tls.error();
     if (*tls) cluster::use_tls(*impl_->caf_cfg, **tls);
-    // Types that cross to other nodes.
-    impl_->caf_cfg->add_message_type<cluster::member_record>("weft.member_record");
-    impl_->caf_cfg->add_message_type<cluster::node_status>("weft.node_status");
-    impl_->caf_cfg->add_message_type<cluster::query_answer>("weft.query_answer");
-    impl_->caf_cfg->add_message_type<cluster::query_server_actor>("weft.query_server");
-    impl_->caf_cfg->add_message_type<std::vector<cluster::unit_id>>("weft.units");
-    impl_->caf_cfg->add_message_type<std::map<cluster::unit_id, int64_t>>(
-        "weft.unit_lags");
+    cluster::add_wire_types(*impl_->caf_cfg);
     // Without both, a frozen peer is never noticed (FACTS.md).
     impl_->caf_cfg->set(
         "middleman.heartbeat-interval",

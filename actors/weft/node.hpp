@@ -16,7 +16,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "weft/config.hpp"
 #include "weft/services/service.hpp"
@@ -41,6 +45,21 @@ struct node_metrics {
   // bad.record.policy=park, on this node now
   uint64_t parked_keys = 0;    ///< keys parked
   uint64_t parked_records = 0; ///< records held behind them
+};
+
+/// A page of a range scan (node::scan).
+struct scan_page {
+  /// Keys and values in key order (bytewise).
+  std::vector<std::pair<std::string, std::string>> rows;
+  /// Keys after the last row exist in the range: ask again from just after
+  /// it (the last key is the position; see node::scan).
+  bool more = false;
+  /// The store's partitions, every one of which answered (0: a global
+  /// table, whole on this node).
+  int32_t partition_count = 0;
+  /// Which node answered for which partitions (without a cluster: this
+  /// node's id, or "" when it has none).
+  std::map<std::string, std::vector<int32_t>> partitions;
 };
 
 class node {
@@ -121,6 +140,19 @@ class node {
   status all(std::string_view store, const state::visitor& fn) const {
     return range(store, {}, {}, fn);
   }
+
+  /// The first `limit` rows (1 to 100,000; and at most 4 MiB of keys and
+  /// values, though always one row) of a kv store or global table with keys
+  /// in [from, to) (empty `to`: to the end), merged in key order across
+  /// every partition. Clustered nodes ask the owner of each partition (one
+  /// request per node, in parallel, bounded as node::get's); a partition
+  /// with no owner yet, or moving, or restoring makes the page
+  /// errc::state_not_ready (retry), never a page with keys missing. The next
+  /// page starts just after the last key (from = last key + '\0'): keys do
+  /// not move between partitions, so paging stays exact while partitions
+  /// move between nodes.
+  result<scan_page> scan(std::string_view store, std::string_view from,
+                         std::string_view to, size_t limit) const;
 
   /// Visits the windows of `key` in a window store with start in [from, to].
   status

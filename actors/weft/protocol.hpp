@@ -59,6 +59,21 @@ struct query_answer {
   std::string error;
 };
 
+/// A node's piece of a range scan (scan_merge.hpp) over its partitions of a
+/// store, as it crosses the wire: rows in key order, whether more follow,
+/// or an error (code: a weft::errc).
+struct scan_answer {
+  int32_t code = 0;
+  std::string error;
+  std::vector<std::string> keys, values;
+  bool more = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scan_answer& x) {
+  return f(x.code, x.error, x.keys, x.values, x.more);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, assignment& x) {
   return f(x.generation, x.leader, x.members, x.incarnations, x.active, x.standbys,
@@ -98,14 +113,21 @@ using fenced_atom = caf::atom_constant<caf::atom("fenced")>;
 using query_atom = caf::atom_constant<caf::atom("query")>;
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
 using park_atom = caf::atom_constant<caf::atom("park")>;
+using scan_atom = caf::atom_constant<caf::atom("scan")>;
 
 // -- interfaces ----------------------------------------------------------------
 
 /// Answers state queries from other nodes out of this node's shards, and
-/// carries out operators' calls on parked keys of its tasks (park, service,
-/// partition, key id, action), answered by the task itself.
+/// carries out operators' calls on parked keys of its tasks:
+///   query(store, key, max standby lag)        one key
+///   scan(store, partitions, from, to, limit)  the first `limit` rows of
+///       those partitions in [from, to) (empty `to`: no end), each partition
+///       active here, else errc::state_not_ready
+///   park(service, partition, key id, action)  answered by the task itself
 using query_server_actor = caf::typed_actor<
     caf::replies_to<query_atom, std::string, std::string, int64_t>::with<query_answer>,
+    caf::replies_to<scan_atom, std::string, std::vector<int32_t>, std::string,
+                    std::string, uint32_t>::with<scan_answer>,
     caf::replies_to<park_atom, std::string, int32_t, std::string,
                     std::string>::with<query_answer>>;
 

@@ -14,14 +14,14 @@
 #include <string>
 #include <string_view>
 
+#include <weft/http/bad_request.hpp>
+
 #include "model.hpp"
 
 namespace orders::rest {
 
 /// A request that is not what the contract says; `reason` names the field.
-struct bad_request {
-  std::string reason;
-};
+using bad_request = weft::http::bad_request;
 
 /// The longest id (order, payment) the API takes: ids travel in URL paths.
 inline constexpr size_t max_id_length = 200;

@@ -7,6 +7,7 @@
 
 #include <httplib.h>
 
+#include <weft/http/json_api.hpp>
 #include <weft/kafka/producer.hpp>
 #include <weft/node.hpp>
 
@@ -34,15 +35,8 @@ namespace {
 /// Retry-After (seconds), as every 503 does. A reason may quote the client's
 /// bytes (an id from the path, nlohmann's "last read" of a malformed body):
 /// invalid UTF-8 there is replaced, never a reason to fail.
-void reply_error(httplib::Response& res, int code, const std::string& reason) {
-  weft::http::reply_error(res, code, reason);
-}
-
-void reply(httplib::Response& res, int code, const json& body) {
-  res.status = code;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
-                  "application/json");
-}
+using weft::http::reply_error;
+constexpr auto reply = weft::http::reply_json;
 
 using rest::bad_request;
 
@@ -286,20 +280,6 @@ struct rest_api::impl {
     }
     reply(res, 200, list);
   }
-
-  /// Wraps a handler: a bad_request becomes a 400 naming what is wrong.
-  template <class Fn>
-  httplib::Server::Handler wrap(Fn fn) {
-    return [this, fn](const httplib::Request& req, httplib::Response& res) {
-      try {
-        (this->*fn)(req, res);
-      } catch (const bad_request& e) {
-        reply_error(res, 400, e.reason);
-      } catch (const std::exception& e) {
-        reply_error(res, 500, e.what());
-      }
-    };
-  }
 };
 
 namespace {
@@ -356,15 +336,16 @@ weft::status rest_api::start(const std::string& host, int port) {
                   "no such endpoint: " + req.method + " " + req.path.substr(0, 200) +
                       " (the API is under /v1: orders, payments, stock, customers)");
   });
-  s.Post("/v1/orders", m.wrap(&impl::post_order));
-  s.Get(R"(/v1/orders/([^/]+))", m.wrap(&impl::get_order));
-  s.Get(R"(/v1/orders/([^/]+)/validated)", m.wrap(&impl::get_validated));
-  s.Post(R"(/v1/orders/([^/]+)/cancel)", m.wrap(&impl::cancel_order));
-  s.Post("/v1/payments", m.wrap(&impl::post_payment));
-  s.Post("/v1/stock", m.wrap(&impl::post_stock));
-  s.Get(R"(/v1/stock/([^/]+))", m.wrap(&impl::get_stock));
-  s.Put(R"(/v1/customers/([^/]+))", m.wrap(&impl::put_customer));
-  s.Get(R"(/v1/customers/([^/]+)/orders)", m.wrap(&impl::get_customer_orders));
+  s.Post("/v1/orders", weft::http::guarded(&m, &impl::post_order));
+  s.Get(R"(/v1/orders/([^/]+))", weft::http::guarded(&m, &impl::get_order));
+  s.Get(R"(/v1/orders/([^/]+)/validated)", weft::http::guarded(&m, &impl::get_validated));
+  s.Post(R"(/v1/orders/([^/]+)/cancel)", weft::http::guarded(&m, &impl::cancel_order));
+  s.Post("/v1/payments", weft::http::guarded(&m, &impl::post_payment));
+  s.Post("/v1/stock", weft::http::guarded(&m, &impl::post_stock));
+  s.Get(R"(/v1/stock/([^/]+))", weft::http::guarded(&m, &impl::get_stock));
+  s.Put(R"(/v1/customers/([^/]+))", weft::http::guarded(&m, &impl::put_customer));
+  s.Get(R"(/v1/customers/([^/]+)/orders)",
+        weft::http::guarded(&m, &impl::get_customer_orders));
 
   if (port == 0) {
     m.bound_port = s.bind_to_any_port(host);

@@ -75,10 +75,6 @@ int64_t longest_gap(const std::vector<owned_record>& records, int64_t from, int6
   return worst;
 }
 
-std::string fmt_ms(int64_t ms) {
-  return std::to_string(ms) + " ms";
-}
-
 } // namespace
 
 TEST_CASE("chaos: the counter pipeline on three nodes rides out a fault storm with every "
@@ -218,19 +214,7 @@ TEST_CASE("chaos: the counter pipeline on three nodes rides out a fault storm wi
                         std::to_string(leader) + " on the leader");
 
   // Liveness: settled within the bound after the last fault.
-  auto settle = c.wait_settled(std::chrono::milliseconds(o.settle_bound_ms), &why);
-  auto settled_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - last_fault)
-                        .count();
-  sum.check("settled after the last fault", settle.has_value(),
-            settle ? fmt_ms(settled_ms)
-                   : "not within " + fmt_ms(o.settle_bound_ms) + ": " + why +
-                         " (views: " + o.log_dir + "/" + app + "-views.jsonl)");
-  if (!settle) c.dump_views(o.log_dir + "/" + app + "-views.jsonl");
-  int crashed = 0;
-  for (auto& [id, n] : c.nodes())
-    crashed += !n.running();
-  sum.check("no node died on its own", crashed == 0, std::to_string(crashed) + " died");
+  auto settle = chaos::check_liveness(c, sum, o, app, last_fault);
   sum.check("the leader was hit in a third of the node faults",
             leader * 3 >= static_cast<int>(faults.size()) - kinds["broker"],
             std::to_string(leader) + " of " +
@@ -290,8 +274,8 @@ TEST_CASE("chaos: the counter pipeline on three nodes rides out a fault storm wi
   sum.row("records in aborted epochs (upper bound)", std::to_string(aborted));
   auto counts = consume_all(t.counts(), total_counts, 60s, 2s);
   sum.row("longest gap in committed output, any partition, during the storm",
-          fmt_ms(longest_gap(counts, storm_from, storm_to)));
-  if (settle) sum.row("settle time after the last fault", fmt_ms(settled_ms));
+          chaos::fmt_ms(longest_gap(counts, storm_from, storm_to)));
+  if (settle) sum.row("settle time after the last fault", chaos::fmt_ms(*settle));
 
   for (auto& [id, n] : c.nodes())
     if (n.running()) CHECK(n.proc->stop(SIGTERM, 60s) == 0);
@@ -552,21 +536,10 @@ TEST_CASE("chaos: the order system on three nodes rides out a fault storm with e
   sum.row("faults", std::to_string(faults.size()) + " (" + kind_list + "), " +
                         std::to_string(leader) + " on the leader");
 
-  auto settle = c.wait_settled(std::chrono::milliseconds(o.settle_bound_ms), &why);
-  auto settled_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - last_fault)
-                        .count();
-  sum.check("settled after the last fault", settle.has_value(),
-            settle ? fmt_ms(settled_ms)
-                   : "not within " + fmt_ms(o.settle_bound_ms) + ": " + why +
-                         " (views: " + o.log_dir + "/" + app + "-views.jsonl)");
-  if (!settle) c.dump_views(o.log_dir + "/" + app + "-views.jsonl");
-  for (auto& th : clients)
-    th.join();
-  int crashed = 0;
-  for (auto& [id, n] : c.nodes())
-    crashed += !n.running();
-  sum.check("no node died on its own", crashed == 0, std::to_string(crashed) + " died");
+  auto settle = chaos::check_liveness(c, sum, o, app, last_fault, [&] {
+    for (auto& th : clients)
+      th.join();
+  });
   sum.check("the leader was hit in a third of the node faults",
             leader * 3 >= static_cast<int>(faults.size()) - kinds["broker"],
             std::to_string(leader));
@@ -693,7 +666,7 @@ TEST_CASE("chaos: the order system on three nodes rides out a fault storm with e
   sum.check("one notification per shipped order, none twice", twice == 0,
             std::to_string(notified.size()) + " notified, " + std::to_string(twice) +
                 " twice");
-  if (settle) sum.row("settle time after the last fault", fmt_ms(settled_ms));
+  if (settle) sum.row("settle time after the last fault", chaos::fmt_ms(*settle));
   for (auto& [id, n] : c.nodes())
     if (n.running()) CHECK(n.proc->stop(SIGTERM, 60s) == 0);
   std::cout << "\nchaos summary (order system)\n" << sum.text() << std::flush;

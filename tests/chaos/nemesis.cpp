@@ -391,4 +391,32 @@ std::string summary::text() const {
   return out.str();
 }
 
+std::string fmt_ms(int64_t ms) {
+  return std::to_string(ms) + " ms";
+}
+
+std::optional<int64_t> check_liveness(cluster& c, summary& sum, const options& o,
+                                      const std::string& app,
+                                      std::chrono::steady_clock::time_point last_fault,
+                                      const std::function<void()>& then) {
+  std::string why;
+  const auto views = o.log_dir + "/" + app + "-views.jsonl";
+  auto settle = c.wait_settled(std::chrono::milliseconds(o.settle_bound_ms), &why);
+  auto settled_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - last_fault)
+                        .count();
+  sum.check("settled after the last fault", settle.has_value(),
+            settle ? fmt_ms(settled_ms)
+                   : "not within " + fmt_ms(o.settle_bound_ms) + ": " + why +
+                         " (views: " + views + ")");
+  if (!settle) c.dump_views(views);
+  if (then) then();
+  int crashed = 0;
+  for (auto& [id, n] : c.nodes())
+    crashed += !n.running();
+  sum.check("no node died on its own", crashed == 0, std::to_string(crashed) + " died");
+  if (!settle) return std::nullopt;
+  return settled_ms;
+}
+
 } // namespace weft::test::chaos

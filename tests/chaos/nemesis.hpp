@@ -150,4 +150,18 @@ class summary {
   int failed_ = 0;
 };
 
+/// "N ms".
+std::string fmt_ms(int64_t ms);
+
+/// The liveness checks every workload ends its storm with: waits up to
+/// o.settle_bound_ms for `c` to settle and checks "settled after the last
+/// fault" (on failure writing every node's view to
+/// <log_dir>/<app>-views.jsonl and naming it); runs `then` (e.g. joining the
+/// workload's clients); checks "no node died on its own". Returns the time
+/// from `last_fault` to settled, or nullopt.
+std::optional<int64_t> check_liveness(cluster& c, summary& sum, const options& o,
+                                      const std::string& app,
+                                      std::chrono::steady_clock::time_point last_fault,
+                                      const std::function<void()>& then = {});
+
 } // namespace weft::test::chaos

@@ -33,3 +33,10 @@ weft_add_fuzzer(cluster_record
   SOURCES cluster_record.fuzz.cpp ${WEFT_ROOT}/actors/weft/cluster/cluster_log.cpp
           ${WEFT_ROOT}/actors/weft/cluster/assignor.cpp
   INCLUDES ${WEFT_ROOT}/actors LIBS weft_fuzz_kafka)
+
+# What a node decodes from another node over the cluster connection (CAF's
+# BASP payloads; actors/weft/cluster/wire_types.hpp and peer_bounds.hpp):
+# whole messages with their type names, and each type on its own. The seeds
+# are checked against today's encodings by fuzz/peer_seeds.test.cpp.
+weft_add_fuzzer(peer_message SOURCES peer_message.fuzz.cpp LIBS weft_fuzz_peer)
+weft_add_fuzzer(peer_types SOURCES peer_types.fuzz.cpp LIBS weft_fuzz_peer)

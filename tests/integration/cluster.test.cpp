@@ -29,17 +29,6 @@ using nlohmann::json;
 
 namespace {
 
-std::optional<json> get_json(int port, const std::string& path) {
-  httplib::Client c{"127.0.0.1", port};
-  c.set_connection_timeout(1);
-  c.set_read_timeout(5);
-  auto res = c.Get(path.c_str());
-  if (!res || res->status != 200) return std::nullopt;
-  auto j = json::parse(res->body, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
-}
-
 /// One node of the test cluster: its process, ports and state folder.
 struct node_proc {
   std::string id;
@@ -73,24 +62,7 @@ struct cluster_fixture {
       n.state_dir = "/tmp/" + app + "-" + id;
       n.log = "/tmp/" + app + "-" + id + ".log";
     }
-    auto args = node_args(topics, app, n.state_dir, 0);
-    // The node's own HTTP endpoint (http.port) serves what the tests ask.
-    args.erase(std::remove_if(args.begin(), args.end(),
-                              [](const std::string& a) {
-                                return a.rfind("--test.http.port=", 0) == 0;
-                              }),
-               args.end());
-    args.push_back("--cluster.enabled=true");
-    args.push_back("--node.id=" + id);
-    args.push_back("--http.port=" + std::to_string(n.http_port));
-    for (auto& e : extra)
-      args.push_back(e);
-    // WEFT_TEST_NODE_LOG_LEVEL=debug: the nodes' logs tell more.
-    if (auto* level = std::getenv("WEFT_TEST_NODE_LOG_LEVEL"))
-      args.push_back(std::string{"--log.level="} + level);
-    n.proc = std::make_unique<test::child_process>(test::built("tests/weft-test-node"),
-                                                   args, n.log);
-    n.proc->note_end_in_log();
+    n.proc = start_cluster_node(topics, app, id, n.state_dir, n.http_port, extra, n.log);
     return n;
   }
 

@@ -41,17 +41,6 @@ using nlohmann::json;
 
 namespace {
 
-std::optional<json> get_json(int port, const std::string& path) {
-  httplib::Client c{"127.0.0.1", port};
-  c.set_connection_timeout(1);
-  c.set_read_timeout(5);
-  auto res = c.Get(path.c_str());
-  if (!res || res->status != 200) return std::nullopt;
-  auto j = json::parse(res->body, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
-}
-
 size_t count_lines(const std::string& path, const std::string& what) {
   std::ifstream f{path};
   size_t n = 0;
@@ -89,25 +78,11 @@ struct nodes_fixture {
     n.http_port = test_port(next_port++);
     n.cluster_port = test_port(next_port++);
     n.log = dir + "/" + id + ".log";
-    auto args = node_args(topics, app, dir + "/state-" + id, 0);
-    args.erase(std::remove_if(args.begin(), args.end(),
-                              [](const std::string& a) {
-                                return a.rfind("--test.http.port=", 0) == 0;
-                              }),
-               args.end());
-    for (auto& a : {"--cluster.enabled=true", "--num.standby.replicas=0"})
-      args.push_back(a);
-    args.push_back("--node.id=" + id);
-    args.push_back("--http.port=" + std::to_string(n.http_port));
-    args.push_back("--cluster.port=" + std::to_string(n.cluster_port));
-    for (auto& e : extra)
-      args.push_back(e);
-    // WEFT_TEST_NODE_LOG_LEVEL=debug: the nodes' logs tell more.
-    if (auto* level = std::getenv("WEFT_TEST_NODE_LOG_LEVEL"))
-      args.push_back(std::string{"--log.level="} + level);
-    n.proc = std::make_unique<test::child_process>(test::built("tests/weft-test-node"),
-                                                   args, n.log);
-    n.proc->note_end_in_log();
+    std::vector<std::string> args{"--num.standby.replicas=0",
+                                  "--cluster.port=" + std::to_string(n.cluster_port)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    n.proc = start_cluster_node(topics, app, id, dir + "/state-" + id, n.http_port, args,
+                                n.log);
     return n;
   }
 

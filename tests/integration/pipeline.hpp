@@ -9,8 +9,11 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -184,6 +187,45 @@ inline std::vector<std::string> node_args(const pipeline_topics& t,
 
 inline int test_port(int offset) {
   return 20000 + (::getpid() % 500) * 10 + offset;
+}
+
+/// GET `path` from 127.0.0.1:`port` (1 s to connect, 5 s to read): its JSON
+/// body, or nullopt unless it answered 200 with JSON.
+inline std::optional<nlohmann::json> get_json(int port, const std::string& path) {
+  httplib::Client c{"127.0.0.1", port};
+  c.set_connection_timeout(1);
+  c.set_read_timeout(5);
+  auto res = c.Get(path.c_str());
+  if (!res || res->status != 200) return std::nullopt;
+  auto j = nlohmann::json::parse(res->body, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+/// Starts clustered pipeline node `id` (weft-test-node) of `app`: the node's
+/// own HTTP endpoint on `http_port` (it serves what the tests ask), state in
+/// `state_dir`, then `extra` keys; WEFT_TEST_NODE_LOG_LEVEL=debug makes the
+/// nodes' logs tell more. Its log (with how it ended) goes to `log`.
+inline std::unique_ptr<child_process>
+start_cluster_node(const pipeline_topics& t, const std::string& app,
+                   const std::string& id, const std::string& state_dir, int http_port,
+                   const std::vector<std::string>& extra, const std::string& log) {
+  auto args = node_args(t, app, state_dir, 0);
+  args.erase(std::remove_if(args.begin(), args.end(),
+                            [](const std::string& a) {
+                              return a.rfind("--test.http.port=", 0) == 0;
+                            }),
+             args.end());
+  args.push_back("--cluster.enabled=true");
+  args.push_back("--node.id=" + id);
+  args.push_back("--http.port=" + std::to_string(http_port));
+  for (auto& e : extra)
+    args.push_back(e);
+  if (auto* level = std::getenv("WEFT_TEST_NODE_LOG_LEVEL"))
+    args.push_back(std::string{"--log.level="} + level);
+  auto proc = std::make_unique<child_process>(built("tests/weft-test-node"), args, log);
+  proc->note_end_in_log();
+  return proc;
 }
 
 } // namespace weft::test::pipeline

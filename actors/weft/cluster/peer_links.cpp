@@ -45,31 +45,26 @@ struct links_state {
 
 using links_ptr = peer_links_actor::stateful_pointer<links_state>;
 
-/// Whether what a peer sent is within bounds; logs the first refusals (and
-/// then one in 100: statuses come every 500 ms).
-bool within_bounds(links_ptr self, const member_record& m, const char* what) {
-  bool ok = m.id.size() <= max_peer_text && m.host.size() <= max_peer_text &&
-            m.http.size() <= max_peer_text && m.topology.size() <= max_peer_text;
-  if (!ok && self->state.refused++ % 100 == 0)
-    log::warn("cluster: dropped a {} from {}: a field is longer than {} bytes ({} "
-              "dropped so far)",
-              what,
+/// Whether what a peer sent is within bounds (`why` empty); else counts it
+/// and logs the first refusals and then one in 100 (statuses come every
+/// 500 ms), naming the sender's node and the reason.
+bool accept(links_ptr self, const std::string& why, const char* what) {
+  if (why.empty()) return true;
+  auto& st = self->state;
+  if (st.s.dropped) st.s.dropped->fetch_add(1, std::memory_order_relaxed);
+  if (st.refused++ % 100 == 0)
+    log::warn("cluster: dropped a {} from {}: {} ({} dropped so far)", what,
               self->current_sender() ? to_string(self->current_sender()->node()) : "?",
-              max_peer_text, self->state.refused);
-  return ok;
+              why.substr(0, 200), st.refused);
+  return false;
+}
+
+bool within_bounds(links_ptr self, const member_record& m, const char* what) {
+  return accept(self, peer_record_violation(m), what);
 }
 
 bool within_bounds(links_ptr self, const node_status& s) {
-  auto limit = self->state.s.max_units;
-  bool ok = s.node.size() <= max_peer_text &&
-            (limit == 0 || (s.holding.size() <= limit && s.standby_lag.size() <= limit &&
-                            s.active_lag.size() <= limit));
-  if (!ok && self->state.refused++ % 100 == 0)
-    log::warn("cluster: dropped a status from {}: it names more than the application's "
-              "{} units or a node id longer than {} bytes ({} dropped so far)",
-              self->current_sender() ? to_string(self->current_sender()->node()) : "?",
-              limit, max_peer_text, self->state.refused);
-  return ok;
+  return accept(self, peer_status_violation(s, self->state.s.max_units), "status");
 }
 
 void send_own_status(links_ptr self, const peer& p) {
@@ -300,6 +295,7 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           if (st.rebalancer) self->send(st.rebalancer, status_atom::value, s);
         },
         [self](leaving_atom, const std::string& id) {
+          if (!accept(self, peer_id_violation(id), "leave notice")) return;
           down(self, id, "it left");
           self->state.peers.erase(id);
         },

@@ -13,23 +13,24 @@
 // Events go up to the coordinator (peer up, peer down, statuses — this
 // node's own included) and the rebalancer (peers' statuses); nothing here
 // decides anything, and no connection attempt holds up a decision.
-// What a peer sends is bounded before it goes on: a status naming more units
-// than the application has, or an id, host or fingerprint longer than
-// max_peer_text, is dropped and logged (CAF 0.17.6 itself bounds no message
-// size; TLS keeps strangers from sending any).
+// What a peer sends is bounded before it goes on (peer_bounds.hpp): a status
+// naming more units than the application has, or an id, host or fingerprint
+// longer than max_peer_text, is dropped, counted and logged (CAF 0.17.6
+// itself bounds no message size; TLS keeps strangers from sending any).
 //
 // Internal to weft.
 
 #include <caf/fwd.hpp>
 
+#include <atomic>
+#include <cstdint>
+
 #include "weft/cluster/cluster_types.hpp"
+#include "weft/cluster/peer_bounds.hpp"
 
 namespace weft::cluster {
 
 class peer_directory;
-
-/// Longest id, host, HTTP address or topology fingerprint taken from a peer.
-inline constexpr size_t max_peer_text = 1024;
 
 struct peer_links_settings {
   member_record self; ///< port filled later (announce): known once published
@@ -38,6 +39,9 @@ struct peer_links_settings {
   bool tls = false; ///< connect through CAF's openssl module (cluster.tls.enabled)
   /// Units of this application: a peer's status naming more is refused.
   size_t max_units = 0;
+  /// Counts the peers' messages dropped for their bounds (read from any
+  /// thread); may be null. Must outlive the actor.
+  std::atomic<uint64_t>* dropped = nullptr;
 };
 
 /// `query` is the node's query_server_actor. Returns a peer_links_actor,

@@ -6,6 +6,9 @@
 #include "weft/actors/park_registry.hpp"
 #include "weft/actors/standby.hpp"
 #include "weft/cluster/cluster_log.hpp"
+#include "weft/cluster/peer_bounds.hpp"
+#include "weft/cluster/scan_merge.hpp"
+#include "weft/cluster/wire_types.hpp"
 #include "weft/data_protocol.hpp"
 #include "weft/protocol.hpp"
 #include "weft/services/partitioner.hpp"
@@ -27,11 +30,39 @@ query_answer answer_of(const result<std::optional<std::string>>& r) {
   return a;
 }
 
-result<std::optional<std::string>> result_of(query_answer a) {
-  if (a.code != 0) return make_error(static_cast<errc>(a.code), std::move(a.error));
-  if (!a.found) return std::optional<std::string>{};
-  return std::optional<std::string>{std::move(a.value)};
+std::string list_of(const std::vector<int32_t>& parts) {
+  std::string out;
+  for (auto p : parts)
+    out += (out.empty() ? "" : ",") + std::to_string(p);
+  return out;
 }
+
+scan_answer answer_of(status st) {
+  scan_answer a;
+  a.code = static_cast<int32_t>(st.code());
+  a.error = st.message();
+  return a;
+}
+
+scan_answer answer_of(scan_piece piece) {
+  scan_answer a;
+  a.more = piece.more;
+  a.keys.reserve(piece.rows.size());
+  a.values.reserve(piece.rows.size());
+  for (auto& [k, v] : piece.rows) {
+    a.keys.push_back(std::move(k));
+    a.values.push_back(std::move(v));
+  }
+  return a;
+}
+
+/// Clears CAF's logger from a foreign thread's local storage once a scoped
+/// actor is gone: the actor system's destructor waits until every such
+/// reference is gone, so a thread pool that outlives the node (an
+/// application's HTTP server) would keep the node from stopping.
+struct drop_thread_logger {
+  ~drop_thread_logger() { caf::logger::set_current_actor_system(nullptr); }
+};
 
 } // namespace
 
@@ -121,13 +152,7 @@ query_router::get(const std::string& store, const std::string& key, int64_t max_
   }
   query_answer answer;
   {
-    // A scoped actor leaves CAF's logger in this (foreign) thread's local
-    // storage, and the actor system's destructor waits until every such
-    // reference is gone: drop it once done, or a thread pool that outlives
-    // the node (an application's HTTP server) keeps the node from stopping.
-    struct drop_thread_logger {
-      ~drop_thread_logger() { caf::logger::set_current_actor_system(nullptr); }
-    } drop;
+    drop_thread_logger drop;
     caf::scoped_actor self{*sys_};
     self->request(q, std::chrono::milliseconds(timeout_ms_ * 2), query_atom::value, store,
                   key, max_lag)
@@ -251,12 +276,149 @@ query_answer query_router::park(size_t service, int32_t partition, const std::st
   return out;
 }
 
+scan_answer query_router::local_scan(const std::string& store,
+                                     const std::vector<int32_t>& parts,
+                                     const std::string& from, const std::string& to,
+                                     size_t limit, bool remote) {
+  int count = ctx_->shards.partitions(store);
+  auto s = topo_->service_of_store.find(store);
+  if (count == 0 || s == topo_->service_of_store.end())
+    return answer_of(make_error(errc::not_found, "no state store named '" + store +
+                                                     "' in this application"));
+  auto a = log_->latest();
+  auto mine = ctx_->owned_units();
+  std::vector<scan_piece> pieces;
+  for (auto p : parts) {
+    if (p < 0 || p >= count)
+      return answer_of(
+          make_error(errc::invalid_argument,
+                     "store '" + store + "' has no partition " + std::to_string(p)));
+    auto u = topo_->unit_of.at({s->second, p});
+    if (!mine.count(u) || !a || u >= a->active.size() || a->active[u] != node_id_)
+      return answer_of(make_error(
+          errc::state_not_ready,
+          "store '" + store + "' partition " + std::to_string(p) +
+              (remote ? " is not active on node " + node_id_ : " is not active here") +
+              " (it is moving); retry shortly"));
+    scan_collector collect{limit};
+    auto st = ctx_->shards.with(store, p, [&](state::shard* sh, int) -> status {
+      if (!sh || !sh->ready())
+        return make_error(errc::state_not_ready,
+                          "store '" + store + "' partition " + std::to_string(p) +
+                              " on node " + node_id_ + " is restoring; retry shortly");
+      auto* kv = sh->kv(store);
+      if (!kv)
+        return make_error(errc::invalid_argument,
+                          "store '" + store + "' is not a key-value store");
+      return kv->range(from, to, std::ref(collect));
+    });
+    if (!st) return answer_of(st);
+    pieces.push_back(collect.take());
+  }
+  return answer_of(merge_scan(std::move(pieces), limit));
+}
+
+result<scan_page> query_router::scan(const std::string& store, const std::string& from,
+                                     const std::string& to, size_t limit) {
+  scan_page page;
+  int count = ctx_->shards.partitions(store);
+  auto s = topo_->service_of_store.find(store);
+  if (count == 0 || s == topo_->service_of_store.end())
+    return make_error(errc::not_found,
+                      "no state store named '" + store + "' in this application");
+  page.partition_count = count;
+  auto a = log_->latest();
+  std::map<std::string, std::vector<int32_t>> by_owner;
+  for (int32_t p = 0; p < count; ++p) {
+    auto u = topo_->unit_of.at({s->second, p});
+    if (!a || u >= a->active.size() || a->active[u].empty())
+      return make_error(errc::state_not_ready,
+                        "the cluster has not assigned store '" + store + "' partition " +
+                            std::to_string(p) + " to a node yet; retry shortly");
+    by_owner[a->active[u]].push_back(p);
+  }
+  // Ask every other owner first, then scan here while they answer.
+  std::vector<std::pair<std::string, query_server_actor>> remote;
+  for (auto& [owner, parts] : by_owner) {
+    if (owner == node_id_) continue;
+    auto q = peers_->get(owner);
+    if (!q)
+      return make_error(errc::state_not_ready,
+                        "node " + owner + " (the owner of store '" + store +
+                            "' partitions " + list_of(parts) +
+                            ") is not reachable from here; retry shortly");
+    remote.emplace_back(owner, std::move(q));
+  }
+  int taken = static_cast<int>(remote.size());
+  if (in_flight_.fetch_add(taken) + taken > max_in_flight_) {
+    in_flight_.fetch_sub(taken);
+    return make_error(errc::state_not_ready,
+                      "too many queries in flight to other nodes (" +
+                          std::to_string(max_in_flight_) + "); retry shortly");
+  }
+  std::vector<scan_piece> pieces;
+  status first_error;
+  {
+    drop_thread_logger drop;
+    caf::scoped_actor self{*sys_};
+    const auto bound = std::chrono::milliseconds(timeout_ms_ * 2);
+    std::vector<decltype(self->request(remote.front().second, bound, scan_atom::value,
+                                       store, std::vector<int32_t>{}, from, to,
+                                       uint32_t{0}))>
+        asked;
+    for (auto& [owner, q] : remote)
+      asked.push_back(self->request(q, bound, scan_atom::value, store, by_owner[owner],
+                                    from, to, static_cast<uint32_t>(limit)));
+    if (auto mine = by_owner.find(node_id_); mine != by_owner.end()) {
+      auto piece =
+          piece_of(local_scan(store, mine->second, from, to, limit, false), limit);
+      if (piece)
+        pieces.push_back(std::move(*piece));
+      else
+        first_error = piece.error();
+    }
+    for (size_t i = 0; i < asked.size(); ++i) {
+      const auto& owner = remote[i].first;
+      asked[i].receive(
+          [&](scan_answer& x) {
+            auto piece = piece_of(std::move(x), limit);
+            if (piece)
+              pieces.push_back(std::move(*piece));
+            else if (first_error.ok())
+              first_error = piece.error();
+          },
+          [&](caf::error& e) {
+            if (first_error.ok())
+              first_error = make_error(errc::state_not_ready,
+                                       "asking node " + owner + " for store '" + store +
+                                           "' partitions " + list_of(by_owner[owner]) +
+                                           ": " + sys_->render(e) + "; retry shortly");
+          });
+    }
+  }
+  in_flight_.fetch_sub(taken);
+  if (!first_error.ok()) return first_error;
+  auto merged = merge_scan(std::move(pieces), limit);
+  page.rows = std::move(merged.rows);
+  page.more = merged.more;
+  page.partitions = std::move(by_owner);
+  return page;
+}
+
 caf::actor spawn_query_server(caf::actor_system& sys, query_router* router) {
   auto fn = [](query_server_actor::pointer self,
                query_router* r) -> query_server_actor::behavior_type {
     return {
-        [r](query_atom, const std::string& store, const std::string& key, int64_t max_lag)
-            -> query_answer { return r->local(store, key, max_lag, true); },
+        [r](query_atom, const std::string& store, const std::string& key,
+            int64_t max_lag) -> query_answer {
+          if (auto why = peer_query_violation(store, key, max_lag); !why.empty()) {
+            query_answer refused;
+            refused.code = static_cast<int32_t>(errc::invalid_argument);
+            refused.error = "query refused: " + why;
+            return refused;
+          }
+          return r->local(store, key, max_lag, true);
+        },
         [self, r](park_atom, const std::string& service, int32_t partition,
                   const std::string& id,
                   const std::string& action) -> caf::result<query_answer> {
@@ -266,6 +428,18 @@ caf::actor spawn_query_server(caf::actor_system& sys, query_router* router) {
               r->park_target(service, partition, why));
           if (!task) return why;
           return self->delegate(task, park_atom::value, id, action);
+        },
+        [r](scan_atom, const std::string& store, const std::vector<int32_t>& parts,
+            const std::string& from, const std::string& to,
+            uint32_t limit) -> scan_answer {
+          if (auto why = peer_scan_violation(store, parts.size(), from, to, limit);
+              !why.empty()) {
+            scan_answer refused;
+            refused.code = static_cast<int32_t>(errc::invalid_argument);
+            refused.error = "scan refused: " + why;
+            return refused;
+          }
+          return r->local_scan(store, parts, from, to, limit, true);
         },
     };
   };

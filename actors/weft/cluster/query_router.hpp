@@ -8,8 +8,16 @@
 // retriable). While the unit moves the answer is errc::state_not_ready
 // (retry), never a copy that is not the owner's.
 //
-// The query server (an actor per node) answers the other nodes' queries from
-// this node's shards. Every member may be called from any thread.
+// A range scan goes to the owners of every partition of the store at once
+// (one request per owner node, each bounded like a query and counted
+// against `max_in_flight`), each answering the first rows of its
+// partitions; the pieces are merged in key order (scan_merge.hpp). A
+// partition with no owner, an owner not reachable, or one that is not
+// (yet, or any longer) running the partition makes the whole page
+// errc::state_not_ready, naming the partition: never a page with a hole.
+//
+// The query server (an actor per node) answers the other nodes' queries and
+// scans from this node's shards. Every member may be called from any thread.
 //
 // Internal to weft.
 
@@ -20,6 +28,9 @@
 #include <optional>
 #include <string>
 
+#include <vector>
+
+#include "weft/node.hpp"
 #include "weft/status.hpp"
 
 namespace weft::detail {
@@ -33,6 +44,7 @@ namespace weft::cluster {
 class peer_directory;
 class cluster_log_reader;
 struct query_answer;
+struct scan_answer;
 
 class query_router {
  public:
@@ -63,6 +75,19 @@ class query_router {
   /// query server; an invalid address with `why` set when there is none.
   caf::actor_addr park_target(const std::string& service, int32_t partition,
                               query_answer& why) const;
+
+  /// The first `limit` rows of kv store `store` in [from, to) (empty `to`:
+  /// no end) from the owners of all its partitions (see above). Global
+  /// tables are node::scan's (this node's copy).
+  result<scan_page> scan(const std::string& store, const std::string& from,
+                         const std::string& to, size_t limit);
+
+  /// The first `limit` rows of partitions `parts` of `store` in [from, to),
+  /// from this node's shards; each must be active here (else
+  /// errc::state_not_ready naming it). `remote`: asked by another node.
+  scan_answer local_scan(const std::string& store, const std::vector<int32_t>& parts,
+                         const std::string& from, const std::string& to, size_t limit,
+                         bool remote);
 
  private:
   detail::node_context* ctx_;

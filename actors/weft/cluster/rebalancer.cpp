@@ -67,35 +67,25 @@ void run_commands(rebalancer_ptr self) {
       run_commands(self);
       publish_status(self, false);
     };
+    // A run or standbys command answered: done or failed as the answer says.
+    auto done = [self, id](const call_result& r) {
+      auto now = steady_now();
+      if (r.ok())
+        self->state.logic->task_done(id, now);
+      else
+        self->state.logic->task_failed(id, r.why, now);
+      run_commands(self);
+      publish_status(self, true);
+    };
     switch (c.what) {
     case task_command::kind::run:
       self->request(st.tasks, bound, detail::run_atom::value, c.units, c.only_add,
                     c.standbys, c.generation)
-          .then(
-              [self, id](const call_result& r) {
-                auto now = steady_now();
-                if (r.ok())
-                  self->state.logic->task_done(id, now);
-                else
-                  self->state.logic->task_failed(id, r.why, now);
-                run_commands(self);
-                publish_status(self, true);
-              },
-              failed);
+          .then(done, failed);
       break;
     case task_command::kind::standbys:
       self->request(st.tasks, bound, detail::standbys_atom::value, c.standbys)
-          .then(
-              [self, id](const call_result& r) {
-                auto now = steady_now();
-                if (r.ok())
-                  self->state.logic->task_done(id, now);
-                else
-                  self->state.logic->task_failed(id, r.why, now);
-                run_commands(self);
-                publish_status(self, true);
-              },
-              failed);
+          .then(done, failed);
       break;
     case task_command::kind::drop:
       self->request(st.tasks, bound, detail::drop_atom::value)
