@@ -20,12 +20,31 @@
 
 #include <caf/all.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "fuzz_check.hpp"
 #include "peer_checks.hpp"
 #include "peer_fuzzing.hpp"
+
+namespace {
+
+/// CAF 0.17.6's pack754 never returns for an infinite float or double (its
+/// normalising loop halves infinity forever; found by this target). weft's
+/// wire types hold no floating point and a node never encodes what a peer
+/// sent, so only this target's round trip must leave such a value alone.
+bool encodable(const caf::message& m) {
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (m.match_element<float>(i) && !std::isfinite(m.get_as<float>(i))) return false;
+    if (m.match_element<double>(i) && !std::isfinite(m.get_as<double>(i))) return false;
+    if (m.match_element<long double>(i) && !std::isfinite(m.get_as<long double>(i)))
+      return false;
+  }
+  return true;
+}
+
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto& env = weft::fuzz::peer_environment::get();
@@ -40,6 +59,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   weft::fuzz::dispatch(msg);
+  if (!encodable(msg)) {
+    env.forget_proxies();
+    return 0;
+  }
   // Round trip: encode, decode, encode again: the same bytes.
   auto once = env.encode(stages, msg);
   std::vector<caf::strong_actor_ptr> stages2;
