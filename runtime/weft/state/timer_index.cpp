@@ -1,5 +1,6 @@
 #include "weft/state/timer_index.hpp"
 
+#include <algorithm>
 #include <limits>
 
 #include "weft/serde.hpp"
@@ -207,19 +208,24 @@ result<std::vector<timer>> timer_index::take_due(timer_clock clock, timestamp_ms
   std::string last;
   bool corrupted = false;
   // From the cursor: entries before it were taken (or removed), so the scan
-  // skips the deletion markers fired timers leave behind.
-  auto st = store_.range(cursor_[s], bound, [&](std::string_view k, std::string_view v) {
-    last.assign(k);
-    if (taken_.count(last)) return true; // set below the cursor, then taken again
-    auto t = decode_index(k, v);
-    if (!t) {
-      corrupted = true;
-      return false;
-    }
-    taken_.insert(last);
-    out.push_back(std::move(*t));
-    return out.size() < max;
-  });
+  // skips the deletion markers fired timers leave behind. A cursor past the
+  // bound (the wall clock stepped back) leaves nothing to scan.
+  auto st =
+      cursor_[s] >= bound
+          ? status{}
+          : store_.range(cursor_[s], bound, [&](std::string_view k, std::string_view v) {
+              last.assign(k);
+              if (taken_.count(last))
+                return true; // set below the cursor, then taken again
+              auto t = decode_index(k, v);
+              if (!t) {
+                corrupted = true;
+                return false;
+              }
+              taken_.insert(last);
+              out.push_back(std::move(*t));
+              return out.size() < max;
+            });
   if (!st) return st;
   if (corrupted) return corrupt("index");
   if (out.size() == max) {
@@ -231,9 +237,9 @@ result<std::vector<timer>> timer_index::take_due(timer_clock clock, timestamp_ms
   }
   // Every due timer is taken: the next not taken is the first at or after
   // the bound (later ones set before it lower the cursor again).
-  cursor_[s] = bound;
+  cursor_[s] = std::max(cursor_[s], bound);
   next_[s] = max_time;
-  st = store_.range(bound, clock_bound(clock, max_time),
+  st = store_.range(cursor_[s], clock_bound(clock, max_time),
                     [&](std::string_view k, std::string_view) {
                       if (k.size() >= index_head) next_[s] = get_time(k.data() + 2);
                       return false;

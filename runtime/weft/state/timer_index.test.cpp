@@ -108,6 +108,11 @@ TEST_CASE("timers come due in time order per clock, never before their time",
   // The other clock is apart.
   CHECK(names(fire(idx, C::wall_clock, 49)).empty());
   CHECK(names(fire(idx, C::wall_clock, 50)) == std::vector<std::string>{"w/x@50"});
+  // The wall clock stepping back finds nothing new, and loses nothing.
+  REQUIRE(idx.set(make("w", "y", C::wall_clock, 70)).ok());
+  CHECK(names(fire(idx, C::wall_clock, 60)).empty());
+  CHECK(names(fire(idx, C::wall_clock, 40)).empty());
+  CHECK(names(fire(idx, C::wall_clock, 70)) == std::vector<std::string>{"w/y@70"});
   // Fired timers are gone from both key spaces.
   std::vector<std::string> left;
   REQUIRE(store
@@ -119,7 +124,7 @@ TEST_CASE("timers come due in time order per clock, never before their time",
   CHECK(left.empty());
 }
 
-TEST_CASE("setting a timer again replaces it; cancel removes it; get reads it",
+TEST_CASE("setting a timer again replaces it, cancel removes it, get reads it",
           "[state][timers]") {
   temp_dir dir;
   auto f = make_rocksdb_factory(8 << 20, 8 << 20);
@@ -162,7 +167,7 @@ TEST_CASE("setting a timer again replaces it; cancel removes it; get reads it",
       errc::invalid_argument);
 }
 
-TEST_CASE("a taken timer is not handed out twice; one set or cancelled after it was "
+TEST_CASE("a taken timer is not handed out twice, and one set or cancelled after it was "
           "taken is left alone by its removal",
           "[state][timers]") {
   temp_dir dir;

@@ -66,7 +66,7 @@ TEST_CASE("an event-time timer fires once stream time reaches it, in time order,
   CHECK(d.kv("reminders-timers").approximate_size() == 0);
 }
 
-TEST_CASE("a timer set again replaces the first; a cancelled one never fires",
+TEST_CASE("a timer set again replaces the first, and a cancelled one never fires",
           "[operators][timers]") {
   weft::test_driver d{make()};
   d.pipe<str, str>("asks", "a", "remind 100", 0);
