@@ -11,5 +11,6 @@ bash "$ROOT/tools/dev.sh" build
 "$ROOT/${WEFT_BUILD_DIR:-build}/bench/weft-bench-eos" --bootstrap="127.0.0.1:$PORT"
 "$ROOT/${WEFT_BUILD_DIR:-build}/bench/weft-bench-park" --bootstrap="127.0.0.1:$PORT"
 "$ROOT/${WEFT_BUILD_DIR:-build}/bench/weft-bench-orders" --bootstrap="127.0.0.1:$PORT"
+"$ROOT/${WEFT_BUILD_DIR:-build}/bench/weft-bench-timers" --bootstrap="127.0.0.1:$PORT"
 "$ROOT/${WEFT_BUILD_DIR:-build}/bench/weft-bench-cluster" --bootstrap="127.0.0.1:$PORT"
 "$ROOT/${WEFT_BUILD_DIR:-build}/bench/weft-bench-sidecar" --bootstrap="127.0.0.1:$PORT"

@@ -87,6 +87,7 @@ using final_atom = caf::atom_constant<caf::atom("final")>;
 using restored_atom = caf::atom_constant<caf::atom("restored")>;
 using input_atom = caf::atom_constant<caf::atom("input")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
+using timer_atom = caf::atom_constant<caf::atom("timer")>;
 // Exactly-once epochs (supervisor.hpp explains the protocol).
 using marker_atom = caf::atom_constant<caf::atom("marker")>;
 using aligned_atom = caf::atom_constant<caf::atom("aligned")>;
@@ -141,6 +142,10 @@ using task_actor = caf::typed_actor<
     // retry: its own timer, 1 ms after the producer's queue was full. Hands
     // over what the producer refused, then goes on with the input.
     caf::reacts_to<retry_atom>,
+    // timer: to itself when durable timers are due (timers.hpp). Fires a
+    // bounded round of them and, if more are due, sends itself another, so
+    // input batches queued meanwhile go in between.
+    caf::reacts_to<timer_atom>,
     // (restored, error): from the restore thread (anon_send through a weak
     // handle) once the task's shard is restored — error empty — or failed.
     // Tells the supervisor (restored, task index) and starts on its input.

@@ -9,11 +9,11 @@
 // weft::gate keeps one value per input topic; here three answers share one
 // topic, hence this small gate of its own with weft::gate's bookkeeping:
 // "validation-gate-store" (order id -> answers so far, deadline, decided)
-// and "validation-gate-deadlines" (deadline + order id, to find due entries
-// without a scan). Once decided, an entry ignores everything (duplicate
-// answers, stragglers) until its deadline, when it is deleted.
+// and a durable wall-clock timer per order at its deadline
+// (weft/services/timers.hpp, store "validation-gate-timers"). Once decided,
+// an entry ignores everything (duplicate answers, stragglers) until its
+// deadline, when it is deleted.
 
-#include <algorithm>
 #include <map>
 
 #include <weft/services/operator_base.hpp>
@@ -38,10 +38,8 @@ class validation_gate : public weft::operator_base {
     add_input_ref(t.orders);
     add_input_ref(t.validations);
     add_store({entries_.name(), weft::store_decl::kind::kv});
-    add_store({deadlines_, weft::store_decl::kind::kv});
+    deadline_ = add_timer<str>("deadline", weft::timer_clock::wall_clock);
     out_ = to<str, command_serde>(t.commands);
-    // A timeout fires at most one check interval late.
-    set_punctuate_interval(std::clamp<weft::timestamp_ms>(timeout / 10, 20, 1000));
   }
 
   void on_record(const weft::record_view& r, weft::context& ctx) override {
@@ -50,18 +48,21 @@ class validation_gate : public weft::operator_base {
     if (!r.key) return drop_null_key(r);
     if (!r.value) return drop_null_value(r);
     const auto now = ctx.wall_time();
-    expire(ctx, now);
     const auto id = decode_or_throw<str>(r.key, "key");
+    auto e = entries_.get(ctx, id);
+    if (e && e->deadline <= now) {
+      // Due, its timer not fired yet: it ends first.
+      expire(ctx, id, *e, now);
+      e.reset();
+    }
     if (input == 0) {
       // An order opens its correlation, so a check that never answers
       // still ends in a timeout. Later states need nothing from us.
       auto o = decode_or_throw<order_serde>(r.value, "value");
-      if (o.state == created && !entries_.get(ctx, id))
-        entries_.put(ctx, id, open(id, now, ctx));
+      if (o.state == created && !e) entries_.put(ctx, id, open(id, now, ctx));
       return;
     }
     auto v = decode_or_throw<validation_serde>(r.value, "value");
-    auto e = entries_.get(ctx, id);
     if (!e) e = open(id, now, ctx);
     if (e->decided) return;
     if (!e->answers.emplace(v.check_type, v.result).second) return; // a duplicate
@@ -75,7 +76,12 @@ class validation_gate : public weft::operator_base {
     entries_.put(ctx, id, *e);
   }
 
-  void on_punctuate(weft::context& ctx) override { expire(ctx, ctx.wall_time()); }
+  void on_timer(const weft::timer& t, weft::context& ctx) override {
+    if (!deadline_.is(t)) return;
+    const auto id = deadline_.key_of(t);
+    if (auto e = entries_.get(ctx, id); e && e->deadline <= t.time)
+      expire(ctx, id, *e, 0); // stamped with the wall time it fired
+  }
 
  private:
   static bool all_passed(const validation_entry& e) {
@@ -90,9 +96,7 @@ class validation_gate : public weft::operator_base {
                         weft::context& ctx) {
     validation_entry e;
     e.deadline = now + timeout_;
-    weft::detail::throw_if_error(
-        ctx.kv_store(deadlines_)
-            .put(weft::detail::sortable_time(e.deadline) + id, std::string_view{}));
+    deadline_.set(ctx, id, e.deadline);
     return e;
   }
 
@@ -107,30 +111,18 @@ class validation_gate : public weft::operator_base {
       out_.emit(ctx, id, c);
   }
 
-  /// Ends every entry due at `now`: undecided ones FAIL with a timeout.
-  void expire(weft::context& ctx, weft::timestamp_ms now) {
-    auto& deadlines = ctx.kv_store(deadlines_);
-    std::vector<std::string> due;
-    weft::detail::throw_if_error(
-        deadlines.range({}, weft::detail::sortable_time(now + 1),
-                        [&](std::string_view k, std::string_view) {
-                          due.emplace_back(k);
-                          return true;
-                        }));
-    for (auto& d : due) {
-      auto id = d.substr(8);
-      if (auto e = entries_.get(ctx, id)) {
-        if (!e->decided) decide(ctx, id, failed, "validation timeout", now);
-        entries_.remove(ctx, id);
-      }
-      weft::detail::throw_if_error(deadlines.remove(d));
-    }
+  /// Ends entry `e` of order `id` at its deadline: undecided, it FAILs with
+  /// a timeout (stamped `ts`; 0: the current record's or timer's time).
+  void expire(weft::context& ctx, const std::string& id, const validation_entry& e,
+              weft::timestamp_ms ts) {
+    if (!e.decided) decide(ctx, id, failed, "validation timeout", ts);
+    entries_.remove(ctx, id);
   }
 
   weft::timestamp_ms timeout_;
   weft::kv_handle<str, weft::json_serde<validation_entry>> entries_{
       "validation-gate-store"};
-  std::string deadlines_ = "validation-gate-deadlines";
+  weft::timer_handle<str> deadline_;
   weft::output<str, command_serde> out_;
 };
 

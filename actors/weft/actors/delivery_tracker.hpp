@@ -44,6 +44,9 @@ struct delivery_slot {
   /// A slot over records of several inputs (a task taking them in timestamp
   /// order): the next offset per input topic, replacing topic/next_offset.
   std::vector<std::pair<std::string, int64_t>> offsets;
+  /// Durable timers fired into this slot (at_least_once): removed from
+  /// their store once the slot completed. 0: none.
+  uint64_t timer_round = 0;
   std::string error; ///< first delivery error (set before failed=true)
   delivery_ref ref{this, nullptr};
   /// Refs for changelog records (stable addresses), one per store flushed.
@@ -125,6 +128,7 @@ class delivery_tracker {
         break;
       }
       if (s.outstanding.load(std::memory_order_acquire) != 0) break;
+      if (s.timer_round != 0) timer_rounds_.push_back(s.timer_round);
       if (s.barrier) {
         for (auto& [t, o] : pending_)
           out[t] = o;
@@ -147,6 +151,10 @@ class delivery_tracker {
 
   bool idle() const { return slots_.empty(); }
 
+  /// Timer rounds (delivery_slot::timer_round) whose slots committable()
+  /// found complete since the last call.
+  std::vector<uint64_t> take_timer_rounds() { return std::exchange(timer_rounds_, {}); }
+
   /// Whether a flush slot completed since the last call (checkpoints may be
   /// written: everything they cover is in Kafka).
   bool take_flushed() { return std::exchange(flushed_, false); }
@@ -157,6 +165,7 @@ class delivery_tracker {
   /// Complete batches waiting for the next complete flush slot.
   std::map<std::string, int64_t> pending_;
   bool flushed_ = false;
+  std::vector<uint64_t> timer_rounds_;
 };
 
 } // namespace weft::detail

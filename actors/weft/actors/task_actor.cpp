@@ -17,6 +17,7 @@
 #include "weft/actors/restorer.hpp"
 #include "weft/log.hpp"
 #include "weft/state/shard.hpp"
+#include "weft/state/timer_index.hpp"
 
 namespace weft::detail {
 
@@ -88,6 +89,10 @@ class task_context final : public context, public state::changelog_sink {
   uint64_t sends = 0; ///< records handed over (or queued) so far
   /// Per output: key bytes the partitioner skips (windowed keys).
   std::vector<uint8_t> key_suffixes;
+  /// The task's durable timers, once its shard is restored (null: none).
+  state::timer_index* timer_idx = nullptr;
+
+  state::timer_index* timers() override { return timer_idx; }
 
   const record_view& current() const override { return current_view; }
   const std::string& application_id() const override { return node->application_id; }
@@ -273,6 +278,14 @@ struct task_state {
   bool retry_due = false;   ///< the park timer fired: automatic retries are due
   caf::actor_addr address;
 
+  // Durable timers (timers.hpp), in the service's timer store.
+  std::unique_ptr<state::timer_index> timers;
+  bool timer_round_sent = false; ///< a timer message is on its way to itself
+  /// at_least_once: timers fired per round, removed once the round's slot
+  /// completed (its outputs are in Kafka); a crash before fires them again.
+  uint64_t next_timer_round = 1;
+  std::map<uint64_t, std::vector<timer>> fired_rounds;
+
   static inline const char* name = "weft.task";
 
   ~task_state() {
@@ -285,6 +298,8 @@ struct task_state {
       std::lock_guard<std::mutex> guard{opening->mu};
       opening->shard.reset(); // its changelog sink (ctx) goes with this task
     }
+    ctx.timer_idx = nullptr;
+    timers.reset(); // borrows a store of the shard
     if (shard) {
       node->shards.remove(shard.get());
       shard.reset(); // closed before the node counts this task gone
@@ -364,6 +379,108 @@ void punctuate(task_self self) {
   st.tracker.close(st.ctx.slot);
   st.ctx.slot = saved;
   st.ctx.current_view = saved_view;
+}
+
+/// Timers fired per round: a burst of due timers goes out in rounds of this
+/// many, with the input that arrived meanwhile handled between rounds.
+constexpr size_t timer_round_size = 1000;
+
+/// at_least_once: fired timers whose outputs Kafka has not acknowledged yet
+/// (held in memory until then) beyond which no more fire.
+constexpr size_t max_timers_in_flight = 100'000;
+
+/// Whether a timer of the task may be due now.
+bool timers_due(task_state& st) {
+  return st.timers &&
+         (st.timers->maybe_due(timer_clock::event_time, st.ctx.stream_time_) ||
+          st.timers->maybe_due(timer_clock::wall_clock, now_ms()));
+}
+
+/// Sends itself a timer message if a timer may be due and none is on its way.
+void request_timers(task_self self) {
+  auto& st = self->state;
+  if (st.timer_round_sent || !timers_due(st)) return;
+  st.timer_round_sent = true;
+  self->send(self, timer_atom::value);
+}
+
+/// Fires one round of due timers (at most timer_round_size, event time
+/// first) with outputs held by a slot of their own, unless the task cannot
+/// run a handler now: then run() or the next tick asks again once it can.
+/// Under exactly_once each timer is removed in the epoch of its handler's
+/// effects; under at_least_once once the round's outputs are acknowledged
+/// (remove_fired_timers).
+void fire_timers(task_self self) {
+  auto& st = self->state;
+  if (!st.timers || st.failed || st.restoring || st.aborting || st.awaiting_commit ||
+      st.ack_pending || st.ctx.slot || !st.ctx.overflow.empty())
+    return;
+  const bool exactly_once = st.node->exactly_once;
+  if (!exactly_once && st.timers->taken() >= max_timers_in_flight) return;
+  auto saved_view = st.ctx.current_view;
+  st.ctx.slot = st.tracker.open_other();
+  uint64_t round = 0;
+  if (!exactly_once) st.ctx.slot->timer_round = round = st.next_timer_round++;
+  std::vector<timer> fired;
+  size_t budget = timer_round_size;
+  for (auto clock : {timer_clock::event_time, timer_clock::wall_clock}) {
+    const auto now = clock == timer_clock::event_time ? st.ctx.stream_time_ : now_ms();
+    if (budget == 0 || st.failed || !st.timers->maybe_due(clock, now)) continue;
+    auto due = st.timers->take_due(clock, now, budget);
+    if (!due) {
+      fail(self, "reading timers: " + due.error().message());
+      break;
+    }
+    budget -= due->size();
+    for (auto& t : *due) {
+      auto& view = st.ctx.current_view;
+      view = record_view{};
+      view.partition = partition_id{st.partition};
+      view.key = std::string_view{t.key};
+      view.timestamp = clock == timer_clock::event_time ? t.time : now;
+      if (st.shard) st.shard->set_record_timestamp(view.timestamp);
+      std::string error;
+      try {
+        st.impl->on_timer(t, st.ctx);
+      } catch (const std::exception& e) {
+        error = e.what();
+      } catch (...) {
+        error = "a non-standard exception";
+      }
+      if (!error.empty()) {
+        fail(self, "on_timer threw for timer '" + t.name + "' due at " +
+                       std::to_string(t.time) + ": " + cap_error(error));
+        break;
+      }
+      if (!exactly_once) {
+        fired.push_back(std::move(t));
+      } else if (auto rs = st.timers->remove_taken(t); !rs) {
+        fail(self, "removing a fired timer: " + rs.message());
+        break;
+      }
+    }
+  }
+  st.tracker.close(st.ctx.slot);
+  st.ctx.slot = nullptr;
+  st.ctx.current_view = saved_view;
+  if (!fired.empty()) st.fired_rounds.emplace(round, std::move(fired));
+  if (st.failed) return;
+  if (!st.ctx.overflow.empty()) return schedule_retry(self);
+  request_timers(self);
+}
+
+/// at_least_once: removes the timers of the rounds whose slots completed
+/// (found by the last committable()). Called with a flush slot open.
+void remove_fired_timers(task_self self) {
+  auto& st = self->state;
+  for (auto round : st.tracker.take_timer_rounds()) {
+    auto i = st.fired_rounds.find(round);
+    if (i == st.fired_rounds.end()) continue;
+    for (auto& t : i->second)
+      if (auto rs = st.timers->remove_taken(t); !rs)
+        return fail(self, "removing a fired timer: " + rs.message());
+    st.fired_rounds.erase(i);
+  }
 }
 
 /// Handles one record: a table update or a stream record.
@@ -1337,6 +1454,7 @@ void run(task_self self) {
   else
     run_fifo(self);
   if (st.park && park_has_work(st)) park_work(self);
+  request_timers(self);
 }
 
 /// At each commit interval: flush the stores (their caches write changelog
@@ -1347,6 +1465,7 @@ task_offsets commit_point(task_self self, bool flush) {
   bool between_batches = !st.ctx.slot && st.ctx.overflow.empty();
   if (flush && st.shard && !st.restoring && !st.failed && between_batches) {
     st.ctx.slot = st.tracker.open_flush();
+    if (st.timers) remove_fired_timers(self);
     save_stream_time(self);
     auto s = st.failed ? status{} : st.shard->flush();
     st.tracker.close(st.ctx.slot);
@@ -1494,6 +1613,11 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
         if (st.failed) return;
         load_parked(self);
         if (st.failed) return;
+        if (st.impl->timers_enabled())
+          if (auto* store = st.shard->kv(service_base::timer_store(st.service->name))) {
+            st.timers = std::make_unique<state::timer_index>(*store);
+            st.ctx.timer_idx = st.timers.get();
+          }
         st.shard->set_ready(true);
         self->send(st.supervisor, restored_atom::value, st.task_index);
         run(self);
@@ -1501,6 +1625,10 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
       [self](retry_atom) {
         self->state.retry_scheduled = false;
         run(self);
+      },
+      [self](timer_atom) {
+        self->state.timer_round_sent = false;
+        fire_timers(self);
       },
       [self](marker_atom, weft::epoch epoch, const std::string& topic,
              weft::offset next) {
@@ -1590,6 +1718,7 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
           st.next_wall_punctuation = now_ms() + interval;
         }
         if (st.park && !st.removals.empty() && !st.retry_scheduled) park_work(self);
+        if (!st.restoring && !st.failed) request_timers(self); // the wall clock moved
         if (st.node->exactly_once) return;
         self->send(st.supervisor, offsets_atom::value, st.task_index,
                    commit_point(self, true));

@@ -35,20 +35,24 @@
 //   retries do not fire again).
 // - At the deadline (time >= deadline), a correlation that never became
 //   ready gets on_timeout(); either way its state is then deleted, and a
-//   later event of the key opens a new correlation. Deadlines are checked
-//   before each event and on every punctuation (every check_interval_ms of
-//   wall time, and as stream time advances), so a timeout fires at most a
-//   check interval late.
+//   later event of the key opens a new correlation. Each correlation has a
+//   durable timer at its deadline (timers.hpp): an event-time one fires
+//   after the record that moved stream time to the deadline, a wall-clock
+//   one at the task's next clock tick (commit.interval.ms); an event of a
+//   key whose deadline passed but whose timer has not fired yet ends the
+//   old correlation first. Deadlines survive restarts and failovers with
+//   the rest of the state, and firing costs the due correlations only.
 // - Events without key or value are dropped (drops()); a value the part's
 //   serde cannot decode is a bad record.
 //
 // State: kv store "<name>-store" (key -> parts, times, done flag; cereal
-// binary) and "<name>-deadlines" (deadline + key, to find due correlations
-// without scanning every key).
+// binary) and the timer store "<name>-timers" (one timer "deadline" per
+// key). Upgrading: correlations written by a weft whose gates kept their
+// deadlines in "<name>-deadlines" have no timer; they end when their key's
+// next event comes after the deadline.
 
 #include <cstdint>
 #include <functional>
-#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -133,7 +137,9 @@ class gate : public operator_base {
   };
 
   /// A gate `name` whose correlations time out `timeout` ms after their
-  /// first event, checked every `check_interval_ms` of wall time.
+  /// first event. `check_interval_ms` (> 0) is no longer used — deadlines
+  /// are durable timers that fire on time — and is kept for source
+  /// compatibility.
   gate(std::string name, timestamp_ms timeout, gate_clock clock = gate_clock::wall,
        timestamp_ms check_interval_ms = 1000)
     : operator_base(std::move(name)), timeout_(timeout), clock_(clock) {
@@ -141,10 +147,10 @@ class gate : public operator_base {
       throw weft_error{status{errc::invalid_argument,
                               this->name() + ": timeout and check interval must be > 0"}};
     state_ = this->name() + "-store";
-    deadlines_ = this->name() + "-deadlines";
     add_store({state_, store_decl::kind::kv});
-    add_store({deadlines_, store_decl::kind::kv});
-    set_punctuate_interval(check_interval_ms);
+    deadline_ =
+        add_timer<KS>("deadline", clock == gate_clock::wall ? timer_clock::wall_clock
+                                                            : timer_clock::event_time);
   }
 
   /// Runs once per correlation, when ready() first holds.
@@ -169,7 +175,6 @@ class gate : public operator_base {
     const auto now = clock_ == gate_clock::wall
                          ? ctx.wall_time()
                          : std::max(ctx.stream_time(), r.timestamp);
-    expire(ctx, now);
 
     auto& store = ctx.kv_store(state_);
     const std::string key{*r.key};
@@ -177,14 +182,20 @@ class gate : public operator_base {
     detail::gate_entry e;
     if (stored) {
       e = detail::decode_stored<entry_serde>(*stored, state_);
-      if (e.done) return; // fired already: duplicates and stragglers change nothing
-    } else {
+      if (e.deadline <= now) {
+        // Due, its timer not fired yet: the old correlation ends first (the
+        // new one's timer replaces its timer).
+        end(ctx, k, key, e);
+        stored.reset();
+      } else if (e.done) {
+        return; // fired already: duplicates and stragglers change nothing
+      }
+    }
+    if (!stored) {
+      e = detail::gate_entry{};
       e.started = now;
       e.deadline = now + timeout_;
-      scan_from_ = std::min(scan_from_, e.deadline);
-      detail::throw_if_error(
-          ctx.kv_store(deadlines_)
-              .put(detail::sortable_time(e.deadline) + key, std::string_view{}));
+      ctx.set_timer(key, deadline_.name(), deadline_.clock(), e.deadline);
     }
     e.parts[p.name] = std::string{*r.value};
     correlation c{e};
@@ -197,8 +208,13 @@ class gate : public operator_base {
     detail::throw_if_error(store.put(key, entry_serde::serialize(e)));
   }
 
-  void on_punctuate(context& ctx) final {
-    expire(ctx, clock_ == gate_clock::wall ? ctx.wall_time() : ctx.stream_time());
+  void on_timer(const timer& t, context& ctx) final {
+    if (!deadline_.is(t)) return;
+    auto stored = detail::value_or_throw(ctx.kv_store(state_).get(t.key));
+    if (!stored) return;
+    auto e = detail::decode_stored<entry_serde>(*stored, state_);
+    if (e.deadline > t.time) return; // a later correlation's (not expected)
+    end(ctx, deadline_.key_of(t), t.key, e);
   }
 
   timestamp_ms timeout() const { return timeout_; }
@@ -228,47 +244,17 @@ class gate : public operator_base {
     std::function<status(std::string_view)> check;
   };
 
-  /// Ends every correlation whose deadline is at or before `now`.
-  void expire(context& ctx, timestamp_ms now) {
-    if (now < scan_from_) return; // nothing can be due
-    auto& deadlines = ctx.kv_store(deadlines_);
-    std::vector<std::string> due;
-    // Keys are deadline + key bytes, so [start, now + 1) is every deadline <=
-    // now. Those before scan_from_ were removed by an earlier call: starting
-    // after them spares the scan the store's deletion markers (from the
-    // store's start it grew with every expired correlation).
-    const auto from = scan_from_ == std::numeric_limits<timestamp_ms>::min()
-                          ? std::string{}
-                          : detail::sortable_time(scan_from_);
-    detail::throw_if_error(deadlines.range(from, detail::sortable_time(now + 1),
-                                           [&](std::string_view k, std::string_view) {
-                                             due.emplace_back(k);
-                                             return true;
-                                           }));
-    auto& store = ctx.kv_store(state_);
-    for (auto& d : due) {
-      std::string key = d.substr(8);
-      auto stored = detail::value_or_throw(store.get(key));
-      if (stored) {
-        auto e = detail::decode_stored<entry_serde>(*stored, state_);
-        if (!e.done) {
-          auto k = detail::decode_stored<KS>(key, state_);
-          on_timeout(k, correlation{e}, ctx);
-        }
-        detail::throw_if_error(store.remove(key));
-      }
-      detail::throw_if_error(deadlines.remove(d));
-    }
-    scan_from_ = now + 1;
+  /// Ends correlation `e` of `key` (bytes `key_bytes`) at its deadline.
+  void end(context& ctx, const key_type& key, const std::string& key_bytes,
+           const detail::gate_entry& e) {
+    if (!e.done) on_timeout(key, correlation{e}, ctx);
+    detail::throw_if_error(ctx.kv_store(state_).remove(key_bytes));
   }
 
   timestamp_ms timeout_;
   gate_clock clock_;
-  /// No deadline before this is left (lowered when one is set before it);
-  /// the lowest possible after a restart.
-  timestamp_ms scan_from_ = std::numeric_limits<timestamp_ms>::min();
   std::string state_;
-  std::string deadlines_;
+  timer_handle<KS> deadline_;
   std::vector<part_decl> parts_;
 };
 

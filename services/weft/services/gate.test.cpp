@@ -86,7 +86,7 @@ TEST_CASE("a gate forgets a completed correlation at its deadline without a time
   d.advance_wall_clock(1000);
   CHECK(d.output_size("expired") == 0);
   CHECK(d.kv("release-store").approximate_size() == 0);
-  CHECK(d.kv("release-deadlines").approximate_size() == 0);
+  CHECK(d.kv("release-timers").approximate_size() == 0);
   // The key can correlate again, and ships again.
   d.pipe<str, str>("orders", "o1", "book 2", 3);
   d.pipe<str, str>("payments", "o1", "paid 2", 4);

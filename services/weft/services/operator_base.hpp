@@ -20,6 +20,7 @@
 
 #include "weft/log.hpp"
 #include "weft/services/stateless.hpp"
+#include "weft/services/timers.hpp"
 
 namespace weft {
 
@@ -105,6 +106,15 @@ class operator_base : public service_base {
   static void emit_tombstone_at(context& ctx, const output<KS, VS>& out,
                                 const typename KS::value_type& key, timestamp_ms ts) {
     ctx.emit_bytes(out.index(), encode<KS>(key), std::nullopt, -1, ts);
+  }
+
+  /// Declares timer `name` per key (serde KS) on `clock`: enables the
+  /// service's timers (service_base::enable_timers) and returns the handle;
+  /// on_timer() gets them when due (timers.hpp).
+  template <class KS>
+  timer_handle<KS> add_timer(std::string name, timer_clock clock) {
+    enable_timers();
+    return timer_handle<KS>{std::move(name), clock};
   }
 
   /// Records without a key, or without a value where one is needed, are bad

@@ -21,6 +21,7 @@
 #include "weft/record.hpp"
 #include "weft/serde.hpp"
 #include "weft/state/store.hpp"
+#include "weft/state/timer_index.hpp"
 #include "weft/status.hpp"
 
 namespace weft {
@@ -112,6 +113,28 @@ class context {
   virtual void emit_bytes(size_t output_index, std::optional<std::string> key,
                           std::optional<std::string> value, int32_t partition = -1,
                           timestamp_ms ts = 0, std::vector<header> headers = {}) = 0;
+
+  // -- timers (a service that called enable_timers(); see timers.hpp) --------
+  // Each throws weft_error: errc::not_found when the service declared no
+  // timers, errc::invalid_argument for a part over its bound (timer_index.hpp),
+  // errc::io from the store; inside a handler that fails the record.
+
+  /// Schedules timer `name` of `key` (key bytes) at `time` on `clock`,
+  /// replacing the one of the same key and name. The service's on_timer()
+  /// gets it once `clock` reached `time`: never earlier.
+  void set_timer(std::string_view key, std::string_view name, timer_clock clock,
+                 timestamp_ms time, std::string_view payload = {});
+  /// Cancels timer `name` of `key`; true if one was pending.
+  bool cancel_timer(std::string_view key, std::string_view name);
+  /// The pending timer `name` of `key`, or nullopt.
+  std::optional<timer> find_timer(std::string_view key, std::string_view name);
+
+ protected:
+  /// The task's timers, or null when the service declared none (the default).
+  virtual state::timer_index* timers() { return nullptr; }
+
+ private:
+  state::timer_index& timers_or_throw();
 };
 
 /// An untyped service: a name, inputs, outputs and a record handler.
@@ -142,6 +165,18 @@ class service_base {
   /// time advanced past the next multiple of it (timeouts, closing windows).
   virtual void on_punctuate(context& ctx) {}
 
+  /// Called once for each timer the service set (context::set_timer) when
+  /// its clock reached its time: event-time timers after the record that
+  /// moved stream time there, wall-clock ones at the task's next clock tick
+  /// (every commit.interval.ms). Runs like a record's handler: its outputs
+  /// and state writes commit with the timer's removal (in one epoch under
+  /// exactly_once; under at_least_once the timer is removed only once its
+  /// outputs are acknowledged, so a crash fires it again). The current
+  /// record (context::current()) has the timer's key and, as timestamp, its
+  /// time (event time) or the wall time it fired at (wall clock), which
+  /// outputs keep. An exception fails the task, as in on_punctuate.
+  virtual void on_timer(const timer& t, context& ctx) {}
+
   /// The stores the service declared, and with the first of them
   /// stream_time_store(name()) (so a stateless service has none).
   const std::vector<store_decl>& stores() const { return stores_; }
@@ -154,6 +189,12 @@ class service_base {
   static std::string stream_time_store(std::string_view service) {
     return std::string{service} + "-stream-time";
   }
+  /// The kv store, declared by enable_timers(), holding a task's timers
+  /// (state/timer_index.hpp).
+  static std::string timer_store(std::string_view service) {
+    return std::string{service} + "-timers";
+  }
+  bool timers_enabled() const { return timers_; }
   const std::vector<table_decl>& tables() const { return tables_; }
   /// 0: never punctuated.
   timestamp_ms punctuate_interval_ms() const { return punctuate_ms_; }
@@ -175,6 +216,14 @@ class service_base {
     tables_.push_back({std::move(topic), std::move(store), true});
   }
   void set_punctuate_interval(timestamp_ms ms) { punctuate_ms_ = ms; }
+  /// Gives every task durable per-key timers (context::set_timer, on_timer)
+  /// in the store timer_store(name()), changelogged and restored with the
+  /// rest of its shard. Once per service; later calls do nothing.
+  void enable_timers() {
+    if (timers_) return;
+    timers_ = true;
+    add_store({timer_store(name_), store_decl::kind::kv});
+  }
   void add_input(std::string topic) { inputs_.push_back({std::move(topic), false}); }
   void add_internal_input(std::string name) {
     inputs_.push_back({std::move(name), true});
@@ -198,6 +247,7 @@ class service_base {
   std::vector<store_decl> stores_;
   std::vector<table_decl> tables_;
   timestamp_ms punctuate_ms_ = 0;
+  bool timers_ = false;
 };
 
 /// Makes one service instance per task.

@@ -65,6 +65,8 @@ struct test_driver::task {
   timestamp_ms stream_time = unknown_time;
   /// The multiple of the punctuation interval stream time was last in.
   std::optional<int64_t> stream_interval;
+  /// Over the timer store, when the service enabled timers.
+  std::unique_ptr<state::timer_index> timers;
 };
 
 /// The context of one handler call: reads the task's stores, collects the
@@ -92,6 +94,7 @@ class test_driver::task_context final : public context {
 
   timestamp_ms stream_time() const override { return task_.stream_time; }
   timestamp_ms wall_time() const override { return driver_.wall_time_; }
+  state::timer_index* timers() override { return task_.timers.get(); }
 
   void emit_bytes(size_t output_index, std::optional<std::string> key,
                   std::optional<std::string> value, int32_t partition, timestamp_ms ts,
@@ -174,6 +177,9 @@ test_driver::test_driver(service_factory factory, int32_t partitions,
     for (auto& tbl : t->service->tables())
       if (tbl.global && !globals_.count(tbl.store))
         globals_[tbl.store] = state::make_memory_kv(tbl.store);
+    if (t->service->timers_enabled())
+      t->timers = std::make_unique<state::timer_index>(
+          *t->kv.at(service_base::timer_store(t->service->name())));
     t->service->init(t->partition);
     tasks_.push_back(std::move(t));
   }
@@ -292,6 +298,36 @@ void test_driver::deliver(std::string_view topic, int32_t partition,
       punctuate(t, t.stream_time);
     }
   }
+  fire_timers(t, timer_clock::event_time, t.stream_time);
+}
+
+void test_driver::fire_timers(task& t, timer_clock clock, timestamp_ms now) {
+  if (!t.timers) return;
+  while (t.timers->maybe_due(clock, now)) {
+    auto due = t.timers->take_due(clock, now, 1000);
+    if (!due) throw weft_error{due.error()};
+    if (due->empty()) return;
+    for (auto& tm : *due) {
+      record_view view;
+      view.partition = t.partition;
+      view.offset = weft::offset{-1};
+      view.key = std::string_view{tm.key};
+      view.timestamp = clock == timer_clock::event_time ? tm.time : now;
+      task_context ctx{*this, t, view};
+      try {
+        t.service->on_timer(tm, ctx);
+      } catch (const weft_error& e) {
+        fail(e.error().code(),
+             t.service->name() + " on timer '" + tm.name + "': " + e.error().message());
+      } catch (const std::exception& e) {
+        fail(errc::bad_record,
+             t.service->name() + " on timer '" + tm.name + "': " + e.what());
+      }
+      ctx.commit();
+      auto st = t.timers->remove_taken(tm);
+      if (!st) throw weft_error{st};
+    }
+  }
 }
 
 void test_driver::punctuate(task& t, timestamp_ms at) {
@@ -315,6 +351,8 @@ void test_driver::advance_wall_clock(timestamp_ms ms) {
     fail(errc::invalid_argument,
          "advance_wall_clock: time only moves forward, got " + std::to_string(ms));
   wall_time_ += ms;
+  for (auto& t : tasks_)
+    fire_timers(*t, timer_clock::wall_clock, wall_time_);
   auto every = tasks_.front()->service->punctuate_interval_ms();
   if (every <= 0 || wall_time_ < next_wall_punctuation_) return;
   next_wall_punctuation_ = (floor_div(wall_time_, every) + 1) * every;

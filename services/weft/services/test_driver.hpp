@@ -33,6 +33,12 @@
 //   task each time wall time reaches its next multiple of I (once per call,
 //   even if it skipped several). Wall time starts at the constructor's
 //   `wall_clock_ms`; context::wall_time() returns it.
+// - Timers (timers.hpp). Event-time timers fire right after the record that
+//   moved their task's stream time to or past their time (after its
+//   punctuation), wall-clock ones in advance_wall_clock() once wall time
+//   reached them (before its punctuation); each in (time, key, name) order,
+//   with the record timestamp its time (event time) or the wall time
+//   (wall clock). All due ones fire, in one call.
 // - Outputs. emit_bytes() records go to a queue per resolved topic name (a
 //   repartition output under repartition_topic(application_id, name)), with
 //   the timestamp resolved (0 = the current record's; during punctuation the
@@ -205,6 +211,8 @@ class test_driver {
                std::optional<std::string> value, timestamp_ms timestamp,
                std::vector<header> headers);
   void punctuate(task& t, timestamp_ms at);
+  /// Fires every timer of `clock` due at `now` in task `t` (timers.hpp).
+  void fire_timers(task& t, timer_clock clock, timestamp_ms now);
 
   std::string app_;
   int32_t partitions_;
