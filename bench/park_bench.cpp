@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "committed_offsets.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
@@ -84,18 +85,7 @@ void produce(const std::string& topic, size_t n) {
 }
 
 int64_t committed(const std::string& group, const std::string& topic, int parts) {
-  auto c = weft::kafka::consumer::create(
-      {{"bootstrap.servers", bootstrap}, {"group.id", group}});
-  if (!c) die(c.error().message());
-  std::vector<weft::topic_partition> tps;
-  for (int p = 0; p < parts; ++p)
-    tps.push_back({topic, weft::partition_id{p}});
-  auto offs = (*c)->committed(tps, 10000);
-  if (!offs) return -1;
-  int64_t sum = 0;
-  for (auto o : *offs)
-    sum += std::max<int64_t>(o, 0);
-  return sum;
+  return weft::bench::committed_sum(bootstrap, group, topic, parts);
 }
 
 /// Seconds from start until every input record is committed; checks that

@@ -103,8 +103,8 @@ struct receiver {
       if (count() >= n) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    std::fprintf(stderr, "weft-bench-sidecar: %zu of %zu records after %lld s\n", count(), n,
-                 static_cast<long long>(limit.count()));
+    std::fprintf(stderr, "weft-bench-sidecar: %zu of %zu records after %lld s\n", count(),
+                 n, static_cast<long long>(limit.count()));
     return false;
   }
 };
@@ -114,8 +114,8 @@ struct receiver {
 /// for its connection and metadata, which is not delivery latency.
 void produce(const std::string& topic, size_t n, int per_second,
              const std::function<void()>& warmed = {}) {
-  auto p = weft::kafka::producer::create({{"bootstrap.servers", bootstrap},
-                                          {"linger.ms", per_second > 0 ? "0" : "5"}});
+  auto p = weft::kafka::producer::create(
+      {{"bootstrap.servers", bootstrap}, {"linger.ms", per_second > 0 ? "0" : "5"}});
   if (!p) throw std::runtime_error(p.error().message());
   if (warmed) {
     (void)(*p)->send(topic, -1, std::string{"warm-up"}, std::string{R"({"i":-1})"});
@@ -125,7 +125,8 @@ void produce(const std::string& topic, size_t n, int per_second,
   const auto start = clock_type::now();
   for (size_t i = 0; i < n; ++i) {
     if (per_second > 0)
-      std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1000000 / per_second));
+      std::this_thread::sleep_until(start +
+                                    std::chrono::microseconds(i * 1000000 / per_second));
     const auto value = json{{"i", i}, {"pad", std::string(64, 'x')}}.dump();
     while (!(*p)->send(topic, -1, "k" + std::to_string(i % 1000), value).ok())
       (void)(*p)->flush(100);
@@ -163,8 +164,8 @@ struct sidecar_proc {
 };
 
 /// The baseline: consume every partition, POST as the sidecar does, no commits.
-void baseline(const std::string& topic, int partitions, const std::string& base, int batch,
-              std::atomic<bool>& stop) {
+void baseline(const std::string& topic, int partitions, const std::string& base,
+              int batch, std::atomic<bool>& stop) {
   auto c = weft::kafka::consumer::create({{"bootstrap.servers", bootstrap},
                                           {"group.id", topic + "-baseline"},
                                           {"enable.partition.eof", "false"}});
@@ -213,13 +214,15 @@ struct figures {
 int64_t percentile(std::vector<int64_t> v, double q) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+  return v[std::min(v.size() - 1,
+                    static_cast<size_t>(q * static_cast<double>(v.size())))];
 }
 
 /// One run: backlog then live, through the sidecar or the baseline.
 figures run(bool through_sidecar, int batch, receiver& rcv) {
   static int round = 0;
-  const auto app = "bench-sidecar-" + std::to_string(::getpid()) + "-" + std::to_string(++round);
+  const auto app =
+      "bench-sidecar-" + std::to_string(::getpid()) + "-" + std::to_string(++round);
   const auto topic = app + "-events";
   auto admin = weft::kafka::admin::create({{"bootstrap.servers", bootstrap}});
   if (!admin || !(*admin)->ensure_topics({{topic, 4, 1, {}}}, 30000))
@@ -277,27 +280,30 @@ int main(int argc, char** argv) {
     else if (a.rfind("--seconds=", 0) == 0)
       seconds = std::stoi(value("--seconds="));
     else {
-      std::fprintf(stderr, "usage: %s [--bootstrap=H:P] [--records=N] [--rate=R] [--seconds=S]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--bootstrap=H:P] [--records=N] [--rate=R] [--seconds=S]\n",
                    argv[0]);
       return 2;
     }
   }
   receiver rcv;
-  std::printf("push delivery to a local application: %zu records backlog, then %d records/s "
-              "live for %d s (latency = receipt - CreateTime)\n",
-              records, rate, seconds);
+  std::printf(
+      "push delivery to a local application: %zu records backlog, then %d records/s "
+      "live for %d s (latency = receipt - CreateTime)\n",
+      records, rate, seconds);
   for (int batch : {1, 100}) {
     auto b = run(false, batch, rcv);
     auto s = run(true, batch, rcv);
-    std::printf("batch.max=%-3d baseline (consume+POST loop): %9.0f rec/s  live p50 %3lld ms "
-                "p99 %3lld ms max %4lld ms\n",
-                batch, b.per_second, static_cast<long long>(b.p50),
-                static_cast<long long>(b.p99), static_cast<long long>(b.max));
-    std::printf("batch.max=%-3d weft-sidecar push:             %9.0f rec/s  live p50 %3lld ms "
-                "p99 %3lld ms max %4lld ms  (throughput %.2fx baseline)\n",
-                batch, s.per_second, static_cast<long long>(s.p50),
-                static_cast<long long>(s.p99), static_cast<long long>(s.max),
-                s.per_second / b.per_second);
+    std::printf(
+        "batch.max=%-3d baseline (consume+POST loop): %9.0f rec/s  live p50 %3lld ms "
+        "p99 %3lld ms max %4lld ms\n",
+        batch, b.per_second, static_cast<long long>(b.p50), static_cast<long long>(b.p99),
+        static_cast<long long>(b.max));
+    std::printf(
+        "batch.max=%-3d weft-sidecar push:             %9.0f rec/s  live p50 %3lld ms "
+        "p99 %3lld ms max %4lld ms  (throughput %.2fx baseline)\n",
+        batch, s.per_second, static_cast<long long>(s.p50), static_cast<long long>(s.p99),
+        static_cast<long long>(s.max), s.per_second / b.per_second);
     std::fflush(stdout);
   }
   return 0;

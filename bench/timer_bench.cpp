@@ -28,6 +28,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include "committed_offsets.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
@@ -94,18 +95,7 @@ std::unique_ptr<weft::kafka::admin> admin;
 std::unique_ptr<weft::kafka::consumer> probe;
 
 int64_t committed(const std::string& group, const std::string& topic) {
-  auto c = weft::kafka::consumer::create(
-      {{"bootstrap.servers", bootstrap}, {"group.id", group}});
-  if (!c) die(c.error().message());
-  std::vector<weft::topic_partition> tps;
-  for (int p = 0; p < partitions; ++p)
-    tps.push_back({topic, weft::partition_id{p}});
-  auto offs = (*c)->committed(tps, 10000);
-  if (!offs) return -1;
-  int64_t sum = 0;
-  for (auto o : *offs)
-    sum += std::max<int64_t>(o, 0);
-  return sum;
+  return weft::bench::committed_sum(bootstrap, group, topic, partitions);
 }
 
 int64_t written(const std::string& topic) {
