@@ -156,21 +156,6 @@ bool in_order_at_least_once(const std::vector<int64_t>& got,
   return once == want;
 }
 
-int64_t committed_total(const std::string& group, const std::string& topic, int parts) {
-  auto c = kafka::consumer::create(
-      {{"bootstrap.servers", test::bootstrap()}, {"group.id", group}});
-  REQUIRE(c.ok());
-  std::vector<topic_partition> tps;
-  for (int p = 0; p < parts; ++p)
-    tps.push_back({topic, partition_id{p}});
-  auto offs = (*c)->committed(tps, 10000);
-  if (!offs) return -1;
-  int64_t sum = 0;
-  for (auto o : *offs)
-    sum += std::max<int64_t>(o, 0);
-  return sum;
-}
-
 park_node make_node(const std::string& guarantee, int port_offset) {
   park_node n;
   n.guarantee = guarantee;
@@ -266,7 +251,9 @@ TEST_CASE("a poison record parks its key while 10,000 other keys flow and commit
   else
     CHECK(outs["poisoned-late"] == numbered({0, 1, 2, 3, 3}));
   CHECK(test::wait_until(
-      [&] { return committed_total(node.app, node.in, 6) == test::end_offsets(node.in); },
+      [&] {
+        return test::committed_total(node.app, node.in, 6) == test::end_offsets(node.in);
+      },
       30s));
 
   // Bad calls get a 4xx with a reason.
@@ -355,7 +342,7 @@ TEST_CASE("a key parked before a kill -9 is still parked on a new owner that res
         auto p = parked_by_key(node.parked());
         return p.count("held") && p["held"]["held"] == 4 &&
                p["held"]["retry_at_ms"] == 0 &&
-               committed_total(node.app, node.in, 6) == test::end_offsets(node.in);
+               test::committed_total(node.app, node.in, 6) == test::end_offsets(node.in);
       },
       120s));
   node.proc->kill_hard();

@@ -38,21 +38,6 @@ std::optional<std::map<std::string, int64_t>> fetch_counts(int port) {
   return out;
 }
 
-int64_t committed_total(const std::string& group, const std::string& topic, int parts) {
-  auto c = kafka::consumer::create(
-      {{"bootstrap.servers", test::bootstrap()}, {"group.id", group}});
-  REQUIRE(c.ok());
-  std::vector<topic_partition> tps;
-  for (int p = 0; p < parts; ++p)
-    tps.push_back({topic, partition_id{p}});
-  auto offs = (*c)->committed(tps, 10000);
-  if (!offs) return -1;
-  int64_t sum = 0;
-  for (auto o : *offs)
-    sum += std::max<int64_t>(o, 0);
-  return sum;
-}
-
 } // namespace
 
 TEST_CASE("a count-by-key service over 1,000,000 records and 100,000 keys loses no count "
@@ -85,7 +70,7 @@ TEST_CASE("a count-by-key service over 1,000,000 records and 100,000 keys loses 
   {
     test::child_process second{test::built("tests/weft-test-node"), args, log};
     REQUIRE(test::wait_until(
-        [&] { return committed_total(app, in, 6) >= int64_t(total); }, 300s));
+        [&] { return test::committed_total(app, in, 6) >= int64_t(total); }, 300s));
     auto c = fetch_counts(port);
     REQUIRE(c);
     counts = *c;

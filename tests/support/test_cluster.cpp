@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -136,6 +137,21 @@ int64_t end_offsets(const std::string& topic) {
     REQUIRE(w.ok());
     sum += w->second;
   }
+  return sum;
+}
+
+int64_t committed_total(const std::string& group, const std::string& topic, int parts) {
+  auto c =
+      kafka::consumer::create({{"bootstrap.servers", bootstrap()}, {"group.id", group}});
+  REQUIRE(c.ok());
+  std::vector<topic_partition> tps;
+  for (int p = 0; p < parts; ++p)
+    tps.push_back({topic, partition_id{p}});
+  auto offs = (*c)->committed(tps, 10000);
+  if (!offs) return -1;
+  int64_t sum = 0;
+  for (auto o : *offs)
+    sum += std::max<int64_t>(o, 0);
   return sum;
 }
 

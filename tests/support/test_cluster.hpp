@@ -61,6 +61,11 @@ consume_all(const std::string& topic, size_t expected, std::chrono::milliseconds
 /// Sum of high watermarks of every partition: records written so far.
 int64_t end_offsets(const std::string& topic);
 
+/// Sum of `group`'s committed offsets on partitions 0..parts-1 of `topic` (a
+/// partition without a commit counts 0): the records the group finished.
+/// -1 when the broker does not answer within 10 s.
+int64_t committed_total(const std::string& group, const std::string& topic, int parts);
+
 /// Waits until `pred` holds, polling every 50 ms, up to `limit`. Returns
 /// whether it held.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit);
