@@ -4,6 +4,7 @@
 #include <functional>
 #include <set>
 
+#include "weft/services/describe.hpp"
 #include "weft/services/partitioner.hpp"
 #include "weft/state/shard.hpp"
 
@@ -235,9 +236,7 @@ status resolve_services(const std::vector<service_factory>& factories,
     }
     info.policy = parse_policy(cfg.service_value(p->name(), "bad.record.policy"));
     if (info.policy == bad_record_policy::dead_letter) {
-      info.dead_letter_topic = cfg.service_value(p->name(), "dead.letter.topic");
-      if (info.dead_letter_topic.empty())
-        info.dead_letter_topic = app + "-" + p->name() + "-dlq";
+      info.dead_letter_topic = dead_letter_topic_of(cfg, app, p->name());
       to_create.push_back({info.dead_letter_topic, max_parts, rf, {}});
     }
     services.push_back(std::move(info));
