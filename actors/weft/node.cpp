@@ -38,6 +38,7 @@
 #include "weft/cluster/tls.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/log.hpp"
+#include "weft/node_metrics_page.hpp"
 #include "weft/protocol.hpp"
 #include "weft/services/partitioner.hpp"
 #include "weft/task_manager.hpp"
@@ -96,6 +97,8 @@ struct cluster_parts {
 struct node::impl {
   detail::node_context ctx;
   std::vector<service_factory> factories;
+  std::vector<std::function<void(metrics::exposition&)>> metric_writers;
+  describe_extras extras;
   detail::topology topo;
   std::vector<detail::global_table_decl> global_tables;
   std::vector<std::unique_ptr<detail::global_table>> global_readers;
@@ -148,6 +151,9 @@ struct node::impl {
   status start_http();
   status shutdown();
   std::string metrics_json(const node_metrics& m) const;
+  node_metrics read_metrics() const;
+  /// The Prometheus page (GET /metrics).
+  std::string prometheus_page();
   std::pair<std::map<cluster::unit_id, int64_t>, std::map<cluster::unit_id, int64_t>>
   lags();
 };
@@ -238,12 +244,21 @@ const config& node::cfg() const {
   return impl_->ctx.cfg;
 }
 
-node_metrics node::metrics() const {
-  auto& c = impl_->ctx.counters;
+int node::http_port() const {
+  std::shared_lock<std::shared_mutex> serving{impl_->serving_mu};
+  return impl_->serving && impl_->http ? impl_->http->port() : -1;
+}
+
+node_metrics node::impl::read_metrics() const {
+  auto& c = ctx.counters;
+  auto t = c.sum();
   node_metrics m;
-  m.processed = c.processed.load();
-  m.produced = c.produced.load();
-  m.bad_records = c.bad_records.load();
+  m.processed = t.processed;
+  m.produced = t.produced + t.changelog;
+  c.tasks.visit([&](size_t, int32_t, const detail::task_counters& x) {
+    m.produced += x.dead_lettered.load(std::memory_order_relaxed);
+  });
+  m.bad_records = t.bad;
   m.commits = c.commits.load();
   m.pauses = c.pauses.load();
   m.epochs_committed = c.epochs_committed.load();
@@ -253,6 +268,44 @@ node_metrics node::metrics() const {
   m.aligned_us_total = c.aligned_us_total.load();
   m.transaction_us_total = c.txn_us_total.load();
   return m;
+}
+
+node_metrics node::metrics() const {
+  return impl_->read_metrics();
+}
+
+void node::add_metrics(std::function<void(metrics::exposition&)> fn) {
+  impl_->metric_writers.push_back(std::move(fn));
+}
+
+void node::mark_intermediate(std::string topic) {
+  impl_->extras.intermediate_topics.push_back(std::move(topic));
+}
+
+void node::add_client(client_decl c) {
+  impl_->extras.clients.push_back(std::move(c));
+}
+
+result<std::string> node::describe(describe_format f) const {
+  auto d = describe_topology(impl_->factories, impl_->ctx.cfg, impl_->extras);
+  if (!d) return d.error();
+  return render(*d, f);
+}
+
+std::string node::impl::prometheus_page() {
+  detail::metrics_sources src;
+  {
+    std::shared_lock<std::shared_mutex> serving_lock{serving_mu};
+    if (!serving) return "";
+    src.ctx = &ctx;
+    src.topo = &topo;
+    src.node_id = node_id;
+    if (cluster && cluster->standbys) src.standby_lags = cluster->standbys->lags();
+    src.extra = metric_writers;
+    metrics::exposition page;
+    detail::write_node_metrics(page, src);
+    return page.str();
+  }
 }
 
 namespace {
@@ -487,21 +540,12 @@ status node::impl::start_http() {
         .receive([&](std::string& v) { out = std::move(v); }, [](caf::error&) {});
     return out;
   };
-  h.metrics = [self]() {
-    node_metrics m;
-    auto& c = self->ctx.counters;
-    m.processed = c.processed.load();
-    m.produced = c.produced.load();
-    m.bad_records = c.bad_records.load();
-    m.commits = c.commits.load();
-    m.pauses = c.pauses.load();
-    m.epochs_committed = c.epochs_committed.load();
-    m.epochs_aborted = c.epochs_aborted.load();
-    m.commit_latency_us_total = c.commit_us_total.load();
-    m.commit_latency_us_max = c.commit_us_max.load();
-    m.aligned_us_total = c.aligned_us_total.load();
-    m.transaction_us_total = c.txn_us_total.load();
-    return self->metrics_json(m);
+  h.metrics_json = [self]() { return self->metrics_json(self->read_metrics()); };
+  h.metrics = [self]() { return self->prometheus_page(); };
+  h.topology = [self](describe_format f) -> result<std::string> {
+    auto d = describe_topology(self->factories, self->ctx.cfg, self->extras);
+    if (!d) return d.error();
+    return render(*d, f);
   };
   auto ep = detail::http_endpoint::start(cfg.get_string("http.host"),
                                          static_cast<int>(http_port), std::move(h),
@@ -580,11 +624,9 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
     names.push_back(u.name);
   }
 
-  c.router = std::make_unique<cluster::query_router>(&ctx, &topo, sys.get(), &c.directory,
-                                                     c.log.get(), c.standbys.get(),
-                                                     node_id, cluster_timeout,
-                                                     static_cast<int>(cfg.get_int(
-                                                         "cluster.query.max.in.flight")));
+  c.router = std::make_unique<cluster::query_router>(
+      &ctx, &topo, sys.get(), &c.directory, c.log.get(), c.standbys.get(), node_id,
+      cluster_timeout, static_cast<int>(cfg.get_int("cluster.query.max.in.flight")));
   c.query_server = cluster::spawn_query_server(*sys, c.router.get());
   c.lease_keeper =
       cluster::spawn_lease_keeper(*sys, &ctx, c.log.get(), topic, cluster_timeout);
@@ -598,9 +640,9 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   auto links = caf::actor_cast<cluster::peer_links_actor>(c.peer_links);
   auto listen_port = static_cast<uint16_t>(cfg.get_int("cluster.port"));
   // With TLS only the openssl module listens: no plain port is left open.
-  auto port = ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
-                     : sys->middleman().publish(links, listen_port, c.me.host.c_str(),
-                                                false);
+  auto port =
+      ps.tls ? caf::openssl::publish(links, listen_port, c.me.host.c_str(), false)
+             : sys->middleman().publish(links, listen_port, c.me.host.c_str(), false);
   if (!port)
     return make_error(errc::invalid_config,
                       "cluster.port: cannot listen on " + c.me.host + ":" +
@@ -639,8 +681,8 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   if (!announced.ok())
     return make_error(static_cast<errc>(announced.code),
                       "announcing this node in " + topic + ": " + announced.why);
-  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id,
-            c.me.host, c.me.port,
+  log::info("cluster: node {} listening on {}:{}{}, announced in {}", node_id, c.me.host,
+            c.me.port,
             ps.tls ? " (TLS, peers need a certificate signed by cluster.tls.ca)" : "",
             topic);
   c.fanout.attach({c.coordinator, c.rebalancer, c.peer_links});
@@ -657,7 +699,8 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
 
 status node::start() {
   auto& cfg = impl_->ctx.cfg;
-  log::setup(cfg.get_string("log.level"));
+  if (auto st = log::setup(cfg.get_string("log.level"), cfg.get_string("log.file")); !st)
+    return st;
   // A write to a socket the other end closed (an HTTP client that gave up, a
   // peer node that died) must be an error on that socket, not SIGPIPE's
   // default action: ending this process without a word.
@@ -759,7 +802,8 @@ status node::start() {
   // that never comes (with exactly_once the end is a commit marker, reached
   // only by one more fetch): every restore round cost half a second.
   rprops.emplace("fetch.wait.max.ms", "10");
-  impl_->restorer = std::make_unique<detail::restorer>(rprops, 10000, timeout);
+  impl_->restorer =
+      std::make_unique<detail::restorer>(rprops, 10000, timeout, &ctx.counters.restore);
   ctx.restorer = impl_->restorer.get();
   for (auto& g : impl_->global_tables) {
     auto dir = ctx.state_dir + "/" + ctx.application_id + "/global/" + g.store;
@@ -1015,6 +1059,16 @@ void report_crashes() {
 } // namespace
 
 int node::run() {
+  if (auto& f = impl_->ctx.cfg.describe_format(); !f.empty()) {
+    auto format = parse_describe_format(f);
+    auto text = format ? describe(*format) : result<std::string>{format.error()};
+    if (!text) {
+      std::fprintf(stderr, "describe: %s\n", text.error().message().c_str());
+      return 1;
+    }
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    return 0;
+  }
   report_crashes();
   // Block before the node's threads exist so every thread inherits the mask
   // and only the watcher below receives the signals.

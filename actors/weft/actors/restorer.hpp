@@ -25,7 +25,8 @@ class consumer;
 }
 namespace weft::state {
 class shard;
-}
+struct restore_progress;
+} // namespace weft::state
 
 namespace weft::detail {
 
@@ -34,7 +35,9 @@ class restorer {
   using done_fn = std::function<void(const status&, uint64_t restored)>;
 
   /// `props`: librdkafka consumer properties (bootstrap.servers, ...).
-  restorer(std::map<std::string, std::string> props, size_t batch, int timeout_ms);
+  /// `progress` (optional, must outlive the restorer) is kept up to date.
+  restorer(std::map<std::string, std::string> props, size_t batch, int timeout_ms,
+           state::restore_progress* progress = nullptr);
   ~restorer(); ///< stops after the running job; pending jobs get shutting_down
 
   void submit(state::shard* shard, done_fn done);
@@ -53,6 +56,7 @@ class restorer {
   std::map<std::string, std::string> props_;
   size_t batch_;
   int timeout_ms_;
+  state::restore_progress* progress_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<job> jobs_;

@@ -82,6 +82,7 @@ class task_context final : public context, public state::changelog_sink {
   uint64_t sends = 0; ///< records handed over (or queued) so far
   /// Per output: key bytes the partitioner skips (windowed keys).
   std::vector<uint8_t> key_suffixes;
+  task_counters* counters = nullptr; ///< this task's cell (node_context.hpp)
 
   const record_view& current() const override { return current_view; }
   const std::string& application_id() const override { return node->application_id; }
@@ -118,6 +119,7 @@ class task_context final : public context, public state::changelog_sink {
     r.headers = std::move(headers);
     if (output_index < key_suffixes.size()) r.key_suffix = key_suffixes[output_index];
     if (r.key_suffix > 0 && (!r.key || r.key->size() < r.key_suffix)) r.key_suffix = 0;
+    task_counters::add(counters->produced);
     send(std::move(r), &slot->ref);
   }
 
@@ -130,6 +132,7 @@ class task_context final : public context, public state::changelog_sink {
     if (value) r.value = std::string{*value};
     r.timestamp =
         ts > 0 ? ts : (current_view.timestamp > 0 ? current_view.timestamp : now_ms());
+    task_counters::add(counters->changelog);
     send(std::move(r), changelog_ref(store));
   }
 
@@ -156,10 +159,7 @@ class task_context final : public context, public state::changelog_sink {
   /// full (the slot stays held).
   bool try_send(const record& r, delivery_ref* ref) {
     auto st = node->producer->send(r, ref);
-    if (st.ok()) {
-      node->counters.produced.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
+    if (st.ok()) return true;
     if (st.code() == errc::queue_full) return false;
     // Not retriable (e.g. unknown topic, message too large): treat like a
     // failed delivery, so the input is never committed.
@@ -275,11 +275,11 @@ bool handle_bad_record(task_self self, const record_view& r,
                    " (bad.record.policy=fail; use skip or dead_letter to continue)");
     return false;
   case bad_record_policy::skip:
-    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    task_counters::add(st.ctx.counters->skipped);
     log::warn("service '{}' skipped bad record {}: {}", st.service->name, where, error);
     return true;
   case bad_record_policy::dead_letter: {
-    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    task_counters::add(st.ctx.counters->dead_lettered);
     auto dl = dead_letter_record(r, error, st.service->name,
                                  st.service->dead_letter_topic, st.dead_letter_max);
     st.ctx.send(std::move(dl), &st.ctx.slot->ref);
@@ -459,7 +459,7 @@ bool handle_one(task_self self, const record_view& view) {
     }
     if (!handle_bad_record(self, view, error)) return false;
   }
-  st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
+  task_counters::add(st.ctx.counters->processed);
   auto interval = st.service->punctuate_ms;
   if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
     if (st.next_stream_punctuation > 0) punctuate(self);
@@ -782,6 +782,7 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
   st.ctx.node = node;
   st.ctx.service = st.service;
   st.ctx.partition = partition;
+  st.ctx.counters = node->counters.tasks.cell(service_index, partition);
   st.impl = st.service->factory();
   st.impl->init(partition_id{partition});
   for (auto& out : st.impl->outputs())
@@ -940,6 +941,7 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
                            .count();
         st.node->counters.aligned_us_total.fetch_add(static_cast<uint64_t>(held_us),
                                                      std::memory_order_relaxed);
+        task_counters::add(st.ctx.counters->held_us, static_cast<uint64_t>(held_us));
         st.awaiting_commit = false;
         st.aligned.clear();
         st.marker_offsets.clear();
