@@ -1,5 +1,7 @@
 #include "rest_api.hpp"
 
+#include <weft/http/request_metrics.hpp>
+
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -60,6 +62,7 @@ struct rest_api::impl {
   std::map<std::string, std::string> producer_props;
   std::unique_ptr<weft::kafka::producer> producer;
   weft::http::server server;
+  weft::http::request_metrics requests{"orders-rest"};
   std::thread server_thread;
   int bound_port = 0;
 
@@ -288,9 +291,12 @@ struct rest_api::impl {
   }
 
   /// Wraps a handler: a bad_request becomes a 400 naming what is wrong.
+  /// Serves `fn`, counted and timed as `method route` (request_metrics).
   template <class Fn>
-  httplib::Server::Handler wrap(Fn fn) {
-    return [this, fn](const httplib::Request& req, httplib::Response& res) {
+  httplib::Server::Handler wrap(const char* method, const char* route, Fn fn) {
+    auto r = requests.route(method, route);
+    return [this, fn, r](const httplib::Request& req, httplib::Response& res) {
+      auto started = requests.start();
       try {
         (this->*fn)(req, res);
       } catch (const bad_request& e) {
@@ -298,6 +304,7 @@ struct rest_api::impl {
       } catch (const std::exception& e) {
         reply_error(res, 500, e.what());
       }
+      requests.done(r, started, res.status);
     };
   }
 };
@@ -323,6 +330,10 @@ rest_api::rest_api(const state_reader& reader, topic_names topics,
 
 const weft::http::refusals& rest_api::refused() const {
   return impl_->server.refused();
+}
+
+void rest_api::write_metrics(weft::metrics::exposition& page) const {
+  impl_->requests.write(page, &impl_->server.refused());
 }
 
 rest_api::~rest_api() {
@@ -356,15 +367,19 @@ weft::status rest_api::start(const std::string& host, int port) {
                   "no such endpoint: " + req.method + " " + req.path.substr(0, 200) +
                       " (the API is under /v1: orders, payments, stock, customers)");
   });
-  s.Post("/v1/orders", m.wrap(&impl::post_order));
-  s.Get(R"(/v1/orders/([^/]+))", m.wrap(&impl::get_order));
-  s.Get(R"(/v1/orders/([^/]+)/validated)", m.wrap(&impl::get_validated));
-  s.Post(R"(/v1/orders/([^/]+)/cancel)", m.wrap(&impl::cancel_order));
-  s.Post("/v1/payments", m.wrap(&impl::post_payment));
-  s.Post("/v1/stock", m.wrap(&impl::post_stock));
-  s.Get(R"(/v1/stock/([^/]+))", m.wrap(&impl::get_stock));
-  s.Put(R"(/v1/customers/([^/]+))", m.wrap(&impl::put_customer));
-  s.Get(R"(/v1/customers/([^/]+)/orders)", m.wrap(&impl::get_customer_orders));
+  s.Post("/v1/orders", m.wrap("POST", "/v1/orders", &impl::post_order));
+  s.Get(R"(/v1/orders/([^/]+))", m.wrap("GET", "/v1/orders/{id}", &impl::get_order));
+  s.Get(R"(/v1/orders/([^/]+)/validated)",
+        m.wrap("GET", "/v1/orders/{id}/validated", &impl::get_validated));
+  s.Post(R"(/v1/orders/([^/]+)/cancel)",
+         m.wrap("POST", "/v1/orders/{id}/cancel", &impl::cancel_order));
+  s.Post("/v1/payments", m.wrap("POST", "/v1/payments", &impl::post_payment));
+  s.Post("/v1/stock", m.wrap("POST", "/v1/stock", &impl::post_stock));
+  s.Get(R"(/v1/stock/([^/]+))", m.wrap("GET", "/v1/stock/{product}", &impl::get_stock));
+  s.Put(R"(/v1/customers/([^/]+))",
+        m.wrap("PUT", "/v1/customers/{id}", &impl::put_customer));
+  s.Get(R"(/v1/customers/([^/]+)/orders)",
+        m.wrap("GET", "/v1/customers/{id}/orders", &impl::get_customer_orders));
 
   if (port == 0) {
     m.bound_port = s.bind_to_any_port(host);
