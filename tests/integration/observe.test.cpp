@@ -370,7 +370,7 @@ TEST_CASE(
     INFO(program << ": " << out);
     CHECK(rc == 0);
     CHECK(out.rfind("application orders: 14 services", 0) == 0);
-    CHECK(out.find("service validation-gate [gate]") != std::string::npos);
+    CHECK(out.find("service validation-gate [gate: ") != std::string::npos);
     CHECK(out.find("service order-details [enricher]") != std::string::npos);
     CHECK(out.find("service notification-sender [stream-aside") != std::string::npos);
     CHECK(out.find("service orders [stateful: processor]") != std::string::npos);
