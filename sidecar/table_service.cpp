@@ -22,6 +22,7 @@ class materializer : public weft::service_base {
       add_table(topic, store);
     for (auto& [topic, store] : global_tables)
       add_global_table(topic, store);
+    describe_as(weft::service_pattern::sidecar, "tables for an application beside it");
   }
   void on_record(const weft::record_view&, weft::context&) override {}
 };

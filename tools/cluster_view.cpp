@@ -572,7 +572,7 @@ int run(const options& o) {
 } // namespace
 
 int main(int argc, char** argv) {
-  weft::log::setup("error"); // stderr, and quiet: failures are reported below
+  (void)weft::log::setup("error"); // stderr, and quiet: failures are reported below
   auto o = parse_args(argc, argv);
   if (!o) {
     std::cerr << "weft-cluster: " << o.error().message() << "\n" << usage_text;

@@ -23,6 +23,7 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev
   default-jdk-headless maven
   python3
+  prometheus graphviz
 )
 
 say() { printf 'setup: %s\n' "$*"; }

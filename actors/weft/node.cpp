@@ -42,6 +42,7 @@
 #include "weft/cluster/wire_types.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/log.hpp"
+#include "weft/node_metrics_page.hpp"
 #include "weft/protocol.hpp"
 #include "weft/services/partitioner.hpp"
 #include "weft/task_manager.hpp"
@@ -100,6 +101,8 @@ struct cluster_parts {
 struct node::impl {
   detail::node_context ctx;
   std::vector<service_factory> factories;
+  std::vector<std::function<void(metrics::exposition&)>> metric_writers;
+  describe_extras extras;
   detail::topology topo;
   std::vector<detail::global_table_decl> global_tables;
   std::vector<std::unique_ptr<detail::global_table>> global_readers;
@@ -152,6 +155,9 @@ struct node::impl {
   status start_http();
   status shutdown();
   std::string metrics_json(const node_metrics& m) const;
+  node_metrics read_metrics() const;
+  /// The Prometheus page (GET /metrics).
+  std::string prometheus_page();
   /// GET /parked: this node's parked keys.
   std::string parked_json() const;
   /// POST /parked/...: (HTTP status, JSON body).
@@ -250,12 +256,21 @@ const config& node::cfg() const {
   return impl_->ctx.cfg;
 }
 
-node_metrics node::metrics() const {
-  auto& c = impl_->ctx.counters;
+int node::http_port() const {
+  std::shared_lock<std::shared_mutex> serving{impl_->serving_mu};
+  return impl_->serving && impl_->http ? impl_->http->port() : -1;
+}
+
+node_metrics node::impl::read_metrics() const {
+  auto& c = ctx.counters;
+  auto t = c.sum();
   node_metrics m;
-  m.processed = c.processed.load();
-  m.produced = c.produced.load();
-  m.bad_records = c.bad_records.load();
+  m.processed = t.processed;
+  m.produced = t.produced + t.changelog;
+  c.tasks.visit([&](size_t, int32_t, const detail::task_counters& x) {
+    m.produced += x.dead_lettered.load(std::memory_order_relaxed);
+  });
+  m.bad_records = t.bad;
   m.commits = c.commits.load();
   m.pauses = c.pauses.load();
   m.epochs_committed = c.epochs_committed.load();
@@ -264,8 +279,46 @@ node_metrics node::metrics() const {
   m.commit_latency_us_max = c.commit_us_max.load();
   m.aligned_us_total = c.aligned_us_total.load();
   m.transaction_us_total = c.txn_us_total.load();
-  std::tie(m.parked_keys, m.parked_records) = impl_->ctx.parked->totals();
+  std::tie(m.parked_keys, m.parked_records) = ctx.parked->totals();
   return m;
+}
+
+node_metrics node::metrics() const {
+  return impl_->read_metrics();
+}
+
+void node::add_metrics(std::function<void(metrics::exposition&)> fn) {
+  impl_->metric_writers.push_back(std::move(fn));
+}
+
+void node::mark_intermediate(std::string topic) {
+  impl_->extras.intermediate_topics.push_back(std::move(topic));
+}
+
+void node::add_client(client_decl c) {
+  impl_->extras.clients.push_back(std::move(c));
+}
+
+result<std::string> node::describe(describe_format f) const {
+  auto d = describe_topology(impl_->factories, impl_->ctx.cfg, impl_->extras);
+  if (!d) return d.error();
+  return render(*d, f);
+}
+
+std::string node::impl::prometheus_page() {
+  detail::metrics_sources src;
+  {
+    std::shared_lock<std::shared_mutex> serving_lock{serving_mu};
+    if (!serving) return "";
+    src.ctx = &ctx;
+    src.topo = &topo;
+    src.node_id = node_id;
+    if (cluster && cluster->standbys) src.standby_lags = cluster->standbys->lags();
+    src.extra = metric_writers;
+    metrics::exposition page;
+    detail::write_node_metrics(page, src);
+    return page.str();
+  }
 }
 
 namespace {
@@ -653,22 +706,12 @@ status node::impl::start_http() {
         .receive([&](std::string& v) { out = std::move(v); }, [](caf::error&) {});
     return out;
   };
-  h.metrics = [self]() {
-    node_metrics m;
-    auto& c = self->ctx.counters;
-    m.processed = c.processed.load();
-    m.produced = c.produced.load();
-    m.bad_records = c.bad_records.load();
-    m.commits = c.commits.load();
-    m.pauses = c.pauses.load();
-    m.epochs_committed = c.epochs_committed.load();
-    m.epochs_aborted = c.epochs_aborted.load();
-    m.commit_latency_us_total = c.commit_us_total.load();
-    m.commit_latency_us_max = c.commit_us_max.load();
-    m.aligned_us_total = c.aligned_us_total.load();
-    m.transaction_us_total = c.txn_us_total.load();
-    std::tie(m.parked_keys, m.parked_records) = self->ctx.parked->totals();
-    return self->metrics_json(m);
+  h.metrics_json = [self]() { return self->metrics_json(self->read_metrics()); };
+  h.metrics = [self]() { return self->prometheus_page(); };
+  h.topology = [self](describe_format f) -> result<std::string> {
+    auto d = describe_topology(self->factories, self->ctx.cfg, self->extras);
+    if (!d) return d.error();
+    return render(*d, f);
   };
   h.parked = [self]() { return self->parked_json(); };
   h.park = [self](const std::string& service, const std::optional<std::string>& key,
@@ -828,7 +871,8 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
 
 status node::start() {
   auto& cfg = impl_->ctx.cfg;
-  log::setup(cfg.get_string("log.level"));
+  if (auto st = log::setup(cfg.get_string("log.level"), cfg.get_string("log.file")); !st)
+    return st;
   // A write to a socket the other end closed (an HTTP client that gave up, a
   // peer node that died) must be an error on that socket, not SIGPIPE's
   // default action: ending this process without a word.
@@ -930,7 +974,8 @@ status node::start() {
   // that never comes (with exactly_once the end is a commit marker, reached
   // only by one more fetch): every restore round cost half a second.
   rprops.emplace("fetch.wait.max.ms", "10");
-  impl_->restorer = std::make_unique<detail::restorer>(rprops, 10000, timeout);
+  impl_->restorer =
+      std::make_unique<detail::restorer>(rprops, 10000, timeout, &ctx.counters.restore);
   ctx.restorer = impl_->restorer.get();
   for (auto& g : impl_->global_tables) {
     auto dir = ctx.state_dir + "/" + ctx.application_id + "/global/" + g.store;
@@ -1179,6 +1224,16 @@ void report_crashes() {
 } // namespace
 
 int node::run() {
+  if (auto& f = impl_->ctx.cfg.describe_format(); !f.empty()) {
+    auto format = parse_describe_format(f);
+    auto text = format ? describe(*format) : result<std::string>{format.error()};
+    if (!text) {
+      std::fprintf(stderr, "describe: %s\n", text.error().message().c_str());
+      return 1;
+    }
+    std::fwrite(text->data(), 1, text->size(), stdout);
+    return 0;
+  }
   report_crashes();
   // Block before the node's threads exist so every thread inherits the mask
   // and only the watcher below receives the signals.

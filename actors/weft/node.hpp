@@ -11,8 +11,14 @@
 // run() does start + SIGINT/SIGTERM handling + wait: the first signal stops
 // gracefully (stop fetching, drain, commit, close), a second one exits at once.
 //
-// Thread safety: add/start/wait/run from one thread; request_stop() and
-// metrics() from any thread.
+// Thread safety: add/start/wait/run from one thread; request_stop(),
+// metrics() and describe() from any thread.
+//
+// Observability: the node's HTTP endpoint (http.port) serves GET /metrics
+// (Prometheus' text format; README, *Metrics*, lists the names; JSON at
+// /metrics.json) and GET /topology (describe() as JSON, or
+// ?format=dot|mermaid|text). `--describe=FORMAT` on the command line makes
+// run() print describe() and return without starting.
 
 #include <cstdint>
 #include <functional>
@@ -23,6 +29,8 @@
 #include <vector>
 
 #include "weft/config.hpp"
+#include "weft/metrics/exposition.hpp"
+#include "weft/services/describe.hpp"
 #include "weft/services/service.hpp"
 #include "weft/status.hpp"
 
@@ -31,8 +39,9 @@ namespace weft {
 /// A snapshot of the node's counters.
 struct node_metrics {
   uint64_t processed = 0;   ///< records handled by tasks
-  uint64_t produced = 0;    ///< records handed to the producer
-  uint64_t bad_records = 0; ///< records skipped or dead-lettered
+  uint64_t produced = 0;    ///< records handed to the producer (outputs,
+                            ///< changelogs and dead letters)
+  uint64_t bad_records = 0; ///< records skipped, dead-lettered or parked
   uint64_t commits = 0;     ///< offset commits issued
   uint64_t pauses = 0;      ///< times a partition was paused for flow control
   // processing.guarantee=exactly_once
@@ -98,6 +107,22 @@ class node {
 
   node_metrics metrics() const;
 
+  /// Adds `fn` to the node's Prometheus page: it is called on each scrape
+  /// (on the HTTP endpoint's thread) to write the application's own
+  /// families (e.g. its REST API's requests). Before start().
+  void add_metrics(std::function<void(metrics::exposition&)> fn);
+
+  /// The application's topology, from its services' declarations (no broker
+  /// needed): services with their patterns, topics by kind, stores, clients
+  /// and edges, rendered as text, Graphviz dot, Mermaid or JSON. Errors: a
+  /// service factory that throws.
+  result<std::string> describe(describe_format f = describe_format::text) const;
+  /// describe() draws `topic` (a user topic) as intermediate, apart from the
+  /// facts the application shares. Before start().
+  void mark_intermediate(std::string topic);
+  /// describe() draws a client of the application beside its services.
+  void add_client(client_decl c);
+
   /// Interactive queries over this node's state stores, callable from any
   /// thread while the node runs. Keys and values are serialized bytes (use
   /// the typed overload for serdes). A key is looked up in the shard of the
@@ -161,6 +186,10 @@ class node {
 
   /// The effective configuration.
   const config& cfg() const;
+
+  /// The port of the node's HTTP endpoint (http.port; the one picked for
+  /// 0), or -1 when it has none or is not running.
+  int http_port() const;
 
  private:
   struct impl;

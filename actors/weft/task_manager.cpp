@@ -375,6 +375,15 @@ void run(manager_actor self, std::set<size_t> desired, bool only_add,
               std::chrono::steady_clock::now() - start)
               .count(),
           only_add ? " without a restart" : "", n, sb);
+    if (s) {
+      auto& c = ctx_of(self).counters;
+      c.rebalances.fetch_add(1, std::memory_order_relaxed);
+      c.generation.store(generation, std::memory_order_relaxed);
+      c.rebalance.observe_us(
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::steady_clock::now() - start)
+                                    .count()));
+    }
     rp.deliver(s ? call_result{} : failure(s.code(), s.message()));
     next(self);
   };

@@ -5,6 +5,7 @@
 #include <functional>
 #include <set>
 
+#include "weft/services/describe.hpp"
 #include "weft/services/partitioner.hpp"
 #include "weft/state/shard.hpp"
 
@@ -260,9 +261,7 @@ status resolve_services(const std::vector<service_factory>& factories,
     }
     // park sends a skipped head record to the dead-letter topic.
     if (info.policy == bad_record_policy::dead_letter || park) {
-      info.dead_letter_topic = cfg.service_value(p->name(), "dead.letter.topic");
-      if (info.dead_letter_topic.empty())
-        info.dead_letter_topic = app + "-" + p->name() + "-dlq";
+      info.dead_letter_topic = dead_letter_topic_of(cfg, app, p->name());
       to_create.push_back({info.dead_letter_topic, max_parts, rf, {}});
     }
     services.push_back(std::move(info));

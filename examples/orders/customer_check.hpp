@@ -23,7 +23,9 @@ namespace orders {
 class customer_check : public weft::stateless<str, weft::optional_serde<customer_serde>> {
  public:
   explicit customer_check(const topic_names& t)
-    : stateless("customer-check", t.customers) {}
+    : stateless("customer-check", t.customers) {
+    describe_as(weft::service_pattern::stateless, "dead-letters unreadable customers");
+  }
 
   void process(const std::string& key, const std::optional<customer>& c,
                weft::context&) override {

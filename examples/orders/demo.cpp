@@ -5,11 +5,18 @@
 // from --clients concurrent clients, prints progress every second and a
 // summary: orders per state, throughput, POST -> VALIDATED latency
 // percentiles, notifications sent, and whether stock matches what the
-// orders imply. Ends by itself unless --serve keeps the node and REST API up
-// (Ctrl-C stops it). One node only: it refuses cluster.enabled=true.
+// orders imply, ending with the URLs of the REST API and of the node's own
+// endpoint (metrics, topology). Ends by itself unless --serve keeps the node
+// and REST API up (Ctrl-C stops it). One node only: it refuses
+// cluster.enabled=true.
+//
+// The console is for the progress and the summary: the log goes to a file
+// (log.file, by default <state.dir>/<application.id>.log), and only
+// warnings and errors reach the console as well.
 //
 //   weft-orders-demo [--orders=3000] [--clients=64] [--serve]
 //                    [--processing.guarantee=exactly_once|at_least_once]
+//                    [--describe=text|dot|mermaid|json]
 //                    [weft keys, order system keys: --help]
 #include <signal.h>
 
@@ -96,13 +103,18 @@ int main(int argc, char** argv) {
     raw.push_back(a.c_str());
   auto rest = app.parse(static_cast<int>(raw.size()), raw.data());
   if (!rest) return fail(rest.error().message());
-  bool has_app_id = false, has_guarantee = false;
+  bool has_app_id = false, has_guarantee = false, has_log_file = false,
+       has_node_port = false;
   for (auto& a : *rest) {
     has_app_id |= a.rfind("--application.id", 0) == 0;
     has_guarantee |= a.rfind("--processing.guarantee", 0) == 0;
+    has_log_file |= a.rfind("--log.file", 0) == 0;
+    has_node_port |= a.rfind("--node.http.port", 0) == 0;
   }
   has_app_id |= std::getenv("WEFT_APPLICATION_ID") != nullptr;
   has_guarantee |= std::getenv("WEFT_PROCESSING_GUARANTEE") != nullptr;
+  has_log_file |= std::getenv("WEFT_LOG_FILE") != nullptr;
+  has_node_port |= std::getenv("WEFT_NODE_HTTP_PORT") != nullptr;
   if (!has_app_id) rest->push_back("--application.id=orders-demo");
   const auto weft_args = orders::weft_arguments(app, std::move(*rest));
   std::vector<const char*> args;
@@ -128,8 +140,27 @@ int main(int argc, char** argv) {
   auto s = orders::settings::from(app);
   cfg = orders::with_bad_record_policies(*cfg, s);
   if (!cfg) return fail(cfg.error().message());
+  if (!cfg->describe_format().empty()) { // the picture only: no broker, no wipe
+    weft::node node{*cfg};
+    orders::add_services(node, s);
+    return node.run();
+  }
   const auto app_id = cfg->get_string("application.id");
   const auto servers = cfg->get_string("bootstrap.servers");
+  // The console is the progress's: the log goes to a file unless told.
+  if (!has_log_file)
+    if (auto l =
+            cfg->with("log.file", cfg->get_string("state.dir") + "/" + app_id + ".log"))
+      cfg = std::move(l);
+  // The node's own endpoint (metrics, topology) on a free port unless told.
+  if (!has_node_port)
+    if (auto h = cfg->with("http.port", "0")) cfg = std::move(h);
+  if (auto st =
+          weft::log::setup(cfg->get_string("log.level"), cfg->get_string("log.file"));
+      !st)
+    return fail(st.message());
+  weft::log::info("weft-orders-demo starting: {} orders from {} clients", load.orders,
+                  load.clients);
 
   auto admin =
       weft::kafka::admin::create(cfg->kafka_properties(weft::client_kind::admin));
@@ -163,12 +194,16 @@ int main(int argc, char** argv) {
   std::printf("services: orders, order-details, orders-by-product, inventory, "
               "orders-by-customer, fraud, customer-orders, validation-gate, "
               "payments-by-order, payment-gate, shipping, notification-join, "
-              "notification-sender, customer-check\n");
-  if (auto st = node.start(); !st) return fail(st.message());
+              "notification-sender, customer-check (--describe draws them)\n");
+  if (!cfg->get_string("log.file").empty())
+    std::printf("log: %s (warnings and errors also here)\n",
+                cfg->get_string("log.file").c_str());
   orders::local_state_reader reader{node};
   orders::rest_api api{reader, orders::topic_names::with_prefix(s.topic_prefix),
                        cfg->kafka_properties(weft::client_kind::producer),
                        load.clients + 16, s.rest_limits};
+  node.add_metrics([&api](weft::metrics::exposition& page) { api.write_metrics(page); });
+  if (auto st = node.start(); !st) return fail(st.message());
   if (auto st = api.start(s.http_host, s.http_port); !st) return fail(st.message());
   const std::string url =
       "http://" + s.http_host + ":" + std::to_string(api.port()) + "/v1";
@@ -211,13 +246,24 @@ int main(int argc, char** argv) {
     runner.join();
     load_done = true;
   }};
+  // Orders that reached a final state (SHIPPED, FAILED, CANCELLED), for the
+  // rate: how fast the system settles orders, not how fast clients post.
+  uint64_t last_settled = 0;
+  auto last_at = start;
   auto print_progress = [&] {
     auto c = count_orders(node);
-    std::printf("  %5.1f s  posted %6llu  %s notified %llu\n",
-                duration<double>(steady_clock::now() - start).count(),
+    auto now = steady_clock::now();
+    uint64_t settled = c.states[orders::shipped] + c.states[orders::failed] +
+                       c.states[orders::cancelled];
+    double secs = std::max(1e-3, duration<double>(now - last_at).count());
+    double rate = static_cast<double>(settled - std::min(settled, last_settled)) / secs;
+    last_settled = settled;
+    last_at = now;
+    std::printf("  %5.1f s  posted %6llu  %s notified %llu  | %5.0f orders/s settled\n",
+                duration<double>(now - start).count(),
                 static_cast<unsigned long long>(progress.posted.load()),
                 states_line(c).c_str(),
-                static_cast<unsigned long long>(orders::sent_notifications(*box)));
+                static_cast<unsigned long long>(orders::sent_notifications(*box)), rate);
     std::fflush(stdout);
     return c;
   };
@@ -299,9 +345,18 @@ int main(int argc, char** argv) {
     std::printf("  mismatch %s\n", m.c_str());
   for (auto& e : report.errors)
     std::printf("  error: %s\n", e.c_str());
-  std::printf("REST API: %s  (try: curl %s/orders/order-0 ; curl %s/stock/product-00 ; "
-              "curl %s/customers/1/orders)\n",
+  if (!cfg->get_string("log.file").empty())
+    std::printf("log:         %s\n", cfg->get_string("log.file").c_str());
+  std::printf("REST API:    %s  (try: curl %s/orders/order-0 ; curl %s/stock/product-00 "
+              "; curl %s/customers/1/orders)\n",
               url.c_str(), url.c_str(), url.c_str(), url.c_str());
+  if (node.http_port() > 0) {
+    const auto node_url =
+        "http://" + cfg->get_string("http.host") + ":" + std::to_string(node.http_port());
+    std::printf("node:        %s/  (metrics: curl %s/metrics ; topology: curl "
+                "%s/topology?format=text ; cluster view: %s/cluster)\n",
+                node_url.c_str(), node_url.c_str(), node_url.c_str(), node_url.c_str());
+  }
 
   const bool ok = mismatches.empty() && progress.errors == 0 &&
                   final_tally.states[orders::created] == 0;

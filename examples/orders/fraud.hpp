@@ -30,6 +30,7 @@ class fraud_service : public weft::operator_base {
 
   explicit fraud_service(const topic_names& t)
     : operator_base("fraud"), customers_(t.customers) {
+    describe_as(weft::service_pattern::stateful, "session windows per customer");
     treat_nulls_as_bad();
     add_input_ref(weft::repartitioned(repartition_name));
     // Reads the customers GlobalKTable that order_details_service declares:

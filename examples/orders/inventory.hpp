@@ -54,6 +54,7 @@ class inventory_service : public weft::operator_base {
   static constexpr const char* repartition_name = "orders-by-product";
 
   explicit inventory_service(const topic_names& t) : operator_base("inventory") {
+    describe_as(weft::service_pattern::stateful, "stock reservations by product");
     treat_nulls_as_bad();
     add_input_ref(t.stock);
     add_input_ref(weft::repartitioned(repartition_name));

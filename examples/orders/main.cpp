@@ -54,6 +54,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "weft-orders: %s\n", cfg.error().message().c_str());
     return 2;
   }
+  if (!cfg->describe_format().empty()) { // print the picture; no broker needed
+    weft::node node{*cfg};
+    orders::add_services(node, s);
+    return node.run();
+  }
   auto admin =
       weft::kafka::admin::create(cfg->kafka_properties(weft::client_kind::admin));
   if (!admin) {
@@ -70,6 +75,7 @@ int main(int argc, char** argv) {
   orders::rest_api api{reader, orders::topic_names::with_prefix(s.topic_prefix),
                        cfg->kafka_properties(weft::client_kind::producer), 64,
                        s.rest_limits};
+  node.add_metrics([&api](weft::metrics::exposition& page) { api.write_metrics(page); });
   if (auto st = api.start(s.http_host, s.http_port); !st) {
     std::fprintf(stderr, "weft-orders: REST API: %s\n", st.message().c_str());
     return 1;

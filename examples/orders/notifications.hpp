@@ -42,6 +42,7 @@ class notification_join : public weft::operator_base {
  public:
   explicit notification_join(const topic_names& t)
     : operator_base("notification-join"), customers_(t.customers) {
+    describe_as(weft::service_pattern::stateful, "join: order, payment, customer");
     treat_nulls_as_bad();
     add_input_ref(t.orders);
     add_input_ref(t.commands);
@@ -130,7 +131,9 @@ class outbox {
 class notification_sender : public weft::stateless<str, notification_serde> {
  public:
   notification_sender(const topic_names& t, std::shared_ptr<outbox> box)
-    : stateless("notification-sender", t.notifications), box_(std::move(box)) {}
+    : stateless("notification-sender", t.notifications), box_(std::move(box)) {
+    describe_as(weft::service_pattern::stream_aside, "sends e-mails to an outbox");
+  }
 
   void process(const std::string&, const notification& n, weft::context&) override {
     box_->send(n);

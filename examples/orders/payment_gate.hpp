@@ -39,6 +39,7 @@ class payment_gate : public weft::operator_base {
   static constexpr const char* repartition_name = "payments-by-order";
 
   explicit payment_gate(const topic_names& t) : operator_base("payment-gate") {
+    describe_as(weft::service_pattern::gate, "order and payment, then PAID");
     treat_nulls_as_bad();
     add_input_ref(t.orders);
     add_input_ref(weft::repartitioned(repartition_name));

@@ -1,5 +1,7 @@
 #include "rest_api.hpp"
 
+#include <weft/http/request_metrics.hpp>
+
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -54,6 +56,7 @@ struct rest_api::impl {
   std::map<std::string, std::string> producer_props;
   std::unique_ptr<weft::kafka::producer> producer;
   weft::http::server server;
+  weft::http::request_metrics requests{"orders-rest"};
   std::thread server_thread;
   int bound_port = 0;
 
@@ -280,6 +283,21 @@ struct rest_api::impl {
     }
     reply(res, 200, list);
   }
+
+  /// Serves `fn` through weft::http::guarded (a bad_request becomes a 400
+  /// naming what is wrong), counted and timed as `method route`
+  /// (request_metrics).
+  httplib::Server::Handler counted(const char* method, const char* route,
+                                   void (impl::*fn)(const httplib::Request&,
+                                                    httplib::Response&)) {
+    auto r = requests.route(method, route);
+    auto handler = weft::http::guarded(this, fn);
+    return [this, handler, r](const httplib::Request& req, httplib::Response& res) {
+      auto started = requests.start();
+      handler(req, res);
+      requests.done(r, started, res.status);
+    };
+  }
 };
 
 namespace {
@@ -303,6 +321,10 @@ rest_api::rest_api(const state_reader& reader, topic_names topics,
 
 const weft::http::refusals& rest_api::refused() const {
   return impl_->server.refused();
+}
+
+void rest_api::write_metrics(weft::metrics::exposition& page) const {
+  impl_->requests.write(page, &impl_->server.refused());
 }
 
 rest_api::~rest_api() {
@@ -336,16 +358,20 @@ weft::status rest_api::start(const std::string& host, int port) {
                   "no such endpoint: " + req.method + " " + req.path.substr(0, 200) +
                       " (the API is under /v1: orders, payments, stock, customers)");
   });
-  s.Post("/v1/orders", weft::http::guarded(&m, &impl::post_order));
-  s.Get(R"(/v1/orders/([^/]+))", weft::http::guarded(&m, &impl::get_order));
-  s.Get(R"(/v1/orders/([^/]+)/validated)", weft::http::guarded(&m, &impl::get_validated));
-  s.Post(R"(/v1/orders/([^/]+)/cancel)", weft::http::guarded(&m, &impl::cancel_order));
-  s.Post("/v1/payments", weft::http::guarded(&m, &impl::post_payment));
-  s.Post("/v1/stock", weft::http::guarded(&m, &impl::post_stock));
-  s.Get(R"(/v1/stock/([^/]+))", weft::http::guarded(&m, &impl::get_stock));
-  s.Put(R"(/v1/customers/([^/]+))", weft::http::guarded(&m, &impl::put_customer));
+  s.Post("/v1/orders", m.counted("POST", "/v1/orders", &impl::post_order));
+  s.Get(R"(/v1/orders/([^/]+))", m.counted("GET", "/v1/orders/{id}", &impl::get_order));
+  s.Get(R"(/v1/orders/([^/]+)/validated)",
+        m.counted("GET", "/v1/orders/{id}/validated", &impl::get_validated));
+  s.Post(R"(/v1/orders/([^/]+)/cancel)",
+         m.counted("POST", "/v1/orders/{id}/cancel", &impl::cancel_order));
+  s.Post("/v1/payments", m.counted("POST", "/v1/payments", &impl::post_payment));
+  s.Post("/v1/stock", m.counted("POST", "/v1/stock", &impl::post_stock));
+  s.Get(R"(/v1/stock/([^/]+))",
+        m.counted("GET", "/v1/stock/{product}", &impl::get_stock));
+  s.Put(R"(/v1/customers/([^/]+))",
+        m.counted("PUT", "/v1/customers/{id}", &impl::put_customer));
   s.Get(R"(/v1/customers/([^/]+)/orders)",
-        weft::http::guarded(&m, &impl::get_customer_orders));
+        m.counted("GET", "/v1/customers/{id}/orders", &impl::get_customer_orders));
 
   if (port == 0) {
     m.bound_port = s.bind_to_any_port(host);

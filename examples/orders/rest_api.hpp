@@ -39,6 +39,7 @@
 #include <string_view>
 
 #include <weft/http/server.hpp>
+#include <weft/metrics/exposition.hpp>
 #include <weft/status.hpp>
 
 #include "model.hpp"
@@ -88,6 +89,10 @@ class rest_api {
 
   /// What the API refused so far (flood and size tests, metrics).
   const weft::http::refusals& refused() const;
+  /// Its requests per route and status, their latencies and its refusals,
+  /// for the node's Prometheus page (node::add_metrics); any thread, also
+  /// before start().
+  void write_metrics(weft::metrics::exposition& page) const;
   ~rest_api();
   rest_api(const rest_api&) = delete;
   rest_api& operator=(const rest_api&) = delete;

@@ -18,6 +18,7 @@ class shipping_service : public weft::operator_base {
  public:
   shipping_service(const topic_names& t, weft::timestamp_ms delay)
     : operator_base("shipping"), delay_(delay) {
+    describe_as(weft::service_pattern::stateful, "timer: SHIPPED after a delay");
     treat_nulls_as_bad();
     add_input_ref(t.orders);
     add_store({scheduled_.name(), weft::store_decl::kind::kv});

@@ -121,6 +121,16 @@ void add_services(weft::node& n, const settings& s, std::shared_ptr<outbox> box)
   const bool rewrite = n.cfg().get_string("processing.guarantee") != "exactly_once";
   for (auto& f : services(s, rewrite, box))
     n.add(f);
+  // For node::describe(): what the code does not say on its own.
+  auto t = topic_names::with_prefix(s.topic_prefix);
+  // Commands to the orders service and the notifications on their way to
+  // the sender stay inside the system; the rest is its narrative.
+  n.mark_intermediate(t.commands);
+  n.mark_intermediate(t.notifications);
+  n.add_client({"rest-api",
+                "REST API (every node)",
+                {t.commands, t.payments, t.customers, t.stock},
+                {store_names::orders, store_names::stock, store_names::customer_orders}});
 }
 
 weft::status create_topics(weft::kafka::admin& admin, const settings& s) {

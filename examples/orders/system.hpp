@@ -59,6 +59,8 @@ std::vector<weft::service_factory> services(const settings& s, bool rewrite_repe
 /// Adds every service to `n`. `box` receives sent notifications; null makes
 /// one from s.outbox. Under at_least_once the orders service rewrites
 /// repeated states (see orders_service.hpp).
+/// Also tells the node what describe() cannot see in the services: the
+/// intermediate topics and the REST API as a client.
 void add_services(weft::node& n, const settings& s, std::shared_ptr<outbox> box = {});
 
 /// Creates the system's topics (s.partitions each; customers compacted).

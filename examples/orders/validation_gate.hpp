@@ -34,6 +34,7 @@ class validation_gate : public weft::operator_base {
  public:
   validation_gate(const topic_names& t, weft::timestamp_ms timeout)
     : operator_base("validation-gate"), timeout_(timeout) {
+    describe_as(weft::service_pattern::gate, "three checks, then VALIDATED or FAILED");
     treat_nulls_as_bad();
     add_input_ref(t.orders);
     add_input_ref(t.validations);

@@ -204,6 +204,10 @@ std::vector<config_key> make_keys() {
                0,
                0,
                {"error", "warn", "info", "debug"}});
+  k.push_back({"log.file", kind::string, "",
+               "Write the log to this file (appended, created with its folder if "
+               "missing); the console (stderr) then gets warnings and errors only. "
+               "Empty: everything goes to the console. Checked at start-up."});
   return k;
 }
 
@@ -453,10 +457,20 @@ result<config> config::load(int argc, const char* const* argv) {
   std::map<std::string, std::string> file_values, env_values, cli_values;
   std::string file;
   bool help = false;
+  std::string describe;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       help = true;
+      continue;
+    }
+    if (starts_with(a, "--describe")) {
+      describe = a.size() > 11 && a[10] == '=' ? a.substr(11) : "text";
+      if (describe != "text" && describe != "dot" && describe != "mermaid" &&
+          describe != "json")
+        return make_error(errc::invalid_config,
+                          "--describe=" + describe +
+                              ": the picture's format is text, dot, mermaid or json");
       continue;
     }
     if (!starts_with(a, "--"))
@@ -494,17 +508,18 @@ result<config> config::load(int argc, const char* const* argv) {
   for (auto* src : {&file_values, &env_values, &cli_values})
     for (auto& [k, v] : *src)
       raw[k] = v;
-  if (auto st = validate(raw, !help); !st) return st;
+  if (auto st = validate(raw, !help && describe.empty()); !st) return st;
   config c;
   c.values_ = std::move(raw);
   c.help_ = help;
+  c.describe_ = std::move(describe);
   return c;
 }
 
 result<config> config::with(const std::string& key, const std::string& value) const {
   auto raw = values_;
   raw[key] = value;
-  if (auto st = validate(raw, !help_); !st) return st;
+  if (auto st = validate(raw, !help_ && describe_.empty()); !st) return st;
   config c = *this;
   c.values_ = std::move(raw);
   return c;
@@ -512,7 +527,10 @@ result<config> config::with(const std::string& key, const std::string& value) co
 
 std::string config::help_text(std::string_view program) {
   std::ostringstream os;
-  os << "usage: " << program << " [--config FILE] [--key=value ...]\n\n"
+  os << "usage: " << program << " [--config FILE] [--key=value ...]\n"
+     << "       " << program
+     << " --describe[=text|dot|mermaid|json] [--key=value ...]   print the "
+        "topology and exit\n\n"
      << "Keys (also WEFT_<KEY> in the environment, e.g. WEFT_APPLICATION_ID):\n";
   for (auto& k : keys()) {
     os << "  --" << k.name;

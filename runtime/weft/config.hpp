@@ -71,6 +71,11 @@ class config {
   static std::string help_text(std::string_view program);
 
   bool help_requested() const { return help_; }
+  /// `--describe[=FORMAT]` (text, dot, mermaid or json; text when no
+  /// format is given): the program prints its topology and exits
+  /// (node::run does). Empty when not asked. Like --help it skips the
+  /// required-key check.
+  const std::string& describe_format() const { return describe_; }
 
   const std::string& get_string(std::string_view key) const;
   int64_t get_int(std::string_view key) const;
@@ -101,6 +106,7 @@ class config {
                          bool check_required);
   std::map<std::string, std::string, std::less<>> values_;
   bool help_ = false;
+  std::string describe_;
 };
 
 } // namespace weft

@@ -286,3 +286,18 @@ TEST_CASE("Kafka security properties (TLS, SASL) pass through to librdkafka") {
   CHECK_THAT(conf.error().message(), Catch::Contains("'security.protocol'") &&
                                          Catch::Contains("kafka.security.protocol"));
 }
+
+TEST_CASE(
+    "a --describe option asks for the topology in a format, without the required keys") {
+  auto plain = load({"--describe"});
+  REQUIRE(plain.ok());
+  CHECK(plain->describe_format() == "text");
+  auto dot = load({"--describe=dot"});
+  REQUIRE(dot.ok());
+  CHECK(dot->describe_format() == "dot");
+  CHECK(load({"--application.id=a"})->describe_format().empty());
+  auto bad = load({"--describe=svg", "--application.id=a"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message(), Catch::Contains("text, dot, mermaid or json"));
+  CHECK_THAT(config::help_text("prog"), Catch::Contains("--describe"));
+}

@@ -1,15 +1,73 @@
 #include "weft/log.hpp"
 
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <filesystem>
+#include <mutex>
 
 namespace weft::log {
 
-void setup(std::string_view level) {
-  auto logger = spdlog::get("weft");
-  if (!logger) logger = spdlog::stderr_color_mt("weft");
+namespace {
+
+std::mutex mu;
+std::string current_file;
+std::string current_level;
+bool configured = false;
+
+constexpr const char* pattern = "%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%t] %v";
+
+} // namespace
+
+status setup(std::string_view level_name, const std::string& path) {
+  std::lock_guard<std::mutex> guard{mu};
+  auto level = spdlog::level::from_str(std::string{level_name});
+  if (configured && current_file == path && current_level == level_name) return {};
+  std::vector<spdlog::sink_ptr> sinks;
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  if (!path.empty()) {
+    std::error_code ec;
+    auto parent = std::filesystem::path{path}.parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec)
+      return make_error(errc::invalid_config,
+                        "log.file: cannot create the folder of '" + path +
+                            "': " + ec.message() +
+                            "; pick a writable path, or set "
+                            "log.file= (empty) to log to the console");
+    try {
+      auto file_sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, false);
+      file_sink->set_level(level);
+      sinks.push_back(std::move(file_sink));
+    } catch (const std::exception& e) {
+      return make_error(errc::invalid_config,
+                        "log.file: cannot open '" + path + "' for appending (" +
+                            e.what() +
+                            "); pick a writable path, or set log.file= (empty) to log "
+                            "to the console");
+    }
+    console->set_level(std::max(level, spdlog::level::warn));
+  } else {
+    console->set_level(level);
+  }
+  sinks.insert(sinks.begin(), console);
+  auto logger = std::make_shared<spdlog::logger>("weft", sinks.begin(), sinks.end());
+  logger->set_pattern(pattern);
+  logger->set_level(level);
+  // A file gets every line as it is written: a crash must not eat the last.
+  if (!path.empty()) logger->flush_on(spdlog::level::trace);
+  spdlog::drop("weft");
+  spdlog::register_logger(logger);
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%t] %v");
-  spdlog::set_level(spdlog::level::from_str(std::string{level}));
+  current_file = path;
+  current_level = std::string{level_name};
+  configured = true;
+  return {};
+}
+
+std::string file() {
+  std::lock_guard<std::mutex> guard{mu};
+  return current_file;
 }
 
 } // namespace weft::log

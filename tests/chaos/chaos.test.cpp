@@ -168,9 +168,9 @@ TEST_CASE("chaos: the counter pipeline on three nodes rides out a fault storm wi
       for (auto& m : (*v)["members"])
         if (m["id"] == f.target && m.contains("holding"))
           f.detail["held_units"] = m["holding"].size();
-    auto m1 = c.get(f.target, "/metrics", 1);
+    auto m1 = c.get(f.target, "/metrics.json", 1);
     std::this_thread::sleep_for(400ms);
-    auto m2 = c.get(f.target, "/metrics", 1);
+    auto m2 = c.get(f.target, "/metrics.json", 1);
     if (m1 && m2) {
       f.detail["processed_moving"] = (*m2)["processed"] != (*m1)["processed"];
       f.detail["epochs"] = (*m2)["epochs_committed"];

@@ -74,7 +74,7 @@ struct park_node {
   }
 
   json metrics() const {
-    auto res = client().Get("/metrics");
+    auto res = client().Get("/metrics.json");
     if (!res || res->status != 200) return nullptr;
     return json::parse(res->body, nullptr, false);
   }

@@ -149,7 +149,8 @@ inline std::optional<nlohmann::json> metrics(int port) {
   httplib::Client c{"127.0.0.1", port};
   c.set_connection_timeout(1);
   c.set_read_timeout(10);
-  auto res = c.Get("/metrics");
+  // The JSON counters (the node's /metrics is Prometheus' text).
+  auto res = c.Get("/metrics.json");
   if (!res || res->status != 200) return std::nullopt;
   return nlohmann::json::parse(res->body);
 }

@@ -11,7 +11,7 @@
 //       <out>-gated once a key has both an A and a B (weft::gate).
 //   --test.poison=EVENT            pipeline: the counter throws on that event
 //       after it wrote its state and emitted (exactly-once must undo both)
-//   --test.http.port=N             GET /counts, /global?key=, /metrics
+//   --test.http.port=N             GET /counts, /global?key=, /metrics.json
 //   --test.service=sequence        bad.record.policy=park tests: values are
 //       JSON {"n": N, "tag": T}; each record's output is "<count>:<n>", count
 //       being the key's records so far (kv store "seq"). A value that is not
@@ -276,7 +276,8 @@ int main(int argc, char** argv) {
         res.set_content(**v, "text/plain");
       }
     });
-    http.Get("/metrics", [&n](const httplib::Request&, httplib::Response& res) {
+    // The JSON counters, at the path the node's own endpoint serves them.
+    http.Get("/metrics.json", [&n](const httplib::Request&, httplib::Response& res) {
       auto m = n.metrics();
       nlohmann::json j{{"processed", m.processed},
                        {"produced", m.produced},

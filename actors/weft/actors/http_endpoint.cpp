@@ -1,5 +1,7 @@
 #include "weft/actors/http_endpoint.hpp"
 
+#include "weft/metrics/exposition.hpp"
+
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
@@ -66,8 +68,27 @@ http_endpoint::start(const std::string& host, int port, handlers h, http::limits
   srv.Get("/cluster", [h](const httplib::Request&, httplib::Response& res) {
     res.set_content(h.cluster(), "application/json");
   });
-  srv.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
-    res.set_content(h.metrics(), "application/json");
+  srv.Get("/metrics", [h](const httplib::Request& req, httplib::Response& res) {
+    // Prometheus asks for text/plain (or openmetrics); a JSON client may say
+    // so and keep getting what /metrics served before it was Prometheus'.
+    auto accept = req.get_header_value("Accept");
+    if (accept.find("application/json") != std::string::npos &&
+        accept.find("text/plain") == std::string::npos)
+      return res.set_content(h.metrics_json(), "application/json");
+    res.set_content(h.metrics(), metrics::exposition::content_type);
+  });
+  srv.Get("/metrics.json", [h](const httplib::Request&, httplib::Response& res) {
+    res.set_content(h.metrics_json(), "application/json");
+  });
+  srv.Get("/topology", [h](const httplib::Request& req, httplib::Response& res) {
+    auto name = req.has_param("format") ? req.get_param_value("format") : "json";
+    auto f = parse_describe_format(name);
+    if (!f) return error(res, 400, f.error().message());
+    auto text = h.topology(*f);
+    if (!text) return error(res, 500, text.error().message());
+    res.set_content(*text, *f == describe_format::json  ? "application/json"
+                           : *f == describe_format::dot ? "text/vnd.graphviz"
+                                                        : "text/plain; charset=utf-8");
   });
   if (h.parked)
     srv.Get("/parked", [h](const httplib::Request&, httplib::Response& res) {
@@ -111,7 +132,8 @@ http_endpoint::start(const std::string& host, int port, handlers h, http::limits
     if (res.status == 404 && res.body.empty())
       error(res, 404,
             "no such endpoint: " + req.path.substr(0, 200) +
-                " (try /state/<store>/<key>, /cluster, /metrics or /parked)");
+                " (try /state/<store>/<key>, /cluster, /metrics, /metrics.json, "
+                "/topology or /parked)");
   });
   int bound =
       port == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, port) ? port : -1);

@@ -8,7 +8,11 @@
 //       a key-value store. max_lag: a standby at most N changelog records
 //       behind may answer.
 //   GET /cluster   the cluster view (JSON)
-//   GET /metrics   the node's counters (JSON)
+//   GET /metrics   the node's metrics in Prometheus' text format; with
+//                  "Accept: application/json" (and no text/plain) the JSON
+//                  counters, as GET /metrics.json
+//   GET /topology[?format=json|dot|mermaid|text]  node::describe() (JSON by
+//                  default): what a map page draws
 //   GET /parked    the parked keys of this node's tasks (JSON,
 //       bad.record.policy=park)
 //   POST /parked/<service>/<key>?action=retry|skip|drop[&partition=N]
@@ -32,6 +36,7 @@
 #include <string>
 
 #include "weft/http/server.hpp"
+#include "weft/services/describe.hpp"
 #include "weft/status.hpp"
 
 namespace weft::detail {
@@ -43,7 +48,9 @@ class http_endpoint {
         const std::string& store, const std::string& key, int64_t max_lag)>
         get;
     std::function<std::string()> cluster;
-    std::function<std::string()> metrics;
+    std::function<std::string()> metrics;      ///< Prometheus text
+    std::function<std::string()> metrics_json; ///< the JSON counters
+    std::function<result<std::string>(describe_format)> topology;
     std::function<std::string()> parked;
     /// (service, key or nullopt for the null key, partition or -1 to hash
     /// the key, action) -> (HTTP status, JSON body).

@@ -16,6 +16,7 @@
 #include "weft/config.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
+#include "weft/metrics/exposition.hpp"
 #include "weft/services/service.hpp"
 #include "weft/state/shard.hpp"
 
@@ -96,11 +97,71 @@ class shard_registry {
   std::map<std::string, int> partitions_;
 };
 
-/// Counters, updated with relaxed atomics from the actors.
+/// The counters of one task (service, partition), for the metrics page. One
+/// cell per task for the node's life: a task replaced after a roll-back or
+/// a rebalance goes on counting in the same cell, so the counters only rise
+/// (Prometheus' counter semantics). Written by the task's actor with relaxed
+/// atomics (no other writer contends for the cache line), summed on a scrape.
+/// A new per-task figure is a field here, a line in its writer and a family
+/// in node_metrics_page.cpp.
+struct task_counters {
+  std::atomic<uint64_t> processed{0};     ///< records handled
+  std::atomic<uint64_t> produced{0};      ///< records emitted to output topics
+  std::atomic<uint64_t> changelog{0};     ///< changelog records written
+  std::atomic<uint64_t> skipped{0};       ///< bad records skipped
+  std::atomic<uint64_t> dead_lettered{0}; ///< bad records dead-lettered
+  std::atomic<uint64_t> parked{0};        ///< bad records that parked their key
+  /// exactly_once: microseconds the task held its input at epoch markers.
+  std::atomic<uint64_t> held_us{0};
+
+  static void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.fetch_add(n, std::memory_order_relaxed);
+  }
+};
+
+/// Every task's counters on this node, by (service index, partition). cell()
+/// is called when a task starts (a lock and a map lookup), never per record.
+class task_counter_registry {
+ public:
+  task_counters* cell(size_t service, int32_t partition) {
+    std::lock_guard<std::mutex> guard{mu_};
+    auto& c = cells_[{service, partition}];
+    if (!c) c = std::make_unique<task_counters>();
+    return c.get();
+  }
+  /// Calls fn(service, partition, counters) for every task ever run here.
+  template <class Fn>
+  void visit(Fn&& fn) const {
+    std::lock_guard<std::mutex> guard{mu_};
+    for (auto& [k, c] : cells_)
+      fn(k.first, k.second, *c);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<size_t, int32_t>, std::unique_ptr<task_counters>> cells_;
+};
+
+/// Partitions paused by flow control, counted per partition (rare: a lock).
+class pause_counter {
+ public:
+  void add(const topic_partition& tp) {
+    std::lock_guard<std::mutex> guard{mu_};
+    ++counts_[tp];
+  }
+  std::map<topic_partition, uint64_t> read() const {
+    std::lock_guard<std::mutex> guard{mu_};
+    return counts_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<topic_partition, uint64_t> counts_;
+};
+
+/// Node-wide counters, updated with relaxed atomics from the actors; the
+/// per-task ones are in task_counter_registry.
 struct node_counters {
-  std::atomic<uint64_t> processed{0};
-  std::atomic<uint64_t> produced{0};
-  std::atomic<uint64_t> bad_records{0};
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> pauses{0};
   /// Times a task reading several partitions processed ahead of an empty one
@@ -114,6 +175,35 @@ struct node_counters {
   std::atomic<uint64_t> commit_us_max{0};
   std::atomic<uint64_t> aligned_us_total{0}; ///< summed over tasks: time held at markers
   std::atomic<uint64_t> txn_us_total{0};     ///< in send_offsets + commit + begin
+  /// Marker sent -> transaction committed, per epoch.
+  metrics::histogram epoch_commit{metrics::histogram::latency_bounds()};
+  // Rebalancing (the task manager): generations applied, the last one, and
+  // how long applying each took.
+  std::atomic<uint64_t> rebalances{0};
+  std::atomic<int64_t> generation{0};
+  metrics::histogram rebalance{metrics::histogram::latency_bounds()};
+  /// Restores of this node's tasks (the restore thread).
+  state::restore_progress restore;
+
+  task_counter_registry tasks;
+  pause_counter paused_partitions;
+
+  /// Sums of the per-task counters.
+  struct totals {
+    uint64_t processed = 0, produced = 0, changelog = 0, bad = 0;
+  };
+  totals sum() const {
+    totals t;
+    tasks.visit([&](size_t, int32_t, const task_counters& c) {
+      t.processed += c.processed.load(std::memory_order_relaxed);
+      t.produced += c.produced.load(std::memory_order_relaxed);
+      t.changelog += c.changelog.load(std::memory_order_relaxed);
+      t.bad += c.skipped.load(std::memory_order_relaxed) +
+               c.dead_lettered.load(std::memory_order_relaxed) +
+               c.parked.load(std::memory_order_relaxed);
+    });
+    return t;
+  }
 };
 
 /// Records whose handler threw under exactly_once: the epoch was aborted and

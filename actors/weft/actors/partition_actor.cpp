@@ -133,6 +133,7 @@ void check_stall(partition_self self) {
     }
     st.paused = true;
     st.ctx->counters.pauses.fetch_add(1, std::memory_order_relaxed);
+    st.ctx->counters.paused_partitions.add(st.queue->partition());
   } else {
     log::warn("{}", s.message());
   }

@@ -13,8 +13,10 @@
 
 namespace weft::detail {
 
-restorer::restorer(std::map<std::string, std::string> props, size_t batch, int timeout_ms)
-  : props_(std::move(props)), batch_(batch), timeout_ms_(timeout_ms) {
+restorer::restorer(std::map<std::string, std::string> props, size_t batch, int timeout_ms,
+                   state::restore_progress* progress)
+  : props_(std::move(props)), batch_(batch), timeout_ms_(timeout_ms),
+    progress_(progress) {
   thread_ = std::thread{[this] { run(); }};
 }
 
@@ -149,8 +151,15 @@ void restorer::run() {
     for (auto& s : shards)
       raw.push_back(s.get());
     auto start = std::chrono::steady_clock::now();
+    if (progress_)
+      progress_->shards_active.store(static_cast<int64_t>(raw.size()),
+                                     std::memory_order_relaxed);
     auto n = state::shard::restore_all(raw, *reader, batch_, timeout_ms_, nullptr,
-                                       uncommitted.get());
+                                       uncommitted.get(), progress_);
+    if (progress_) {
+      progress_->shards_active.store(0, std::memory_order_relaxed);
+      if (n) progress_->shards_done.fetch_add(raw.size(), std::memory_order_relaxed);
+    }
     if (!n) {
       fail_all(n.error());
       continue;

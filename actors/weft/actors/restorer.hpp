@@ -29,7 +29,8 @@ class consumer;
 }
 namespace weft::state {
 class shard;
-}
+struct restore_progress;
+} // namespace weft::state
 
 namespace weft::detail {
 
@@ -43,7 +44,9 @@ class restorer {
   using done_fn = std::function<void(result<shard_ptr>, uint64_t restored)>;
 
   /// `props`: librdkafka consumer properties (bootstrap.servers, ...).
-  restorer(std::map<std::string, std::string> props, size_t batch, int timeout_ms);
+  /// `progress` (optional, must outlive the restorer) is kept up to date.
+  restorer(std::map<std::string, std::string> props, size_t batch, int timeout_ms,
+           state::restore_progress* progress = nullptr);
   ~restorer(); ///< stops after the running batch; pending jobs get shutting_down
 
   /// Queues a job; returns its ticket for cancel().
@@ -66,6 +69,7 @@ class restorer {
   std::map<std::string, std::string> props_;
   size_t batch_;
   int timeout_ms_;
+  state::restore_progress* progress_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<job> jobs_;

@@ -128,9 +128,10 @@ void log_progress(supervisor_self self) {
   auto& st = self->state;
   auto now = std::chrono::steady_clock::now();
   if (now - st.last_progress < std::chrono::seconds(10)) return;
-  auto processed = st.ctx->counters.processed.load(std::memory_order_relaxed);
-  auto secs = std::chrono::duration<double>(now - st.last_progress).count();
   auto& c = st.ctx->counters;
+  auto totals = c.sum();
+  auto processed = totals.processed;
+  auto secs = std::chrono::duration<double>(now - st.last_progress).count();
   if (processed != st.last_processed) {
     std::string epochs;
     if (st.ctx->exactly_once) {
@@ -144,10 +145,8 @@ void log_progress(supervisor_self self) {
     }
     log::info("processed {} records ({:.0f}/s), produced {}, bad {}, paused {} times, "
               "processed ahead of an empty input {} times{}",
-              processed, (processed - st.last_processed) / secs,
-              c.produced.load(std::memory_order_relaxed),
-              c.bad_records.load(std::memory_order_relaxed),
-              c.pauses.load(std::memory_order_relaxed),
+              processed, (processed - st.last_processed) / secs, totals.produced,
+              totals.bad, c.pauses.load(std::memory_order_relaxed),
               c.enforced_processing.load(std::memory_order_relaxed), epochs);
   }
   st.last_progress = now;
@@ -346,6 +345,7 @@ void commit_epoch(supervisor_self self) {
   c.epochs_committed.fetch_add(1, std::memory_order_relaxed);
   c.commits.fetch_add(1, std::memory_order_relaxed);
   c.commit_us_total.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
+  c.epoch_commit.observe_us(static_cast<uint64_t>(us));
   auto max = c.commit_us_max.load(std::memory_order_relaxed);
   while (static_cast<uint64_t>(us) > max &&
          !c.commit_us_max.compare_exchange_weak(max, static_cast<uint64_t>(us)))

@@ -89,6 +89,7 @@ class task_context final : public context, public state::changelog_sink {
   uint64_t sends = 0; ///< records handed over (or queued) so far
   /// Per output: key bytes the partitioner skips (windowed keys).
   std::vector<uint8_t> key_suffixes;
+  task_counters* counters = nullptr; ///< this task's cell (node_context.hpp)
   /// The task's durable timers, once its shard is restored (null: none).
   state::timer_index* timer_idx = nullptr;
 
@@ -129,6 +130,7 @@ class task_context final : public context, public state::changelog_sink {
     r.headers = std::move(headers);
     if (output_index < key_suffixes.size()) r.key_suffix = key_suffixes[output_index];
     if (r.key_suffix > 0 && (!r.key || r.key->size() < r.key_suffix)) r.key_suffix = 0;
+    task_counters::add(counters->produced);
     send(std::move(r), &slot->ref);
   }
 
@@ -141,6 +143,7 @@ class task_context final : public context, public state::changelog_sink {
     if (value) r.value = std::string{*value};
     r.timestamp =
         ts > 0 ? ts : (current_view.timestamp > 0 ? current_view.timestamp : now_ms());
+    task_counters::add(counters->changelog);
     send(std::move(r), changelog_ref(store));
   }
 
@@ -167,10 +170,7 @@ class task_context final : public context, public state::changelog_sink {
   /// full (the slot stays held).
   bool try_send(const record& r, delivery_ref* ref) {
     auto st = node->producer->send(r, ref);
-    if (st.ok()) {
-      node->counters.produced.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
+    if (st.ok()) return true;
     if (st.code() == errc::queue_full) return false;
     // Not retriable (e.g. unknown topic, message too large): treat like a
     // failed delivery, so the input is never committed.
@@ -338,18 +338,18 @@ bool handle_bad_record(task_self self, const record_view& r,
                    " (bad.record.policy=fail; use skip or dead_letter to continue)");
     return false;
   case bad_record_policy::skip:
-    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    task_counters::add(st.ctx.counters->skipped);
     log::warn("service '{}' skipped bad record {}: {}", st.service->name, where, error);
     return true;
   case bad_record_policy::dead_letter: {
-    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    task_counters::add(st.ctx.counters->dead_lettered);
     auto dl = dead_letter_record(r, error, st.service->name,
                                  st.service->dead_letter_topic, st.dead_letter_max);
     st.ctx.send(std::move(dl), &st.ctx.slot->ref);
     return true;
   }
   case bad_record_policy::park:
-    st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+    task_counters::add(st.ctx.counters->parked);
     return park_record(self, r, error, retriable);
   }
   return true;
@@ -666,7 +666,7 @@ bool holdable(const task_state& st, const record_view& r) {
 void dead_letter_unholdable(task_self self, const record_view& r,
                             const std::string& why) {
   auto& st = self->state;
-  st.node->counters.bad_records.fetch_add(1, std::memory_order_relaxed);
+  task_counters::add(st.ctx.counters->dead_lettered);
   auto dl = dead_letter_record(r, why, st.service->name, st.service->dead_letter_topic,
                                st.dead_letter_max);
   dl.headers.push_back({"weft.parked", "too large to hold behind its parked key; sent "
@@ -837,7 +837,7 @@ replay_step replay_one(task_self self, const std::string& id,
     publish(self, id, *e);
     return replay_step::parked;
   }
-  st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
+  task_counters::add(st.ctx.counters->processed);
   auto more = st.parked.pop_head(id, removals);
   if (!more) {
     fail(self, "releasing a held record of parked key " + shown_key(id) + ": " +
@@ -1118,7 +1118,7 @@ cluster::query_answer park_request(task_self self, const std::string& id,
 /// punctuation when due.
 bool finish_record(task_self self) {
   auto& st = self->state;
-  st.node->counters.processed.fetch_add(1, std::memory_order_relaxed);
+  task_counters::add(st.ctx.counters->processed);
   auto interval = st.service->punctuate_ms;
   if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
     if (st.next_stream_punctuation > 0) punctuate(self);
@@ -1507,6 +1507,7 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
   st.ctx.node = node;
   st.ctx.service = st.service;
   st.ctx.partition = partition;
+  st.ctx.counters = node->counters.tasks.cell(service_index, partition);
   st.impl = st.service->factory();
   st.impl->init(partition_id{partition});
   for (auto& out : st.impl->outputs())
@@ -1695,6 +1696,7 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
                            .count();
         st.node->counters.aligned_us_total.fetch_add(static_cast<uint64_t>(held_us),
                                                      std::memory_order_relaxed);
+        task_counters::add(st.ctx.counters->held_us, static_cast<uint64_t>(held_us));
         st.awaiting_commit = false;
         st.aligned.clear();
         st.marker_offsets.clear();

@@ -28,6 +28,16 @@ class rocksdb_factory final : public store_factory {
     return c;
   }
 
+  factory_stats stats() const override {
+    factory_stats f;
+    f.cache_capacity_bytes = env_.cache_capacity();
+    f.cache_usage_bytes = env_.cache_usage();
+    f.cache_pinned_bytes = env_.cache_pinned_usage();
+    f.write_buffer_bytes = env_.write_buffer_usage();
+    f.stores = env_.sizes_by_store();
+    return f;
+  }
+
   // With `epochs` the epoch buffer goes right above the RocksDB store
   // (open_rocksdb_*), under the window/session encoding and every layer.
   result<std::unique_ptr<kv_store>> kv(const std::string& dir, const store_spec& s,

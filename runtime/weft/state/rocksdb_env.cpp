@@ -97,6 +97,21 @@ size_t rocksdb_env_impl::open_stores() const {
   return stores_.size();
 }
 
+std::map<std::string, store_sizes> rocksdb_env_impl::sizes_by_store() const {
+  std::map<std::string, store_sizes> out;
+  // Under the lock: a store leaves (remove()) before it closes.
+  std::lock_guard lock{mtx_};
+  for (auto* s : stores_) {
+    auto z = s->sizes();
+    auto& sum = out[s->store_name()];
+    sum.shards += 1;
+    sum.sst_bytes += z.sst_bytes;
+    sum.memtable_bytes += z.memtable_bytes;
+    sum.keys += z.keys;
+  }
+  return out;
+}
+
 void rocksdb_env_impl::balance_memory() {
   if (wbm_->memory_usage() <= wbm_->buffer_size()) return;
   std::lock_guard lock{mtx_};
@@ -149,6 +164,10 @@ size_t rocksdb_env::write_buffer_usage() const {
 
 size_t rocksdb_env::open_stores() const {
   return impl_->open_stores();
+}
+
+std::map<std::string, store_sizes> rocksdb_env::sizes_by_store() const {
+  return impl_->sizes_by_store();
 }
 
 } // namespace weft::state

@@ -21,13 +21,24 @@
 // headers. detail/rocksdb_env_impl.hpp is the RocksDB side.
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 
 namespace weft::state {
 
 namespace detail {
 class rocksdb_env_impl;
 }
+
+/// What the stores of one name take, summed over the shards open on a node.
+struct store_sizes {
+  uint64_t shards = 0;         ///< open RocksDB instances
+  uint64_t sst_bytes = 0;      ///< table files on disk (rocksdb.total-sst-files-size)
+  uint64_t memtable_bytes = 0; ///< rocksdb.cur-size-all-mem-tables
+  uint64_t keys = 0;           ///< rocksdb.estimate-num-keys
+};
 
 struct rocksdb_env_config {
   /// Block cache capacity; memtable memory is charged to it too.
@@ -62,6 +73,8 @@ class rocksdb_env {
   size_t write_buffer_usage() const;
   /// Stores open with this env right now.
   size_t open_stores() const;
+  /// Their sizes by store name (each shard's RocksDB properties, read now).
+  std::map<std::string, store_sizes> sizes_by_store() const;
 
   /// The RocksDB side, for rocksdb_store.cpp.
   const std::shared_ptr<detail::rocksdb_env_impl>& impl() const { return impl_; }

@@ -191,6 +191,17 @@ class rocksdb_byte_store final : public detail::byte_store, public detail::flush
     return n;
   }
 
+  const std::string& store_name() const override { return name_; }
+
+  store_sizes sizes() const override {
+    store_sizes z;
+    z.shards = 1;
+    db_->GetIntProperty(data_cf_, "rocksdb.total-sst-files-size", &z.sst_bytes);
+    db_->GetIntProperty(data_cf_, "rocksdb.cur-size-all-mem-tables", &z.memtable_bytes);
+    db_->GetIntProperty(data_cf_, "rocksdb.estimate-num-keys", &z.keys);
+    return z;
+  }
+
   void request_flush() override {
     rocksdb::FlushOptions fo;
     fo.wait = false;

@@ -212,11 +212,10 @@ status shard::finish(cursor& c) {
   return {};
 }
 
-result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shards,
-                                                 kafka::consumer& reader, size_t batch,
-                                                 int timeout_ms,
-                                                 const std::atomic<bool>* interrupt,
-                                                 kafka::consumer* uncommitted) {
+result<std::vector<uint64_t>>
+shard::restore_all(const std::vector<shard*>& shards, kafka::consumer& reader,
+                   size_t batch, int timeout_ms, const std::atomic<bool>* interrupt,
+                   kafka::consumer* uncommitted, restore_progress* publish_to) {
   std::vector<cursor> cursors;
   std::vector<std::pair<topic_partition, weft::offset>> starts;
   for (auto* sh : shards)
@@ -295,6 +294,21 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
     if (auto st = reader.assign_at(starts); !st) return st;
     auto last_progress = std::chrono::steady_clock::now();
     size_t open = cursors.size();
+    // What is left to read, published for the metrics page each round.
+    auto publish = [&] {
+      if (!publish_to) return;
+      int64_t left = 0;
+      for (auto& c : cursors)
+        left += std::max<int64_t>(0, c.high - c.next);
+      publish_to->remaining.store(left, std::memory_order_relaxed);
+    };
+    struct clear_remaining {
+      restore_progress* p;
+      ~clear_remaining() {
+        if (p) p->remaining.store(0, std::memory_order_relaxed);
+      }
+    } clear{publish_to};
+    publish();
     while (open > 0) {
       if (interrupt && interrupt->load(std::memory_order_acquire)) {
         // Keep what was read: each applied batch carries its checkpoint, and
@@ -338,6 +352,8 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
           continue;
         }
         progress = true;
+        if (publish_to)
+          publish_to->records.fetch_add(b.size(), std::memory_order_relaxed);
         for (size_t i = 0; i < b.size(); ++i) {
           auto v = b.view(i);
           c.next = v.offset.value() + 1;
@@ -354,9 +370,10 @@ result<std::vector<uint64_t>> shard::restore_all(const std::vector<shard*>& shar
           if (auto st = apply(c); !st) return st;
         }
       }
-      if (progress)
+      if (progress) {
         last_progress = std::chrono::steady_clock::now();
-      else
+        publish();
+      } else
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (auto st = reader.assign_at({}); !st) return st;

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "weft/state/rocksdb_env.hpp"
 #include "weft/state/store.hpp"
 #include "weft/status.hpp"
 #include "weft/types.hpp"
@@ -57,9 +58,29 @@ struct store_spec {
 };
 
 /// Makes the stores of a shard: RocksDB in production, memory in tests.
+/// How far the node's restores are, for the metrics page: written by the
+/// restore thread (restore_all), read from any thread.
+struct restore_progress {
+  std::atomic<uint64_t> records{0};      ///< changelog records read by restores
+  std::atomic<int64_t> remaining{0};     ///< records left in the running restore
+  std::atomic<int64_t> shards_active{0}; ///< shards being restored now
+  std::atomic<uint64_t> shards_done{0};  ///< shards restored
+};
+
+/// What a node's stores take, for the metrics page.
+struct factory_stats {
+  uint64_t cache_capacity_bytes = 0; ///< the shared block cache
+  uint64_t cache_usage_bytes = 0;    ///< blocks and memtable reservations in it
+  uint64_t cache_pinned_bytes = 0;
+  uint64_t write_buffer_bytes = 0; ///< memtables of every store
+  std::map<std::string, store_sizes> stores;
+};
+
 class store_factory {
  public:
   virtual ~store_factory();
+  /// Sizes now, read from any thread (the memory twin: none).
+  virtual factory_stats stats() const { return {}; }
   /// The full stack (metered, caching, changelogging into `sink`, base).
   /// With `epochs`, an epoch buffer registered with it sits directly above
   /// the base store (below the window/session encoding and every layer):
@@ -133,10 +154,12 @@ class shard {
   /// read so far are applied with their checkpoints, so the next restore
   /// resumes there, and it returns errc::shutting_down. A standby uses it to
   /// give its shards up without waiting for a long catch-up to end.
+  /// `progress` (optional) is kept up to date as records are read.
   static result<std::vector<uint64_t>>
   restore_all(const std::vector<shard*>& shards, kafka::consumer& reader, size_t batch,
               int timeout_ms, const std::atomic<bool>* interrupt = nullptr,
-              kafka::consumer* uncommitted = nullptr);
+              kafka::consumer* uncommitted = nullptr,
+              restore_progress* progress = nullptr);
 
   /// Tells every store the timestamp of the record being handled, so the
   /// changelog records its writes cause carry it. Writer (task) only.

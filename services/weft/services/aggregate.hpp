@@ -131,6 +131,7 @@ class kv_aggregate_service final : public keyed_operator<KS, VS> {
   kv_aggregate_service(std::string name, input_ref in, std::string out,
                        aggregate_fns<KS, VS, AS> fns)
     : keyed_operator<KS, VS>(std::move(name)), fns_(std::move(fns)) {
+    this->describe_as(service_pattern::stateful, "aggregate");
     this->add_input_ref(std::move(in));
     out_ = this->template to<KS, AS>(std::move(out));
     store_ = kv_handle<KS, AS>{this->store_name(this->name())};
@@ -158,6 +159,7 @@ class time_aggregate_service final : public keyed_operator<KS, VS> {
   time_aggregate_service(std::string name, input_ref in, std::string out, time_windows w,
                          aggregate_fns<KS, VS, AS> fns, emit mode)
     : keyed_operator<KS, VS>(std::move(name)), w_(w), fns_(std::move(fns)), mode_(mode) {
+    this->describe_as(service_pattern::stateful, "windowed aggregate");
     if (w_.size <= 0 || w_.advance <= 0 || w_.advance > w_.size || w_.grace < 0)
       throw weft_error{status{errc::invalid_argument,
                               this->name() + ": windows need 0 < advance <= size and "
@@ -249,6 +251,7 @@ class session_aggregate_service final : public keyed_operator<KS, VS> {
                             session_window_spec s, aggregate_fns<KS, VS, AS> fns,
                             emit mode)
     : keyed_operator<KS, VS>(std::move(name)), s_(s), fns_(std::move(fns)), mode_(mode) {
+    this->describe_as(service_pattern::stateful, "session windows");
     if (s_.inactivity_gap <= 0 || s_.grace < 0)
       throw weft_error{
           status{errc::invalid_argument,

@@ -60,6 +60,7 @@ class enricher : public operator_base {
     : operator_base(std::move(name)), table_(global_topic) {
     add_input_ref(std::move(stream));
     add_global_table(std::move(global_topic), table_);
+    describe_as(service_pattern::enricher);
   }
 
   /// The table key the record needs, or nullopt to look nothing up (enrich

@@ -143,6 +143,7 @@ class gate : public operator_base {
   gate(std::string name, timestamp_ms timeout, gate_clock clock = gate_clock::wall,
        timestamp_ms check_interval_ms = 1000)
     : operator_base(std::move(name)), timeout_(timeout), clock_(clock) {
+    describe_as(service_pattern::gate);
     if (timeout <= 0 || check_interval_ms <= 0)
       throw weft_error{status{errc::invalid_argument,
                               this->name() + ": timeout and check interval must be > 0"}};

@@ -147,6 +147,7 @@ class stream_table_join_service final : public operator_base {
   stream_table_join_service(std::string name, input_ref stream, std::string table_topic,
                             std::string out, Joiner joiner)
     : operator_base(std::move(name)), joiner_(std::move(joiner)) {
+    describe_as(service_pattern::stateful, "stream-table join");
     add_input_ref(std::move(stream));
     table_ = kv_handle<KS, TVS>{this->name() + "-table"};
     add_table(std::move(table_topic), table_.name());
@@ -217,6 +218,7 @@ class table_table_join_service final : public operator_base {
                            std::string right_topic, std::string out, Joiner joiner)
     : operator_base(std::move(name)), joiner_(std::move(joiner)),
       left_topic_(left_topic) {
+    describe_as(service_pattern::stateful, "table-table join");
     if (left_topic == right_topic)
       throw weft_error{status{errc::invalid_argument,
                               this->name() + ": a table cannot be joined with itself"}};
@@ -277,6 +279,7 @@ class stream_stream_join_service final : public operator_base {
   stream_stream_join_service(std::string name, input_ref left, input_ref right,
                              std::string out, join_window w, Joiner joiner)
     : operator_base(std::move(name)), w_(w), joiner_(std::move(joiner)) {
+    describe_as(service_pattern::stateful, "windowed stream-stream join");
     if (w_.before < 0 || w_.after < 0 || w_.grace < 0)
       throw weft_error{status{errc::invalid_argument,
                               this->name() + ": join window bounds must be >= 0"}};

@@ -75,6 +75,19 @@ struct table_decl {
   bool global = false;
 };
 
+/// The talk's service patterns, as node::describe() draws them.
+enum class service_pattern {
+  stateless,    ///< filter, map, branch, re-key: no state
+  enricher,     ///< data-enabled: a stream looked up in a GlobalKTable
+  gate,         ///< waits for all parts of a correlation ("when A and B")
+  stateful,     ///< state per key: processors, aggregations, joins, windows
+  stream_aside, ///< acts on the world beside the stream (sends, calls out)
+  sidecar,      ///< a service outside C++ reached through weft-sidecar
+};
+
+/// "stateless", "enricher", "gate", "stateful", "stream-aside", "sidecar".
+const char* to_string(service_pattern p);
+
 /// Name of the internal topic for a repartition `name` of application `app`.
 std::string repartition_topic(std::string_view app, std::string_view name);
 
@@ -196,6 +209,16 @@ class service_base {
   }
   bool timers_enabled() const { return timers_; }
   const std::vector<table_decl>& tables() const { return tables_; }
+
+  /// The pattern node::describe() draws this service as: what the service
+  /// (or its base class) declared with describe_as(), else stateful when it
+  /// declares stores (tables included), else enricher when it reads a global
+  /// table, else stateless.
+  service_pattern pattern() const;
+  /// Words describe() adds under the pattern (e.g. "session windows"); may
+  /// be empty.
+  const std::string& pattern_detail() const { return pattern_detail_; }
+
   /// 0: never punctuated.
   timestamp_ms punctuate_interval_ms() const { return punctuate_ms_; }
 
@@ -224,6 +247,14 @@ class service_base {
     timers_ = true;
     add_store({timer_store(name_), store_decl::kind::kv});
   }
+  /// Says which pattern this service is, for describe() (and a detail, e.g.
+  /// "re-key", "session windows"); the pattern base classes call it, a
+  /// service may call it again in its constructor to say more.
+  void describe_as(service_pattern p, std::string detail = {}) {
+    pattern_ = p;
+    has_pattern_ = true;
+    pattern_detail_ = std::move(detail);
+  }
   void add_input(std::string topic) { inputs_.push_back({std::move(topic), false}); }
   void add_internal_input(std::string name) {
     inputs_.push_back({std::move(name), true});
@@ -248,6 +279,9 @@ class service_base {
   std::vector<table_decl> tables_;
   timestamp_ms punctuate_ms_ = 0;
   bool timers_ = false;
+  service_pattern pattern_ = service_pattern::stateless;
+  bool has_pattern_ = false;
+  std::string pattern_detail_;
 };
 
 /// Makes one service instance per task.

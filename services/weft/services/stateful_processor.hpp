@@ -54,6 +54,7 @@ class stateful_processor : public operator_base {
 
   stateful_processor(std::string name, input_ref input)
     : operator_base(std::move(name)), state_(this->name() + "-store") {
+    describe_as(service_pattern::stateful, "processor");
     add_input_ref(std::move(input));
     add_store({state_.name(), store_decl::kind::kv});
   }

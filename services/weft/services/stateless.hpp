@@ -166,6 +166,7 @@ class rekey_service final : public stateless<KS, VS> {
  public:
   rekey_service(std::string name, input_ref in, std::string repartition_name, Fn fn)
     : stateless<KS, VS>(std::move(name), std::move(in)), fn_(std::move(fn)) {
+    this->describe_as(service_pattern::stateless, "re-key");
     out_ = this->template repartition<KS2, VS>(std::move(repartition_name));
   }
   void process(const typename KS::value_type& k, const typename VS::value_type& v,

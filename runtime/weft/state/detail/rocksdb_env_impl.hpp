@@ -6,6 +6,7 @@
 #include <rocksdb/status.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +25,10 @@ class flushable {
   virtual uint64_t active_memtable_bytes() const = 0;
   /// Starts a memtable flush without waiting for it.
   virtual void request_flush() = 0;
+  /// The store's name (its store_spec's), for the metrics page.
+  virtual const std::string& store_name() const = 0;
+  /// Sizes for the metrics page, from RocksDB's properties.
+  virtual store_sizes sizes() const = 0;
 };
 
 class rocksdb_env_impl {
@@ -44,6 +49,8 @@ class rocksdb_env_impl {
   void add(flushable* s);
   void remove(flushable* s);
   size_t open_stores() const;
+  /// Sizes of every open store, summed by store name.
+  std::map<std::string, store_sizes> sizes_by_store() const;
 
   /// RocksDB's WriteBufferManager only makes the store that is *writing*
   /// flush, so idle stores can sit on full memtables and the node exceed its
