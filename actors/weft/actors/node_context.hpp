@@ -30,7 +30,7 @@ enum class bad_record_policy { fail, skip, dead_letter, park };
 
 /// The store of a service's parked keys (bad.record.policy=park).
 inline std::string parked_store(const std::string& service) {
-  return service + "-parked";
+  return service_base::parked_store(service);
 }
 
 class park_registry;

@@ -116,6 +116,15 @@ describe_topology(const std::vector<service_factory>& factories, const config& c
       s.stores.push_back(st.name);
     }
     s.bad_record_policy = cfg.service_value(s.name, "bad.record.policy");
+    if (s.bad_record_policy == "park") {
+      // weft adds the parked store to the task's shard (changelogged, with
+      // standbys) even for an otherwise stateless service.
+      auto name = service_base::parked_store(s.name);
+      auto changelog = state::changelog_topic(app, name);
+      add_topic(changelog, topic_kind::changelog);
+      d.stores.push_back({name, "kv", s.name, changelog, false, ""});
+      s.stores.push_back(name);
+    }
     s.dead_letter_topic = dead_letter_topic_of(cfg, app, s.name);
     if (!s.dead_letter_topic.empty())
       add_topic(s.dead_letter_topic, topic_kind::dead_letter);

@@ -62,7 +62,9 @@ struct topology_description {
     std::vector<std::string> tables;        ///< co-partitioned table topics (KTable)
     std::vector<std::string> global_tables; ///< GlobalKTable topics
     std::vector<std::string> outputs;
-    std::vector<std::string> stores; ///< its stores (tables' and timers' included)
+    /// Its stores (tables', timers' and, under park, the parked store
+    /// included).
+    std::vector<std::string> stores;
     std::string dead_letter_topic; ///< empty unless bad.record.policy=dead_letter or park
     std::string bad_record_policy;
   };

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 
 #include "weft/services/gate.hpp"
@@ -122,6 +123,40 @@ TEST_CASE("describe lists every store with its service and changelog, global tab
   CHECK(by_name["product-rows"].topic == "products");
   REQUIRE(by_name.count("by-hand-stream-time"));
   CHECK(by_name["by-hand-stream-time"].internal);
+}
+
+TEST_CASE("describe draws the stores weft adds: a gate's timers and a parking service's "
+          "parked store, with their changelogs and park's dead-letter topic") {
+  auto d = described(cfg_with({{"service.mailer.bad.record.policy", "park"}}));
+  std::map<std::string, weft::topology_description::store> by_name;
+  for (auto& s : d.stores)
+    by_name[s.name] = s;
+  // The gate's deadlines are durable timers in "<name>-timers".
+  REQUIRE(by_name.count("release-timers"));
+  CHECK(by_name["release-timers"].service == "release");
+  CHECK(kind_of(d, "shop-release-timers-changelog") == topic_kind::changelog);
+  // park: the parked store in the (otherwise stateless) mailer's shard, and
+  // the dead-letter topic a record too large to hold goes to.
+  REQUIRE(by_name.count("mailer-parked"));
+  CHECK(by_name["mailer-parked"].service == "mailer");
+  CHECK(by_name["mailer-parked"].type == "kv");
+  CHECK_FALSE(by_name["mailer-parked"].internal);
+  CHECK(by_name["mailer-parked"].changelog == "shop-mailer-parked-changelog");
+  CHECK(kind_of(d, "shop-mailer-parked-changelog") == topic_kind::changelog);
+  CHECK(kind_of(d, "shop-mailer-dlq") == topic_kind::dead_letter);
+  REQUIRE(d.services.size() == 4);
+  CHECK(d.services[2].dead_letter_topic == "shop-mailer-dlq");
+  CHECK(std::count(d.services[2].stores.begin(), d.services[2].stores.end(),
+                   "mailer-parked") == 1);
+  auto text = weft::render(d, describe_format::text);
+  INFO(text);
+  CHECK(text.find("  store    mailer-parked (kv) -> shop-mailer-parked-changelog\n"
+                  "  bad records: park -> shop-mailer-dlq\n") != std::string::npos);
+  // The node takes its dead-letter topic from the same function (topology.cpp).
+  CHECK(
+      weft::dead_letter_topic_of(cfg_with({{"service.mailer.bad.record.policy", "park"}}),
+                                 "shop", "mailer") == "shop-mailer-dlq");
+  CHECK(weft::dead_letter_topic_of(cfg_with(), "shop", "mailer").empty()); // fail
 }
 
 TEST_CASE("describe as text reads like Kafka Streams' describe(), service by service") {

@@ -208,6 +208,11 @@ class service_base {
     return std::string{service} + "-timers";
   }
   bool timers_enabled() const { return timers_; }
+  /// The kv store weft adds to a service with bad.record.policy=park: its
+  /// parked keys' held records and errors.
+  static std::string parked_store(std::string_view service) {
+    return std::string{service} + "-parked";
+  }
   const std::vector<table_decl>& tables() const { return tables_; }
 
   /// The pattern node::describe() draws this service as: what the service
