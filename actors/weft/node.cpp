@@ -314,6 +314,7 @@ std::string node::impl::prometheus_page() {
     src.topo = &topo;
     src.node_id = node_id;
     if (cluster && cluster->standbys) src.standby_lags = cluster->standbys->lags();
+    src.parked = ctx.parked->by_task();
     src.extra = metric_writers;
     metrics::exposition page;
     detail::write_node_metrics(page, src);
@@ -808,6 +809,7 @@ status node::impl::start_cluster(int timeout_ms, detail::task_manager_settings t
   ps.directory = &c.directory;
   ps.tls = cfg.get_bool("cluster.tls.enabled");
   ps.max_units = topo.units.size();
+  ps.dropped = &ctx.counters.peer_messages_dropped;
   c.peer_links = cluster::spawn_peer_links(*sys, ps, c.query_server);
   auto links = caf::actor_cast<cluster::peer_links_actor>(c.peer_links);
   auto listen_port = static_cast<uint16_t>(cfg.get_int("cluster.port"));

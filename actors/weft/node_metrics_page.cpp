@@ -26,12 +26,13 @@ int64_t get(const std::atomic<int64_t>& a) {
 void write_tasks(metrics::exposition& page, const metrics_sources& src) {
   auto& ctx = *src.ctx;
   struct row {
+    size_t service_index;
     std::string service, partition;
     const task_counters* c;
   };
   std::vector<row> rows;
   ctx.counters.tasks.visit([&](size_t s, int32_t p, const task_counters& c) {
-    rows.push_back({ctx.services[s].name, std::to_string(p), &c});
+    rows.push_back({s, ctx.services[s].name, std::to_string(p), &c});
   });
   auto family = [&](const char* name, const char* help,
                     const std::atomic<uint64_t> task_counters::*field, double scale) {
@@ -57,12 +58,34 @@ void write_tasks(metrics::exposition& page, const metrics_sources& src) {
     page.sample(
         {{"service", r.service}, {"partition", r.partition}, {"action", "dead_letter"}},
         d(get(r.c->dead_lettered)));
+    if (ctx.services[r.service_index].policy == bad_record_policy::park)
+      page.sample(
+          {{"service", r.service}, {"partition", r.partition}, {"action", "park"}},
+          d(get(r.c->parked)));
   }
   if (ctx.exactly_once)
     family("weft_task_input_held_seconds_total",
            "exactly_once: time a task held its input at epoch markers, waiting for "
            "the node's transaction to commit.",
            &task_counters::held_us, 1e-6);
+}
+
+void write_parked(metrics::exposition& page, const metrics_sources& src) {
+  auto& ctx = *src.ctx;
+  page.family("weft_parked_keys", metric_type::gauge,
+              "bad.record.policy=park: keys a task has parked now (their later "
+              "records wait behind the failed one).");
+  for (auto& [task, n] : src.parked)
+    page.sample({{"service", ctx.services.at(task.first).name},
+                 {"partition", std::to_string(task.second)}},
+                d(n.first));
+  page.family("weft_parked_records", metric_type::gauge,
+              "bad.record.policy=park: records the parked keys hold now (each "
+              "key's failed head record included).");
+  for (auto& [task, n] : src.parked)
+    page.sample({{"service", ctx.services.at(task.first).name},
+                 {"partition", std::to_string(task.second)}},
+                d(n.second));
 }
 
 void write_lags(metrics::exposition& page, const metrics_sources& src) {
@@ -174,6 +197,11 @@ void write_cluster(metrics::exposition& page, const metrics_sources& src) {
     page.sample({{"service", ctx.services.at(task.first).name},
                  {"partition", std::to_string(task.second)}},
                 d(lag));
+  page.family("weft_peer_messages_dropped_total", metric_type::counter,
+              "Messages from other nodes dropped for exceeding their bounds "
+              "(peer_bounds.hpp: too many units, an id or host too long); 0 "
+              "without a cluster.");
+  page.sample({}, d(get(c.peer_messages_dropped)));
 }
 
 void write_stores(metrics::exposition& page, const metrics_sources& src) {
@@ -222,6 +250,7 @@ void write_node_metrics(metrics::exposition& page, const metrics_sources& src) {
                {"clustered", ctx.clustered ? "true" : "false"}},
               1);
   write_tasks(page, src);
+  write_parked(page, src);
   write_lags(page, src);
   write_epochs(page, src);
   write_flow(page, src);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "weft/actors/node_context.hpp"
@@ -25,6 +26,9 @@ struct metrics_sources {
   /// Clustered nodes: changelog records each local standby is behind (-1:
   /// unknown). Empty without a cluster.
   std::map<task_key, int64_t> standby_lags;
+  /// bad.record.policy=park: (parked keys, held records) of each task here
+  /// with a parked store (park_registry::by_task).
+  std::map<task_key, std::pair<uint64_t, uint64_t>> parked;
   /// What the application adds (node::add_metrics), in order.
   std::vector<std::function<void(metrics::exposition&)>> extra;
 };

@@ -203,7 +203,10 @@ TEST_CASE("a running order system's /metrics passes promtool and its figures mov
                        "weft_rocksdb_write_buffer_bytes",
                        "weft_http_requests_total",
                        "weft_http_request_duration_seconds",
-                       "weft_http_refused_total"}) {
+                       "weft_http_refused_total",
+                       "weft_parked_keys",
+                       "weft_parked_records",
+                       "weft_peer_messages_dropped_total"}) {
     INFO(family);
     CHECK(before.has(family));
   }
@@ -331,11 +334,45 @@ TEST_CASE("a running order system's /metrics passes promtool and its figures mov
   CHECK(after.sum("weft_http_request_duration_seconds_bucket",
                   {"route=\"/v1/orders\"", "le=\"+Inf\""}) == n);
 
+  // The orders service parks (bad.record.policy=park): a sample per task of
+  // it, nothing parked yet, no peer message dropped (no cluster).
+  CHECK(after.text.find("weft_parked_keys{service=\"orders\",partition=\"1\"} 0") !=
+        std::string::npos);
+  CHECK(after.sum("weft_parked_keys") == 0);
+  CHECK(after.sum("weft_peer_messages_dropped_total") == 0);
+  // An order command nobody can read parks its order (orders) and is
+  // dead-lettered by notification-join, which reads the commands too: the
+  // page shows the key parked, the record it holds, and the bad record
+  // counted once per service by what its policy did.
+  weft::test::produce(t.commands, 1, [](size_t) {
+    return std::pair{std::string{"o-bad"}, "{not json"};
+  });
+  page parked{""};
+  REQUIRE(weft::test::wait_until(
+      [&] {
+        parked = scrape();
+        return parked.sum("weft_parked_keys", {"service=\"orders\""}) == 1 &&
+               parked.sum("weft_bad_records_total") == 2;
+      },
+      60s));
+  CHECK(parked.sum("weft_parked_records", {"service=\"orders\""}) == 1);
+  CHECK(parked.sum("weft_bad_records_total", {"service=\"orders\"", "action=\"park\""}) ==
+        1);
+  CHECK(parked.sum("weft_bad_records_total",
+                   {"service=\"notification-join\"", "action=\"dead_letter\""}) == 1);
+  {
+    auto [rc, out] = promtool(parked.text);
+    INFO(out);
+    CHECK(rc == 0);
+  }
+
   // The JSON counters stay available, at /metrics.json and by content type.
   auto j = weft_http.Get("/metrics.json");
   REQUIRE(j);
   CHECK(j->status == 200);
   CHECK(json::parse(j->body)["processed"].get<uint64_t>() > 0);
+  CHECK(json::parse(j->body)["parked_keys"].get<uint64_t>() == 1);
+  CHECK(json::parse(j->body)["bad_records"].get<uint64_t>() == 2);
   auto negotiated = weft_http.Get("/metrics", {{"Accept", "application/json"}});
   REQUIRE(negotiated);
   CHECK(json::parse(negotiated->body)["epochs_committed"].get<uint64_t>() > 0);

@@ -187,6 +187,9 @@ struct node_counters {
 
   task_counter_registry tasks;
   pause_counter paused_partitions;
+  /// Clustered: peers' messages the peer links dropped for their bounds
+  /// (peer_bounds.hpp).
+  std::atomic<uint64_t> peer_messages_dropped{0};
 
   /// Sums of the per-task counters.
   struct totals {

@@ -89,6 +89,18 @@ class park_registry {
         ++keys, held += info.held;
     return {keys, held};
   }
+  /// (parked keys, held records) of every task registered here, by
+  /// (service, partition); a task without parked keys counts (0, 0).
+  std::map<std::pair<size_t, int32_t>, std::pair<uint64_t, uint64_t>> by_task() const {
+    std::lock_guard<std::mutex> guard{mu_};
+    std::map<std::pair<size_t, int32_t>, std::pair<uint64_t, uint64_t>> out;
+    for (auto& [k, t] : tasks_) {
+      auto& [keys, held] = out[k];
+      for (auto& [id, info] : t.keys)
+        ++keys, held += info.held;
+    }
+    return out;
+  }
 
  private:
   struct task_entry {
