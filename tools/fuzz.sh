@@ -12,6 +12,7 @@
 #                                        corpus; a crash fails with the input's path
 #   tools/fuzz.sh all [SECONDS]          both, for every target, in build/fuzz
 #
+# Runs at nice 19 (idle cores only).
 # Environment: WEFT_FUZZ_CXX / WEFT_FUZZ_CC (default clang++-14 / clang-14,
 # else clang++ / clang), WEFT_FUZZ_SECONDS.
 set -euo pipefail
@@ -75,7 +76,7 @@ run() {
   mkdir -p "$scratch" "$artifacts"
   local -a corpora=("$scratch" "$seeds")
   [[ -d $regress ]] && corpora+=("$regress")
-  local -a opts=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048
+  local -a opts=(-max_total_time="$secs" -timeout=25 -rss_limit_mb=2048
     -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$artifacts/")
   [[ -f $FUZZ_SRC/dict/$name.dict ]] && opts+=(-dict="$FUZZ_SRC/dict/$name.dict")
   local log=$dir/$name.log
@@ -105,6 +106,11 @@ run() {
 
 cmd=${1:-}
 (($#)) && shift
+# Fuzzing and its clang build fill idle cores only: at the lowest priority they
+# never slow the broker tests that `ctest -j2` runs beside them (under CI's
+# load a fuzzer at equal priority starved three-node cluster tests past their
+# bounds). libFuzzer's time budget is wall time, so a fuzz run still ends on time.
+renice -n 19 -p $$ >/dev/null 2>&1 || true
 case $cmd in
   build)
     (($# >= 1 && $# <= 2)) || usage

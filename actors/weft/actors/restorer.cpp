@@ -24,6 +24,7 @@ restorer::~restorer() {
   {
     std::lock_guard<std::mutex> guard{mu_};
     stop_ = true;
+    interrupt_ = true;
   }
   cv_.notify_all();
   thread_.join();
@@ -44,6 +45,11 @@ void restorer::cancel(uint64_t ticket) {
   std::unique_lock<std::mutex> lock{mu_};
   for (auto i = jobs_.begin(); i != jobs_.end();)
     i = i->ticket == ticket ? jobs_.erase(i) : std::next(i);
+  if (std::find(running_.begin(), running_.end(), ticket) != running_.end() &&
+      ++cancelled_running_ == running_.size()) {
+    interrupt_ = true; // nobody waits for this batch any more
+    cv_.notify_all();
+  }
   cv_.wait(lock, [&] {
     return std::find(running_.begin(), running_.end(), ticket) == running_.end();
   });
@@ -73,6 +79,11 @@ std::vector<std::optional<result<restorer::shard_ptr>>> open_all(std::vector<Job
 
 } // namespace
 
+bool restorer::pause(std::chrono::milliseconds backoff) {
+  std::unique_lock<std::mutex> lock{mu_};
+  return !cv_.wait_for(lock, backoff, [&] { return stop_ || interrupt_.load(); });
+}
+
 void restorer::run() {
   std::unique_ptr<kafka::consumer> reader;
   // Reads the high watermark (the reader, read_committed, sees the last
@@ -95,6 +106,8 @@ void restorer::run() {
       jobs_.clear();
       for (auto& j : batch)
         running_.push_back(j.ticket);
+      cancelled_running_ = 0;
+      interrupt_ = false;
     }
     auto open_start = std::chrono::steady_clock::now();
     auto opened = open_all(batch, max_parallel_opens);
@@ -119,6 +132,7 @@ void restorer::run() {
       {
         std::lock_guard<std::mutex> guard{mu_};
         running_.clear();
+        cancelled_running_ = 0;
       }
       cv_.notify_all();
     };
@@ -131,22 +145,18 @@ void restorer::run() {
       release();
       continue;
     }
-    // Opened on first use; a failure fails this batch and is tried again.
+    // Opened on first use, and anew after a failed restore.
     auto connect = [&](std::unique_ptr<kafka::consumer>& c,
-                       std::map<std::string, std::string> props) {
-      if (c) return true;
+                       std::map<std::string, std::string> props) -> status {
+      if (c) return {};
       auto made = kafka::consumer::create(std::move(props));
-      if (!made) {
-        fail_all(made.error());
-        return false;
-      }
+      if (!made) return made.error();
       c = std::move(*made);
-      return true;
+      return {};
     };
     auto hw_props = props_;
     hw_props["isolation.level"] = "read_uncommitted";
     hw_props["group.id"] += "-hw";
-    if (!connect(reader, props_) || !connect(uncommitted, std::move(hw_props))) continue;
     std::vector<state::shard*> raw;
     for (auto& s : shards)
       raw.push_back(s.get());
@@ -154,8 +164,38 @@ void restorer::run() {
     if (progress_)
       progress_->shards_active.store(static_cast<int64_t>(raw.size()),
                                      std::memory_order_relaxed);
-    auto n = state::shard::restore_all(raw, *reader, batch_, timeout_ms_, nullptr,
-                                       uncommitted.get(), progress_);
+    const auto give_up_at = start + retry_window;
+    auto backoff = std::chrono::milliseconds(250);
+    result<std::vector<uint64_t>> n = make_error(errc::timed_out, "not restored yet");
+    for (int attempt = 1;; ++attempt) {
+      status connected = connect(reader, props_);
+      if (connected) connected = connect(uncommitted, hw_props);
+      n = connected ? state::shard::restore_all(raw, *reader, batch_, timeout_ms_,
+                                                &interrupt_, uncommitted.get(), progress_)
+                    : result<std::vector<uint64_t>>{connected};
+      if (n || n.error().code() == errc::shutting_down) break;
+      if (std::chrono::steady_clock::now() + backoff >= give_up_at) {
+        log::error("restoring {} shards failed after {} attempts in {:.1f} s: {}",
+                   shards.size(), attempt,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                       .count(),
+                   n.error().message());
+        break;
+      }
+      // A client may hold metadata from before a broker restart: start over
+      // with new ones. What was applied is kept (each shard's checkpoint).
+      log::warn("restoring {} shards failed (attempt {}): {}; retrying in {} ms with new "
+                "Kafka clients",
+                shards.size(), attempt, n.error().message(), backoff.count());
+      reader.reset();
+      uncommitted.reset();
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      if (!pause(backoff)) {
+        n = make_error(errc::shutting_down, "restore cancelled");
+        break;
+      }
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(4000));
+    }
     if (progress_) {
       progress_->shards_active.store(0, std::memory_order_relaxed);
       if (n) progress_->shards_done.fetch_add(raw.size(), std::memory_order_relaxed);

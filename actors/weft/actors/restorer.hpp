@@ -10,7 +10,15 @@
 // `max_parallel_opens` at once), then restore together with one consumer of
 // the node's own that fetches every changelog partition of the batch at once
 // and never commits.
+//
+// A restore that fails on Kafka (a broker restarting answers "unknown
+// partition" for a while, and a client may keep stale metadata) is retried on
+// the same open shards with new Kafka clients, backing off, for up to
+// `retry_window` before the jobs fail (the task then fails and its supervisor
+// recovers as for any task failure). Each retry is logged.
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -53,14 +61,24 @@ class restorer {
   uint64_t submit(open_fn open, done_fn done);
 
   /// Forgets job `ticket`: drops it if pending (its callback is not called)
-  /// and, if it is running, waits until its batch ends. When this returns,
-  /// `done` of the job has run or never will.
+  /// and, if it is running, waits until its batch ends — at once when every
+  /// job of the batch is cancelled (the restore stops where it is, keeping
+  /// what it applied). When this returns, `done` of the job has run or never
+  /// will.
   void cancel(uint64_t ticket);
 
+  /// How many times a failed restore was tried again, since the start.
+  uint64_t retries() const { return retries_.load(std::memory_order_relaxed); }
+
   static constexpr size_t max_parallel_opens = 4;
+  /// How long a batch's restore is retried after Kafka errors.
+  static constexpr std::chrono::milliseconds retry_window{60000};
 
  private:
   void run();
+  /// Waits `backoff`, or less if the node stops or the batch is cancelled;
+  /// false then.
+  bool pause(std::chrono::milliseconds backoff);
   struct job {
     uint64_t ticket;
     open_fn open;
@@ -74,6 +92,11 @@ class restorer {
   std::condition_variable cv_;
   std::deque<job> jobs_;
   std::vector<uint64_t> running_; ///< tickets of the batch in progress
+  size_t cancelled_running_ = 0;  ///< how many of them were cancelled
+  /// Set when every job of the running batch is cancelled (or the node stops):
+  /// the restore stops where it is.
+  std::atomic<bool> interrupt_{false};
+  std::atomic<uint64_t> retries_{0};
   uint64_t next_ticket_ = 0;
   bool stop_ = false;
   std::thread thread_;
