@@ -315,6 +315,7 @@ std::string node::impl::prometheus_page() {
     src.node_id = node_id;
     if (cluster && cluster->standbys) src.standby_lags = cluster->standbys->lags();
     src.parked = ctx.parked->by_task();
+    if (restorer) src.restore_retries = restorer->retries();
     src.extra = metric_writers;
     metrics::exposition page;
     detail::write_node_metrics(page, src);

@@ -170,6 +170,10 @@ void write_restores(metrics::exposition& page, const metrics_sources& src) {
   page.family("weft_restored_shards_total", metric_type::counter,
               "Shards brought up to their changelogs' end.");
   page.sample({}, d(get(r.shards_done)));
+  page.family("weft_restore_retries_total", metric_type::counter,
+              "Restores tried again with new Kafka clients after failing on Kafka "
+              "(e.g. a broker restarting).");
+  page.sample({}, d(src.restore_retries));
 }
 
 void write_cluster(metrics::exposition& page, const metrics_sources& src) {

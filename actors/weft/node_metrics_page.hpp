@@ -29,6 +29,9 @@ struct metrics_sources {
   /// bad.record.policy=park: (parked keys, held records) of each task here
   /// with a parked store (park_registry::by_task).
   std::map<task_key, std::pair<uint64_t, uint64_t>> parked;
+  /// Restores the restore thread tried again after Kafka errors
+  /// (restorer::retries).
+  uint64_t restore_retries = 0;
   /// What the application adds (node::add_metrics), in order.
   std::vector<std::function<void(metrics::exposition&)>> extra;
 };

@@ -187,6 +187,7 @@ TEST_CASE("a running order system's /metrics passes promtool and its figures mov
                        "weft_restore_remaining_records",
                        "weft_restoring_shards",
                        "weft_restored_shards_total",
+                       "weft_restore_retries_total",
                        "weft_rebalances_total",
                        "weft_generation",
                        "weft_rebalance_duration_seconds",
