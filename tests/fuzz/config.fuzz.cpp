@@ -2,8 +2,8 @@
 // a command line, or key/value pairs. It never throws; it fails only with
 // errc::invalid_config and a message; and a config it accepts holds only
 // valid values: every integer key within its bounds, every choice one of its
-// choices, every boolean true or false, every required key set. The first
-// byte picks the form.
+// choices, every boolean true or false, every required key set (unless
+// --help or --describe asked for no run). The first byte picks the form.
 
 #include <algorithm>
 #include <cstdint>
@@ -21,10 +21,13 @@ namespace {
 using weft::config;
 using weft::config_key;
 
-void check_valid(const config& c) {
+/// `runs`: the config is for a run (no --describe), so every required key
+/// is set.
+void check_valid(const config& c, bool runs = true) {
   for (auto& k : config::keys()) {
     auto& v = c.get_string(k.name);
-    if (k.required) WEFT_FUZZ_CHECK(!v.empty(), "required %s empty", k.name.c_str());
+    if (k.required && runs)
+      WEFT_FUZZ_CHECK(!v.empty(), "required %s empty", k.name.c_str());
     switch (k.type) {
     case config_key::kind::integer: {
       char* end = nullptr;
@@ -50,7 +53,7 @@ void check_valid(const config& c) {
   // Per-service overrides are validated like their node-wide keys.
   for (auto& svc : c.mentioned_services()) {
     auto& p = c.service_value(svc, "bad.record.policy");
-    WEFT_FUZZ_CHECK(p == "fail" || p == "skip" || p == "dead_letter",
+    WEFT_FUZZ_CHECK(p == "fail" || p == "skip" || p == "dead_letter" || p == "park",
                     "service.%s.bad.record.policy='%s'", svc.c_str(), p.c_str());
   }
   (void)c.kafka_properties(weft::client_kind::consumer);
@@ -103,7 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     auto c = config::load(static_cast<int>(argv.size()), argv.data());
     check_result(c);
-    if (c && !c->help_requested()) check_valid(*c);
+    if (c && !c->help_requested()) check_valid(*c, c->describe_format().empty());
     break;
   }
   default: { // key=value pairs, then one more through with()
