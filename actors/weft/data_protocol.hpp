@@ -95,6 +95,7 @@ using committed_atom = caf::atom_constant<caf::atom("committed")>;
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using halt_atom = caf::atom_constant<caf::atom("halt")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
 using park_atom = cluster::park_atom;
 
 // -- interfaces ----------------------------------------------------------------
@@ -212,6 +213,15 @@ using supervisor_actor = caf::typed_actor<
     // (add, plan, version): request from the task manager (protocol.hpp).
     // Spawns the added units' tasks and partition actors; answers true.
     caf::replies_to<add_atom, plan_ptr, uint64_t>::with<bool>,
+    // (release, plan): request from the task manager, exactly_once: the
+    // plan's tasks (and the partitions feeding only them) leave while the
+    // others run on. A leaving task that took part in epochs goes once an
+    // epoch it was cut in committed (its last state and offsets are in that
+    // transaction); one that never did goes at once. Answers true once every
+    // leaving actor is down (its shard closed), false if it cannot (a
+    // roll-back, a failure or a stop in progress, or at_least_once): the task
+    // manager then restarts the supervisor instead.
+    caf::replies_to<release_atom, plan_ptr>::with<bool>,
     // (offsets, task index, offsets): at_least_once, a task's answer to a
     // tick. Recorded for the next commit.
     caf::reacts_to<offsets_atom, size_t, task_offsets>,

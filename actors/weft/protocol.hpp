@@ -219,9 +219,13 @@ using down_timeout_atom = caf::atom_constant<caf::atom("downtmo")>;
 /// committed offsets and producer transactions block). Owns the supervisor's
 /// lifecycle and the consumer's assignment:
 ///   run(units, only_add, standbys, generation)  run exactly `units` from
-///       now on: add the new ones to the running supervisor (only_add), or
-///       stop every task (committing: a final epoch) and start `units` again;
-///       the generation (0 without a cluster) is for the logs
+///       now on: add the new ones to the running supervisor (only_add); under
+///       exactly_once hand the lost ones off (the supervisor releases their
+///       tasks once an epoch committed their last state and offsets, their
+///       partitions are unassigned) and add the gained ones while the rest
+///       run on; otherwise, or if a release cannot be done, stop every task
+///       (committing: a final epoch) and start `units` again; the generation
+///       (0 without a cluster) is for the logs
 ///   drop                            stop every task without committing,
 ///       re-create the producer (taking the transactional.id: whatever this
 ///       node left open is aborted)

@@ -348,6 +348,106 @@ status start_units(manager_actor self, const std::set<size_t>& units) {
   return {};
 }
 
+using reply_fn = std::function<void(status)>;
+
+/// Stops every task (committing: a final epoch) and starts `desired` anew.
+void restart(manager_actor self, std::set<size_t> desired, std::vector<unit_id> standbys,
+             reply_fn reply) {
+  auto* ctxp = &ctx_of(self);
+  stop_supervisor(self, true, [self, desired, standbys, reply, ctxp](status s) mutable {
+    if (!s) return reply(s);
+    if (ctxp->exactly_once) {
+      // The final epoch committed; a roll-back during the stop may have left
+      // an empty transaction open.
+      (void)ctxp->producer->abort_transaction(5000);
+      if (auto b = ctxp->producer->begin_transaction(); !b)
+        return reply(make_error(b.code(), "beginning a transaction: " + b.message()));
+    }
+    set_standbys(self, standbys);
+    reply(start_units(self, desired));
+  });
+}
+
+/// Adds `added`'s tasks to the running supervisor (their standby shards here
+/// close first: the tasks open the same folders).
+void add_units(manager_actor self, const std::set<size_t>& added,
+               std::vector<unit_id> standbys, int64_t generation, reply_fn reply) {
+  auto& st = self->state;
+  auto standbys_start = std::chrono::steady_clock::now();
+  set_standbys(self, standbys);
+  auto standbys_ms = ms_since(standbys_start);
+  if (added.empty()) return reply({});
+  plan_timing timing;
+  auto plan = make_plan(self, added, true, &timing);
+  log::debug("cluster: generation {}: standby shards set in {} ms, committed offsets "
+             "read in {} ms, partitions added in {} ms",
+             generation, standbys_ms, timing.offsets_ms, timing.assign_ms);
+  if (!plan)
+    return reply(make_error(plan.error().code(), "assigning the input of added units: " +
+                                                     plan.error().message()));
+  self->request(st.supervisor, st.bound, add_atom::value, *plan, ++st.version)
+      .then([reply](bool) { reply({}); },
+            [self, reply](caf::error& e) {
+              reply(make_error(errc::timed_out,
+                               "adding tasks: " + self->system().render(e)));
+            });
+}
+
+/// exactly_once: the units that move away leave the running supervisor
+/// (their last state and offsets commit in an epoch, then their tasks stop
+/// and their partitions are unassigned), the gained ones are added, and the
+/// units that stay run on without a pause — Kafka Streams' cooperative
+/// rebalancing. Whatever goes wrong falls back to a restart.
+void hand_off(manager_actor self, std::set<size_t> desired, std::vector<unit_id> standbys,
+              int64_t generation, reply_fn reply) {
+  auto& st = self->state;
+  auto& ctx = ctx_of(self);
+  auto& topo = *st.s.topo;
+  std::set<size_t> removed, added;
+  for (auto u : st.owned)
+    if (!desired.count(u)) removed.insert(u);
+  for (auto u : desired)
+    if (!st.owned.count(u)) added.insert(u);
+  auto leaving = std::make_shared<assignment_plan>();
+  std::set<topic_partition> unassign; // once each: several services may read one
+  std::set<task_key> seen;
+  for (size_t s = 0; s < ctx.services.size(); ++s)
+    for (auto& topic : ctx.services[s].input_topics)
+      for (int32_t p = 0; p < topo.input_partitions.at(topic); ++p) {
+        if (!removed.count(topo.unit_of.at({s, p}))) continue;
+        if (seen.insert({s, p}).second) leaving->tasks.push_back({s, p});
+        unassign.insert({topic, partition_id{p}});
+      }
+  // From here a roll-back re-plans only the units that stay.
+  set_owned(self, desired);
+  auto started = std::chrono::steady_clock::now();
+  self->request(st.supervisor, st.bound, release_atom::value, leaving)
+      .then(
+          [self, desired, standbys, generation, reply, added, unassign, started,
+           n = leaving->tasks.size()](bool released) {
+            if (!released) {
+              log::info("cluster: generation {}: the tasks cannot be released now; "
+                        "restarting them instead",
+                        generation);
+              return restart(self, desired, standbys, reply);
+            }
+            if (n > 0)
+              log::info("cluster: generation {}: {} tasks released in {} ms", generation,
+                        n, ms_since(started));
+            if (auto s = ctx_of(self).consumer->incremental_unassign(
+                    {unassign.begin(), unassign.end()});
+                !s)
+              log::warn("unassigning the released units' input: {}", s.message());
+            add_units(self, added, standbys, generation, reply);
+          },
+          [self, desired, standbys, reply, generation](caf::error& e) {
+            log::warn(
+                "cluster: generation {}: releasing tasks: {}; restarting them instead",
+                generation, self->system().render(e));
+            restart(self, desired, standbys, reply);
+          });
+}
+
 void run(manager_actor self, std::set<size_t> desired, bool only_add,
          std::vector<unit_id> standbys, int64_t generation,
          caf::typed_response_promise<call_result> rp) {
@@ -388,45 +488,16 @@ void run(manager_actor self, std::set<size_t> desired, bool only_add,
     next(self);
   };
   if (st.supervisor && only_add) {
-    // Only gains: the running tasks go on. The gained units' standby shards
-    // close first (their tasks open the same folders).
-    auto standbys_start = std::chrono::steady_clock::now();
-    set_standbys(self, standbys);
-    auto standbys_ms = ms_since(standbys_start);
+    // Only gains: the running tasks go on.
     std::set<size_t> added;
     for (auto u : desired)
       if (!st.owned.count(u)) added.insert(u);
     set_owned(self, desired);
-    plan_timing timing;
-    auto plan = make_plan(self, added, true, &timing);
-    log::debug("cluster: generation {}: standby shards set in {} ms, committed offsets "
-               "read in {} ms, partitions added in {} ms",
-               generation, standbys_ms, timing.offsets_ms, timing.assign_ms);
-    if (!plan)
-      return reply(
-          make_error(plan.error().code(),
-                     "assigning the input of added units: " + plan.error().message()));
-    self->request(st.supervisor, st.bound, add_atom::value, *plan, ++st.version)
-        .then([reply](bool) mutable { reply({}); },
-              [self, reply](caf::error& e) mutable {
-                reply(make_error(errc::timed_out,
-                                 "adding tasks: " + self->system().render(e)));
-              });
-    return;
+    return add_units(self, added, standbys, generation, reply);
   }
-  auto* ctxp = &ctx;
-  stop_supervisor(self, true, [self, desired, standbys, reply, ctxp](status s) mutable {
-    if (!s) return reply(s);
-    if (ctxp->exactly_once) {
-      // The final epoch committed; a roll-back during the stop may have left
-      // an empty transaction open.
-      (void)ctxp->producer->abort_transaction(5000);
-      if (auto b = ctxp->producer->begin_transaction(); !b)
-        return reply(make_error(b.code(), "beginning a transaction: " + b.message()));
-    }
-    set_standbys(self, standbys);
-    reply(start_units(self, desired));
-  });
+  if (st.supervisor && ctx.exactly_once)
+    return hand_off(self, desired, standbys, generation, reply);
+  restart(self, desired, standbys, reply);
 }
 
 void drop(manager_actor self, caf::typed_response_promise<call_result> rp) {

@@ -62,6 +62,18 @@ struct supervisor_state {
   bool failing = false;
   std::string failing_why;
   bool final_epoch = false; ///< stopping: the epoch that ends the node
+  /// Per task and per partition: released (its actor told to exit); its slot
+  /// stays so indices hold, and every loop skips it.
+  std::vector<bool> retired;
+  std::vector<bool> retired_partitions;
+  std::vector<bool> restored; ///< per task: its shard restored (or it has none)
+  /// A release in progress (release_atom).
+  struct release_op {
+    std::set<size_t> tasks; ///< leaving, not yet retired
+    caf::typed_response_promise<bool> rp;
+  };
+  std::optional<release_op> releasing;
+  std::set<caf::actor_addr> retiring; ///< retired actors not yet down
   int txn_timeout_ms = 30000;
   std::chrono::steady_clock::time_point last_broker_commit;
   std::chrono::milliseconds epoch_timeout{30000};
@@ -191,7 +203,10 @@ void add_children(supervisor_self self, const assignment_plan& plan) {
     st.task_keys.emplace_back(t.service, t.partition);
     st.direct_tasks.push_back(direct[i]);
     st.joined.push_back(!ctx->exactly_once);
-    if (!ctx->services[t.service].stores.empty()) ++st.restoring;
+    st.retired.push_back(false);
+    bool stateless = ctx->services[t.service].stores.empty();
+    st.restored.push_back(stateless);
+    if (!stateless) ++st.restoring;
   }
   for (auto& p : plan.partitions) {
     std::vector<task_actor> feeds;
@@ -210,6 +225,7 @@ void add_children(supervisor_self self, const assignment_plan& plan) {
     st.partition_tps.push_back(p.tp);
     st.partition_tasks.push_back(std::move(indices));
     st.fed.push_back(!ctx->exactly_once);
+    st.retired_partitions.push_back(false);
   }
   st.aligned.resize(st.tasks.size(), false);
 }
@@ -230,6 +246,9 @@ void spawn_children(supervisor_self self, const assignment_plan& plan) {
   st.joined.clear();
   st.fed.clear();
   st.aligned.clear();
+  st.retired.clear();
+  st.retired_partitions.clear();
+  st.restored.clear();
   st.restoring = 0;
   st.feeding = !st.ctx->exactly_once;
   add_children(self, plan);
@@ -248,7 +267,8 @@ void maybe_feed(supervisor_self self) {
       st.fed[p] = true;
       self->send(st.partitions[p], restored_atom::value);
     }
-  st.joined.assign(st.tasks.size(), true);
+  for (size_t t = 0; t < st.tasks.size(); ++t)
+    st.joined[t] = !st.retired[t];
 }
 
 /// Tells the task manager that this node cannot go on: a fenced producer
@@ -264,6 +284,10 @@ void fail_node(supervisor_self self, const std::string& why, bool producer_dead 
   if (st.failed) return;
   st.failed = true;
   st.collecting = false;
+  if (st.releasing) {
+    st.releasing->rp.deliver(false);
+    st.releasing.reset();
+  }
   alarm(self, why, producer_dead);
   answer_stop(self);
 }
@@ -278,7 +302,7 @@ void start_epoch(supervisor_self self) {
       static_cast<size_t>(std::count(st.joined.begin(), st.joined.end(), true));
   st.epoch_start = caf::make_timestamp();
   for (size_t p = 0; p < st.partitions.size(); ++p)
-    if (st.fed[p] && !st.direct_partitions[p])
+    if (st.fed[p] && !st.direct_partitions[p] && !st.retired_partitions[p])
       self->send(st.partitions[p], marker_atom::value, st.epoch);
   for (size_t t = 0; t < st.tasks.size(); ++t)
     if (st.joined[t] && st.direct_tasks[t])
@@ -293,6 +317,80 @@ void maybe_quit(supervisor_self self);
 
 caf::actor_addr sender_of(supervisor_self self) {
   return caf::actor_cast<caf::actor_addr>(self->current_sender());
+}
+
+/// A release is done once every leaving task retired and every retired actor
+/// is down (its shard closed: a standby here may open the same folder next).
+void maybe_release_done(supervisor_self self) {
+  auto& st = self->state;
+  if (!st.releasing || !st.releasing->tasks.empty() || !st.retiring.empty()) return;
+  st.releasing->rp.deliver(true);
+  st.releasing.reset();
+}
+
+/// Takes task `t` of a release out of everything (epochs, ticks, commits,
+/// stops) with the partitions that fed only retired tasks, which exit now;
+/// what they fed is forgotten, so no commit (not even an idle epoch's resend)
+/// names their offsets again: the next owner's are theirs. The task itself
+/// exits now (`exit_now`) or when the caller tells it to; the release is done
+/// once it is down (its shard closed: a standby here may open the same folder
+/// next).
+void retire(supervisor_self self, size_t t, bool exit_now) {
+  auto& st = self->state;
+  if (t >= st.tasks.size() || st.retired[t]) return;
+  st.retired[t] = true;
+  st.joined[t] = false;
+  if (!st.restored[t]) {
+    st.restored[t] = true;
+    if (st.restoring > 0) --st.restoring;
+  }
+  auto& task = st.tasks[t];
+  st.task_of.erase(task.address());
+  st.retiring.insert(task.address());
+  self->unlink_from(task);
+  if (exit_now) self->send_exit(task, caf::exit_reason::user_shutdown);
+  if (st.releasing) st.releasing->tasks.erase(t);
+  for (size_t p = 0; p < st.partitions.size(); ++p) {
+    if (st.retired_partitions[p]) continue;
+    auto& feeds = st.partition_tasks[p];
+    if (std::find(feeds.begin(), feeds.end(), t) == feeds.end()) continue;
+    if (!std::all_of(feeds.begin(), feeds.end(), [&](size_t f) { return st.retired[f]; }))
+      continue;
+    st.retired_partitions[p] = true;
+    st.fed[p] = true; // never released again
+    for (auto f : feeds)
+      st.reported.erase({p, f});
+    feeds.clear();
+    st.committed.erase(st.partition_tps[p]);
+    st.partition_index.erase(st.partition_tps[p]);
+    auto& part = st.partitions[p];
+    st.retiring.insert(part.address());
+    self->unlink_from(part);
+    self->send_exit(part, caf::exit_reason::user_shutdown);
+  }
+  log::debug("task {} ({}[{}]) released", t, st.ctx->services[st.task_keys[t].first].name,
+             st.task_keys[t].second);
+}
+
+/// A leaving task cut in the epoch that just committed: it handles nothing
+/// more (halted), writes the epoch's state to its stores, then exits. It is
+/// retired at once, so no later epoch waits for it; the requests hold its
+/// handle, not its index (a roll-back may replace the children meanwhile).
+void hand_off(supervisor_self self, size_t t) {
+  auto& st = self->state;
+  auto task = st.tasks[t];
+  auto epoch = st.epoch;
+  retire(self, t, false);
+  auto go = [self, task]() { self->send_exit(task, caf::exit_reason::user_shutdown); };
+  self->request<caf::message_priority::high>(task, std::chrono::seconds(30),
+                                             halt_atom::value)
+      .then(
+          [self, task, epoch, go](bool) {
+            self->request<caf::message_priority::high>(task, std::chrono::seconds(30),
+                                                       committed_atom::value, epoch)
+                .then([go]() { go(); }, [go](caf::error&) { go(); });
+          },
+          [go](caf::error&) { go(); });
 }
 
 /// Every task reached epoch N's markers: commit the transaction.
@@ -363,22 +461,32 @@ void commit_epoch(supervisor_self self) {
       std::memory_order_relaxed);
   if (!st.final_epoch) {
     // Urgent like the direct markers, so the next marker cannot overtake it.
-    for (auto& t : st.tasks)
-      self->send<caf::message_priority::high>(t, committed_atom::value, st.epoch);
+    for (size_t t = 0; t < st.tasks.size(); ++t) {
+      if (st.retired[t]) continue;
+      if (st.releasing && st.releasing->tasks.count(t) && st.aligned[t]) {
+        hand_off(self, t); // its last state and offsets are in this transaction
+        continue;
+      }
+      self->send<caf::message_priority::high>(st.tasks[t], committed_atom::value,
+                                              st.epoch);
+    }
     // Between two epochs: tasks added since (grow) may start.
     maybe_feed(self);
     return;
   }
   // The node stops after this epoch: answer once every task has written its
   // state (else the next start would replay the epoch's changelog records).
-  auto left = std::make_shared<size_t>(st.tasks.size());
+  auto left = std::make_shared<size_t>(
+      static_cast<size_t>(std::count(st.retired.begin(), st.retired.end(), false)));
+  if (*left == 0) return answer_stop(self);
   auto done = [self, left]() {
     if (--*left == 0) answer_stop(self);
   };
-  for (auto& t : st.tasks)
-    self->request<caf::message_priority::high>(t, std::chrono::seconds(30),
-                                               committed_atom::value, st.epoch)
-        .then([done]() mutable { done(); }, [done](caf::error&) mutable { done(); });
+  for (size_t t = 0; t < st.tasks.size(); ++t)
+    if (!st.retired[t])
+      self->request<caf::message_priority::high>(st.tasks[t], std::chrono::seconds(30),
+                                                 committed_atom::value, st.epoch)
+          .then([done]() mutable { done(); }, [done](caf::error&) mutable { done(); });
 }
 
 /// Halts every task (a request each, answered once the task is outside its
@@ -387,15 +495,19 @@ void commit_epoch(supervisor_self self) {
 template <class Fn>
 void halt_tasks(supervisor_self self, Fn then) {
   auto& st = self->state;
-  if (st.tasks.empty()) return then();
-  auto left = std::make_shared<size_t>(st.tasks.size());
+  auto live =
+      static_cast<size_t>(std::count(st.retired.begin(), st.retired.end(), false));
+  if (live == 0) return then();
+  auto left = std::make_shared<size_t>(live);
   auto done = [left, then]() mutable {
     if (--*left == 0) then();
   };
-  for (auto& t : st.tasks)
-    self->request<caf::message_priority::high>(t, std::chrono::seconds(10),
-                                               halt_atom::value)
-        .then([done](bool) mutable { done(); }, [done](caf::error&) mutable { done(); });
+  for (size_t t = 0; t < st.tasks.size(); ++t)
+    if (!st.retired[t])
+      self->request<caf::message_priority::high>(st.tasks[t], std::chrono::seconds(10),
+                                                 halt_atom::value)
+          .then([done](bool) mutable { done(); },
+                [done](caf::error&) mutable { done(); });
 }
 
 /// exactly_once: every task is halted after one failed. Deliver what the
@@ -481,16 +593,24 @@ void abort_and_replace(supervisor_self self) {
     if (st.stopping) answer_stop(self);
     return;
   }
-  for (auto& a : st.tasks) {
+  for (size_t t = 0; t < st.tasks.size(); ++t) {
+    if (st.retired[t]) continue; // going already
+    auto& a = st.tasks[t];
     st.dying.insert(a.address());
     self->unlink_from(a);
     self->send_exit(a, caf::exit_reason::user_shutdown);
   }
-  for (auto& a : st.partitions) {
+  for (size_t p = 0; p < st.partitions.size(); ++p) {
+    if (st.retired_partitions[p]) continue;
+    auto& a = st.partitions[p];
     st.dying.insert(a.address());
     self->unlink_from(a);
     self->send_exit(a, caf::exit_reason::user_shutdown);
   }
+  // A release in progress is complete with the roll-back: the re-plan holds
+  // only the units that stay (the task manager set them first), and the
+  // leaving tasks' last commit is the last committed epoch.
+  if (st.releasing) st.releasing->tasks.clear();
   st.tasks.clear();
   st.partitions.clear();
   st.task_of.clear();
@@ -516,6 +636,7 @@ void restart_after_roll_back(supervisor_self self) {
             spawn_children(self, *plan);
             log::info("rolled back to the last committed epoch; {} tasks restarted",
                       st.tasks.size());
+            maybe_release_done(self);
             if (st.stopping) {
               // Nothing after the committed epoch is needed to stop.
               for (auto& p : st.partitions)
@@ -587,6 +708,7 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
       alarm(self, why, false);
     }
     st.exiting = msg.reason;
+    // Retired ones too: a task handing off may still wait for its commit.
     for (auto& a : st.tasks)
       self->send_exit(a, msg.reason);
     for (auto& a : st.partitions)
@@ -597,6 +719,7 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
     auto& st = self->state;
     st.live_children.erase(msg.source);
     if (st.exiting) return maybe_quit(self);
+    if (st.retiring.erase(msg.source)) return maybe_release_done(self);
     if (st.dying.erase(msg.source)) {
       if (st.dying.empty() && st.rolling_back) restart_after_roll_back(self);
       return;
@@ -659,13 +782,39 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
       },
       [self](restored_atom, size_t) {
         auto& st = self->state;
-        if (!st.task_of.count(sender_of(self))) return; // replaced
-        if (st.restoring > 0) --st.restoring;
+        auto i = st.task_of.find(sender_of(self));
+        if (i == st.task_of.end()) return; // replaced
+        if (!st.restored[i->second]) {
+          st.restored[i->second] = true;
+          if (st.restoring > 0) --st.restoring;
+        }
         maybe_feed(self);
       },
       [self](add_atom, plan_ptr& plan, uint64_t version) -> bool {
         add_plan(self, plan, version);
         return true;
+      },
+      [self](release_atom, plan_ptr& plan) -> caf::result<bool> {
+        auto& st = self->state;
+        if (!st.ctx->exactly_once || st.failed || st.failing || st.rolling_back ||
+            st.stopping || st.releasing)
+          return false;
+        std::set<task_key> keys;
+        for (auto& t : plan->tasks)
+          keys.emplace(t.service, t.partition);
+        std::set<size_t> leaving;
+        for (size_t t = 0; t < st.tasks.size(); ++t)
+          if (!st.retired[t] && keys.count(st.task_keys[t])) leaving.insert(t);
+        if (leaving.empty()) return true;
+        auto rp = self->make_response_promise<bool>();
+        st.releasing = supervisor_state::release_op{leaving, rp};
+        log::info("releasing {} tasks: each goes once an epoch it was cut in committed",
+                  leaving.size());
+        // Tasks in no epoch yet were never fed: nothing of theirs to commit.
+        for (auto t : leaving)
+          if (!st.joined[t]) retire(self, t, true);
+        maybe_release_done(self);
+        return rp;
       },
       [self](offsets_atom, size_t task, const task_offsets& offs) {
         record_offsets(self, task, offs);
@@ -688,10 +837,10 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
         auto& st = self->state;
         st.stopping = true;
         st.stop_promise = self->make_response_promise();
-        for (auto& p : st.partitions)
-          self->send(p, stop_atom::value);
-        for (auto& t : st.tasks)
-          self->send(t, stop_atom::value);
+        for (size_t p = 0; p < st.partitions.size(); ++p)
+          if (!st.retired_partitions[p]) self->send(st.partitions[p], stop_atom::value);
+        for (size_t t = 0; t < st.tasks.size(); ++t)
+          if (!st.retired[t]) self->send(st.tasks[t], stop_atom::value);
         if (st.failed || st.partitions.empty()) answer_stop(self);
         if (st.ctx->exactly_once && !st.feeding && !st.rolling_back && !st.failing) {
           // Nothing was handed to a task yet: nothing to commit.
@@ -714,22 +863,24 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
         // offsets per partition.
         auto rp = self->make_response_promise<partition_offsets>();
         auto& st = self->state;
-        auto left = std::make_shared<size_t>(st.tasks.size());
+        auto left = std::make_shared<size_t>(
+            static_cast<size_t>(std::count(st.retired.begin(), st.retired.end(), false)));
         auto finish = [self, rp]() mutable { rp.deliver(commit_candidates(self)); };
-        if (st.tasks.empty()) {
+        if (*left == 0) {
           finish();
           return rp;
         }
         for (size_t i = 0; i < st.tasks.size(); ++i)
-          self->request(st.tasks[i], std::chrono::seconds(10), final_atom::value, flush)
-              .then(
-                  [self, i, left, finish](const task_offsets& offs) mutable {
-                    record_offsets(self, i, offs);
-                    if (--*left == 0) finish();
-                  },
-                  [left, finish](caf::error&) mutable {
-                    if (--*left == 0) finish();
-                  });
+          if (!st.retired[i])
+            self->request(st.tasks[i], std::chrono::seconds(10), final_atom::value, flush)
+                .then(
+                    [self, i, left, finish](const task_offsets& offs) mutable {
+                      record_offsets(self, i, offs);
+                      if (--*left == 0) finish();
+                    },
+                    [left, finish](caf::error&) mutable {
+                      if (--*left == 0) finish();
+                    });
         return rp;
       },
   };

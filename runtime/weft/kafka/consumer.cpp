@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "weft/kafka/client_config.hpp"
 #include "weft/kafka/error.hpp"
@@ -241,6 +242,31 @@ status consumer::incremental_assign_at(
   if (!err) return {};
   auto st = make_error(errc::kafka,
                        std::string{"incremental assign: "} + rd_kafka_error_string(err));
+  rd_kafka_error_destroy(err);
+  return st;
+}
+
+status consumer::incremental_unassign(const std::vector<topic_partition>& tps) {
+  if (tps.empty()) return {};
+  // Only what is assigned: librdkafka fails the whole call for one that is not.
+  rd_kafka_topic_partition_list_t* current = nullptr;
+  if (auto e = rd_kafka_assignment(rk_, &current); e)
+    return from_rd(e, "reading the assignment");
+  // Once each: librdkafka 2.0.2 asserts (aborts the process) on a partition
+  // listed twice.
+  std::set<topic_partition> unique;
+  std::vector<std::pair<topic_partition, weft::offset>> drop;
+  for (auto& tp : tps)
+    if (unique.insert(tp).second && rd_kafka_topic_partition_list_find(
+                                        current, tp.topic.c_str(), tp.partition.value()))
+      drop.emplace_back(tp, weft::offset{RD_KAFKA_OFFSET_INVALID});
+  rd_kafka_topic_partition_list_destroy(current);
+  if (drop.empty()) return {};
+  auto l = make_tp_list(drop);
+  auto* err = rd_kafka_incremental_unassign(rk_, l.get());
+  if (!err) return {};
+  auto st = make_error(errc::kafka, std::string{"incremental unassign: "} +
+                                        rd_kafka_error_string(err));
   rd_kafka_error_destroy(err);
   return st;
 }

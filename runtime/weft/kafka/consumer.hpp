@@ -147,6 +147,9 @@ class consumer {
   /// (consumer::committed_offset: at its committed offset).
   status incremental_assign_at(
       const std::vector<std::pair<topic_partition, weft::offset>>& start);
+  /// Removes partitions from the assignment; the others go on fetching where
+  /// they are. Partitions not assigned are left alone.
+  status incremental_unassign(const std::vector<topic_partition>& tps);
 
   /// Splits the partition's messages off the main queue. Call it before
   /// assign(): a message fetched in between would land on the main queue.
