@@ -11,6 +11,7 @@
 
 #include "pull_subscription.hpp"
 #include "push_delivery.hpp"
+#include "push_parking.hpp"
 #include "record_codec.hpp"
 #include "table_service.hpp"
 #include "topic_writer.hpp"
@@ -57,16 +58,18 @@ struct http_api::impl {
   const std::vector<std::unique_ptr<push_delivery>>& pushes;
   std::map<std::string, std::unique_ptr<pull_subscription>>& pulls;
   size_t max_record_bytes;
+  std::string node_id;
   weft::http::server server;
   std::thread thread;
   int bound_port = 0;
   std::atomic<bool> stopping{false};
 
-  impl(const sidecar_config& c, const weft::node& n, const table_reader& r, topic_writer* w,
-       const std::vector<std::unique_ptr<push_delivery>>& p,
-       std::map<std::string, std::unique_ptr<pull_subscription>>& pl, size_t max_bytes)
+  impl(const sidecar_config& c, const weft::node& n, const table_reader& r,
+       topic_writer* w, const std::vector<std::unique_ptr<push_delivery>>& p,
+       std::map<std::string, std::unique_ptr<pull_subscription>>& pl, size_t max_bytes,
+       std::string id)
     : cfg(c), node(n), reader(r), writer(w), pushes(p), pulls(pl),
-      max_record_bytes(max_bytes), server(limits_of(c.http)) {}
+      max_record_bytes(max_bytes), node_id(std::move(id)), server(limits_of(c.http)) {}
 
   // -- tables ----------------------------------------------------------------
 
@@ -316,6 +319,85 @@ struct http_api::impl {
     reply(res, 200, json{{"committed", body["offsets"]}});
   }
 
+  // -- parked keys (push subscriptions with bad.record.policy=park) ----------
+
+  push_parking* parking_of(const std::string& name) const {
+    for (auto& p : pushes)
+      if (p->spec().name == name) return p->parking();
+    return nullptr;
+  }
+
+  void parked(const httplib::Request&, httplib::Response& res) {
+    json keys = json::array();
+    json parts = json::object();
+    uint64_t held = 0;
+    for (auto& p : pushes) {
+      auto* parking = p->parking();
+      if (!parking) continue;
+      for (auto& k : parking->list()) {
+        held += k["held"].get<uint64_t>();
+        keys.push_back(std::move(k));
+      }
+      parts[p->spec().name] = parking->partitions();
+    }
+    reply(res, 200,
+          json{{"node", node_id},
+               {"keys", keys.size()},
+               {"held", held},
+               {"parked", keys},
+               {"partitions", parts}});
+  }
+
+  void release(const httplib::Request& req, httplib::Response& res,
+               const std::optional<std::string>& path_key) {
+    const std::string name = req.matches[1];
+    if (!cfg.subscriptions.count(name))
+      return reply_error(res, 404, "no subscription '" + name.substr(0, 200) + "'");
+    auto* parking = parking_of(name);
+    if (!parking)
+      return reply_error(res, 404,
+                         "subscription '" + name +
+                             "' does not park keys (set subscription." + name +
+                             ".bad.record.policy=park; pull subscriptions never do)");
+    if (!req.has_param("action"))
+      return reply_error(res, 400, "action: say what to do: ?action=retry, skip or drop");
+    int64_t partition = -1;
+    if (req.has_param("partition")) {
+      const auto v = req.get_param_value("partition");
+      char* end = nullptr;
+      errno = 0;
+      partition = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end || errno || partition < 0 || partition > 65535)
+        return reply_error(res, 400,
+                           "partition: must be a partition number, not '" +
+                               v.substr(0, 100) + "'");
+    }
+    std::optional<std::string> key = path_key;
+    if (key && cfg.topic(cfg.subscriptions.at(name).topic).key == serde_kind::bytes) {
+      auto b = base64_decode(*key);
+      if (!b)
+        return reply_error(res, 400,
+                           "key: not base64 (the subscription's key serde is bytes)");
+      key = std::move(*b);
+    }
+    auto [code, body] = parking->request(key, partition, req.get_param_value("action"),
+                                         std::chrono::seconds(2));
+    if (code == 503) res.set_header("Retry-After", "1");
+    reply(res, code, body);
+  }
+
+  void release_key(const httplib::Request& req, httplib::Response& res) {
+    release(req, res, req.matches[2].str());
+  }
+
+  void release_null(const httplib::Request& req, httplib::Response& res) {
+    if (req.get_param_value("null_key") != "true")
+      return reply_error(res, 400,
+                         "name the key: POST /v1/parked/<subscription>/<key>, or "
+                         "?null_key=true for the null key");
+    release(req, res, std::nullopt);
+  }
+
   // -- health and metrics ----------------------------------------------------
 
   void ready(const httplib::Request&, httplib::Response& res) {
@@ -344,6 +426,7 @@ struct http_api::impl {
                        {"transactions", w.transactions}, {"aborted", w.aborted}};
     }
     json subs = json::object();
+    uint64_t parked_keys = 0, parked_records = 0;
     for (auto& p : pushes) {
       auto& c = p->counters();
       subs[p->spec().name] = {{"mode", "push"},
@@ -353,7 +436,21 @@ struct http_api::impl {
                               {"refused", c.refused.load()},
                               {"skipped", c.skipped.load()},
                               {"dead_lettered", c.dead_lettered.load()}};
+      if (auto* parking = p->parking()) {
+        auto [keys, held] = parking->totals();
+        auto& m = subs[p->spec().name];
+        m["parked_keys"] = keys;
+        m["parked_records"] = held;
+        m["parked"] = c.parked.load();
+        m["replayed"] = c.replayed.load();
+        m["dropped"] = c.dropped.load();
+        parked_keys += keys;
+        parked_records += held;
+      }
     }
+    // The node endpoint's names: this sidecar's parked keys and held records.
+    out["parked_keys"] = parked_keys;
+    out["parked_records"] = parked_records;
     for (auto& [name, p] : pulls)
       subs[name] = {{"mode", "pull"}, {"delivered", p->delivered()}};
     out["subscriptions"] = std::move(subs);
@@ -371,9 +468,9 @@ http_api::http_api(const sidecar_config& cfg, const weft::node& node,
                    const table_reader& reader, topic_writer* writer,
                    const std::vector<std::unique_ptr<push_delivery>>& pushes,
                    std::map<std::string, std::unique_ptr<pull_subscription>>& pulls,
-                   size_t max_record_bytes)
+                   size_t max_record_bytes, std::string node_id)
   : impl_(std::make_unique<impl>(cfg, node, reader, writer, pushes, pulls,
-                                 max_record_bytes)) {}
+                                 max_record_bytes, std::move(node_id))) {}
 
 http_api::~http_api() {
   stop();
@@ -387,8 +484,8 @@ weft::status http_api::start() {
     if (res.status == 404)
       reply_error(res, 404,
                   "no such endpoint: " + req.method + " " + req.path.substr(0, 200) +
-                      " (the API is under /v1: tables, topics, subscriptions, health, "
-                      "ready, metrics)");
+                      " (the API is under /v1: tables, topics, subscriptions, parked, "
+                      "health, ready, metrics)");
   });
   s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) {
     reply(res, 200, json{{"status", "up"}});
@@ -400,6 +497,9 @@ weft::status http_api::start() {
   s.Post(R"(/v1/topics/([^/]+))", weft::http::guarded(&m, &impl::post_records));
   s.Get(R"(/v1/subscriptions/([^/]+)/events)", weft::http::guarded(&m, &impl::events));
   s.Post(R"(/v1/subscriptions/([^/]+)/commit)", weft::http::guarded(&m, &impl::commit));
+  s.Get("/v1/parked", weft::http::guarded(&m, &impl::parked));
+  s.Post(R"(/v1/parked/([^/]+)/(.+))", weft::http::guarded(&m, &impl::release_key));
+  s.Post(R"(/v1/parked/([^/]+)/?)", weft::http::guarded(&m, &impl::release_null));
   const auto& h = m.cfg.http;
   if (h.port == 0) {
     m.bound_port = s.bind_to_any_port(h.host);

@@ -7,7 +7,8 @@
 //
 //   GET  /v1/health                      200 while the process serves
 //   GET  /v1/ready                       200 once every table restored, else 503
-//   GET  /v1/metrics                     the node's, the writer's and each subscription's counters
+//   GET  /v1/metrics                     the node's, the writer's and each subscription's
+//                                        counters; parked_keys, parked_records
 //   GET  /v1/tables/{table}/{key}        200 {"key","value"}; 404; 503 while the
 //                                        key's partition restores or moves (cluster:
 //                                        answered by the node that owns the key)
@@ -19,6 +20,15 @@
 //                                        ({"offsets": [...]}), 200 for a retried id
 //   GET  /v1/subscriptions/{name}/events pull: server-sent events, one per record
 //   POST /v1/subscriptions/{name}/commit pull: {"offsets": [{"partition","offset"}]}
+//   GET  /v1/parked                      the parked keys of this sidecar's push
+//                                        subscriptions (bad.record.policy=park), as the
+//                                        node endpoint's GET /parked lists a node's
+//   POST /v1/parked/{subscription}/{key}?action=retry|skip|drop[&partition=N]
+//   POST /v1/parked/{subscription}?null_key=true&action=…
+//                                        an operator's release (push_parking.hpp):
+//                                        202 (retry, skip), 200 (drop done); 400 a bad
+//                                        action or partition, 404 unknown or not parked
+//                                        here, 409 being released already
 //
 // Keys in paths are the key's bytes, percent-encoded (string and json keys:
 // the text; bytes keys: base64). Values use the topic's serde (record_codec.hpp).
@@ -49,11 +59,12 @@ class pull_subscription;
 class http_api {
  public:
   /// Everything is borrowed and must outlive the API. `writer` may be null
-  /// (no writable topic).
+  /// (no writable topic). `node_id` names this sidecar in GET /v1/parked.
   http_api(const sidecar_config& cfg, const weft::node& node, const table_reader& reader,
-           topic_writer* writer, const std::vector<std::unique_ptr<push_delivery>>& pushes,
+           topic_writer* writer,
+           const std::vector<std::unique_ptr<push_delivery>>& pushes,
            std::map<std::string, std::unique_ptr<pull_subscription>>& pulls,
-           size_t max_record_bytes);
+           size_t max_record_bytes, std::string node_id);
   ~http_api();
   http_api(const http_api&) = delete;
   http_api& operator=(const http_api&) = delete;

@@ -8,7 +8,8 @@
 // writer (topic_writer), the HTTP API (http_api), the push deliveries
 // (push_delivery) and pull subscriptions (pull_subscription); then the node
 // runs until SIGINT/SIGTERM, or until a push subscription's
-// bad.record.policy=fail stops it (exit 1). Stop order: the API, the
+// bad.record.policy=fail (or a parked store it cannot write) stops it
+// (exit 1). Stop order: the API, the
 // deliveries (each commits what the application took), the writer, the node.
 #include <unistd.h>
 
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
                                                                     member));
       continue;
     }
-    auto p = sidecar::push_delivery::start(s, sc.topic(s.topic), *cfg, member,
+    auto p = sidecar::push_delivery::start(s, sc.topic(s.topic), *cfg, member, node_id,
                                            [&](const weft::status&) {
                                              failed = true;
                                              node.request_stop();
@@ -146,9 +147,14 @@ int main(int argc, char** argv) {
     pushes.push_back(std::move(*p));
   }
 
-  sidecar::http_api api{sc,     node,  reader,
-                        writer.get(), pushes, pulls,
-                        weft::detail::max_message_bytes(*cfg)};
+  sidecar::http_api api{sc,
+                        node,
+                        reader,
+                        writer.get(),
+                        pushes,
+                        pulls,
+                        weft::detail::max_message_bytes(*cfg),
+                        node_id};
   if (auto st = api.start(); !st) return fail(st.message());
   weft::log::info("weft-sidecar: API on http://{}:{}/v1 ({} tables, {} push and {} pull "
                   "subscriptions, writes {})",
@@ -164,7 +170,9 @@ int main(int argc, char** argv) {
   pulls.clear();
   writer.reset();
   if (failed) {
-    weft::log::error("weft-sidecar: stopped by a subscription's bad.record.policy=fail");
+    weft::log::error(
+        "weft-sidecar: stopped by a subscription (bad.record.policy=fail, or "
+        "a parked store it could not write; see above)");
     return 1;
   }
   return code;

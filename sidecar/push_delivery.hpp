@@ -22,9 +22,17 @@
 // restart delivers it again), skip logs it and goes on, dead_letter writes
 // it with weft.error, weft.service (sub-<name>), weft.topic, weft.partition
 // and weft.offset headers to the dead-letter topic, then goes on (every
-// record of a refused batch, with batch.max above 1). A record
+// record of a refused batch, with batch.max above 1), park holds its key
+// (push_parking.hpp: the record and every later one of its key wait, every
+// other key flows; a refused batch is first delivered again one record at
+// a time, so only the keys the application refuses park). A record
 // its topic's serdes cannot render (invalid JSON, invalid UTF-8) goes to the
 // policy at once.
+//
+// Under park, the delivery thread also carries out the operators' calls on
+// parked keys between two polls (retry and skip deliver a key's held
+// records again, in order, up to 100 a turn) and makes the parked store's
+// writes durable before it commits or polls again.
 //
 // Threads: one delivery thread per subscription; counters() from any thread.
 
@@ -49,21 +57,33 @@ struct delivery_counters {
   std::atomic<uint64_t> refused{0};       ///< POSTs answered with another error
   std::atomic<uint64_t> skipped{0};       ///< bad records skipped
   std::atomic<uint64_t> dead_lettered{0}; ///< bad records written to the DLQ
+  std::atomic<uint64_t> parked{
+      0}; ///< park: keys parked (a key parked twice counts twice)
+  std::atomic<uint64_t> replayed{0}; ///< park: held records delivered by a release
+  std::atomic<uint64_t> dropped{0};  ///< park: held records dropped by request
 };
+
+class push_parking;
 
 class push_delivery {
  public:
   /// Starts the delivery thread. `on_fail` is called (on that thread, once)
-  /// when bad.record.policy=fail stops the subscription, with the reason.
+  /// when bad.record.policy=fail stops the subscription, or the parked store
+  /// cannot be written, with the reason. `node_id` names this sidecar in
+  /// the answers to park calls.
   static weft::result<std::unique_ptr<push_delivery>>
   start(const subscription_spec& s, const topic_spec& t, const weft::config& cfg,
-        const std::string& static_member_id, std::function<void(const weft::status&)> on_fail);
+        const std::string& static_member_id, const std::string& node_id,
+        std::function<void(const weft::status&)> on_fail);
   ~push_delivery(); ///< stops within timeout.ms + 5 s (a POST in flight ends first)
   push_delivery(const push_delivery&) = delete;
   push_delivery& operator=(const push_delivery&) = delete;
 
   const delivery_counters& counters() const;
   const subscription_spec& spec() const;
+  /// The subscription's parked keys (bad.record.policy=park), else null.
+  /// Its list/totals/request calls are for any thread.
+  push_parking* parking() const;
 
   struct impl;
 

@@ -223,8 +223,10 @@ weft::status set_key(sidecar_config& c, const std::string& key, const std::strin
       s.policy = record_policy::skip;
     else if (v == "dead_letter")
       s.policy = record_policy::dead_letter;
+    else if (v == "park")
+      s.policy = record_policy::park;
     else
-      return bad(key, "'" + v + "' is not a policy; use fail, skip or dead_letter");
+      return bad(key, "'" + v + "' is not a policy; use fail, skip, dead_letter or park");
     s.policy_set = true;
   } else if (field == "dead.letter.topic") {
     if (!valid_name(v)) return bad(key, "'" + v + "' is not a topic name");
@@ -317,20 +319,24 @@ std::string help_text() {
   for (auto& k : sidecar_keys())
     o << "  --" << k.name << " (default '" << k.default_value << "')\n      " << k.doc
       << "\n";
-  o << "  --table.<name>.topic             topic materialised as table <name> (required)\n"
+  o << "  --table.<name>.topic             topic materialised as table <name> "
+       "(required)\n"
        "  --table.<name>.global            true: a GlobalKTable on every node (false)\n"
        "  --topic.<topic>.key.serde        json | string | bytes (string)\n"
        "  --topic.<topic>.value.serde      json | string | bytes (json)\n"
        "  --topic.<topic>.writable         POST /v1/topics/<topic> allowed (false)\n"
-       "  --topic.<topic>.partitions       create the topic with N partitions if missing\n"
-       "  --subscription.<name>.topic      topic delivered to the application (required)\n"
+       "  --topic.<topic>.partitions       create the topic with N partitions if "
+       "missing\n"
+       "  --subscription.<name>.topic      topic delivered to the application "
+       "(required)\n"
        "  --subscription.<name>.mode       push (POST to url) | pull (event stream)\n"
        "  --subscription.<name>.url        push: http://host:port/path\n"
        "  --subscription.<name>.batch.max  push: records per POST, >1 sends arrays (1)\n"
        "  --subscription.<name>.timeout.ms push: bound on one POST (10000)\n"
        "  --subscription.<name>.retry.backoff.ms / .retry.backoff.max.ms (100 / 10000)\n"
        "  --subscription.<name>.max.attempts  refusals before bad.record.policy (10)\n"
-       "  --subscription.<name>.bad.record.policy  fail | skip | dead_letter (weft's)\n"
+       "  --subscription.<name>.bad.record.policy  fail | skip | dead_letter | park "
+       "(weft's)\n"
        "  --subscription.<name>.dead.letter.topic  (<application.id>-<name>-dlq)\n"
        "  --subscription.<name>.start      earliest | latest, with no committed offset\n";
   return o.str();
@@ -417,6 +423,7 @@ weft::status apply_defaults(sidecar_config& c, const weft::config& cfg) {
     if (!s.policy_set)
       s.policy = policy == "skip"          ? record_policy::skip
                  : policy == "dead_letter" ? record_policy::dead_letter
+                 : policy == "park"        ? record_policy::park
                                            : record_policy::fail;
     if (s.dead_letter_topic.empty()) s.dead_letter_topic = app + "-" + n + "-dlq";
   }

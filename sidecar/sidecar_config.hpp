@@ -59,8 +59,9 @@ struct table_spec {
 enum class delivery_mode { push, pull };
 
 /// What happens to a record the application keeps refusing (push), or that
-/// cannot be rendered with its topic's serdes: weft's bad.record.policy.
-enum class record_policy { fail, skip, dead_letter };
+/// cannot be rendered with its topic's serdes: weft's bad.record.policy
+/// (park: push_parking.hpp).
+enum class record_policy { fail, skip, dead_letter, park };
 
 struct subscription_spec {
   std::string name;

@@ -33,6 +33,29 @@ TEST_CASE("sidecar keys: tables, topics and subscriptions are read with their de
   CHECK(c->http.port == 0);
 }
 
+TEST_CASE(
+    "a push subscription parks with its own bad.record.policy=park, or with weft's") {
+  auto c = from_map({{"subscription.own.topic", "orders"},
+                     {"subscription.own.url", "http://127.0.0.1:8090/a"},
+                     {"subscription.own.bad.record.policy", "park"},
+                     {"subscription.inherits.topic", "orders"},
+                     {"subscription.inherits.url", "http://127.0.0.1:8090/b"},
+                     {"subscription.fails.topic", "orders"},
+                     {"subscription.fails.url", "http://127.0.0.1:8090/c"},
+                     {"subscription.fails.bad.record.policy", "fail"}});
+  REQUIRE(c);
+  const char* argv[] = {"weft-sidecar", "--application.id=app",
+                        "--bad.record.policy=park"};
+  auto cfg = weft::config::load(3, argv);
+  REQUIRE(cfg);
+  REQUIRE(sidecar::apply_defaults(*c, *cfg));
+  CHECK(c->subscriptions.at("own").policy == sidecar::record_policy::park);
+  CHECK(c->subscriptions.at("inherits").policy == sidecar::record_policy::park);
+  CHECK(c->subscriptions.at("fails").policy == sidecar::record_policy::fail);
+  // A skipped head record goes to the subscription's dead-letter topic.
+  CHECK(c->subscriptions.at("inherits").dead_letter_topic == "app-inherits-dlq");
+}
+
 TEST_CASE("bad sidecar keys fail naming the key and the fix") {
   auto err = [](std::map<std::string, std::string> kv) {
     auto c = from_map(kv);
@@ -55,8 +78,9 @@ TEST_CASE("bad sidecar keys fail naming the key and the fix") {
              Catch::Contains("subscription.s.url"));
   CHECK_THAT(err({{"subscription.s.topic", "t"},
                   {"subscription.s.url", "http://127.0.0.1:1/x"},
-                  {"subscription.s.bad.record.policy", "park"}}),
-             Catch::Contains("fail, skip or dead_letter"));
+                  {"subscription.s.bad.record.policy", "hold"}}),
+             Catch::Contains("subscription.s.bad.record.policy") &&
+                 Catch::Contains("fail, skip, dead_letter or park"));
   CHECK_THAT(err({{"sidecar.http.port", "70000"}}),
              Catch::Contains("sidecar.http.port") && Catch::Contains("0 to 65535"));
   CHECK_THAT(err({{"sidecar.htp.port", "1"}}), Catch::Contains("sidecar.htp.port"));

@@ -1,5 +1,6 @@
 #include "subscription_source.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <weft/log.hpp>
@@ -116,6 +117,15 @@ std::vector<int32_t> subscription_source::assignment() {
     out.push_back(l->elems[i].partition);
   rd_kafka_topic_partition_list_destroy(l);
   return out;
+}
+
+void subscription_source::retain(const std::vector<int32_t>& partitions) {
+  auto keep = [&](int32_t p) {
+    return std::find(partitions.begin(), partitions.end(), p) != partitions.end();
+  };
+  for (auto* m : {&marked_, &committed_})
+    for (auto i = m->begin(); i != m->end();)
+      i = keep(i->first) ? std::next(i) : m->erase(i);
 }
 
 } // namespace sidecar

@@ -52,6 +52,11 @@ class subscription_source {
   /// The partitions currently assigned to this member.
   std::vector<int32_t> assignment();
 
+  /// Forgets the marks of every partition not in `partitions` (given up in
+  /// a rebalance: its next owner commits it), so that no commit moves a
+  /// partition another member delivers.
+  void retain(const std::vector<int32_t>& partitions);
+
   const std::string& topic() const { return topic_; }
   const std::string& group() const { return group_; }
 

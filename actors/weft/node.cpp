@@ -645,6 +645,7 @@ node::impl::release_parked(const std::string& service,
   auto j = nlohmann::json::parse(a.value, nullptr, false);
   int http = j.is_object() ? j.value("http", 500) : 500;
   if (j.is_object()) j.erase("http");
+  if (j.is_object() && !j.contains("node")) j["node"] = node_id; // a single node
   return {http, json_body(j)};
 }
 

@@ -95,6 +95,13 @@ inline void dispatch(const caf::message& m) {
         m.get_as<std::string>(3), m.get_as<std::string>(4), limit);
     WEFT_FUZZ_CHECK(!why.empty() || (limit >= 1 && limit <= max_scan_rows),
                     "a bad limit passed");
+  } else if (is<park_atom, std::string, int32_t, std::string, std::string>(m)) {
+    const auto& action = m.get_as<std::string>(4);
+    auto why = peer_park_violation(m.get_as<std::string>(1), m.get_as<int32_t>(2),
+                                   m.get_as<std::string>(3), action);
+    WEFT_FUZZ_CHECK(!why.empty() || action == "retry" || action == "skip" ||
+                        action == "drop",
+                    "a park call with another action passed");
   } else if (m.match_elements<query_answer>()) {
     auto r = result_of(m.get_as<query_answer>(0));
     if (!r) {

@@ -85,6 +85,8 @@ std::vector<seed> message_seeds() {
       {"scan",
        payload(scan_atom::value, std::string{"customers"}, std::vector<int32_t>{0, 3},
                std::string{"c1"}, std::string{"c2"}, uint32_t{100})},
+      {"park", payload(park_atom::value, std::string{"orders"}, int32_t{2},
+                       std::string{"\1\0\0\0\4o-17", 9}, std::string{"retry"})},
       {"scan_answer", payload(piece)},
       {"scan_answer_unordered", payload(unordered)},
   };
@@ -100,6 +102,8 @@ std::vector<seed> type_seeds() {
       {"query_args", typed(4, std::string{"counts"}, std::string{"k1"}, int64_t{5})},
       {"scan_args", typed(5, std::string{"customers"}, std::vector<int32_t>{1, 2},
                           std::string{"a"}, std::string{}, uint32_t{10})},
+      {"park_args", typed(6, std::string{"orders"}, int32_t{2},
+                          std::string{"\1\0\0\0\4o-17", 9}, std::string{"skip"})},
   };
 }
 

@@ -1,9 +1,9 @@
 // The values inside a peer's message, decoded one type at a time as CAF
 // decodes them once it has read the type's name: the first byte picks the
 // type (node_status, member_record, query_answer, scan_answer, a forwarded
-// query's or scan's arguments), the rest is its encoding. Deeper than
-// peer_message per input (no type names to guess); the same checks
-// (peer_checks.hpp) and the same round trip.
+// query's, scan's or park call's arguments), the rest is its encoding.
+// Deeper than peer_message per input (no type names to guess); the same
+// checks (peer_checks.hpp) and the same round trip.
 
 #include <caf/all.hpp>
 
@@ -63,6 +63,16 @@ typename Inspector::result_type inspect(Inspector& f, scan_args& x) {
   return f(x.store, x.partitions, x.from, x.to, x.limit);
 }
 
+struct park_args {
+  std::string service;
+  int32_t partition = 0;
+  std::string id, action;
+};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, park_args& x) {
+  return f(x.service, x.partition, x.id, x.action);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -70,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto& env = weft::fuzz::peer_environment::get();
   auto* in = reinterpret_cast<const char*>(data) + 1;
   auto n = size - 1;
-  switch (data[0] % 6) {
+  switch (data[0] % 7) {
   case 0:
     run<node_status>(env, in, n,
                      [](const node_status& s) { weft::fuzz::check_status(s); });
@@ -109,6 +119,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       WEFT_FUZZ_CHECK(!why.empty() || (q.limit >= 1 && q.limit <= max_scan_rows &&
                                        q.partitions.size() <= 65536),
                       "a scan beyond the bounds passed");
+    });
+    break;
+  case 6:
+    run<park_args>(env, in, n, [](const park_args& q) {
+      auto why = peer_park_violation(q.service, q.partition, q.id, q.action);
+      WEFT_FUZZ_CHECK(
+          !why.empty() ||
+              (q.service.size() <= max_peer_text && q.partition >= 0 &&
+               q.id.size() <= max_peer_key + 5 &&
+               (q.action == "retry" || q.action == "skip" || q.action == "drop")),
+          "a park call beyond the bounds passed");
     });
     break;
   }

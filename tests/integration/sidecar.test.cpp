@@ -4,17 +4,16 @@
 // Tables (reads, scans, restarts), writes (answered after Kafka, once per
 // id, across a kill -9), bad requests, push delivery through a kill -9 of
 // the sidecar and of the application (every record at least once, none
-// skipped), bad.record.policy=dead_letter, pull streams with explicit
-// commits, and reads and scans through every node of a three-node sidecar
-// cluster.
-#include <netinet/in.h>
+// skipped), bad.record.policy=dead_letter and park (keys held, released in
+// order, through a kill -9), pull streams with explicit commits, and reads
+// and scans through every node of a three-node sidecar cluster.
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -31,20 +30,7 @@ using json = nlohmann::json;
 
 namespace {
 
-/// A port nobody listens on right now (bound and released).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using weft::test::free_port;
 
 /// One weft-sidecar process with its API on a port of its own.
 struct sidecar_process {
@@ -471,6 +457,260 @@ TEST_CASE("push: a record the application keeps refusing, and one its serde cann
   auto m = sc.metrics()["subscriptions"]["s"];
   CHECK(m["dead_lettered"] == 2);
   CHECK(m["refused"].get<uint64_t>() >= 3);
+}
+
+TEST_CASE("push: bad.record.policy=park holds the keys of refused records while 3,000 "
+          "other keys are delivered and committed, the parked keys outlive a kill -9 of "
+          "the sidecar on another sidecar of the group, and retry, skip and drop release "
+          "them there in key order, nothing lost or twice",
+          "[broker][sidecar]") {
+  const auto app = weft::test::unique_name("sc-park");
+  const auto topic = app + "-events";
+  constexpr int partitions = 4;
+  weft::test::create_topics({topic}, partitions);
+  const std::string refusing = "/tmp/" + app + ".refusing";
+  std::ofstream{refusing} << "the downstream is away\n";
+  auto value = [](int n, const std::string& tag = "") {
+    return json{{"n", n}, {"tag", tag}}.dump();
+  };
+
+  // Round r writes record r of every key that has one: each bad record sits
+  // in the middle of its key's stream and of everyone else's.
+  const int others = 3000;
+  struct bad_key {
+    std::string key, action;
+    int records, bad;
+    std::string bad_value;
+  };
+  const std::vector<bad_key> bad{
+      {"to-retry", "retry", 10, 4, value(4, "poison")}, // refused while `refusing` exists
+      {"to-skip", "skip", 6, 2, "{not json"},           // its serde cannot render it
+      {"to-drop", "drop", 5, 1, value(1, "poison")}};
+  std::vector<std::pair<std::string, std::string>> input;
+  for (int r = 0; r < 10; ++r) {
+    if (r < 2)
+      for (int k = 0; k < others; ++k)
+        input.emplace_back("k" + std::to_string(k), value(r));
+    for (auto& b : bad)
+      if (r < b.records) input.emplace_back(b.key, r == b.bad ? b.bad_value : value(r));
+  }
+  weft::test::produce(topic, input.size(), [&](size_t i) { return input[i]; });
+  receiver_process app_proc{app, {"--refuse-tag", "poison", "--refuse-while", refusing}};
+  const std::vector<std::string> sidecar_args{
+      "--subscription.s.topic=" + topic,        "--subscription.s.url=" + app_proc.url(),
+      "--subscription.s.bad.record.policy=park", "--subscription.s.batch.max=50",
+      "--subscription.s.max.attempts=3",         "--subscription.s.retry.backoff.ms=20",
+      "--subscription.s.retry.backoff.max.ms=100"};
+  auto first = std::make_unique<sidecar_process>(app, "n1", sidecar_args);
+  sidecar_process* sc = first.get();
+  const auto group = app + "-sub-s";
+  auto listing = [&] {
+    auto r = sc->http->Get("/v1/parked");
+    if (!r || r->status != 200) return json{};
+    return json::parse(r->body, nullptr, false);
+  };
+  auto parked_by_key = [&] {
+    std::map<std::string, json> out;
+    auto l = listing();
+    if (l.is_object())
+      for (auto& k : l["parked"])
+        out[k["key"].get<std::string>()] = k;
+    return out;
+  };
+  // Every key's records in the topic, (partition, offset) in offset order:
+  // the reference.
+  auto reference = [&](size_t n) {
+    std::map<std::string, std::vector<std::pair<int32_t, int64_t>>> out;
+    auto recs = weft::test::consume_all(topic, n, 60s);
+    REQUIRE(recs.size() == n);
+    std::sort(recs.begin(), recs.end(), [](auto& a, auto& b) {
+      return std::tie(a.partition, a.offset) < std::tie(b.partition, b.offset);
+    });
+    for (auto& r : recs)
+      out[*r.key].emplace_back(r.partition, r.offset);
+    return out;
+  };
+  // What the application took, per key, in the order it took it.
+  auto taken = [&] {
+    std::map<std::string, std::vector<std::pair<int32_t, int64_t>>> out;
+    for (auto& l : app_proc.lines())
+      out[l.k].emplace_back(l.p, l.o);
+    return out;
+  };
+  auto committed_all = [&] {
+    return weft::test::committed_total(group, topic, partitions) ==
+           weft::test::end_offsets(topic);
+  };
+
+  // The three keys parked with their later records held, every other record
+  // delivered and every offset committed (held records do not hold the
+  // partition back).
+  REQUIRE(weft::test::wait_until(
+      [&] {
+        auto p = parked_by_key();
+        if (p.size() != bad.size()) return false;
+        for (auto& b : bad)
+          if (!p.count(b.key) || p[b.key]["held"] != b.records - b.bad) return false;
+        return committed_all();
+      },
+      180s));
+  auto ref = reference(input.size());
+  auto l = listing();
+  CHECK(l["node"] == "n1");
+  CHECK(l["keys"] == 3);
+  CHECK(l["held"] == 6 + 4 + 4);
+  CHECK(l["partitions"]["s"] == json::array({0, 1, 2, 3}));
+  auto p = parked_by_key();
+  for (auto& b : bad) {
+    INFO(b.key);
+    auto& k = p[b.key];
+    auto [part, off] = ref[b.key][static_cast<size_t>(b.bad)];
+    CHECK(k["service"] == "s");
+    CHECK(k["subscription"] == "s");
+    CHECK(k["partition"] == part);
+    CHECK(k["head"]["topic"] == topic);
+    CHECK(k["head"]["offset"] == off);
+    CHECK(k["attempts"] == 1);
+    CHECK(k["retry_at_ms"] == 0);
+    CHECK(k["releasing"] == false);
+  }
+  CHECK_THAT(p["to-retry"]["error"].get<std::string>(), Catch::Contains("HTTP 400"));
+  CHECK_THAT(p["to-skip"]["error"].get<std::string>(), Catch::Contains("value"));
+  auto m = sc->metrics();
+  CHECK(m["parked_keys"] == 3);
+  CHECK(m["parked_records"] == 14);
+  CHECK(m["subscriptions"]["s"]["parked"] == 3);
+  // Delivered so far: every other key's records, once each, in order; a
+  // parked key's records before its bad one.
+  auto got = taken();
+  for (int k = 0; k < others; ++k) {
+    auto key = "k" + std::to_string(k);
+    INFO(key);
+    REQUIRE(got[key] == ref[key]);
+  }
+  for (auto& b : bad) {
+    INFO(b.key);
+    auto& all = ref[b.key];
+    CHECK(got[b.key] ==
+          std::vector<std::pair<int32_t, int64_t>>(all.begin(), all.begin() + b.bad));
+  }
+
+  // Bad calls get a 4xx with a reason.
+  auto refused = [&](const std::string& path, int code) {
+    auto r = sc->post(path, "");
+    REQUIRE(r);
+    INFO(path << " -> " << r->status << " " << r->body);
+    CHECK(r->status == code);
+    auto j = json::parse(r->body, nullptr, false);
+    CHECK((j.is_object() && !j.value("error", "").empty()));
+  };
+  refused("/v1/parked/nope/to-retry?action=retry", 404);
+  refused("/v1/parked/s/k1?action=retry", 404); // not parked
+  refused("/v1/parked/s/to-retry?action=explode", 400);
+  refused("/v1/parked/s/to-retry", 400); // no action
+  refused("/v1/parked/s/to-retry?action=retry&partition=x", 400);
+  refused("/v1/parked/s?action=retry", 400); // no key, and not the null key
+
+  // kill -9 with keys parked, and nothing of it left on disk; while no
+  // sidecar delivers, more for everyone, the parked keys included. Another
+  // sidecar of the group, with a state folder of its own, is given the
+  // partitions (once n1's static membership timed out, session.timeout.ms
+  // 10 s): it reads the parked keys back from their topic and holds the new
+  // records behind them.
+  sc->proc->kill_hard();
+  std::filesystem::remove_all("/tmp/" + app + "-n1");
+  std::vector<std::pair<std::string, std::string>> more;
+  for (int k = 0; k < others; ++k)
+    more.emplace_back("k" + std::to_string(k), value(2));
+  for (auto& b : bad)
+    for (int r = b.records; r < b.records + 2; ++r)
+      more.emplace_back(b.key, value(r));
+  weft::test::produce(topic, more.size(), [&](size_t i) { return more[i]; });
+  auto second = std::make_unique<sidecar_process>(app, "n2", sidecar_args);
+  sc = second.get();
+  REQUIRE(weft::test::wait_until(
+      [&] {
+        auto now = parked_by_key();
+        if (now.size() != bad.size()) return false;
+        for (auto& b : bad)
+          if (!now.count(b.key) || now[b.key]["held"] != b.records - b.bad + 2)
+            return false;
+        return committed_all();
+      },
+      180s));
+  CHECK(parked_by_key()["to-retry"]["error"] == p["to-retry"]["error"]);
+
+  // The downstream is back: release the three.
+  std::filesystem::remove(refusing);
+  for (auto& b : bad) {
+    INFO(b.key);
+    auto r = sc->post("/v1/parked/s/" + b.key + "?action=" + b.action, "");
+    REQUIRE(r);
+    INFO(r->body);
+    if (b.action == "drop")
+      CHECK((r->status == 200 || r->status == 202));
+    else
+      CHECK(r->status == 202);
+    auto j = json::parse(r->body, nullptr, false);
+    REQUIRE(j.is_object());
+    CHECK(j["node"] == "n2");
+    CHECK(j["key"] == b.key);
+    CHECK(j["action"] == b.action);
+    CHECK(j["held"] == b.records - b.bad + 2);
+  }
+  REQUIRE(weft::test::wait_until([&] { return listing()["keys"] == 0; }, 60s));
+  m = sc->metrics();
+  CHECK(m["parked_keys"] == 0);
+  CHECK(m["parked_records"] == 0);
+  CHECK(m["subscriptions"]["s"]["replayed"] == (10 - 4 + 2) + (6 - 2 + 2 - 1));
+  CHECK(m["subscriptions"]["s"]["dropped"] == 5 - 1 + 2);
+
+  // Released keys take new records as any other.
+  std::vector<std::pair<std::string, std::string>> last;
+  for (auto& b : bad)
+    last.emplace_back(b.key, value(b.records + 2));
+  weft::test::produce(topic, last.size(), [&](size_t i) { return last[i]; });
+  const size_t total = input.size() + more.size() + last.size();
+  ref = reference(total);
+  // What the application must have taken, per key, in order, each once.
+  auto want = ref;
+  auto& skip = want["to-skip"];
+  const auto skipped = skip[2];
+  skip.erase(skip.begin() + 2); // in the dead-letter topic instead
+  auto& drop = want["to-drop"];
+  drop.erase(drop.begin() + 1, drop.end() - 1); // dropped: all but the first and the last
+  size_t wanted = 0;
+  for (auto& [k, v] : want)
+    wanted += v.size();
+  REQUIRE(
+      weft::test::wait_until([&] { return app_proc.lines().size() >= wanted; }, 120s));
+  REQUIRE(weft::test::wait_until(committed_all, 30s));
+  got = taken();
+  size_t wrong = 0;
+  std::string example;
+  for (auto& [k, v] : want)
+    if (got[k] != v) {
+      ++wrong;
+      if (example.empty()) example = k;
+    }
+  INFO("first key whose records were not taken exactly once, in order: " << example);
+  CHECK(wrong == 0);
+  CHECK(app_proc.lines().size() == wanted); // nothing else, nothing twice
+
+  // The skipped record is in the dead-letter topic, with where it came from.
+  auto dead = weft::test::consume_all(app + "-s-dlq", 1, 30s, 2s);
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].key == std::optional<std::string>{"to-skip"});
+  CHECK(dead[0].value == std::optional<std::string>{"{not json"});
+  std::map<std::string, std::string> h;
+  for (auto& x : dead[0].headers)
+    h[x.key] = x.value;
+  CHECK(h["weft.topic"] == topic);
+  CHECK(h["weft.service"] == "sub-s");
+  CHECK(h["weft.partition"] == std::to_string(skipped.first));
+  CHECK(h["weft.offset"] == std::to_string(skipped.second));
+  CHECK(sc->proc->stop(SIGTERM, 60s) == 0);
+  std::filesystem::remove_all("/tmp/" + app + "-n2");
 }
 
 TEST_CASE("pull: an event stream delivers records with their offsets, a commit marks them "

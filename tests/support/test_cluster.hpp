@@ -66,6 +66,10 @@ int64_t end_offsets(const std::string& topic);
 /// -1 when the broker does not answer within 10 s.
 int64_t committed_total(const std::string& group, const std::string& topic, int parts);
 
+/// A TCP port on 127.0.0.1 nobody listens on right now (bound to 0 and
+/// released): for a child process's endpoint.
+int free_port();
+
 /// Waits until `pred` holds, polling every 50 ms, up to `limit`. Returns
 /// whether it held.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit);

@@ -22,7 +22,9 @@
 //       replayed in order), 200 (drop); 400 for a bad action or partition,
 //       404 for an unknown service or a key that is not parked, 409 while
 //       the key is being released already, 503 + Retry-After while the
-//       partition restores or moves.
+//       partition restores or moves. The answer's JSON names the service,
+//       partition, key, action, held records and the node that carried the
+//       call out ("node": the owner, also when another node forwarded it).
 // Keys in the path are the key's serialized bytes, percent-encoded.
 //
 // It serves on weft::http::server, which bounds what a client can make it do

@@ -258,6 +258,24 @@ result<held_record> parked_keys::head(const std::string& id,
   return decode_held(**v);
 }
 
+result<held_record> parked_keys::tail(const std::string& id,
+                                      const parked_entry& e) const {
+  if (e.seqs.empty()) return make_error(errc::not_found, "no held record");
+  auto v = store_->get(record_key(id, e.seqs.back()));
+  if (!v) return v.error();
+  if (!*v) return make_error(errc::internal, "parked store: a held record is missing");
+  return decode_held(**v);
+}
+
+bool parked_keys::fits(const record_view& r, size_t max_bytes) {
+  size_t size = r.topic.size() + (r.key ? 2 * r.key->size() : 0) +
+                (r.value ? r.value->size() : 0) + 1024;
+  if (r.headers_)
+    for (auto& h : r.headers())
+      size += h.key.size() + h.value.size() + 8;
+  return size <= max_bytes;
+}
+
 result<bool> parked_keys::pop_head(const std::string& id,
                                    std::vector<std::string>* removals) {
   auto i = index_.find(id);

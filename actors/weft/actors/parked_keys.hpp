@@ -125,6 +125,14 @@ class parked_keys {
 
   /// Reads the head record of `e`.
   result<held_record> head(const std::string& id, const parked_entry& e) const;
+  /// Reads the last held record of `e` (the latest of its key).
+  result<held_record> tail(const std::string& id, const parked_entry& e) const;
+
+  /// Whether `r` fits in a changelog record of a parked store whose
+  /// producer takes records up to `max_bytes` (message.max.bytes), with room
+  /// for the store key and the framing. A record that does not cannot wait
+  /// behind its key.
+  static bool fits(const record_view& r, size_t max_bytes);
 
   /// Removes the head record of `e` (into `removals` when given). When no
   /// record is left the key is released: gone from the index, its error

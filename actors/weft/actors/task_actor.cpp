@@ -651,12 +651,7 @@ void set_retry(task_self self, parked_entry& e) {
 /// Whether `r` fits in a changelog record of the parked store (the
 /// producer's message.max.bytes, with room for the store key and framing).
 bool holdable(const task_state& st, const record_view& r) {
-  size_t size = r.topic.size() + (r.key ? 2 * r.key->size() : 0) +
-                (r.value ? r.value->size() : 0) + 1024;
-  if (r.headers_)
-    for (auto& h : r.headers())
-      size += h.key.size() + h.value.size() + 8;
-  return size <= st.dead_letter_max;
+  return parked_keys::fits(r, st.dead_letter_max);
 }
 
 /// A record too large to hold goes to the dead-letter topic (cut to fit, as

@@ -90,4 +90,18 @@ std::string peer_scan_violation(const std::string& store, size_t partitions,
   return {};
 }
 
+std::string peer_park_violation(const std::string& service, int32_t partition,
+                                const std::string& key_id, const std::string& action) {
+  if (service.size() > max_peer_text)
+    return too_long("the service name", service.size(), max_peer_text);
+  if (partition < 0 || partition > 65535)
+    return "the partition is " + std::to_string(partition) + " (0 to 65535)";
+  if (key_id.size() > max_peer_key + 5)
+    return too_long("the key", key_id.size(), max_peer_key + 5);
+  if (action != "retry" && action != "skip" && action != "drop")
+    return "the action is " + std::to_string(action.size()) +
+           " bytes that are not retry, skip or drop";
+  return {};
+}
+
 } // namespace weft::cluster

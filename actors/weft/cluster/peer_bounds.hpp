@@ -50,6 +50,15 @@ std::string peer_scan_violation(const std::string& store, size_t partitions,
                                 const std::string& from, const std::string& to,
                                 uint32_t limit);
 
+/// Why an operator's call on a parked key forwarded by a peer
+/// (query_router::park) is refused: a service name longer than
+/// max_peer_text, a negative partition or one beyond 65,535, a key id longer
+/// than max_peer_key plus its 5-byte prefix (parked_keys::key_id), an action
+/// other than retry, skip or drop (the forwarding node checked it already).
+/// Empty when it is within bounds.
+std::string peer_park_violation(const std::string& service, int32_t partition,
+                                const std::string& key_id, const std::string& action);
+
 /// Why a peer's leave notice is refused (an id as in a record).
 std::string peer_id_violation(const std::string& id);
 

@@ -173,6 +173,27 @@ TEST_CASE("peer bounds: each limit refuses with its reason, and a node's own sta
   CHECK(!peer_scan_violation("counts", 70000, "a", "b", 10).empty());
 }
 
+TEST_CASE("peer bounds: a forwarded park call is refused beyond each bound, naming it, "
+          "and an operator's call within them passes") {
+  const std::string id{"\1\0\0\0\3o-1", 8};
+  for (auto* action : {"retry", "skip", "drop"})
+    CHECK(peer_park_violation("orders", 5, id, action).empty());
+  CHECK(peer_park_violation("orders", 0, std::string(max_peer_key + 5, 'k'), "drop")
+            .empty());
+  CHECK_THAT(peer_park_violation(std::string(max_peer_text + 1, 's'), 0, id, "retry"),
+             Catch::Contains("service name"));
+  CHECK_THAT(peer_park_violation("orders", -1, id, "retry"),
+             Catch::Contains("partition"));
+  CHECK_THAT(peer_park_violation("orders", 65536, id, "retry"),
+             Catch::Contains("partition"));
+  CHECK_THAT(
+      peer_park_violation("orders", 0, std::string(max_peer_key + 6, 'k'), "retry"),
+      Catch::Contains("key"));
+  CHECK_THAT(peer_park_violation("orders", 0, id, "explode"), Catch::Contains("action"));
+  CHECK_THAT(peer_park_violation("orders", 0, id, std::string(1 << 20, 'r')),
+             Catch::Contains("action"));
+}
+
 TEST_CASE("the peer links drop every status, handshake and leave notice beyond the "
           "bounds, count them, and keep serving") {
   links_under_test node;

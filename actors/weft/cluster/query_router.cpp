@@ -2,6 +2,8 @@
 
 #include <caf/all.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "weft/actors/node_context.hpp"
 #include "weft/actors/park_registry.hpp"
 #include "weft/actors/standby.hpp"
@@ -27,6 +29,34 @@ query_answer answer_of(const result<std::optional<std::string>>& r) {
     a.found = true;
     a.value = **r;
   }
+  return a;
+}
+
+/// The largest answer to a park call taken from another node: the task's
+/// JSON is a few hundred bytes plus the key.
+constexpr size_t max_park_answer = max_peer_key + 4096;
+
+/// A task's answer to a park call, as `owner` (the node whose task carried
+/// it out) gave it: the JSON value names that node, so the operator (and a
+/// test) sees where the call went. An answer that is not a JSON object, or
+/// is larger than max_park_answer, is errc::internal.
+query_answer carried_out_by(query_answer a, const std::string& owner) {
+  if (a.code != 0) {
+    if (a.error.size() > 1024) a.error.resize(1024);
+    return a;
+  }
+  auto j = a.value.size() <= max_park_answer
+               ? nlohmann::json::parse(a.value, nullptr, false)
+               : nlohmann::json{};
+  if (!j.is_object()) {
+    query_answer bad;
+    bad.code = static_cast<int32_t>(errc::internal);
+    bad.error = "node " + owner + " answered a park call with " +
+                std::to_string(a.value.size()) + " bytes that are not its JSON answer";
+    return bad;
+  }
+  j["node"] = owner;
+  a.value = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return a;
 }
 
@@ -244,7 +274,9 @@ query_answer query_router::park(size_t service, int32_t partition, const std::st
                   std::to_string(partition) + " is still starting here; retry shortly";
       return out;
     }
-    return ask_task_park(*sys_, ctx_, service, partition, id, action, timeout_ms_ * 2);
+    return carried_out_by(
+        ask_task_park(*sys_, ctx_, service, partition, id, action, timeout_ms_ * 2),
+        owner);
   }
   auto q = peers_->get(owner);
   if (!q) {
@@ -273,7 +305,7 @@ query_answer query_router::park(size_t service, int32_t partition, const std::st
                  });
   }
   in_flight_.fetch_sub(1);
-  return out;
+  return carried_out_by(std::move(out), owner);
 }
 
 scan_answer query_router::local_scan(const std::string& store,
@@ -422,8 +454,13 @@ caf::actor spawn_query_server(caf::actor_system& sys, query_router* router) {
         [self, r](park_atom, const std::string& service, int32_t partition,
                   const std::string& id,
                   const std::string& action) -> caf::result<query_answer> {
-          // The task answers the caller itself: nothing waits here.
           query_answer why;
+          if (auto v = peer_park_violation(service, partition, id, action); !v.empty()) {
+            why.code = static_cast<int32_t>(errc::invalid_argument);
+            why.error = "park call refused: " + v;
+            return why;
+          }
+          // The task answers the caller itself: nothing waits here.
           auto task = caf::actor_cast<detail::task_actor>(
               r->park_target(service, partition, why));
           if (!task) return why;
