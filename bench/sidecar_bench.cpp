@@ -1,7 +1,7 @@
 // weft-bench-sidecar: push delivery of weft-sidecar to a local application.
 //
 //   weft-bench-sidecar [--bootstrap=127.0.0.1:9092] [--records=50000]
-//                      [--rate=1000] [--seconds=5]
+//                      [--rate=1000] [--seconds=5] [--policy=fail]
 //
 // The application is an HTTP server in this process (C++, so the figures
 // are the sidecar's, not a slow receiver's) that answers 200 at once. For
@@ -13,6 +13,8 @@
 // Baseline, same run, same receiver: a plain librdkafka consumer in this
 // process that POSTs each record (or batch) as the sidecar would, with no
 // commits — what push delivery costs at least. Prints sidecar/baseline.
+// --policy sets the subscription's bad.record.policy (park: what its
+// bookkeeping costs while the application takes every record).
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -45,6 +47,7 @@ std::string bootstrap = "127.0.0.1:9092";
 size_t records = 50000;
 int rate = 1000;
 int seconds = 5;
+std::string policy = "fail";
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -148,7 +151,8 @@ struct sidecar_proc {
                                   "--log.level=warn",
                                   "--subscription.s.topic=" + topic,
                                   "--subscription.s.url=" + url,
-                                  "--subscription.s.batch.max=" + std::to_string(batch)};
+                                  "--subscription.s.batch.max=" + std::to_string(batch),
+                                  "--subscription.s.bad.record.policy=" + policy};
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
@@ -279,9 +283,12 @@ int main(int argc, char** argv) {
       rate = std::stoi(value("--rate="));
     else if (a.rfind("--seconds=", 0) == 0)
       seconds = std::stoi(value("--seconds="));
+    else if (a.rfind("--policy=", 0) == 0)
+      policy = value("--policy=");
     else {
       std::fprintf(stderr,
-                   "usage: %s [--bootstrap=H:P] [--records=N] [--rate=R] [--seconds=S]\n",
+                   "usage: %s [--bootstrap=H:P] [--records=N] [--rate=R] [--seconds=S] "
+                   "[--policy=fail|skip|dead_letter|park]\n",
                    argv[0]);
       return 2;
     }
@@ -289,8 +296,8 @@ int main(int argc, char** argv) {
   receiver rcv;
   std::printf(
       "push delivery to a local application: %zu records backlog, then %d records/s "
-      "live for %d s (latency = receipt - CreateTime)\n",
-      records, rate, seconds);
+      "live for %d s (latency = receipt - CreateTime), bad.record.policy=%s\n",
+      records, rate, seconds, policy.c_str());
   for (int batch : {1, 100}) {
     auto b = run(false, batch, rcv);
     auto s = run(true, batch, rcv);

@@ -497,9 +497,12 @@ TEST_CASE("push: bad.record.policy=park holds the keys of refused records while 
   weft::test::produce(topic, input.size(), [&](size_t i) { return input[i]; });
   receiver_process app_proc{app, {"--refuse-tag", "poison", "--refuse-while", refusing}};
   const std::vector<std::string> sidecar_args{
-      "--subscription.s.topic=" + topic,        "--subscription.s.url=" + app_proc.url(),
-      "--subscription.s.bad.record.policy=park", "--subscription.s.batch.max=50",
-      "--subscription.s.max.attempts=3",         "--subscription.s.retry.backoff.ms=20",
+      "--subscription.s.topic=" + topic,
+      "--subscription.s.url=" + app_proc.url(),
+      "--subscription.s.bad.record.policy=park",
+      "--subscription.s.batch.max=50",
+      "--subscription.s.max.attempts=3",
+      "--subscription.s.retry.backoff.ms=20",
       "--subscription.s.retry.backoff.max.ms=100"};
   auto first = std::make_unique<sidecar_process>(app, "n1", sidecar_args);
   sidecar_process* sc = first.get();
