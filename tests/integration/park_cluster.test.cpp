@@ -293,7 +293,7 @@ TEST_CASE("park on a cluster: each node lists the keys its tasks parked, weft-cl
             .find("downstream unavailable for to-retry") != std::string::npos);
   int64_t keys = 0, held = 0;
   for (auto& [id, n] : c.nodes) {
-    auto m = n.get("/metrics");
+    auto m = n.get("/metrics.json");
     REQUIRE(m.is_object());
     keys += m["parked_keys"].get<int64_t>();
     held += m["parked_records"].get<int64_t>();
@@ -372,7 +372,7 @@ TEST_CASE("park on a cluster: each node lists the keys its tasks parked, weft-cl
       },
       60s));
   for (auto& [id, n] : c.nodes) {
-    auto m = n.get("/metrics");
+    auto m = n.get("/metrics.json");
     CHECK(m["parked_keys"] == 0);
     CHECK(m["parked_records"] == 0);
   }
