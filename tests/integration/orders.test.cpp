@@ -1544,7 +1544,7 @@ TEST_CASE("the REST API refuses a request without its bearer token (401), an ove
     CHECK(steady_clock::now() - start < 3s);
   }
   // A flood of idle connections: the surplus is refused at once.
-  size_t refused = 0, client_refused = 0;
+  size_t refused = 0, client_refused = 0, client_unanswered = 0;
   {
     std::vector<std::unique_ptr<raw_connection>> flood;
     for (int i = 0; i < 200; ++i)
@@ -1578,6 +1578,9 @@ TEST_CASE("the REST API refuses a request without its bearer token (401), an ove
                      "application/json");
           placed = r ? r->status : 0;
           if (placed == 503) ++client_refused;
+          // Refused before its request was read, the client may see the
+          // reset before the 503: maybe refused.
+          if (placed == 0) ++client_unanswered;
           return placed != 0 && placed != 503;
         },
         30s));
@@ -1602,7 +1605,10 @@ TEST_CASE("the REST API refuses a request without its bearer token (401), an ove
   CHECK(n.body_too_large == 1);
   CHECK(n.headers_too_large == 1);
   CHECK(n.timed_out == 1);
-  CHECK(n.busy == refused + client_refused);
+  // Every refusal a client saw was counted, and none beyond the attempts
+  // that may have been refused.
+  CHECK(n.busy >= refused + client_refused);
+  CHECK(n.busy <= refused + client_refused + client_unanswered);
   WARN("REST API under a flood of 200 idle connections: " << refused
                                                           << " refused at once with 503");
 }

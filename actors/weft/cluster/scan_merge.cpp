@@ -34,12 +34,15 @@ scan_piece merge_scan(std::vector<scan_piece> pieces, size_t limit, size_t max_b
       else
         cut = true;
   }
-  std::sort(all.begin(), all.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(all.begin(), all.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   scan_piece out;
   out.more = cut || bound.has_value();
   size_t bytes = 0;
   for (auto& row : all) {
+    // A key lives in one partition: a second piece with it (a peer's error)
+    // does not repeat it in the page; the first piece's row stands.
+    if (!out.rows.empty() && out.rows.back().first == row.first) continue;
     auto size = row.first.size() + row.second.size();
     if (out.rows.size() >= limit || (!out.rows.empty() && bytes + size > max_bytes)) {
       out.more = true;

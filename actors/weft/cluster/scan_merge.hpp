@@ -51,7 +51,8 @@ class scan_collector {
 };
 
 /// The first `limit` rows (within `max_bytes`) of the union of `pieces`, in
-/// key order. A piece with more rows bounds the page at its last key: keys
+/// key order, each key once (a key two pieces hold keeps the first
+/// piece's row). A piece with more rows bounds the page at its last key: keys
 /// after it may sit in that piece's partitions, unseen. `more`: the scan
 /// goes on after the page's last row.
 scan_piece merge_scan(std::vector<scan_piece> pieces, size_t limit,

@@ -92,6 +92,18 @@ TEST_CASE("a scan page stops at the row limit and the byte budget, but always ta
   CHECK(pages == 2);
 }
 
+TEST_CASE("a key two pieces both hold (a peer's error) is in the merged page once, "
+          "the first piece's row") {
+  scan_piece a, b;
+  a.rows = {{"c1", "from a"}, {"m", "from a"}};
+  b.rows = {{"m", "from b"}, {"z", "from b"}};
+  auto page = merge_scan({a, b}, 10);
+  REQUIRE(page.rows.size() == 3);
+  CHECK(page.rows[0].first == "c1");
+  CHECK(page.rows[1] == std::make_pair(std::string{"m"}, std::string{"from a"}));
+  CHECK(page.rows[2].first == "z");
+}
+
 TEST_CASE("scan bounds: a prefix, a range and the position after a page") {
   CHECK(prefix_end("c1") == "c2");
   CHECK(prefix_end(std::string{"a\xff"}) == "b");
