@@ -48,6 +48,33 @@ std::unique_ptr<weft::kafka::mock_cluster> changelog_with(const std::string& app
   return std::move(*mock);
 }
 
+/// An application whose changelog holds `changes` records on a mock broker
+/// that is down, a state folder, and a restore thread whose attempts each
+/// give up after a second.
+struct restore_setup {
+  std::string app;
+  std::unique_ptr<weft::kafka::mock_cluster> mock;
+  temp_dir dir;
+  std::unique_ptr<weft::state::store_factory> factory =
+      weft::state::make_rocksdb_factory(8 << 20, 16 << 20);
+  std::unique_ptr<restorer> r;
+  restore_setup(std::string name, int changes)
+    : app(std::move(name)), mock(changelog_with(app, changes)) {
+    r = std::make_unique<restorer>(
+        std::map<std::string, std::string>{
+            {"bootstrap.servers", mock->bootstrap_servers()},
+            {"group.id", app + "-restore"},
+            {"enable.auto.commit", "false"}},
+        1000, 1000);
+    REQUIRE(mock->broker_down(1).ok());
+  }
+  restorer::open_fn open() {
+    return [this] {
+      return weft::state::shard::open(*factory, dir.path, app, 0, specs, nullptr);
+    };
+  }
+};
+
 struct outcome {
   bool ok = false;
   std::string error;
@@ -60,35 +87,23 @@ struct outcome {
 TEST_CASE("the restore thread retries a restore cut off by the broker with new clients "
           "and completes it once the broker is back",
           "[restorer][mock]") {
-  const std::string app = "restorer-retry";
-  auto mock = changelog_with(app, 100);
-  temp_dir dir;
-  auto factory = weft::state::make_rocksdb_factory(8 << 20, 16 << 20);
-  // A short restore timeout: each attempt gives up after a second.
-  restorer r{{{"bootstrap.servers", mock->bootstrap_servers()},
-              {"group.id", app + "-restore"},
-              {"enable.auto.commit", "false"}},
-             1000,
-             1000};
-  REQUIRE(mock->broker_down(1).ok());
+  restore_setup setup{"restorer-retry", 100};
+  auto& r = *setup.r;
+  auto& mock = setup.mock;
   std::promise<outcome> done;
   auto started = std::chrono::steady_clock::now();
-  r.submit(
-      [&] {
-        return weft::state::shard::open(*factory, dir.path, app, 0, specs, nullptr);
-      },
-      [&](weft::result<restorer::shard_ptr> sh, uint64_t restored) {
-        outcome o;
-        o.ok = sh.ok();
-        if (!sh) {
-          o.error = sh.error().message();
-        } else {
-          o.restored = restored;
-          auto v = (*sh)->kv("counts")->get("k7");
-          if (v.ok() && *v) o.k7 = **v;
-        }
-        done.set_value(o);
-      });
+  r.submit(setup.open(), [&](weft::result<restorer::shard_ptr> sh, uint64_t restored) {
+    outcome o;
+    o.ok = sh.ok();
+    if (!sh) {
+      o.error = sh.error().message();
+    } else {
+      o.restored = restored;
+      auto v = (*sh)->kv("counts")->get("k7");
+      if (v.ok() && *v) o.k7 = **v;
+    }
+    done.set_value(o);
+  });
   // The broker stays away for a few attempts.
   auto result = done.get_future();
   CHECK(result.wait_for(3s) == std::future_status::timeout);
@@ -106,22 +121,11 @@ TEST_CASE("the restore thread retries a restore cut off by the broker with new c
 TEST_CASE("cancelling the only job of a restore that waits for an absent broker "
           "returns without waiting for the retries to end",
           "[restorer][mock]") {
-  const std::string app = "restorer-cancel";
-  auto mock = changelog_with(app, 10);
-  temp_dir dir;
-  auto factory = weft::state::make_rocksdb_factory(8 << 20, 16 << 20);
-  restorer r{{{"bootstrap.servers", mock->bootstrap_servers()},
-              {"group.id", app + "-restore"},
-              {"enable.auto.commit", "false"}},
-             1000,
-             1000};
-  REQUIRE(mock->broker_down(1).ok());
+  restore_setup setup{"restorer-cancel", 10};
+  auto& r = *setup.r;
   std::atomic<bool> called{false};
   auto ticket = r.submit(
-      [&] {
-        return weft::state::shard::open(*factory, dir.path, app, 0, specs, nullptr);
-      },
-      [&](weft::result<restorer::shard_ptr>, uint64_t) { called = true; });
+      setup.open(), [&](weft::result<restorer::shard_ptr>, uint64_t) { called = true; });
   // Let it fail and back off at least once.
   auto until = std::chrono::steady_clock::now() + 20s;
   while (r.retries() == 0 && std::chrono::steady_clock::now() < until)
