@@ -703,6 +703,18 @@ bool park_record(task_self self, const record_view& r, const std::string& error,
     dead_letter_unholdable(self, r, error);
     return true;
   }
+  if (auto* parked = st.parked.find(id); parked && parked_keys::before_head(*parked, r)) {
+    // It ran before the key's bad record once; re-delivered after a crash
+    // it failed this time. It cannot go in front of the head: it waits
+    // behind the key's held records, out of its order, and says so.
+    log::warn("service '{}': {}[{}]@{} of parked key {} ran before the key's bad record "
+              "and failed when re-delivered after a crash ({}); it is held behind the "
+              "key's other records, out of its order",
+              st.service->name, r.topic, r.partition.value(), r.offset.value(),
+              shown_key(id), error);
+    st.park_id = id;
+    return hold_record(self, *parked, r);
+  }
   auto e = st.parked.park(id, r, error, retriable, now_ms());
   if (!e) {
     fail(self, "parking key " + shown_key(id) + ": " + e.error().message());
@@ -1135,8 +1147,19 @@ bool handle_one(task_self self, const record_view& view) {
     // A parked key's later records wait behind its bad one, in order.
     parked_keys::key_id_into(st.park_id, view.key);
     if (auto* e = st.parked.find(st.park_id)) {
-      if (!hold_record(self, *e, view)) return false;
-      return finish_record(self);
+      if (parked_keys::already_held(*e, view)) {
+        // Re-delivered after a crash (at_least_once): held already.
+        log::debug("service '{}': {}[{}]@{} of parked key {} is held already; skipped",
+                   st.service->name, view.topic, view.partition.value(),
+                   view.offset.value(), shown_key(st.park_id));
+        return finish_record(self);
+      }
+      // An earlier record of the head's partition, re-delivered, ran before
+      // the bad one: it runs again in its place (an at-least-once repeat).
+      if (!parked_keys::before_head(*e, view)) {
+        if (!hold_record(self, *e, view)) return false;
+        return finish_record(self);
+      }
     }
   }
   if (!st.poison.empty()) {
