@@ -1763,6 +1763,16 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
       [self](final_atom, bool flush) -> task_offsets {
         return commit_point(self, flush);
       },
+      [self](settle_atom) -> caf::result<bool, task_offsets> {
+        // Leaving the node (at_least_once): its input drained, so once the
+        // stores are flushed and every slot delivered, its offsets are final.
+        auto& st = self->state;
+        auto offs = commit_point(self, true);
+        bool settled = !st.failed &&
+                       (st.restoring ||
+                        (st.tracker.idle() && !st.ctx.slot && st.ctx.overflow.empty()));
+        return {settled, std::move(offs)};
+      },
       [self](stop_atom) {
         // The node stops. A task that cannot handle its queued input (still
         // restoring, or failed) hands the batches back unprocessed so the
