@@ -37,9 +37,12 @@ class consumer;
 
 class producer {
  public:
-  /// Called on the producer's delivery thread once per record: ok and the
-  /// record's offset, or the error that made librdkafka give up on it (after
-  /// its own retries) and -1.
+  /// Called once per record: ok and the record's offset, or the error that
+  /// made librdkafka give up on it (after its own retries) and -1. Usually on
+  /// the producer's delivery thread, but also on any thread inside flush(),
+  /// commit_transaction() or abort_transaction() (librdkafka serves delivery
+  /// reports there: an abort purges and reports every record in flight) —
+  /// so two calls may run at once, and the handler must be thread-safe.
   using delivery_handler =
       std::function<void(void* opaque, const status& st, int64_t offset)>;
   using error_handler = std::function<void(const status&)>;
@@ -73,8 +76,9 @@ class producer {
   /// Waits until every queued record is delivered or failed.
   status flush(int timeout_ms);
 
-  /// Stops serving delivery reports: no handler call happens after this
-  /// returns. Records still in flight are then never reported.
+  /// Stops the delivery thread: no handler call happens after this returns,
+  /// unless this producer's flush() or a transaction call runs again. Records
+  /// still in flight are then never reported.
   void stop_polling();
 
   /// Records queued in librdkafka and not yet acknowledged.
