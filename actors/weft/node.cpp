@@ -891,6 +891,7 @@ status node::start() {
   auto timeout = static_cast<int>(cfg.get_int("startup.timeout.ms"));
   auto& ctx = impl_->ctx;
   ctx.exactly_once = cfg.get_string("processing.guarantee") == "exactly_once";
+  ctx.trace_headers = cfg.get_bool("trace.headers");
   ctx.clustered = cfg.get_bool("cluster.enabled");
   auto node_id = cfg.get_string("node.id");
   if (node_id.empty() && ctx.exactly_once) {
