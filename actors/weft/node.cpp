@@ -47,6 +47,7 @@
 #include "weft/services/partitioner.hpp"
 #include "weft/task_manager.hpp"
 #include "weft/topology.hpp"
+#include "weft/trace_view.hpp"
 
 namespace weft {
 
@@ -717,6 +718,25 @@ status node::impl::start_http() {
     return render(*d, f);
   };
   h.parked = [self]() { return self->parked_json(); };
+  h.trace = [self, get = h.get](const std::string& key) -> std::string {
+    auto d = describe_topology(self->factories, self->ctx.cfg, self->extras);
+    detail::trace_sources src;
+    src.application = self->ctx.application_id;
+    src.node_id = self->node_id;
+    src.trace_headers = self->ctx.trace_headers;
+    if (d) src.topology = &*d;
+    src.get = [&get](const std::string& store, const std::string& k) {
+      return get(store, k, -1);
+    };
+    src.partitions = [self](const std::string& service) {
+      std::shared_lock<std::shared_mutex> serving{self->serving_mu};
+      if (!self->serving) return 0;
+      for (auto& s : self->ctx.services)
+        if (s.name == service) return s.partitions;
+      return 0;
+    };
+    return detail::trace_json(key, src);
+  };
   h.park = [self](const std::string& service, const std::optional<std::string>& key,
                   int64_t partition, const std::string& action) {
     return self->release_parked(service, key, partition, action);
