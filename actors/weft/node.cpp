@@ -117,6 +117,7 @@ struct node::impl {
   std::atomic<bool> poll_stop{false};
   std::string node_id;
   std::string txn_id;
+  const node* owner = nullptr; ///< for the HTTP endpoint's node::scan calls
 
   /// Queries from other threads (the node's and the application's HTTP
   /// servers) hold this shared while they run; the shutdown takes it
@@ -728,6 +729,15 @@ status node::impl::start_http() {
     src.get = [&get](const std::string& store, const std::string& k) {
       return get(store, k, -1);
     };
+    // A timer store's entry is in the partition of the timer's key: one
+    // exact-key range scan over every partition (node::scan) finds it.
+    src.find = [self](const std::string& store,
+                      const std::string& k) -> result<std::optional<std::string>> {
+      auto page = self->owner->scan(store, k, k + '\0', 1);
+      if (!page) return page.error();
+      if (page->rows.empty()) return std::optional<std::string>{};
+      return std::optional<std::string>{std::move(page->rows.front().second)};
+    };
     src.partitions = [self](const std::string& service) {
       std::shared_lock<std::shared_mutex> serving{self->serving_mu};
       if (!self->serving) return 0;
@@ -1052,6 +1062,7 @@ status node::start() {
   }
   impl_->sys = std::make_unique<caf::actor_system>(*impl_->caf_cfg);
 
+  impl_->owner = this;
   if (auto s = impl_->start_http(); !s) return s;
 
   detail::task_manager_settings ts;

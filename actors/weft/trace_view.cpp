@@ -111,7 +111,7 @@ json gate_state(const topology_description::service& s, const std::string& key,
   // When it times out: the gate pattern's timer "deadline" of the key.
   const auto timers = s.name + "-timers";
   if (has_store(s, timers)) {
-    auto t = src.get(timers, state::timer_index::by_key(key, "deadline"));
+    auto t = src.find(timers, state::timer_index::by_key(key, "deadline"));
     if (t && *t) {
       if (auto due = state::timer_index::decode_by_key_value(**t)) {
         g["timeout_at_ms"] = due->second;

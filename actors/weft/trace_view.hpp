@@ -33,6 +33,12 @@ struct trace_sources {
   std::function<result<std::optional<std::string>>(const std::string& store,
                                                    const std::string& key)>
       get;
+  /// (store, key bytes) -> the value in whichever partition holds the key:
+  /// for keys the store does not partition by (a timer store's entries live
+  /// in the partition of the timer's key, not of the entry's bytes).
+  std::function<result<std::optional<std::string>>(const std::string& store,
+                                                   const std::string& key)>
+      find;
   /// The partition count of a service's inputs (0 when unknown).
   std::function<int(const std::string& service)> partitions;
 };

@@ -75,6 +75,7 @@ struct fixture {
       if (i == values.end()) return std::optional<std::string>{};
       return std::optional<std::string>{i->second};
     };
+    src.find = src.get;
     src.partitions = [](const std::string&) { return 4; };
   }
   json answer(const std::string& key) { return json::parse(trace_json(key, src)); }
