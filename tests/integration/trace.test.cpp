@@ -199,16 +199,29 @@ TEST_CASE("outputs carry weft.cause naming the service and the input record, non
   REQUIRE(bad);
   CHECK(bad->status == 400);
 
+  // A record of o1 with a weft.cause weft did not write: listed, its header
+  // ignored with the reason.
+  {
+    auto p = kafka::producer::create({{"bootstrap.servers", test::bootstrap()}});
+    REQUIRE(p.ok());
+    std::vector<header> bogus{{std::string{trace::cause_header}, "not a cause"}};
+    REQUIRE((*p)->send(a.ready, -1, std::string_view{"o1"}, std::string_view{"forged"}, 0,
+                       &bogus)
+                .ok());
+    REQUIRE((*p)->flush(10000).ok());
+  }
+
   // weft-trace o1: the order, the payment (key p1) it did not cause but
   // was caused by, the re-keyed payment, the gate's output — causes first.
   auto t = trace_json(app, n->http_port(), "o1");
   std::map<std::string, json> by_topic;
   for (auto& rec : t["records"]) {
+    if (rec["value"] == "forged") continue;
     by_topic[rec["topic"].get<std::string>()] = rec;
     if (rec.contains("caused_by"))
       CHECK(rec["caused_by"].get<int>() < rec["n"].get<int>());
   }
-  REQUIRE(t["records"].size() == 4);
+  REQUIRE(t["records"].size() == 5);
   CHECK(by_topic[a.orders]["key"] == "o1");
   CHECK(by_topic[a.orders]["service"].is_null());
   CHECK(by_topic[a.payments]["key"] == "p1");
@@ -220,7 +233,19 @@ TEST_CASE("outputs carry weft.cause naming the service and the input record, non
   CHECK(by_topic[a.paid]["n"] < by_topic[a.ready]["n"]);
   REQUIRE(t["gates"].size() == 1);
   CHECK(t["gates"][0]["state"] == "decided");
-  CHECK(t["warnings"].empty());
+  REQUIRE(t["warnings"].size() == 1);
+  CHECK(t["warnings"][0].get<std::string>().rfind(
+            "ignored a malformed header at " + a.ready + "/", 0) == 0);
+  CHECK(t["warnings"][0].get<std::string>().find("weft.cause: no '@'") !=
+        std::string::npos);
+  size_t forged = 0;
+  for (auto& rec : t["records"])
+    if (rec["value"] == "forged") {
+      ++forged;
+      CHECK(rec["service"].is_null());
+      CHECK(rec["cause_error"].get<std::string>().rfind("weft.cause: ", 0) == 0);
+    }
+  CHECK(forged == 1);
 
   // A bad application id and an unreachable broker: clear errors, exit 1.
   {
@@ -248,8 +273,8 @@ TEST_CASE("outputs carry weft.cause naming the service and the input record, non
   test::produce(a.orders, 1, [](size_t) { return std::pair{"o3", "cap"}; });
   test::produce(a.payments, 1, [](size_t) { return std::pair{"p3", "o3"}; });
   // The new app reads the topics from the start: o1 again, then o3.
-  auto ready2 = test::consume_all(a.ready, 3, 60s);
-  REQUIRE(ready2.size() == 3);
+  auto ready2 = test::consume_all(a.ready, 4, 60s); // the forged one too
+  REQUIRE(ready2.size() == 4);
   size_t without = 0;
   for (auto& rec : ready2)
     if (!cause_of(rec)) ++without;
