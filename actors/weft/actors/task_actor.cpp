@@ -18,6 +18,7 @@
 #include "weft/log.hpp"
 #include "weft/state/shard.hpp"
 #include "weft/state/timer_index.hpp"
+#include "weft/trace/cause.hpp"
 
 namespace weft::detail {
 
@@ -92,6 +93,7 @@ class task_context final : public context, public state::changelog_sink {
   task_counters* counters = nullptr; ///< this task's cell (node_context.hpp)
   /// The task's durable timers, once its shard is restored (null: none).
   state::timer_index* timer_idx = nullptr;
+  std::string cause_value; ///< the last weft.cause built (its capacity is reused)
 
   state::timer_index* timers() override { return timer_idx; }
 
@@ -131,7 +133,13 @@ class task_context final : public context, public state::changelog_sink {
     if (output_index < key_suffixes.size()) r.key_suffix = key_suffixes[output_index];
     if (r.key_suffix > 0 && (!r.key || r.key->size() < r.key_suffix)) r.key_suffix = 0;
     task_counters::add(counters->produced);
-    send(std::move(r), &slot->ref);
+    if (!node->trace_headers) return send(std::move(r), &slot->ref);
+    // weft.cause (weft/trace/cause.hpp), built in a buffer the task reuses:
+    // the producer copies it into the message, nothing is allocated here.
+    trace::encode_cause(cause_value, service->name, current_view.topic,
+                        current_view.partition.value(), current_view.offset.value());
+    const header_ref cause{trace::cause_header, cause_value};
+    send(std::move(r), &slot->ref, &cause);
   }
 
   void log_change(std::string_view store, std::string_view key,
@@ -159,17 +167,20 @@ class task_context final : public context, public state::changelog_sink {
   /// Produces `r` for the slot of `ref`. The slot is held from here, not from
   /// the hand-over: a record waiting in `overflow` keeps its slot (and so the
   /// offsets after it) from completing.
-  void send(record r, delivery_ref* ref) {
+  /// `extra`: a header the record gets beside its own (weft.cause), owned
+  /// by the record only when it has to wait in `overflow`.
+  void send(record r, delivery_ref* ref, const header_ref* extra = nullptr) {
     ++sends;
     ref->slot->acquire();
-    if (overflow.empty() && try_send(r, ref)) return;
+    if (overflow.empty() && try_send(r, ref, extra)) return;
+    if (extra) r.headers.push_back({std::string{extra->key}, std::string{extra->value}});
     overflow.emplace_back(std::move(r), ref);
   }
 
   /// Hands a record whose slot is held to the producer; false if its queue is
   /// full (the slot stays held).
-  bool try_send(const record& r, delivery_ref* ref) {
-    auto st = node->producer->send(r, ref);
+  bool try_send(const record& r, delivery_ref* ref, const header_ref* extra = nullptr) {
+    auto st = node->producer->send(r, ref, extra);
     if (st.ok()) return true;
     if (st.code() == errc::queue_full) return false;
     // Not retriable (e.g. unknown topic, message too large): treat like a

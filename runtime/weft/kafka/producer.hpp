@@ -66,12 +66,15 @@ class producer {
   /// `partitioner` property says). `opaque` comes back to the delivery
   /// handler; it must be aligned to 4 bytes (any object pointer is): the
   /// producer carries key_suffix in its two low bits. errc::invalid_argument
-  /// for another key_suffix, or one longer than the key.
+  /// for another key_suffix, or one longer than the key. `extra`, if given,
+  /// is one more header after `headers` (copied like them; weft's causal
+  /// header, which so needs no copy of its own per record).
   status send(std::string_view topic, int32_t partition,
               std::optional<std::string_view> key, std::optional<std::string_view> value,
               timestamp_ms ts = 0, const std::vector<header>* headers = nullptr,
-              void* opaque = nullptr, uint8_t key_suffix = 0);
-  status send(const record& r, void* opaque = nullptr);
+              void* opaque = nullptr, uint8_t key_suffix = 0,
+              const header_ref* extra = nullptr);
+  status send(const record& r, void* opaque = nullptr, const header_ref* extra = nullptr);
 
   /// Waits until every queued record is delivered or failed.
   status flush(int timeout_ms);
