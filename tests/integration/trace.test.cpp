@@ -307,7 +307,8 @@ TEST_CASE("weft-trace follows an order of the real order system: its command, it
        "--state.dir=/tmp/" + app, "--http.port=" + std::to_string(rest_port),
        "--node.http.port=" + std::to_string(node_port), "--orders.topic.prefix=" + prefix,
        "--orders.partitions=" + std::to_string(partitions),
-       "--validation.timeout.ms=600000", "--shipping.delay.ms=300"},
+       "--validation.timeout.ms=600000", "--shipping.delay.ms=300",
+       "--trace.headers=true"},
       log};
   INFO("node log: " << log);
   httplib::Client rest{"127.0.0.1", rest_port};
