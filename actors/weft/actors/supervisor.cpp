@@ -511,9 +511,17 @@ bool start_release_at_least_once(supervisor_self self) {
 }
 
 /// Every task reached epoch N's markers: commit the transaction.
+/// Not once the supervisor is exiting: its exit handler has killed the
+/// tasks, and every transaction call (commit, abort, and the flush before
+/// them) serves delivery reports on this thread — reports for records of
+/// dead tasks, whose slots are gone. A roll-back's halt answers arriving
+/// after the exit (the tasks died) once led to exactly that: a SIGSEGV in a
+/// delivery report inside abort_and_replace's flush, in a chaos run where
+/// the node was dropped (fenced) during a roll-back.
 void commit_epoch(supervisor_self self) {
   auto& st = self->state;
   auto* ctx = st.ctx;
+  if (st.exiting) return; // its tasks are dead: no transaction call (above)
   auto offs = commit_candidates(self);
   // An idle node's empty transactions never reach the broker, so a fenced
   // node would not find out until input arrives. Once a second, an idle
@@ -632,7 +640,7 @@ void halt_tasks(supervisor_self self, Fn then) {
 /// so nothing of the open epoch becomes visible, then stop the node.
 void abort_and_fail(supervisor_self self) {
   auto& st = self->state;
-  if (st.failed) return;
+  if (st.failed || st.exiting) return; // see commit_epoch
   log::info("tasks halted; aborting the open transaction");
   (void)st.ctx->producer->flush(st.txn_timeout_ms);
   if (auto s = st.ctx->producer->abort_transaction(st.txn_timeout_ms); !s)
@@ -689,7 +697,7 @@ void roll_back(supervisor_self self, const std::string& why) {
 void abort_and_replace(supervisor_self self) {
   auto& st = self->state;
   auto* ctx = st.ctx;
-  if (st.failed) return;
+  if (st.failed || st.exiting) return; // see commit_epoch
   (void)ctx->producer->flush(st.txn_timeout_ms);
   if (auto s = ctx->producer->abort_transaction(st.txn_timeout_ms); !s) {
     // A fenced producer may first report an abortable error and then fail
