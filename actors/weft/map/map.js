@@ -200,7 +200,7 @@ function serviceLines(n, topo) {
   const s = n.svc;
   const stores = (topo.stores || []).filter((x) => x.service === s.name && !x.internal);
   const globals = s.globalTables || [];
-  return 6 + stores.length + (globals.length ? 1 : 0);
+  return 7 + stores.length + (globals.length ? 1 : 0);
 }
 
 // Draws the picture once; returns the elements the figures update.
@@ -323,6 +323,7 @@ function drawMap(svg, topo) {
       for (const st of (topo.stores || []).filter((x) => x.service === s.name && !x.internal))
         f.stores.push({ name: st.name, text: line('small fig', '', 'store') });
       f.owners = line('small', '', 'owners');
+      f.standbys = line('small', '', 'standbys');
       nodeLayer.appendChild(grp);
       figs.services.set(s.name, f);
     }
@@ -461,13 +462,15 @@ function update(view, now, before, cluster) {
     for (const p of parts) byNode.set(p.active, (byNode.get(p.active) || 0) + 1);
     const sb = new Set(parts.flatMap((p) => p.standbys));
     const warm = parts.filter((p) => p.warmup).map((p) => `p${p.p}→${p.warmup}`);
-    let text = parts.length
+    setFig(f.owners, parts.length, parts.length
       ? 'active: ' + [...byNode].map(([n, k]) => `${n || '(none)'} ×${k}`).join(', ')
-      : 'no partition assigned';
-    if (sb.size) text += ' · standbys: ' + [...sb].join(', ');
-    if (standbyLags.length) text += ` (lag here ≤ ${fmt(Math.max(...standbyLags))})`;
-    if (warm.length) text += ' · warming up ' + warm.join(', ');
-    setFig(f.owners, parts.length, text);
+      : 'no partition assigned');
+    let standby = sb.size ? 'standbys: ' + [...sb].join(', ') : 'no standbys';
+    if (standbyLags.length) standby += ` (lag here ≤ ${fmt(Math.max(...standbyLags))})`;
+    if (warm.length) standby += ' · warming up ' + warm.join(', ');
+    setFig(f.standbys, sb.size, shorten(standby, 44));
+    f.standbys.replaceChildren(document.createTextNode(shorten(standby, 44)),
+                               el('title', {}, standby));
   }
 
   // Topics: the lag of this node's consumer on them, what services wrote to them.
