@@ -3,17 +3,22 @@
 //
 //   (a) raw:  one thread, consumer_poll -> transform -> produce
 //   (b) weft: the same transform as a stateless service on a node
+//   (c) weft with trace.headers=false: (b) without the weft.cause header
 //
-// Both read the same 1,000,000 100-byte records over 6 partitions and write
+// All read the same 1,000,000 100-byte records over 6 partitions and write
 // them to a topic of their own; each run is timed from start until its output
-// topic holds every record. Prints records/s for each and the ratio b/a.
+// topic holds every record. Prints records/s for each, the ratio b/a, and
+// what the causal header costs (1 - b/c), each variant's best of --rounds
+// rounds (b and c alternate which goes first).
 //
 //   weft-bench-stateless [--bootstrap=127.0.0.1:9092] [--records=1000000]
-//                        [--partitions=6] [--threads=2]
+//                        [--partitions=6] [--threads=2] [--rounds=2]
 // bench/run.sh starts the local broker and runs it.
 
 #include <librdkafka/rdkafka.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -37,10 +42,25 @@ std::string bootstrap = "127.0.0.1:9092";
 size_t records = 1000000;
 int partitions = 6;
 int threads = 2;
+int rounds = 2;
 
 void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
   std::exit(1);
+}
+
+/// CPU seconds (user + system) this process used so far.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
+         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // The transform both variants run: upper-case the value's first 16 bytes.
@@ -144,6 +164,8 @@ int main(int argc, char** argv) {
       partitions = std::stoi(v);
     else if (auto v = val("--threads="))
       threads = std::stoi(v);
+    else if (auto v = val("--rounds="))
+      rounds = std::max(1, std::stoi(v));
     else
       die("unknown argument " + a);
   }
@@ -179,16 +201,21 @@ int main(int argc, char** argv) {
   // Two rounds, alternating, each variant with fresh output topics and
   // consumer groups; the better round of each counts (the first round also
   // warms up the broker's JIT and page cache).
-  double secs_a = 1e9, secs_b = 1e9;
-  for (int round = 0; round < 2; ++round) {
+  double secs_a = 1e9, secs_b = 1e9, secs_c = 1e9;
+  std::vector<double> wall_ratio, cpu_ratio; // per round: with / without weft.cause
+  for (int round = 0; round < rounds; ++round) {
     auto r = std::to_string(round);
-    auto out_raw = "bench-raw-" + tag + "-" + r, out_weft = "bench-weft-" + tag + "-" + r;
-    if (auto s = (*admin)->ensure_topics(
-            {{out_raw, partitions, 1, {}}, {out_weft, partitions, 1, {}}}, 30000);
+    auto out_raw = "bench-raw-" + tag + "-" + r, out_weft = "bench-weft-" + tag + "-" + r,
+         out_plain = "bench-plain-" + tag + "-" + r;
+    if (auto s = (*admin)->ensure_topics({{out_raw, partitions, 1, {}},
+                                          {out_weft, partitions, 1, {}},
+                                          {out_plain, partitions, 1, {}}},
+                                         30000);
         !s)
       die(s.message());
     outputs.push_back(out_raw);
     outputs.push_back(out_weft);
+    outputs.push_back(out_plain);
 
     // (a) raw librdkafka loop
     std::atomic<bool> stop{false};
@@ -198,28 +225,58 @@ int main(int argc, char** argv) {
     stop = true;
     raw.join();
 
-    // (b) the same transform as a weft service
-    auto cfg = weft::config::from_map({{"application.id", "bench-weft-" + tag + "-" + r},
-                                       {"bootstrap.servers", bootstrap},
-                                       {"num.stream.threads", std::to_string(threads)},
-                                       {"log.level", "warn"}});
-    if (!cfg) die(cfg.error().message());
-    weft::node n{std::move(*cfg)};
-    n.add<upper>(in, out_weft);
-    auto start_b = clock_type::now();
-    if (auto s = n.start(); !s) die(s.message());
-    auto b = wait_for_output(**probe, out_weft, start_b);
-    n.request_stop();
-    (void)n.wait();
-    std::printf("round %d: raw %.2f s, weft %.2f s\n", round + 1, a, b);
+    // (b) the same transform as a weft service; (c) without weft.cause
+    // Each weft run: wall seconds, and the CPU seconds this process spent
+    // (the node's actors and librdkafka threads; the broker is another
+    // process), which a loaded machine disturbs far less than wall time.
+    auto run_weft = [&](const std::string& out, bool headers) {
+      auto cfg = weft::config::from_map(
+          {{"application.id",
+            "bench-" + std::string{headers ? "weft" : "plain"} + "-" + tag + "-" + r},
+           {"bootstrap.servers", bootstrap},
+           {"num.stream.threads", std::to_string(threads)},
+           {"trace.headers", headers ? "true" : "false"},
+           {"log.level", "warn"}});
+      if (!cfg) die(cfg.error().message());
+      weft::node n{std::move(*cfg)};
+      n.add<upper>(in, out);
+      auto cpu0 = cpu_seconds();
+      auto start = clock_type::now();
+      if (auto s = n.start(); !s) die(s.message());
+      auto secs = wait_for_output(**probe, out, start);
+      auto cpu = cpu_seconds() - cpu0;
+      n.request_stop();
+      (void)n.wait();
+      return std::pair{secs, cpu};
+    };
+    std::pair<double, double> b, c;
+    if (round % 2 == 0) {
+      b = run_weft(out_weft, true);
+      c = run_weft(out_plain, false);
+    } else {
+      c = run_weft(out_plain, false);
+      b = run_weft(out_weft, true);
+    }
+    std::printf("round %d: raw %.2f s, weft %.2f s (cpu %.2f s), weft without weft.cause "
+                "%.2f s (cpu %.2f s)\n",
+                round + 1, a, b.first, b.second, c.first, c.second);
     secs_a = std::min(secs_a, a);
-    secs_b = std::min(secs_b, b);
+    secs_b = std::min(secs_b, b.first);
+    secs_c = std::min(secs_c, c.first);
+    wall_ratio.push_back(b.first / c.first);
+    cpu_ratio.push_back(b.second / c.second);
   }
 
   double a = records / secs_a, b = records / secs_b;
   std::printf("(a) raw librdkafka loop : %10.0f records/s (%.2f s)\n", a, secs_a);
   std::printf("(b) weft stateless node : %10.0f records/s (%.2f s)\n", b, secs_b);
+  double c = records / secs_c;
+  std::printf("(c) ... trace.headers=false: %10.0f records/s (%.2f s)\n", c, secs_c);
   std::printf("ratio b/a               : %10.2f (target >= 0.8)\n", b / a);
+  std::printf("weft.cause cost 1 - b/c : %9.1f %% (best rounds)\n", 100.0 * (1 - b / c));
+  std::printf("weft.cause cost, median of the rounds' with/without: wall %+.1f %%, "
+              "cpu %+.1f %%\n",
+              100.0 * (median(wall_ratio) - 1), 100.0 * (median(cpu_ratio) - 1));
   outputs.push_back(in);
   (void)(*admin)->delete_topics(outputs, 30000);
   return 0;

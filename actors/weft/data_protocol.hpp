@@ -96,6 +96,7 @@ using abort_atom = caf::atom_constant<caf::atom("abort")>;
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using halt_atom = caf::atom_constant<caf::atom("halt")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
+using settle_atom = caf::atom_constant<caf::atom("settle")>;
 using park_atom = cluster::park_atom;
 
 // -- interfaces ----------------------------------------------------------------
@@ -176,6 +177,11 @@ using task_actor = caf::typed_actor<
     // (at_least_once). Flushes the stores if `flush`; answers the offsets
     // that are safe to commit.
     caf::replies_to<final_atom, bool>::with<task_offsets>,
+    // settle: request from the supervisor while the task leaves the node
+    // (at_least_once release, after its input drained). Flushes the stores
+    // and answers whether everything it handled is in Kafka (nothing in
+    // flight: its offsets are final), with the offsets safe to commit.
+    caf::replies_to<settle_atom>::with<bool, task_offsets>,
     // park: bad.record.policy=park, its own timer (an automatic retry is
     // due) or a nudge to go on replaying a released key's held records.
     caf::reacts_to<park_atom>,
@@ -213,15 +219,23 @@ using supervisor_actor = caf::typed_actor<
     // (add, plan, version): request from the task manager (protocol.hpp).
     // Spawns the added units' tasks and partition actors; answers true.
     caf::replies_to<add_atom, plan_ptr, uint64_t>::with<bool>,
-    // (release, plan): request from the task manager, exactly_once: the
-    // plan's tasks (and the partitions feeding only them) leave while the
-    // others run on. A leaving task that took part in epochs goes once an
+    // (release, plan): request from the task manager: the plan's tasks (and
+    // the partitions feeding only them) leave while the others run on.
+    // exactly_once: a leaving task that took part in epochs goes once an
     // epoch it was cut in committed (its last state and offsets are in that
-    // transaction); one that never did goes at once. Answers true once every
-    // leaving actor is down (its shard closed), false if it cannot (a
-    // roll-back, a failure or a stop in progress, or at_least_once): the task
+    // transaction); one that never did goes at once. at_least_once: the
+    // leaving partitions stop and drain, the leaving tasks settle (stores
+    // flushed, everything produced acknowledged), then go; the answer carries
+    // their final offsets, which the task manager commits synchronously
+    // before it reports the units released. Answers (true, offsets) once
+    // every leaving actor is down (its shard closed), false if it cannot (a
+    // roll-back, a failure or a stop in progress; at_least_once, a partition
+    // shared with a staying task or no settling within the bound): the task
     // manager then restarts the supervisor instead.
-    caf::replies_to<release_atom, plan_ptr>::with<bool>,
+    caf::replies_to<release_atom, plan_ptr>::with<bool, partition_offsets>,
+    // settle: its own timer during an at_least_once release: asks the
+    // leaving tasks again whether they settled, or gives up at the bound.
+    caf::reacts_to<settle_atom>,
     // (offsets, task index, offsets): at_least_once, a task's answer to a
     // tick. Recorded for the next commit.
     caf::reacts_to<offsets_atom, size_t, task_offsets>,

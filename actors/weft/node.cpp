@@ -47,6 +47,7 @@
 #include "weft/services/partitioner.hpp"
 #include "weft/task_manager.hpp"
 #include "weft/topology.hpp"
+#include "weft/trace_view.hpp"
 
 namespace weft {
 
@@ -116,6 +117,7 @@ struct node::impl {
   std::atomic<bool> poll_stop{false};
   std::string node_id;
   std::string txn_id;
+  const node* owner = nullptr; ///< for the HTTP endpoint's node::scan calls
 
   /// Queries from other threads (the node's and the application's HTTP
   /// servers) hold this shared while they run; the shutdown takes it
@@ -721,6 +723,34 @@ status node::impl::start_http() {
     return render(*d, f);
   };
   h.parked = [self]() { return self->parked_json(); };
+  h.trace = [self, get = h.get](const std::string& key) -> std::string {
+    auto d = describe_topology(self->factories, self->ctx.cfg, self->extras);
+    detail::trace_sources src;
+    src.application = self->ctx.application_id;
+    src.node_id = self->node_id;
+    src.trace_headers = self->ctx.trace_headers;
+    if (d) src.topology = &*d;
+    src.get = [&get](const std::string& store, const std::string& k) {
+      return get(store, k, -1);
+    };
+    // A timer store's entry is in the partition of the timer's key: one
+    // exact-key range scan over every partition (node::scan) finds it.
+    src.find = [self](const std::string& store,
+                      const std::string& k) -> result<std::optional<std::string>> {
+      auto page = self->owner->scan(store, k, k + '\0', 1);
+      if (!page) return page.error();
+      if (page->rows.empty()) return std::optional<std::string>{};
+      return std::optional<std::string>{std::move(page->rows.front().second)};
+    };
+    src.partitions = [self](const std::string& service) {
+      std::shared_lock<std::shared_mutex> serving{self->serving_mu};
+      if (!self->serving) return 0;
+      for (auto& s : self->ctx.services)
+        if (s.name == service) return s.partitions;
+      return 0;
+    };
+    return detail::trace_json(key, src);
+  };
   h.park = [self](const std::string& service, const std::optional<std::string>& key,
                   int64_t partition, const std::string& action) {
     return self->release_parked(service, key, partition, action);
@@ -897,6 +927,7 @@ status node::start() {
   auto timeout = static_cast<int>(cfg.get_int("startup.timeout.ms"));
   auto& ctx = impl_->ctx;
   ctx.exactly_once = cfg.get_string("processing.guarantee") == "exactly_once";
+  ctx.trace_headers = cfg.get_bool("trace.headers");
   ctx.clustered = cfg.get_bool("cluster.enabled");
   auto node_id = cfg.get_string("node.id");
   if (node_id.empty() && ctx.exactly_once) {
@@ -1037,6 +1068,7 @@ status node::start() {
   }
   impl_->sys = std::make_unique<caf::actor_system>(*impl_->caf_cfg);
 
+  impl_->owner = this;
   if (auto s = impl_->start_http(); !s) return s;
 
   detail::task_manager_settings ts;

@@ -393,11 +393,15 @@ void add_units(manager_actor self, const std::set<size_t>& added,
             });
 }
 
-/// exactly_once: the units that move away leave the running supervisor
-/// (their last state and offsets commit in an epoch, then their tasks stop
-/// and their partitions are unassigned), the gained ones are added, and the
-/// units that stay run on without a pause — Kafka Streams' cooperative
-/// rebalancing. Whatever goes wrong falls back to a restart.
+/// The units that move away leave the running supervisor, the gained ones
+/// are added, and the units that stay run on without a pause — Kafka
+/// Streams' cooperative rebalancing. The leaving units' last state and
+/// offsets commit first: under exactly_once in an epoch; under
+/// at_least_once their input drains, their stores flush, what they produced
+/// is acknowledged, and their final offsets are committed here,
+/// synchronously (this actor is detached), before their partitions are
+/// unassigned — the next owner starts only once this node reports them
+/// gone. Whatever goes wrong falls back to a restart.
 void hand_off(manager_actor self, std::set<size_t> desired, std::vector<unit_id> standbys,
               int64_t generation, reply_fn reply) {
   auto& st = self->state;
@@ -424,17 +428,34 @@ void hand_off(manager_actor self, std::set<size_t> desired, std::vector<unit_id>
   self->request(st.supervisor, st.bound, release_atom::value, leaving)
       .then(
           [self, desired, standbys, generation, reply, added, unassign, started,
-           n = leaving->tasks.size()](bool released) {
+           n = leaving->tasks.size()](bool released, const partition_offsets& final) {
             if (!released) {
               log::info("cluster: generation {}: the tasks cannot be released now; "
                         "restarting them instead",
                         generation);
               return restart(self, desired, standbys, reply);
             }
+            auto& ctx = ctx_of(self);
+            if (!final.empty()) {
+              // at_least_once: what the leaving tasks finished, committed
+              // before anyone else may start them.
+              if (auto s = ctx.consumer->commit_sync(
+                      final, static_cast<int>(self->state.bound.count()));
+                  !s) {
+                log::warn("cluster: generation {}: committing the released units' final "
+                          "offsets failed ({}); their next owner re-reads from the last "
+                          "commit (at_least_once: repeats, nothing lost)",
+                          generation, s.message());
+              } else {
+                ctx.counters.commits.fetch_add(1, std::memory_order_relaxed);
+                for (auto& [tp, off] : final)
+                  log::debug("released {} committed at {}", to_string(tp), off.value());
+              }
+            }
             if (n > 0)
               log::info("cluster: generation {}: {} tasks released in {} ms", generation,
                         n, ms_since(started));
-            if (auto s = ctx_of(self).consumer->incremental_unassign(
+            if (auto s = ctx.consumer->incremental_unassign(
                     {unassign.begin(), unassign.end()});
                 !s)
               log::warn("unassigning the released units' input: {}", s.message());
@@ -452,7 +473,6 @@ void run(manager_actor self, std::set<size_t> desired, bool only_add,
          std::vector<unit_id> standbys, int64_t generation,
          caf::typed_response_promise<call_result> rp) {
   auto& st = self->state;
-  auto& ctx = ctx_of(self);
   auto start = std::chrono::steady_clock::now();
   auto& topo = *st.s.topo;
   if (st.s.standbys) { // clustered: say what moves
@@ -495,8 +515,7 @@ void run(manager_actor self, std::set<size_t> desired, bool only_add,
     set_owned(self, desired);
     return add_units(self, added, standbys, generation, reply);
   }
-  if (st.supervisor && ctx.exactly_once)
-    return hand_off(self, desired, standbys, generation, reply);
+  if (st.supervisor) return hand_off(self, desired, standbys, generation, reply);
   restart(self, desired, standbys, reply);
 }
 

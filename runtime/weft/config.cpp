@@ -197,6 +197,10 @@ std::vector<config_key> make_keys() {
   k.push_back({"startup.timeout.ms", kind::integer, "30000",
                "How long to wait for the brokers and topic metadata at start-up.", false,
                100, 3600000});
+  k.push_back({"trace.headers", kind::boolean, "true",
+               "Stamp every record a service produces with the header weft.cause "
+               "(the service, and the input record's topic/partition/offset), which "
+               "weft-trace follows; false leaves outputs without it."});
   k.push_back({"log.level",
                kind::choice,
                "info",

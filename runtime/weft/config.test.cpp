@@ -66,6 +66,19 @@ TEST_CASE("a choice key rejects values outside its list and names the allowed on
              Catch::Contains("use one of: fail, skip, dead_letter, park"));
 }
 
+TEST_CASE("trace.headers is on by default and takes only a boolean, naming the key") {
+  auto c = load({"--application.id=a"});
+  REQUIRE(c.ok());
+  CHECK(c->get_bool("trace.headers"));
+  auto off = load({"--application.id=a", "--trace.headers=false"});
+  REQUIRE(off.ok());
+  CHECK_FALSE(off->get_bool("trace.headers"));
+  auto bad = load({"--application.id=a", "--trace.headers=sometimes"});
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message(), Catch::Contains("'trace.headers'") &&
+                                        Catch::Contains("'sometimes' is not a boolean"));
+}
+
 TEST_CASE("park's retry keys are checked at start-up, globally and per service, naming "
           "the key") {
   auto ok = load({"--application.id=a", "--bad.record.policy=park",

@@ -19,6 +19,13 @@ struct header {
   std::string value;
 };
 
+/// A header borrowed for one call (the producer copies it into librdkafka's
+/// message): how weft adds its own header without owning a copy per record.
+struct header_ref {
+  std::string_view key;
+  std::string_view value;
+};
+
 /// Timestamps are milliseconds since the epoch, as Kafka's CreateTime.
 using timestamp_ms = int64_t;
 

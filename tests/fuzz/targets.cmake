@@ -11,6 +11,11 @@ weft_add_fuzzer(cereal_serde SOURCES cereal_serde.fuzz.cpp)
 weft_add_fuzzer(windowed_serde SOURCES windowed_serde.fuzz.cpp
   INCLUDES ${WEFT_ROOT}/services)
 
+# The causal header weft stamps on its outputs (runtime/weft/trace/cause.hpp),
+# read back from Kafka by weft-trace.
+weft_add_fuzzer(trace_cause SOURCES trace_cause.fuzz.cpp
+  ${WEFT_ROOT}/runtime/weft/trace/cause.cpp)
+
 # The configuration (runtime/weft/config.hpp): command lines, properties
 # files, key/value maps.
 weft_add_fuzzer(config SOURCES config.fuzz.cpp)

@@ -38,6 +38,11 @@ struct delivery_ref {
 struct delivery_slot {
   std::atomic<int32_t> outstanding{1}; ///< 1 for the open batch + one per record
   std::atomic<bool> failed{false};
+  /// Taken by the one caller of release() that records `error`: delivery
+  /// reports of one slot may come on several threads at once (the producer's
+  /// poller, and a transaction commit flushing on the supervisor's thread),
+  /// and the task's own thread releases records the producer refused.
+  std::atomic<bool> error_taken{false};
   std::string topic;        ///< input topic of the batch; empty otherwise
   bool barrier = false;     ///< a flush slot: caches were emptied into it
   int64_t next_offset = -1; ///< set when the batch is closed
@@ -53,9 +58,12 @@ struct delivery_slot {
   std::deque<delivery_ref> changelog_refs;
 
   void acquire() { outstanding.fetch_add(1, std::memory_order_relaxed); }
-  /// Called from the delivery thread. `err` is empty on success.
+  /// Called from a delivery thread (or the task's, for a refused record).
+  /// `err` is null on success. Only the first failure writes `error`, before
+  /// `failed` is set (readers check `failed` first): two failures of one slot
+  /// on two threads once wrote the string at the same time.
   void release(const std::string* err) {
-    if (err && !failed.load(std::memory_order_relaxed)) {
+    if (err && !error_taken.exchange(true, std::memory_order_acq_rel)) {
       error = *err;
       failed.store(true, std::memory_order_release);
     }

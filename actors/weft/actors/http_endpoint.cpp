@@ -115,6 +115,13 @@ http_endpoint::start(const std::string& host, int port, handlers h, http::limits
                            : *f == describe_format::dot ? "text/vnd.graphviz"
                                                         : "text/plain; charset=utf-8");
   });
+  if (h.trace)
+    srv.Get("/trace", [h](const httplib::Request& req, httplib::Response& res) {
+      if (!req.has_param("key"))
+        return error(res, 400,
+                     "name the key: GET /trace?key=<key bytes, percent-encoded>");
+      res.set_content(h.trace(req.get_param_value("key")), "application/json");
+    });
   if (h.parked)
     srv.Get("/parked", [h](const httplib::Request&, httplib::Response& res) {
       res.set_content(h.parked(), "application/json");
@@ -158,7 +165,7 @@ http_endpoint::start(const std::string& host, int port, handlers h, http::limits
       error(res, 404,
             "no such endpoint: " + req.path.substr(0, 200) +
                 " (try / for the live map, /state/<store>/<key>, /cluster, /metrics, "
-                "/metrics.json, /topology or /parked)");
+                "/metrics.json, /topology, /trace?key=K or /parked)");
   });
   int bound =
       port == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, port) ? port : -1);

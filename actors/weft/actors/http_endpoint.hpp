@@ -16,6 +16,9 @@
 //                  counters, as GET /metrics.json
 //   GET /topology[?format=json|dot|mermaid|text]  node::describe() (JSON by
 //                  default): what a map page draws
+//   GET /trace?key=K  following key K (bytes, percent-encoded): the topics
+//       its records may be in, the services, and each gate's partial state
+//       for K (trace_view.hpp); 400 without key
 //   GET /parked    the parked keys of this node's tasks (JSON,
 //       bad.record.policy=park)
 //   POST /parked/<service>/<key>?action=retry|skip|drop[&partition=N]
@@ -57,6 +60,8 @@ class http_endpoint {
     std::function<std::string()> metrics_json; ///< the JSON counters
     std::function<result<std::string>(describe_format)> topology;
     std::function<std::string()> parked;
+    /// key bytes -> the JSON of GET /trace (trace_view.hpp).
+    std::function<std::string(const std::string&)> trace;
     /// (service, key or nullopt for the null key, partition or -1 to hash
     /// the key, action) -> (HTTP status, JSON body).
     std::function<std::pair<int, std::string>(const std::string&,

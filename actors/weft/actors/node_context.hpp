@@ -282,6 +282,9 @@ struct node_context {
   /// processing.guarantee=exactly_once: the producer is transactional and
   /// the supervisor runs epochs.
   bool exactly_once = false;
+  /// trace.headers: tasks stamp their outputs with weft.cause
+  /// (weft/trace/cause.hpp).
+  bool trace_headers = true;
   poison_registry poison;
   /// bad.record.policy=park: every task's parked keys and actor, for the
   /// node endpoint's /parked (park_registry.hpp; made by the node).

@@ -82,6 +82,17 @@ bool split_id(std::string_view k, std::string& id) {
   return true;
 }
 
+/// Raises the key's highest held offset of `topic`/`partition` to `offset`.
+void mark_held(parked_entry& e, std::string_view topic, int32_t partition,
+               int64_t offset) {
+  for (auto& m : e.held_upto)
+    if (m.partition == partition && m.topic == topic) {
+      m.offset = std::max(m.offset, offset);
+      return;
+    }
+  e.held_upto.push_back({std::string{topic}, partition, offset});
+}
+
 } // namespace
 
 std::string encode_held(const record_view& r) {
@@ -182,13 +193,13 @@ status parked_keys::load(state::kv_store* store) {
       for (size_t i = 1 + id.size(); i < k.size(); ++i)
         seq = (seq << 8) | static_cast<uint8_t>(k[i]);
       auto& e = index_[id];
-      if (e.seqs.empty()) {
-        auto r = decode_held(v);
-        if (r) {
+      if (auto r = decode_held(v)) {
+        if (e.seqs.empty()) {
           e.head_topic = r->topic;
           e.head_partition = r->partition;
           e.head_offset = r->offset;
         }
+        mark_held(e, r->topic, r->partition, r->offset);
       }
       e.seqs.push_back(seq);
       ++held_;
@@ -246,7 +257,21 @@ status parked_keys::hold(const std::string& id, parked_entry& e, const record_vi
   if (auto s = store_->put(record_key(id, seq), encode_held(r)); !s) return s;
   e.seqs.push_back(seq);
   ++held_;
+  mark_held(e, r.topic, r.partition.value(), r.offset.value());
   return {};
+}
+
+bool parked_keys::already_held(const parked_entry& e, const record_view& r) {
+  if (r.offset.value() < 0) return false;
+  for (auto& m : e.held_upto)
+    if (m.partition == r.partition.value() && m.topic == r.topic)
+      return r.offset.value() <= m.offset && !before_head(e, r);
+  return false;
+}
+
+bool parked_keys::before_head(const parked_entry& e, const record_view& r) {
+  return r.partition.value() == e.head_partition && r.topic == e.head_topic &&
+         r.offset.value() < e.head_offset;
 }
 
 result<held_record> parked_keys::head(const std::string& id,

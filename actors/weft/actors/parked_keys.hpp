@@ -86,6 +86,15 @@ struct parked_entry {
   int32_t head_partition = 0;
   int64_t head_offset = -1;
   bool replaying = false; ///< a retry or skip is going through its records
+  /// Per input partition, the highest offset it holds a record of (head
+  /// included): see parked_keys::already_held. Grows while the key is
+  /// parked; rebuilt by load() from the records still held.
+  struct held_mark {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t offset = -1;
+  };
+  std::vector<held_mark> held_upto;
 };
 
 class parked_keys {
@@ -122,6 +131,21 @@ class parked_keys {
 
   /// Appends `r` to the held records of the parked key `e`.
   status hold(const std::string& id, parked_entry& e, const record_view& r);
+
+  /// Whether input record `r` of parked key `e` is one the key holds
+  /// already, met again: it comes from a partition the key holds records
+  /// of, at or below the highest offset held from there, and is not an
+  /// earlier record of the head's partition (those ran before the bad
+  /// record did). Under at_least_once a crash after the parked store reached
+  /// its changelog and before the input offsets committed re-delivers such
+  /// records; holding them again would hold them twice, and putting an
+  /// earlier record behind the head would run it after the bad one. The
+  /// caller skips a record this answers true for, and handles an earlier
+  /// record of the head's partition as if the key were not parked (an
+  /// at-least-once repeat, in its order).
+  static bool already_held(const parked_entry& e, const record_view& r);
+  /// Whether `r` is an earlier record of the head's partition than the head.
+  static bool before_head(const parked_entry& e, const record_view& r);
 
   /// Reads the head record of `e`.
   result<held_record> head(const std::string& id, const parked_entry& e) const;

@@ -117,3 +117,47 @@ TEST_CASE("a parked key holds its records in order, is rebuilt from its store, a
   CHECK(after.find(id2)->error == "again");
   CHECK(after.find(id2)->seqs.size() == 1);
 }
+
+TEST_CASE("a parked key knows the input it holds: a re-delivered held record is held "
+          "already, an earlier one of the head's partition ran before it, and both "
+          "survive a reload") {
+  auto store = state::make_memory_kv("svc-parked");
+  parked_keys pk;
+  REQUIRE(pk.load(store.get()).ok());
+  owned_view before{"k1", "v9", 9}, bad{"k1", "bad", 10}, later{"k1", "v12", 12},
+      newer{"k1", "v13", 13};
+  auto id = parked_keys::key_id(bad.view.key);
+  auto e = pk.park(id, bad.view, "boom", true, 5000);
+  REQUIRE(e.ok());
+  REQUIRE(pk.hold(id, **e, later.view).ok());
+
+  auto check = [&](const parked_entry& entry) {
+    CHECK(parked_keys::already_held(entry, bad.view));
+    CHECK(parked_keys::already_held(entry, later.view));
+    CHECK_FALSE(parked_keys::already_held(entry, newer.view));
+    CHECK_FALSE(parked_keys::already_held(entry, before.view));
+    CHECK(parked_keys::before_head(entry, before.view));
+    CHECK_FALSE(parked_keys::before_head(entry, bad.view));
+    // Another partition of the same topic holds nothing of the key.
+    owned_view elsewhere{"k1", "x", 11};
+    elsewhere.view.partition = partition_id{4};
+    CHECK_FALSE(parked_keys::already_held(entry, elsewhere.view));
+    CHECK_FALSE(parked_keys::before_head(entry, elsewhere.view));
+    // Nor does another topic at the same place.
+    owned_view other_topic{"k1", "x", 11};
+    other_topic.topic = "payments";
+    other_topic.view.topic = other_topic.topic;
+    CHECK_FALSE(parked_keys::already_held(entry, other_topic.view));
+  };
+  check(**e);
+  parked_keys again;
+  REQUIRE(again.load(store.get()).ok());
+  REQUIRE(again.find(id));
+  check(*again.find(id));
+
+  // The head replayed and left: what it held is still known while the key
+  // stays parked, so a re-delivery of the old head is not held twice.
+  REQUIRE(again.pop_head(id, nullptr).ok());
+  CHECK(parked_keys::already_held(*again.find(id), bad.view));
+  CHECK(parked_keys::already_held(*again.find(id), later.view));
+}

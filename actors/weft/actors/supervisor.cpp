@@ -25,7 +25,9 @@ struct supervisor_state {
   std::map<std::pair<size_t, size_t>, int64_t> reported;
   std::map<topic_partition, int64_t> committed;
   std::map<topic_partition, size_t> partition_index;
-  size_t drained = 0;
+  /// at_least_once: partitions (by index) that stopped and have nothing in
+  /// flight (a release's, or the node's stop).
+  std::set<size_t> drained;
   bool stopping = false;
   bool failed = false;
   caf::response_promise stop_promise;
@@ -70,8 +72,18 @@ struct supervisor_state {
   /// A release in progress (release_atom).
   struct release_op {
     std::set<size_t> tasks; ///< leaving, not yet retired
-    caf::typed_response_promise<bool> rp;
+    caf::typed_response_promise<bool, partition_offsets> rp;
+    // at_least_once
+    std::set<size_t> draining; ///< leaving partitions not drained yet
+    size_t asked = 0;          ///< settle requests not answered yet
+    bool unsettled = false;    ///< a task answered it is not settled
+    std::vector<size_t> parts; ///< the leaving partitions
+    partition_offsets final;   ///< their last offsets, for the answer
+    std::chrono::steady_clock::time_point deadline;
+    uint64_t id = 0; ///< tells a late answer of an earlier release apart
   };
+  uint64_t releases = 0;
+  std::chrono::milliseconds release_timeout{15000}; ///< at_least_once
   std::optional<release_op> releasing;
   std::set<caf::actor_addr> retiring; ///< retired actors not yet down
   int txn_timeout_ms = 30000;
@@ -249,6 +261,7 @@ void spawn_children(supervisor_self self, const assignment_plan& plan) {
   st.retired.clear();
   st.retired_partitions.clear();
   st.restored.clear();
+  st.drained.clear();
   st.restoring = 0;
   st.feeding = !st.ctx->exactly_once;
   add_children(self, plan);
@@ -285,7 +298,7 @@ void fail_node(supervisor_self self, const std::string& why, bool producer_dead 
   st.failed = true;
   st.collecting = false;
   if (st.releasing) {
-    st.releasing->rp.deliver(false);
+    st.releasing->rp.deliver(false, partition_offsets{});
     st.releasing.reset();
   }
   alarm(self, why, producer_dead);
@@ -324,8 +337,28 @@ caf::actor_addr sender_of(supervisor_self self) {
 void maybe_release_done(supervisor_self self) {
   auto& st = self->state;
   if (!st.releasing || !st.releasing->tasks.empty() || !st.retiring.empty()) return;
-  st.releasing->rp.deliver(true);
+  st.releasing->rp.deliver(true, std::move(st.releasing->final));
   st.releasing.reset();
+}
+
+/// A release that cannot go on: the task manager restarts the supervisor
+/// instead (its stop drains and commits whatever the release left).
+void give_up_release(supervisor_self self, const std::string& why) {
+  auto& st = self->state;
+  if (!st.releasing) return;
+  log::warn("releasing tasks: {} ({} tasks not settled, {} partitions not drained, {} "
+            "actors not down); restarting them instead",
+            why, st.releasing->tasks.size(), st.releasing->draining.size(),
+            st.retiring.size());
+  st.releasing->rp.deliver(false, partition_offsets{});
+  st.releasing.reset();
+}
+
+/// Every partition of this supervisor that is not retired has drained.
+bool all_drained(const supervisor_state& st) {
+  for (size_t p = 0; p < st.partitions.size(); ++p)
+    if (!st.retired_partitions[p] && !st.drained.count(p)) return false;
+  return true;
 }
 
 /// Takes task `t` of a release out of everything (epochs, ticks, commits,
@@ -364,7 +397,9 @@ void retire(supervisor_self self, size_t t, bool exit_now) {
     st.committed.erase(st.partition_tps[p]);
     st.partition_index.erase(st.partition_tps[p]);
     auto& part = st.partitions[p];
-    st.retiring.insert(part.address());
+    // at_least_once: a drained partition actor quits by itself; if its down
+    // message came already, there is nothing to wait for.
+    if (st.live_children.count(part.address())) st.retiring.insert(part.address());
     self->unlink_from(part);
     self->send_exit(part, caf::exit_reason::user_shutdown);
   }
@@ -391,6 +426,88 @@ void hand_off(supervisor_self self, size_t t) {
                 .then([go]() { go(); }, [go](caf::error&) { go(); });
           },
           [go](caf::error&) { go(); });
+}
+
+/// at_least_once release, once every leaving partition drained: asks each
+/// leaving task whether it settled (stores flushed, everything it produced
+/// acknowledged by Kafka). Once all have, their final offsets are kept for
+/// the answer and they retire (exit, closing their shards); until then it
+/// asks again every 20 ms, and gives up at the bound (the task manager then
+/// restarts the supervisor, whose stop drains and commits the rest).
+void settle_release(supervisor_self self) {
+  auto& st = self->state;
+  if (!st.releasing || st.ctx->exactly_once) return;
+  auto& op = *st.releasing;
+  if (std::chrono::steady_clock::now() >= op.deadline)
+    return give_up_release(self, "they did not drain and settle within " +
+                                     std::to_string(st.release_timeout.count()) +
+                                     " ms (shutdown.timeout.ms / 2)");
+  if (!op.draining.empty() || op.asked > 0) return;
+  op.unsettled = false;
+  op.asked = op.tasks.size();
+  auto id = op.id;
+  auto answered = [self, id](size_t t, bool settled, const task_offsets& offs) {
+    auto& st = self->state;
+    if (!st.releasing || st.releasing->id != id) return; // given up meanwhile
+    auto& op = *st.releasing;
+    record_offsets(self, t, offs);
+    if (!settled) op.unsettled = true;
+    if (--op.asked > 0) return;
+    if (op.unsettled) {
+      self->delayed_send(self, std::chrono::milliseconds(20), settle_atom::value);
+      return;
+    }
+    for (auto p : op.parts) {
+      int64_t low = INT64_MAX;
+      for (auto f : st.partition_tasks[p]) {
+        auto r = st.reported.find({p, f});
+        low = r == st.reported.end() ? -1 : std::min(low, r->second);
+      }
+      if (low >= 0 && low != INT64_MAX)
+        op.final.emplace_back(st.partition_tps[p], weft::offset{low});
+    }
+    log::info("releasing {} tasks: settled, {} partitions to commit", op.tasks.size(),
+              op.final.size());
+    std::set<size_t> leaving = op.tasks;
+    for (auto t : leaving)
+      retire(self, t, true);
+    maybe_release_done(self);
+  };
+  for (auto t : std::set<size_t>{op.tasks})
+    self->request(st.tasks[t], std::chrono::seconds(10), settle_atom::value)
+        .then([answered, t](bool settled,
+                            const task_offsets& offs) { answered(t, settled, offs); },
+              [answered, t](caf::error&) { answered(t, false, {}); });
+}
+
+/// at_least_once: starts releasing the leaving tasks of st.releasing: their
+/// partitions stop fetching and drain (every batch handed out handled), the
+/// tasks stop waiting for input; settle_release goes on once all drained.
+/// False if a leaving task shares a partition with one that stays.
+bool start_release_at_least_once(supervisor_self self) {
+  auto& st = self->state;
+  auto& op = *st.releasing;
+  for (size_t p = 0; p < st.partitions.size(); ++p) {
+    if (st.retired_partitions[p]) continue;
+    auto& feeds = st.partition_tasks[p];
+    auto leaving = std::count_if(feeds.begin(), feeds.end(),
+                                 [&](size_t f) { return op.tasks.count(f) > 0; });
+    if (leaving == 0) continue;
+    if (static_cast<size_t>(leaving) != feeds.size()) return false;
+    op.parts.push_back(p);
+  }
+  op.deadline = std::chrono::steady_clock::now() + st.release_timeout;
+  log::info("releasing {} tasks: their {} partitions drain, then the tasks settle and go",
+            op.tasks.size(), op.parts.size());
+  for (auto p : op.parts) {
+    if (!st.drained.count(p)) op.draining.insert(p);
+    self->send(st.partitions[p], stop_atom::value);
+  }
+  for (auto t : op.tasks)
+    self->send(st.tasks[t], stop_atom::value);
+  self->delayed_send(self, st.release_timeout, settle_atom::value);
+  settle_release(self);
+  return true;
 }
 
 /// Every task reached epoch N's markers: commit the transaction.
@@ -690,6 +807,8 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
   st.interval = std::chrono::milliseconds(ctx->cfg.get_int("commit.interval.ms"));
   st.epoch_timeout = std::chrono::milliseconds(ctx->cfg.get_int("epoch.timeout.ms"));
   st.txn_timeout_ms = static_cast<int>(ctx->cfg.get_int("epoch.timeout.ms"));
+  st.release_timeout =
+      std::chrono::milliseconds(ctx->cfg.get_int("shutdown.timeout.ms") / 2);
   st.last_progress = std::chrono::steady_clock::now();
   spawn_children(self, *plan);
   maybe_feed(self);
@@ -794,20 +913,29 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
         add_plan(self, plan, version);
         return true;
       },
-      [self](release_atom, plan_ptr& plan) -> caf::result<bool> {
+      [self](release_atom, plan_ptr& plan) -> caf::result<bool, partition_offsets> {
         auto& st = self->state;
-        if (!st.ctx->exactly_once || st.failed || st.failing || st.rolling_back ||
-            st.stopping || st.releasing)
-          return false;
+        if (st.failed || st.failing || st.rolling_back || st.stopping || st.releasing)
+          return {false, partition_offsets{}};
         std::set<task_key> keys;
         for (auto& t : plan->tasks)
           keys.emplace(t.service, t.partition);
         std::set<size_t> leaving;
         for (size_t t = 0; t < st.tasks.size(); ++t)
           if (!st.retired[t] && keys.count(st.task_keys[t])) leaving.insert(t);
-        if (leaving.empty()) return true;
-        auto rp = self->make_response_promise<bool>();
-        st.releasing = supervisor_state::release_op{leaving, rp};
+        if (leaving.empty()) return {true, partition_offsets{}};
+        auto rp = self->make_response_promise<bool, partition_offsets>();
+        st.releasing = supervisor_state::release_op{};
+        st.releasing->tasks = leaving;
+        st.releasing->rp = rp;
+        st.releasing->id = ++st.releases;
+        if (!st.ctx->exactly_once) {
+          if (!start_release_at_least_once(self)) {
+            st.releasing.reset();
+            return {false, partition_offsets{}};
+          }
+          return rp;
+        }
         log::info("releasing {} tasks: each goes once an epoch it was cut in committed",
                   leaving.size());
         // Tasks in no epoch yet were never fed: nothing of theirs to commit.
@@ -830,18 +958,23 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
           return fail_after_abort(self, why);
         }
         st.failed = true;
+        give_up_release(self, "a task failed");
         alarm(self, why, false);
         if (st.stopping) answer_stop(self);
       },
+      [self](settle_atom) { settle_release(self); },
       [self](stop_atom) -> caf::result<void> {
         auto& st = self->state;
         st.stopping = true;
+        give_up_release(self, "the node stops");
         st.stop_promise = self->make_response_promise();
         for (size_t p = 0; p < st.partitions.size(); ++p)
           if (!st.retired_partitions[p]) self->send(st.partitions[p], stop_atom::value);
         for (size_t t = 0; t < st.tasks.size(); ++t)
           if (!st.retired[t]) self->send(st.tasks[t], stop_atom::value);
-        if (st.failed || st.partitions.empty()) answer_stop(self);
+        if (st.failed || st.partitions.empty() ||
+            (!st.ctx->exactly_once && all_drained(st)))
+          answer_stop(self);
         if (st.ctx->exactly_once && !st.feeding && !st.rolling_back && !st.failing) {
           // Nothing was handed to a task yet: nothing to commit.
           st.final_epoch = true;
@@ -852,11 +985,18 @@ supervisor_actor::behavior_type supervisor_behavior(supervisor_self self,
         // (abort_and_fail), so the node never stops with it half done.
         return st.stop_promise;
       },
-      [self](drained_atom, const topic_partition&) {
+      [self](drained_atom, const topic_partition& tp) {
         auto& st = self->state;
         if (st.ctx->exactly_once) return; // the final epoch answers
-        log::debug("drained {}/{}", st.drained + 1, st.partitions.size());
-        if (++st.drained == st.partitions.size()) answer_stop(self);
+        auto i = st.partition_index.find(tp);
+        if (i == st.partition_index.end()) return; // retired
+        st.drained.insert(i->second);
+        log::debug("drained {} ({}/{})", to_string(tp), st.drained.size(),
+                   st.partitions.size());
+        if (st.releasing && st.releasing->draining.erase(i->second) > 0 &&
+            st.releasing->draining.empty())
+          settle_release(self);
+        if (st.stopping && all_drained(st)) answer_stop(self);
       },
       [self](final_atom, bool flush) -> caf::result<partition_offsets> {
         // Ask every task for what is safe to commit now, then answer with the

@@ -18,6 +18,7 @@
 #include "weft/log.hpp"
 #include "weft/state/shard.hpp"
 #include "weft/state/timer_index.hpp"
+#include "weft/trace/cause.hpp"
 
 namespace weft::detail {
 
@@ -92,6 +93,7 @@ class task_context final : public context, public state::changelog_sink {
   task_counters* counters = nullptr; ///< this task's cell (node_context.hpp)
   /// The task's durable timers, once its shard is restored (null: none).
   state::timer_index* timer_idx = nullptr;
+  std::string cause_value; ///< the last weft.cause built (its capacity is reused)
 
   state::timer_index* timers() override { return timer_idx; }
 
@@ -132,7 +134,13 @@ class task_context final : public context, public state::changelog_sink {
     if (r.key_suffix > 0 && (!r.key || r.key->size() < r.key_suffix)) r.key_suffix = 0;
     task_counters::add(counters->produced);
     task_counters::add(counters->written[output_index]);
-    send(std::move(r), &slot->ref);
+    if (!node->trace_headers) return send(std::move(r), &slot->ref);
+    // weft.cause (weft/trace/cause.hpp), built in a buffer the task reuses:
+    // the producer copies it into the message, nothing is allocated here.
+    trace::encode_cause(cause_value, service->name, current_view.topic,
+                        current_view.partition.value(), current_view.offset.value());
+    const header_ref cause{trace::cause_header, cause_value};
+    send(std::move(r), &slot->ref, &cause);
   }
 
   void log_change(std::string_view store, std::string_view key,
@@ -160,17 +168,20 @@ class task_context final : public context, public state::changelog_sink {
   /// Produces `r` for the slot of `ref`. The slot is held from here, not from
   /// the hand-over: a record waiting in `overflow` keeps its slot (and so the
   /// offsets after it) from completing.
-  void send(record r, delivery_ref* ref) {
+  /// `extra`: a header the record gets beside its own (weft.cause), owned
+  /// by the record only when it has to wait in `overflow`.
+  void send(record r, delivery_ref* ref, const header_ref* extra = nullptr) {
     ++sends;
     ref->slot->acquire();
-    if (overflow.empty() && try_send(r, ref)) return;
+    if (overflow.empty() && try_send(r, ref, extra)) return;
+    if (extra) r.headers.push_back({std::string{extra->key}, std::string{extra->value}});
     overflow.emplace_back(std::move(r), ref);
   }
 
   /// Hands a record whose slot is held to the producer; false if its queue is
   /// full (the slot stays held).
-  bool try_send(const record& r, delivery_ref* ref) {
-    auto st = node->producer->send(r, ref);
+  bool try_send(const record& r, delivery_ref* ref, const header_ref* extra = nullptr) {
+    auto st = node->producer->send(r, ref, extra);
     if (st.ok()) return true;
     if (st.code() == errc::queue_full) return false;
     // Not retriable (e.g. unknown topic, message too large): treat like a
@@ -704,6 +715,18 @@ bool park_record(task_self self, const record_view& r, const std::string& error,
     dead_letter_unholdable(self, r, error);
     return true;
   }
+  if (auto* parked = st.parked.find(id); parked && parked_keys::before_head(*parked, r)) {
+    // It ran before the key's bad record once; re-delivered after a crash
+    // it failed this time. It cannot go in front of the head: it waits
+    // behind the key's held records, out of its order, and says so.
+    log::warn("service '{}': {}[{}]@{} of parked key {} ran before the key's bad record "
+              "and failed when re-delivered after a crash ({}); it is held behind the "
+              "key's other records, out of its order",
+              st.service->name, r.topic, r.partition.value(), r.offset.value(),
+              shown_key(id), error);
+    st.park_id = id;
+    return hold_record(self, *parked, r);
+  }
   auto e = st.parked.park(id, r, error, retriable, now_ms());
   if (!e) {
     fail(self, "parking key " + shown_key(id) + ": " + e.error().message());
@@ -1136,8 +1159,19 @@ bool handle_one(task_self self, const record_view& view) {
     // A parked key's later records wait behind its bad one, in order.
     parked_keys::key_id_into(st.park_id, view.key);
     if (auto* e = st.parked.find(st.park_id)) {
-      if (!hold_record(self, *e, view)) return false;
-      return finish_record(self);
+      if (parked_keys::already_held(*e, view)) {
+        // Re-delivered after a crash (at_least_once): held already.
+        log::debug("service '{}': {}[{}]@{} of parked key {} is held already; skipped",
+                   st.service->name, view.topic, view.partition.value(),
+                   view.offset.value(), shown_key(st.park_id));
+        return finish_record(self);
+      }
+      // An earlier record of the head's partition, re-delivered, ran before
+      // the bad one: it runs again in its place (an at-least-once repeat).
+      if (!parked_keys::before_head(*e, view)) {
+        if (!hold_record(self, *e, view)) return false;
+        return finish_record(self);
+      }
     }
   }
   if (!st.poison.empty()) {
@@ -1753,6 +1787,16 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
       },
       [self](final_atom, bool flush) -> task_offsets {
         return commit_point(self, flush);
+      },
+      [self](settle_atom) -> caf::result<bool, task_offsets> {
+        // Leaving the node (at_least_once): its input drained, so once the
+        // stores are flushed and every slot delivered, its offsets are final.
+        auto& st = self->state;
+        auto offs = commit_point(self, true);
+        bool settled = !st.failed &&
+                       (st.restoring ||
+                        (st.tracker.idle() && !st.ctx.slot && st.ctx.overflow.empty()));
+        return {settled, std::move(offs)};
       },
       [self](stop_atom) {
         // The node stops. A task that cannot handle its queued input (still

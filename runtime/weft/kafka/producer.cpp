@@ -148,7 +148,7 @@ status producer::send(std::string_view topic, int32_t partition,
                       std::optional<std::string_view> key,
                       std::optional<std::string_view> value, timestamp_ms ts,
                       const std::vector<header>* headers, void* opaque,
-                      uint8_t key_suffix) {
+                      uint8_t key_suffix, const header_ref* extra) {
   if (key_suffix != 0) {
     if ((key_suffix != 8 && key_suffix != 16) || !key || key->size() < key_suffix)
       return make_error(errc::invalid_argument,
@@ -158,11 +158,17 @@ status producer::send(std::string_view topic, int32_t partition,
     opaque = tag(opaque, key_suffix);
   }
   rd_kafka_headers_t* hdrs = nullptr;
-  if (headers && !headers->empty()) {
-    hdrs = rd_kafka_headers_new(headers->size());
-    for (auto& h : *headers)
-      rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()),
-                          h.value.data(), static_cast<ssize_t>(h.value.size()));
+  const size_t nheaders = (headers ? headers->size() : 0) + (extra ? 1 : 0);
+  if (nheaders > 0) {
+    hdrs = rd_kafka_headers_new(nheaders);
+    if (headers)
+      for (auto& h : *headers)
+        rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()),
+                            h.value.data(), static_cast<ssize_t>(h.value.size()));
+    if (extra)
+      rd_kafka_header_add(hdrs, extra->key.data(),
+                          static_cast<ssize_t>(extra->key.size()), extra->value.data(),
+                          static_cast<ssize_t>(extra->value.size()));
   }
   // rd_kafka_producev wants a NUL-terminated topic name.
   char name[256];
@@ -191,11 +197,12 @@ status producer::send(std::string_view topic, int32_t partition,
   return from_rd(err, "produce to '" + std::string{topic} + "'");
 }
 
-status producer::send(const record& r, void* opaque) {
+status producer::send(const record& r, void* opaque, const header_ref* extra) {
   std::optional<std::string_view> k, v;
   if (r.key) k = *r.key;
   if (r.value) v = *r.value;
-  return send(r.topic, r.partition, k, v, r.timestamp, &r.headers, opaque, r.key_suffix);
+  return send(r.topic, r.partition, k, v, r.timestamp, &r.headers, opaque, r.key_suffix,
+              extra);
 }
 
 status producer::flush(int timeout_ms) {

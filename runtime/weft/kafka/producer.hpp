@@ -37,9 +37,12 @@ class consumer;
 
 class producer {
  public:
-  /// Called on the producer's delivery thread once per record: ok and the
-  /// record's offset, or the error that made librdkafka give up on it (after
-  /// its own retries) and -1.
+  /// Called once per record: ok and the record's offset, or the error that
+  /// made librdkafka give up on it (after its own retries) and -1. Usually on
+  /// the producer's delivery thread, but also on any thread inside flush(),
+  /// commit_transaction() or abort_transaction() (librdkafka serves delivery
+  /// reports there: an abort purges and reports every record in flight) —
+  /// so two calls may run at once, and the handler must be thread-safe.
   using delivery_handler =
       std::function<void(void* opaque, const status& st, int64_t offset)>;
   using error_handler = std::function<void(const status&)>;
@@ -63,18 +66,22 @@ class producer {
   /// `partitioner` property says). `opaque` comes back to the delivery
   /// handler; it must be aligned to 4 bytes (any object pointer is): the
   /// producer carries key_suffix in its two low bits. errc::invalid_argument
-  /// for another key_suffix, or one longer than the key.
+  /// for another key_suffix, or one longer than the key. `extra`, if given,
+  /// is one more header after `headers` (copied like them; weft's causal
+  /// header, which so needs no copy of its own per record).
   status send(std::string_view topic, int32_t partition,
               std::optional<std::string_view> key, std::optional<std::string_view> value,
               timestamp_ms ts = 0, const std::vector<header>* headers = nullptr,
-              void* opaque = nullptr, uint8_t key_suffix = 0);
-  status send(const record& r, void* opaque = nullptr);
+              void* opaque = nullptr, uint8_t key_suffix = 0,
+              const header_ref* extra = nullptr);
+  status send(const record& r, void* opaque = nullptr, const header_ref* extra = nullptr);
 
   /// Waits until every queued record is delivered or failed.
   status flush(int timeout_ms);
 
-  /// Stops serving delivery reports: no handler call happens after this
-  /// returns. Records still in flight are then never reported.
+  /// Stops the delivery thread: no handler call happens after this returns,
+  /// unless this producer's flush() or a transaction call runs again. Records
+  /// still in flight are then never reported.
   void stop_polling();
 
   /// Records queued in librdkafka and not yet acknowledged.

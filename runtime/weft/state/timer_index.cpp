@@ -117,6 +117,14 @@ std::string timer_index::by_key(std::string_view key, std::string_view name) {
   return k;
 }
 
+std::optional<std::pair<timer_clock, timestamp_ms>>
+timer_index::decode_by_key_value(std::string_view v) {
+  timer_clock clock;
+  timestamp_ms time = 0;
+  if (!decode_due(v, clock, time)) return std::nullopt;
+  return std::pair{clock, time};
+}
+
 std::optional<timer> timer_index::decode_index(std::string_view k,
                                                std::string_view payload) {
   if (k.size() < index_head + 4 || k[0] != index_prefix || (k[1] != 0 && k[1] != 1))

@@ -32,6 +32,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "weft/state/store.hpp"
@@ -106,6 +107,10 @@ class timer_index {
   static std::string by_key(std::string_view key, std::string_view name);
   /// Decodes an index entry; nullopt if `k` is not one.
   static std::optional<timer> decode_index(std::string_view k, std::string_view payload);
+  /// Decodes the value stored at by_key(): (clock, due time); nullopt if
+  /// `v` is not one.
+  static std::optional<std::pair<timer_clock, timestamp_ms>>
+  decode_by_key_value(std::string_view v);
 
  private:
   /// Forgets that the timer whose index entry is `ik` was taken.
