@@ -11,9 +11,15 @@
 #   EXCLUDE s   a Catch2 tag expression appended to every spec, e.g. "~[cluster]"
 #   BROKER_FIXTURE f, BROKER_PORT p   the broker of fixture f on port p instead of
 #               kafka_broker (weft_broker_fixture in cmake/WeftBrokerFixture.cmake)
+#   SKIP_RETURN_CODE n   a broker test exiting with n is reported Skipped (a
+#               test whose tool is genuinely missing on this machine)
 function(weft_add_unit_tests name)
-  cmake_parse_arguments(T "" "PREFIX;EXCLUDE;BROKER_FIXTURE;BROKER_PORT" "SOURCES;LIBS"
-                        ${ARGN})
+  cmake_parse_arguments(T "" "PREFIX;EXCLUDE;BROKER_FIXTURE;BROKER_PORT;SKIP_RETURN_CODE"
+                        "SOURCES;LIBS" ${ARGN})
+  set(_skip "")
+  if(T_SKIP_RETURN_CODE)
+    set(_skip SKIP_RETURN_CODE ${T_SKIP_RETURN_CODE})
+  endif()
   if(NOT T_BROKER_FIXTURE)
     set(T_BROKER_FIXTURE kafka_broker)
     set(T_BROKER_PORT ${WEFT_TEST_BROKER_PORT})
@@ -35,7 +41,7 @@ function(weft_add_unit_tests name)
     TEST_SPEC "[broker]~[slow]~[.]${T_EXCLUDE}"
     TEST_PREFIX "${T_PREFIX}broker: "
     PROPERTIES TIMEOUT 600 LABELS "broker" FIXTURES_REQUIRED ${T_BROKER_FIXTURE}
-               ENVIRONMENT "${_env}" RESOURCE_LOCK kafka_broker_load)
+               ENVIRONMENT "${_env}" RESOURCE_LOCK kafka_broker_load ${_skip})
   catch_discover_tests(${name}
     EXTRA_ARGS -w NoTests
     TEST_SPEC "[broker][slow]${T_EXCLUDE}"

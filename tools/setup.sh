@@ -24,6 +24,7 @@ PACKAGES=(
   default-jdk-headless maven
   python3
   prometheus graphviz
+  chromium chromium-driver
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -654,7 +654,11 @@ node::impl::release_parked(const std::string& service,
 status node::impl::start_http() {
   auto& cfg = ctx.cfg;
   auto http_port = cfg.get_int("http.port");
-  if (http_port < 0) return {};
+  if (http_port < 0) {
+    log::info("no HTTP endpoint (http.port=-1): set http.port for the live map, "
+              "/metrics and queries");
+    return {};
+  }
   detail::http_endpoint::handlers h;
   auto* self = this;
   h.get = [self](const std::string& store, const std::string& key,
@@ -756,7 +760,9 @@ status node::impl::start_http() {
                                          http::limits_from(cfg));
   if (!ep) return ep.error();
   http = std::move(*ep);
-  log::info("HTTP endpoint on {}:{}", cfg.get_string("http.host"), http->port());
+  log::info("HTTP endpoint on {}:{}; the live map at http://{}:{}/",
+            cfg.get_string("http.host"), http->port(), cfg.get_string("http.host"),
+            http->port());
   return {};
 }
 

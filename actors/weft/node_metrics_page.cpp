@@ -44,9 +44,26 @@ void write_tasks(metrics::exposition& page, const metrics_sources& src) {
   family("weft_records_processed_total",
          "Input records a task handled (bad ones included).", &task_counters::processed,
          1);
-  family("weft_records_produced_total",
-         "Records a task emitted to its output topics (repartitions included).",
-         &task_counters::produced, 1);
+  // Per topic: the edges of the live map (a service -> its topics, a topic ->
+  // the services reading it).
+  page.family("weft_records_produced_total", metric_type::counter,
+              "Records a task emitted to an output topic (repartitions included).");
+  for (auto& r : rows) {
+    auto& outs = ctx.services[r.service_index].output_topics;
+    for (size_t i = 0; i < outs.size() && i < r.c->outputs; ++i)
+      page.sample(
+          {{"service", r.service}, {"partition", r.partition}, {"topic", outs[i]}},
+          d(get(r.c->written[i])));
+  }
+  page.family("weft_records_read_total", metric_type::counter,
+              "Records a task took from an input topic (tables included; a parked "
+              "key's replays not again).");
+  for (auto& r : rows) {
+    auto& ins = ctx.services[r.service_index].input_topics;
+    for (size_t i = 0; i < ins.size() && i < r.c->inputs; ++i)
+      page.sample({{"service", r.service}, {"partition", r.partition}, {"topic", ins[i]}},
+                  d(get(r.c->read[i])));
+  }
   family("weft_changelog_records_produced_total",
          "Changelog records a task's stores wrote.", &task_counters::changelog, 1);
   page.family("weft_bad_records_total", metric_type::counter,

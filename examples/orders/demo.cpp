@@ -353,8 +353,9 @@ int main(int argc, char** argv) {
   if (node.http_port() > 0) {
     const auto node_url =
         "http://" + cfg->get_string("http.host") + ":" + std::to_string(node.http_port());
-    std::printf("node:        %s/  (metrics: curl %s/metrics ; topology: curl "
-                "%s/topology?format=text ; cluster view: %s/cluster)\n",
+    std::printf("node:        %s/  (the live map: open it in a browser ; metrics: "
+                "curl %s/metrics ; topology: curl %s/topology?format=text ; cluster "
+                "view: %s/cluster)\n",
                 node_url.c_str(), node_url.c_str(), node_url.c_str(), node_url.c_str());
   }
 

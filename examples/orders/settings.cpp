@@ -150,9 +150,9 @@ std::vector<weft::config_key> order_system_keys() {
                "empty: none."});
   k.push_back({"node.http.port", kind::integer, "-1",
                "Port of the weft node's own HTTP endpoint (weft's http.port: "
-               "/cluster, /metrics, /state/<store>/<key>; served by clustered "
-               "nodes); 0 picks a free one, -1 turns it off. http.port is the REST "
-               "API's.",
+               "the live map at /, /cluster, /metrics, /state/<store>/<key>; on "
+               "every node, clustered or not); 0 picks a free one, -1 turns it "
+               "off. http.port is the REST API's.",
                false, -1, 65535});
   k.push_back({"notifications.outbox", kind::string, "",
                "File the notification sender appends each sent notification to; "

@@ -56,9 +56,9 @@ std::vector<weft::config_key> order_system_keys();
 /// and as WEFT_HTTP_PORT in the environment; so weft's http.port is always
 /// set here from node.http.port (default -1: off) and its http.host from
 /// http.host, and its http.auth.token from node.http.auth.token (the order
-/// system's http.auth.token is the REST API's). A clustered node then serves
-/// /cluster, /metrics and /state/<store>/<key> on node.http.port beside the
-/// REST API.
+/// system's http.auth.token is the REST API's). Every node, clustered or
+/// not, then serves the live map (/), /cluster, /metrics and
+/// /state/<store>/<key> on node.http.port beside the REST API.
 std::vector<std::string> weft_arguments(const app_config& app,
                                         std::vector<std::string> rest);
 

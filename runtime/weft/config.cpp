@@ -168,8 +168,9 @@ std::vector<config_key> make_keys() {
                "caught up: a task moves there at once; otherwise it warms up first.",
                false, 0, INT64_MAX});
   k.push_back({"http.port", kind::integer, "-1",
-               "Port of the node's HTTP endpoint (/state/<store>/<key>, /cluster, "
-               "/metrics); 0 picks a free one, -1 turns it off.",
+               "Port of the node's HTTP endpoint, on every node, clustered or not "
+               "(/ the live map, /state/<store>/<key>, /cluster, /metrics, "
+               "/topology); 0 picks a free one, -1 turns it off.",
                false, -1, 65535});
   k.push_back(
       {"http.host", kind::string, "127.0.0.1", "Address the HTTP endpoint listens on."});

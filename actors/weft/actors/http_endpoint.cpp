@@ -1,11 +1,13 @@
 #include "weft/actors/http_endpoint.hpp"
 
+#include "weft/map/embedded.hpp"
 #include "weft/metrics/exposition.hpp"
 
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 
@@ -65,10 +67,33 @@ http_endpoint::start(const std::string& host, int port, handlers h, http::limits
               return error(res, 404, "no value for key '" + key + "' in '" + store + "'");
             res.set_content(**r, "application/octet-stream");
           });
+  // The live map (weft/map): a page built into the binary that draws
+  // /topology and polls /metrics and /cluster. Nothing from elsewhere: the
+  // policy keeps the page to this node.
+  auto page = [](const char* file, const char* type) {
+    return [file, type](const httplib::Request&, httplib::Response& res) {
+      auto* f = embedded::find_map_file(file);
+      if (!f)
+        return error(res, 500, std::string{"the map's "} + file + " is not built in");
+      res.set_header("Cache-Control", "no-cache");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_header("Content-Security-Policy", "default-src 'self'");
+      res.set_content(f->body.data(), f->body.size(), type);
+    };
+  };
+  srv.Get("/", page("map.html", "text/html; charset=utf-8"));
+  srv.Get("/map.js", page("map.js", "text/javascript; charset=utf-8"));
+  srv.Get("/map.css", page("map.css", "text/css; charset=utf-8"));
   srv.Get("/cluster", [h](const httplib::Request&, httplib::Response& res) {
     res.set_content(h.cluster(), "application/json");
   });
   srv.Get("/metrics", [h](const httplib::Request& req, httplib::Response& res) {
+    // The node's clock at the scrape: the map's rates divide by it, not by
+    // when the browser's polls happened to return.
+    res.set_header("X-Weft-Time-Ms",
+                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count()));
     // Prometheus asks for text/plain (or openmetrics); a JSON client may say
     // so and keep getting what /metrics served before it was Prometheus'.
     auto accept = req.get_header_value("Accept");
@@ -139,8 +164,8 @@ http_endpoint::start(const std::string& host, int port, handlers h, http::limits
     if (res.status == 404 && res.body.empty())
       error(res, 404,
             "no such endpoint: " + req.path.substr(0, 200) +
-                " (try /state/<store>/<key>, /cluster, /metrics, /metrics.json, "
-                "/topology, /trace?key=K or /parked)");
+                " (try / for the live map, /state/<store>/<key>, /cluster, /metrics, "
+                "/metrics.json, /topology, /trace?key=K or /parked)");
   });
   int bound =
       port == 0 ? srv.bind_to_any_port(host) : (srv.bind_to_port(host, port) ? port : -1);

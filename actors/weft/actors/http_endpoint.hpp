@@ -2,6 +2,9 @@
 // The node's HTTP endpoint (http.port): interactive queries, the cluster
 // view and metrics, on a thread pool of its own (cpp-httplib).
 //
+//   GET /          the live map (map.html, /map.js, /map.css, built in from
+//                  weft/map): the topology with live figures, polling
+//                  /topology, /metrics and /cluster from the browser
 //   GET /state/<store>/<key>[?max_lag=N]  the value's bytes (200); 404 with a
 //       reason for an unknown key or store; 503 + Retry-After while the key's
 //       partition restores or moves (retriable); 400 for a store that is not

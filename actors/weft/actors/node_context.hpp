@@ -113,6 +113,12 @@ struct task_counters {
   std::atomic<uint64_t> parked{0};        ///< bad records that parked their key
   /// exactly_once: microseconds the task held its input at epoch markers.
   std::atomic<uint64_t> held_us{0};
+  /// Per input topic (service_info::input_topics order): records the task
+  /// took from it, counted per batch. Per output (output_topics order):
+  /// records emitted to it. The edges of the live map; sized by cell().
+  std::unique_ptr<std::atomic<uint64_t>[]> read;
+  std::unique_ptr<std::atomic<uint64_t>[]> written;
+  size_t inputs = 0, outputs = 0;
 
   static void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.fetch_add(n, std::memory_order_relaxed);
@@ -123,10 +129,20 @@ struct task_counters {
 /// is called when a task starts (a lock and a map lookup), never per record.
 class task_counter_registry {
  public:
-  task_counters* cell(size_t service, int32_t partition) {
+  /// The cell of task (service, partition), made on first call with room
+  /// for `inputs` input and `outputs` output topics (a service's topics
+  /// never change while the node runs).
+  task_counters* cell(size_t service, int32_t partition, size_t inputs = 0,
+                      size_t outputs = 0) {
     std::lock_guard<std::mutex> guard{mu_};
     auto& c = cells_[{service, partition}];
-    if (!c) c = std::make_unique<task_counters>();
+    if (!c) {
+      c = std::make_unique<task_counters>();
+      c->read = std::make_unique<std::atomic<uint64_t>[]>(inputs);
+      c->written = std::make_unique<std::atomic<uint64_t>[]>(outputs);
+      c->inputs = inputs;
+      c->outputs = outputs;
+    }
     return c.get();
   }
   /// Calls fn(service, partition, counters) for every task ever run here.

@@ -133,6 +133,7 @@ class task_context final : public context, public state::changelog_sink {
     if (output_index < key_suffixes.size()) r.key_suffix = key_suffixes[output_index];
     if (r.key_suffix > 0 && (!r.key || r.key->size() < r.key_suffix)) r.key_suffix = 0;
     task_counters::add(counters->produced);
+    task_counters::add(counters->written[output_index]);
     if (!node->trace_headers) return send(std::move(r), &slot->ref);
     // weft.cause (weft/trace/cause.hpp), built in a buffer the task reuses:
     // the producer copies it into the message, nothing is allocated here.
@@ -1215,6 +1216,15 @@ bool handle_one(task_self self, const record_view& view) {
   return finish_record(self);
 }
 
+/// Counts a batch of `n` records of `topic` handled (the map's edges): once
+/// per batch, a look-up among the service's few input topics.
+void count_read(task_self self, std::string_view topic, size_t n) {
+  auto& st = self->state;
+  auto& topics = st.service->input_topics;
+  for (size_t i = 0; i < topics.size() && i < st.ctx.counters->inputs; ++i)
+    if (topics[i] == topic) return task_counters::add(st.ctx.counters->read[i], n);
+}
+
 /// One input: handles queued batches in offset order until done, blocked by
 /// a full producer, or failed.
 void run_fifo(task_self self) {
@@ -1256,6 +1266,7 @@ void run_fifo(task_self self) {
     if (st.node->exactly_once)
       st.next_offsets[std::string{batch.view(0).topic}] = batch.next_offset();
     st.ctx.slot = nullptr;
+    count_read(self, batch.view(0).topic, batch.size());
     self->send(pb.source, ack_atom::value, pb.id);
     st.queue.pop_front();
     st.position = 0;
@@ -1464,6 +1475,7 @@ void run_ordered(task_self self) {
       }
     }
     if (in.position == batch.size()) {
+      count_read(self, in.topic, batch.size());
       self->send(pb.source, ack_atom::value, pb.id);
       in.items.pop_front();
       in.position = 0;
@@ -1536,7 +1548,9 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
   st.ctx.node = node;
   st.ctx.service = st.service;
   st.ctx.partition = partition;
-  st.ctx.counters = node->counters.tasks.cell(service_index, partition);
+  st.ctx.counters =
+      node->counters.tasks.cell(service_index, partition, st.service->input_topics.size(),
+                                st.service->output_topics.size());
   st.impl = st.service->factory();
   st.impl->init(partition_id{partition});
   for (auto& out : st.impl->outputs())
