@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "weft/actors/delivery_tracker.hpp"
 #include "weft/actors/node_context.hpp"
@@ -153,6 +154,54 @@ int64_t ms_since(std::chrono::steady_clock::time_point t) {
       .count();
 }
 
+/// The committed offsets of `tps` (-1: none), read again after a failure
+/// (100 ms, doubling to 2 s, each attempt logged) until startup.timeout.ms
+/// passed. Never left to librdkafka: when its own lookup after assign() is
+/// answered NOT_COORDINATOR for the whole request (a coordinator still
+/// loading, right after a broker start), librdkafka 2.0.2 never retries and
+/// the partition never starts fetching (confluentinc/librdkafka#5586; seen
+/// here as a single node whose inventory service never read its input).
+/// Runs on the task manager, a detached actor: blocking is its job.
+result<std::vector<int64_t>> read_committed(node_context& ctx,
+                                            const std::vector<topic_partition>& tps) {
+  const auto budget = std::chrono::milliseconds(ctx.cfg.get_int("startup.timeout.ms"));
+  const auto start = std::chrono::steady_clock::now();
+  auto backoff = std::chrono::milliseconds(100);
+  for (int attempt = 1;; ++attempt) {
+    auto committed = ctx.consumer->committed(tps, 5000);
+    if (committed) {
+      if (attempt > 1)
+        log::info("read the committed offsets of the assignment at attempt {}", attempt);
+      return committed;
+    }
+    auto spent = std::chrono::steady_clock::now() - start;
+    if (spent + backoff >= budget)
+      return make_error(committed.error().code(),
+                        "reading the committed offsets of the assignment failed for " +
+                            std::to_string(ms_since(start)) +
+                            " ms (startup.timeout.ms): " + committed.error().message());
+    log::warn("reading the committed offsets of the assignment (attempt {}): {}; again "
+              "in {} ms",
+              attempt, committed.error().message(), backoff.count());
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+/// Where a partition with no committed offset starts: the consumer's
+/// auto.offset.reset (weft's default earliest) as an explicit logical
+/// offset, so librdkafka never looks the committed offset up itself (see
+/// read_committed). "error" (or anything else) leaves it to librdkafka.
+int64_t start_without_commit(node_context& ctx) {
+  auto props = ctx.cfg.kafka_properties(client_kind::consumer);
+  auto reset = props.count("auto.offset.reset") ? props["auto.offset.reset"] : "earliest";
+  if (reset == "earliest" || reset == "smallest" || reset == "beginning")
+    return RD_KAFKA_OFFSET_BEGINNING;
+  if (reset == "latest" || reset == "largest" || reset == "end")
+    return RD_KAFKA_OFFSET_END;
+  return kafka::consumer::committed_offset;
+}
+
 /// The plan of `units`' tasks: takes each partition's queue and assigns the
 /// partitions at their committed offsets — replacing the assignment, or
 /// (incremental) adding to it.
@@ -193,17 +242,16 @@ result<plan_ptr> make_plan(manager_actor self, const std::set<size_t>& units,
   for (auto& tp : tps)
     starts.emplace_back(tp, weft::offset{kafka::consumer::committed_offset});
   if (!tps.empty()) {
-    if (auto committed = ctx.consumer->committed(tps, 5000); committed) {
-      for (size_t i = 0; i < tps.size(); ++i)
-        if ((*committed)[i] >= 0) {
-          plan->partitions[i].queue->set_floor((*committed)[i]);
-          starts[i].second = weft::offset{(*committed)[i]};
-        }
-    } else {
-      log::warn("reading the committed offsets of the assignment: {} (librdkafka looks "
-                "them up itself)",
-                committed.error().message());
-    }
+    auto committed = read_committed(ctx, tps);
+    if (!committed) return committed.error();
+    const auto uncommitted = start_without_commit(ctx);
+    for (size_t i = 0; i < tps.size(); ++i)
+      if ((*committed)[i] >= 0) {
+        plan->partitions[i].queue->set_floor((*committed)[i]);
+        starts[i].second = weft::offset{(*committed)[i]};
+      } else {
+        starts[i].second = weft::offset{uncommitted};
+      }
   }
   // Units share no partition: added tasks' partitions are new to the
   // consumer, and the running ones' go on where they are.
