@@ -22,6 +22,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <vector>
 
 #include "fuzz_check.hpp"
@@ -50,13 +51,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto& env = weft::fuzz::peer_environment::get();
   std::vector<caf::strong_actor_ptr> stages;
   caf::message msg;
-  {
+  try {
     caf::binary_deserializer source{env.context(), reinterpret_cast<const char*>(data),
                                     size};
     if (source(stages, msg)) {
       env.forget_proxies();
       return 0;
     }
+  } catch (const std::exception&) {
+    // CAF 0.17.6's own deserializers throw for some bytes (a variant such as
+    // caf::config_value with a type index out of range: "invalid type
+    // found"; found by this target), and its BASP reader does not catch:
+    // the node's process ends before weft sees the message. weft cannot
+    // hook in front of that decoding; README (Security) names it with the
+    // other limit of CAF's reader: only a peer allowed to connect (under
+    // cluster.tls.enabled, one holding the application's credentials) can
+    // send such bytes. Nothing was decoded: nothing for weft to check.
+    env.forget_proxies();
+    return 0;
   }
   weft::fuzz::dispatch(msg);
   if (!encodable(msg)) {
