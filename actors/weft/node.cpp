@@ -547,29 +547,6 @@ std::string node::impl::metrics_json(const node_metrics& m) const {
 
 namespace {
 
-/// Standard base64 (RFC 4648, padded): how /parked shows any key.
-std::string base64(std::string_view in) {
-  static const char* abc =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) |
-                 uint32_t(uint8_t(in[i + 2]));
-    for (int s = 18; s >= 0; s -= 6)
-      out.push_back(abc[(v >> s) & 63]);
-  }
-  if (i < in.size()) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
-    out.push_back(abc[(v >> 18) & 63]);
-    out.push_back(abc[(v >> 12) & 63]);
-    out.push_back(i + 1 < in.size() ? abc[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
-}
-
 std::string json_body(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -588,7 +565,7 @@ std::string node::impl::parked_json() const {
           {"partition", p.partition},
           {"null_key", !key},
           {"key", nullptr},
-          {"key_base64", key ? base64(*key) : ""},
+          {"key_base64", key ? detail::base64(*key) : ""}, // as /trace shows keys
           {"held", p.held},
           {"error", p.error},
           {"parked_at_ms", p.since},
