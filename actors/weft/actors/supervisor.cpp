@@ -107,22 +107,26 @@ void record_offsets(supervisor_self self, size_t task, const task_offsets& offs)
   }
 }
 
+/// The offset of partition `p` every task it feeds agrees to commit: the
+/// lowest they reported; -1 while one has reported none (or none feeds it).
+int64_t agreed_offset(const supervisor_state& st, size_t p) {
+  int64_t low = INT64_MAX;
+  for (auto t : st.partition_tasks[p]) {
+    auto i = st.reported.find({p, t});
+    if (i == st.reported.end()) return -1;
+    low = std::min(low, i->second);
+  }
+  return low == INT64_MAX ? -1 : low;
+}
+
 /// Offsets every task fed by a partition agrees to commit, newer than the
 /// last commit.
 partition_offsets commit_candidates(supervisor_self self) {
   auto& st = self->state;
   partition_offsets out;
   for (size_t p = 0; p < st.partition_tps.size(); ++p) {
-    int64_t low = INT64_MAX;
-    for (auto t : st.partition_tasks[p]) {
-      auto i = st.reported.find({p, t});
-      if (i == st.reported.end()) {
-        low = -1;
-        break;
-      }
-      low = std::min(low, i->second);
-    }
-    if (low < 0 || low == INT64_MAX) continue;
+    auto low = agreed_offset(st, p);
+    if (low < 0) continue;
     // Only offsets this node committed are in `committed` (an idle epoch
     // sends them again: a default 0 there would rewind the group).
     auto last = st.committed.find(st.partition_tps[p]);
@@ -457,15 +461,11 @@ void settle_release(supervisor_self self) {
       self->delayed_send(self, std::chrono::milliseconds(20), settle_atom::value);
       return;
     }
-    for (auto p : op.parts) {
-      int64_t low = INT64_MAX;
-      for (auto f : st.partition_tasks[p]) {
-        auto r = st.reported.find({p, f});
-        low = r == st.reported.end() ? -1 : std::min(low, r->second);
-      }
-      if (low >= 0 && low != INT64_MAX)
+    // Committed already or not, the final offsets go in the answer: the
+    // task manager commits them synchronously before the next owner starts.
+    for (auto p : op.parts)
+      if (auto low = agreed_offset(st, p); low >= 0)
         op.final.emplace_back(st.partition_tps[p], weft::offset{low});
-    }
     log::info("releasing {} tasks: settled, {} partitions to commit", op.tasks.size(),
               op.final.size());
     std::set<size_t> leaving = op.tasks;
