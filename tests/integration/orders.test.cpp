@@ -447,9 +447,13 @@ TEST_CASE("fraud: orders more than an hour apart fall in separate sessions",
     return sys.validated(id);
   };
   const weft::timestamp_ms hour = 3600 * 1000;
-  CHECK(create("early", 1500, t0)["state"] == "VALIDATED");
+  const auto early = create("early", 1500, t0);
+  INFO("early: " << early.dump());
+  CHECK(early["state"] == "VALIDATED");
   // One hour and a millisecond later: a new session.
-  CHECK(create("later", 1500, t0 + hour + 1)["state"] == "VALIDATED");
+  const auto later = create("later", 1500, t0 + hour + 1);
+  INFO("later: " << later.dump());
+  CHECK(later["state"] == "VALIDATED");
   // Within an hour of "later": joins its session, 1500 + 600 >= 2000.
   auto joined = create("joined", 600, t0 + hour + 1 + hour - 1);
   CHECK(joined["state"] == "FAILED");

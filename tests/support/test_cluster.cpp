@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <random>
 #include <thread>
 
 namespace weft::test {
@@ -39,8 +40,20 @@ std::string bootstrap() {
 }
 
 std::string unique_name(const std::string& prefix) {
+  // The process id alone repeats: pid_max is 32,768 here and a suite run
+  // (a build, a JVM broker, librdkafka's and CAF's threads, which take ids
+  // from the same space) wraps it. Two processes with one id made the same
+  // names: the later one found the earlier one's topics, records, committed
+  // offsets and /tmp state dir, and a test failed on data it never wrote.
+  // A random token drawn once per process makes them differ.
+  static const std::string token = [] {
+    std::random_device rd;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
+    return std::string{buf};
+  }();
   static std::atomic<int> n{0};
-  return prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+  return prefix + "-" + std::to_string(::getpid()) + "-" + token + "-" + std::to_string(++n);
 }
 
 int free_port() {

@@ -26,7 +26,8 @@ namespace weft::test {
 std::string bootstrap();
 void use_bootstrap(std::string servers);
 
-/// A name unique to this process and call, e.g. "words-4711-3".
+/// A name unique to this process and call, e.g. "words-4711-9f3a61c0-3" (process
+/// id, a random token drawn once per process, a counter).
 std::string unique_name(const std::string& prefix);
 
 /// An admin client on the test broker.
