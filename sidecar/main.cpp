@@ -20,6 +20,7 @@
 #include <weft/kafka/admin.hpp>
 #include <weft/log.hpp>
 #include <weft/node.hpp>
+#include <weft/version.hpp>
 
 #include "http_api.hpp"
 #include "pull_subscription.hpp"
@@ -57,6 +58,10 @@ int main(int argc, char** argv) {
                 sidecar::help_text().c_str());
     return 0;
   }
+  if (cfg->version_requested()) {
+    std::printf("weft-sidecar (weft %s)\n", weft::version);
+    return 0;
+  }
   auto& sc = parsed->sidecar;
   if (auto st = sidecar::apply_defaults(sc, *cfg); !st) return fail(st.message());
   const auto& app = cfg->get_string("application.id");
@@ -67,17 +72,22 @@ int main(int argc, char** argv) {
   // Topics: those with topic.<t>.partitions and the write ids' topic are
   // created; every other one the keys name must exist (named by its key
   // when not).
-  auto admin = weft::kafka::admin::create(cfg->kafka_properties(weft::client_kind::admin));
+  auto admin =
+      weft::kafka::admin::create(cfg->kafka_properties(weft::client_kind::admin));
   if (!admin) return fail(admin.error().message());
   if (auto st = (*admin)->wait_for_brokers(timeout_ms); !st) return fail(st.message());
   for (auto& [n, t] : sc.topics)
     if (t.partitions > 0)
       if (auto st = (*admin)->ensure_topics(
-              {{n, t.partitions, static_cast<int>(cfg->get_int("replication.factor")), {}}},
+              {{n,
+                t.partitions,
+                static_cast<int>(cfg->get_int("replication.factor")),
+                {}}},
               timeout_ms);
           !st)
         return fail("config key 'topic." + n + ".partitions': " + st.message());
-  auto must_exist = [&](const std::string& topic, const std::string& key) -> weft::status {
+  auto must_exist = [&](const std::string& topic,
+                        const std::string& key) -> weft::status {
     auto n = (*admin)->partition_count(topic, timeout_ms);
     if (n) return {};
     return weft::make_error(weft::errc::invalid_config,
@@ -86,7 +96,8 @@ int main(int argc, char** argv) {
                                 "); create it first");
   };
   for (auto& [n, t] : sc.tables)
-    if (auto st = must_exist(t.topic, "table." + n + ".topic"); !st) return fail(st.message());
+    if (auto st = must_exist(t.topic, "table." + n + ".topic"); !st)
+      return fail(st.message());
   for (auto& [n, s] : sc.subscriptions)
     if (auto st = must_exist(s.topic, "subscription." + n + ".topic"); !st)
       return fail(st.message());
@@ -94,10 +105,12 @@ int main(int argc, char** argv) {
   for (auto& [n, t] : sc.topics)
     if (t.writable) {
       writes = true;
-      if (auto st = must_exist(n, "topic." + n + ".writable"); !st) return fail(st.message());
+      if (auto st = must_exist(n, "topic." + n + ".writable"); !st)
+        return fail(st.message());
     }
   if (auto st = (*admin)->ensure_topics(
-          {{sidecar::requests_topic(app), sc.idempotency_partitions,
+          {{sidecar::requests_topic(app),
+            sc.idempotency_partitions,
             static_cast<int>(cfg->get_int("replication.factor")),
             {{"cleanup.policy", "compact,delete"},
              {"retention.ms", std::to_string(sc.idempotency_retention_ms)}}}},
@@ -109,19 +122,21 @@ int main(int argc, char** argv) {
   sidecar::add_table_services(node, sc, app);
   // The tables' ends at start-up, to tell when they caught up (readiness,
   // and trusting "no such write id").
-  std::map<std::string, std::string> tracked{{sidecar::requests_store,
-                                              sidecar::requests_topic(app)}};
+  std::map<std::string, std::string> tracked{
+      {sidecar::requests_store, sidecar::requests_topic(app)}};
   for (auto& [n, t] : sc.tables)
     if (!t.global) tracked[n] = t.topic;
   auto tracker = sidecar::catch_up_tracker::create(
       cfg->kafka_properties(weft::client_kind::consumer), app, tracked, timeout_ms);
-  if (!tracker) return fail("reading the tables' end offsets: " + tracker.error().message());
+  if (!tracker)
+    return fail("reading the tables' end offsets: " + tracker.error().message());
   sidecar::table_reader reader{node, sc, tracker->get()};
 
   std::unique_ptr<sidecar::topic_writer> writer;
   if (writes) {
-    auto w = sidecar::topic_writer::create(cfg->kafka_properties(weft::client_kind::producer),
-                                           app, node_id, reader, sc.write_timeout_ms);
+    auto w =
+        sidecar::topic_writer::create(cfg->kafka_properties(weft::client_kind::producer),
+                                      app, node_id, reader, sc.write_timeout_ms);
     if (!w) return fail("writer: " + w.error().message());
     writer = std::move(*w);
   }
@@ -134,8 +149,8 @@ int main(int argc, char** argv) {
   const std::string member = configured_id;
   for (auto& [n, s] : sc.subscriptions) {
     if (s.mode == sidecar::delivery_mode::pull) {
-      pulls.emplace(n, std::make_unique<sidecar::pull_subscription>(s, sc.topic(s.topic), *cfg,
-                                                                    member));
+      pulls.emplace(n, std::make_unique<sidecar::pull_subscription>(s, sc.topic(s.topic),
+                                                                    *cfg, member));
       continue;
     }
     auto p = sidecar::push_delivery::start(s, sc.topic(s.topic), *cfg, member, node_id,

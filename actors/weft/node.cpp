@@ -1,4 +1,5 @@
 #include "weft/node.hpp"
+#include "weft/version.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -1297,6 +1298,10 @@ int run_main(int argc, char** argv, const std::function<void(node&)>& setup) {
   }
   if (cfg->help_requested()) {
     std::cout << config::help_text(argv[0]);
+    return 0;
+  }
+  if (cfg->version_requested()) {
+    std::cout << argv[0] << " (weft " << version << ")\n";
     return 0;
   }
   node n{std::move(*cfg)};

@@ -16,6 +16,7 @@
 #include <weft/kafka/consumer.hpp>
 #include <weft/kafka/producer.hpp>
 #include <weft/node.hpp>
+#include <weft/version.hpp>
 
 #include "shout.hpp"
 
@@ -41,25 +42,22 @@ int fail(const std::string& what) {
 } // namespace
 
 int main(int argc, char** argv) {
-  size_t records = 200000;
-  std::vector<const char*> rest{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--demo.records=", 15) == 0)
-      records = std::stoul(argv[i] + 15);
-    else
-      rest.push_back(argv[i]);
-  }
-  auto cfg = weft::config::load(static_cast<int>(rest.size()), rest.data());
-  if (!cfg) {
-    // application.id is the only required key: default it for the demo.
-    rest.push_back("--application.id=hello-demo");
-    cfg = weft::config::load(static_cast<int>(rest.size()), rest.data());
-    if (!cfg) return fail(cfg.error().message());
-  }
+  // The demo's own key, and a default of its own for weft's application.id.
+  weft::app_schema app;
+  app.keys.push_back({"demo.records", weft::config_key::kind::integer, "200000",
+                      "Records the demo writes and counts.", false, 1, 1000000000});
+  app.defaults["application.id"] = "hello-demo";
+  auto cfg = weft::config::load(argc, argv, app);
+  if (!cfg) return fail(cfg.error().message());
   if (cfg->help_requested()) {
-    std::printf("%s", weft::config::help_text(argv[0]).c_str());
+    std::printf("%s", weft::config::help_text(argv[0], app).c_str());
     return 0;
   }
+  if (cfg->version_requested()) {
+    std::printf("weft-hello-demo (weft %s)\n", weft::version);
+    return 0;
+  }
+  const auto records = static_cast<size_t>(cfg->app_int("demo.records"));
   auto servers = cfg->get_string("bootstrap.servers");
   const int parts = 6;
   auto admin = weft::kafka::admin::create({{"bootstrap.servers", servers}});

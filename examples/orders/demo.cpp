@@ -30,6 +30,7 @@
 #include <weft/kafka/admin.hpp>
 #include <weft/log.hpp>
 #include <weft/node.hpp>
+#include <weft/version.hpp>
 
 #include "inventory.hpp"
 #include "load.hpp"
@@ -97,34 +98,23 @@ int main(int argc, char** argv) {
     else
       rest_args.emplace_back(argv[i]);
   }
-  orders::app_config app{orders::order_system_keys()};
-  std::vector<const char*> raw;
-  for (auto& a : rest_args)
-    raw.push_back(a.c_str());
-  auto rest = app.parse(static_cast<int>(raw.size()), raw.data());
-  if (!rest) return fail(rest.error().message());
-  bool has_app_id = false, has_guarantee = false, has_log_file = false,
-       has_node_port = false;
-  for (auto& a : *rest) {
-    has_app_id |= a.rfind("--application.id", 0) == 0;
-    has_guarantee |= a.rfind("--processing.guarantee", 0) == 0;
-    has_log_file |= a.rfind("--log.file", 0) == 0;
-    has_node_port |= a.rfind("--node.http.port", 0) == 0;
-  }
-  has_app_id |= std::getenv("WEFT_APPLICATION_ID") != nullptr;
-  has_guarantee |= std::getenv("WEFT_PROCESSING_GUARANTEE") != nullptr;
-  has_log_file |= std::getenv("WEFT_LOG_FILE") != nullptr;
-  has_node_port |= std::getenv("WEFT_NODE_HTTP_PORT") != nullptr;
-  if (!has_app_id) rest->push_back("--application.id=orders-demo");
-  const auto weft_args = orders::weft_arguments(app, std::move(*rest));
+  // The demo's own defaults for weft keys: a source still beats them.
+  auto schema = orders::order_system_schema();
+  schema.defaults["application.id"] = "orders-demo";
+  schema.defaults["processing.guarantee"] = "exactly_once";
+  schema.defaults["http.port"] = "0"; // the node's endpoint, on a free port
   std::vector<const char*> args;
-  for (auto& a : weft_args)
+  for (auto& a : rest_args)
     args.push_back(a.c_str());
-  auto cfg = weft::config::load(static_cast<int>(args.size()), args.data());
+  auto cfg = weft::config::load(static_cast<int>(args.size()), args.data(), schema);
   if (!cfg) return fail(cfg.error().message());
   if (cfg->help_requested()) {
-    std::printf("usage: %s [--orders=N] [--clients=N] [--serve] [keys]\n\n%s%s", argv[0],
-                weft::config::help_text(argv[0]).c_str(), app.help_text().c_str());
+    std::printf("usage: %s [--orders=N] [--clients=N] [--serve] [keys]\n\n%s", argv[0],
+                weft::config::help_text(argv[0], schema).c_str());
+    return 0;
+  }
+  if (cfg->version_requested()) {
+    std::printf("weft-orders-demo (weft %s)\n", weft::version);
     return 0;
   }
   // The demo is one node: it wipes the system's topics and state at start,
@@ -134,10 +124,7 @@ int main(int argc, char** argv) {
   if (cfg->get_bool("cluster.enabled"))
     return fail("the demo runs one node; for a cluster start weft-orders processes "
                 "with --cluster.enabled=true (see examples/orders/main.cpp)");
-  // Exactly-once by default once the runtime offers it; the config says.
-  if (!has_guarantee)
-    if (auto eo = cfg->with("processing.guarantee", "exactly_once")) cfg = std::move(eo);
-  auto s = orders::settings::from(app);
+  auto s = orders::settings::from(*cfg);
   cfg = orders::with_bad_record_policies(*cfg, s);
   if (!cfg) return fail(cfg.error().message());
   if (!cfg->describe_format().empty()) { // the picture only: no broker, no wipe
@@ -148,13 +135,10 @@ int main(int argc, char** argv) {
   const auto app_id = cfg->get_string("application.id");
   const auto servers = cfg->get_string("bootstrap.servers");
   // The console is the progress's: the log goes to a file unless told.
-  if (!has_log_file)
+  if (!cfg->was_set("log.file"))
     if (auto l =
             cfg->with("log.file", cfg->get_string("state.dir") + "/" + app_id + ".log"))
       cfg = std::move(l);
-  // The node's own endpoint (metrics, topology) on a free port unless told.
-  if (!has_node_port)
-    if (auto h = cfg->with("http.port", "0")) cfg = std::move(h);
   if (auto st =
           weft::log::setup(cfg->get_string("log.level"), cfg->get_string("log.file"));
       !st)

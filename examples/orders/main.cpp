@@ -13,13 +13,14 @@
 //               --node.http.port=7171
 //
 // node.http.port is weft's http.port (the node's /cluster, /metrics and
-// /state endpoint), which the REST API's http.port shadows (settings.hpp).
+// /state endpoint): the REST API's http.port has the name here (settings.hpp).
 // --help lists weft's keys and the order system's own.
 #include <cstdio>
 
 #include <weft/kafka/admin.hpp>
 #include <weft/log.hpp>
 #include <weft/node.hpp>
+#include <weft/version.hpp>
 
 #include "rest_api.hpp"
 #include "settings.hpp"
@@ -27,27 +28,21 @@
 
 int main(int argc, char** argv) {
   weft::block_stop_signals(); // before the HTTP threads exist
-  orders::app_config app{orders::order_system_keys()};
-  auto rest = app.parse(argc, argv);
-  if (!rest) {
-    std::fprintf(stderr, "weft-orders: %s\n", rest.error().message().c_str());
-    return 2;
-  }
-  const auto weft_args = orders::weft_arguments(app, std::move(*rest));
-  std::vector<const char*> args;
-  for (auto& a : weft_args)
-    args.push_back(a.c_str());
-  auto cfg = weft::config::load(static_cast<int>(args.size()), args.data());
+  const auto schema = orders::order_system_schema();
+  auto cfg = weft::config::load(argc, argv, schema);
   if (!cfg) {
     std::fprintf(stderr, "weft-orders: %s\n", cfg.error().message().c_str());
     return 2;
   }
   if (cfg->help_requested()) {
-    std::printf("%s%s", weft::config::help_text(argv[0]).c_str(),
-                app.help_text().c_str());
+    std::printf("%s", weft::config::help_text(argv[0], schema).c_str());
     return 0;
   }
-  auto s = orders::settings::from(app);
+  if (cfg->version_requested()) {
+    std::printf("weft-orders (weft %s)\n", weft::version);
+    return 0;
+  }
+  auto s = orders::settings::from(*cfg);
   // Bad input never stops the order system: each service's policy (README).
   cfg = orders::with_bad_record_policies(*cfg, s);
   if (!cfg) {

@@ -1,13 +1,14 @@
 #pragma once
-// The order system's own configuration keys, beside weft's.
+// The order system's own configuration keys, declared to weft's config
+// (weft::app_schema): they come from the same --config file, WEFT_<KEY>
+// environment variables and command line as weft's, are checked the same
+// way and are listed by --help under weft's.
 //
-// weft's config (weft/config.hpp) rejects keys it does not know, so an
-// application that needs keys of its own declares them here, with the same
-// declaration type (weft::config_key: name, default, doc, bounds) and the
-// same sources: defaults, then WEFT_<KEY> in the environment, then
-// --key=value on the command line. app_config::parse takes its keys out of
-// the command line and hands the rest to weft::config::load, and its help
-// text lists them under weft's. (Keys in a --config file are weft's only.)
+// The order system's http.* keys are its REST API's, older than weft's node
+// endpoint: weft's http.port, http.auth.token, http.max.body.bytes,
+// http.max.header.bytes and http.request.timeout.ms are node.http.* here
+// (app_schema::renamed). http.host is weft's key, and the REST API binds it
+// too.
 
 #include <map>
 #include <string>
@@ -19,48 +20,11 @@
 
 namespace orders {
 
-/// An application's extra keys and their values after parsing.
-class app_config {
- public:
-  explicit app_config(std::vector<weft::config_key> keys);
-
-  /// Reads the declared keys from the environment and argv (validated) and
-  /// returns the arguments left for weft::config::load (argv[0] first).
-  weft::result<std::vector<std::string>> parse(int argc, const char* const* argv);
-
-  /// Sets a key (validated), e.g. a default that a program chooses.
-  weft::status set(const std::string& key, const std::string& value);
-
-  const std::string& get_string(const std::string& key) const;
-  int64_t get_int(const std::string& key) const;
-  bool get_bool(const std::string& key) const;
-
-  /// The declared keys with defaults and docs, for --help.
-  std::string help_text() const;
-
- private:
-  const weft::config_key* find(const std::string& name) const;
-  std::vector<weft::config_key> keys_;
-  std::map<std::string, std::string> values_;
-};
-
-/// The order system's keys: topic prefix and partitions, validation.timeout.ms,
-/// shipping.delay.ms, the REST address, bounds and token, the node's HTTP
-/// port and token, and the notification outbox.
-std::vector<weft::config_key> order_system_keys();
-
-/// The arguments for weft::config::load: `rest` (what app_config::parse
-/// left, argv[0] first) and weft's http.host and http.port. The order
-/// system's keys http.host and http.port (the REST API's, older than weft's
-/// node endpoint) shadow weft's keys of the same names, on the command line
-/// and as WEFT_HTTP_PORT in the environment; so weft's http.port is always
-/// set here from node.http.port (default -1: off) and its http.host from
-/// http.host, and its http.auth.token from node.http.auth.token (the order
-/// system's http.auth.token is the REST API's). Every node, clustered or
-/// not, then serves the live map (/), /cluster, /metrics and
-/// /state/<store>/<key> on node.http.port beside the REST API.
-std::vector<std::string> weft_arguments(const app_config& app,
-                                        std::vector<std::string> rest);
+/// The order system's keys (topic prefix and partitions,
+/// validation.timeout.ms, shipping.delay.ms, the REST API's port, bounds and
+/// token, the notification outbox, services to skip) and weft's http.* keys
+/// renamed node.http.*.
+weft::app_schema order_system_schema();
 
 /// What the services need of the configuration, read once.
 struct settings {
@@ -79,7 +43,7 @@ struct settings {
   /// see the validation timeout; a deployment could split services).
   std::vector<std::string> skip;
 
-  static settings from(const app_config& c);
+  static settings from(const weft::config& c);
 };
 
 } // namespace orders

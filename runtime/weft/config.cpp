@@ -1,5 +1,7 @@
 #include "weft/config.hpp"
 
+#include "weft/version.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -274,15 +276,16 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-std::string unknown_key_message(std::string_view key) {
+std::string unknown_key_message(std::string_view key,
+                                const std::vector<std::string>& declared) {
   std::string best;
   size_t best_d = 4;
   // A key far longer than any declared one is no typo of one (and the edit
   // distance costs its length times theirs).
-  for (auto& k : config::keys()) {
+  for (auto& name : declared) {
     if (key.size() > 100) break;
-    auto d = edit_distance(key, k.name);
-    if (d < best_d) best_d = d, best = k.name;
+    auto d = edit_distance(key, name);
+    if (d < best_d) best_d = d, best = name;
   }
   std::string msg = "unknown config key '" + std::string{key.substr(0, 200)} +
                     (key.size() > 200 ? "...'" : "'");
@@ -371,7 +374,122 @@ status check_tls_files(const std::map<std::string, std::string, std::less<>>& ra
   return {};
 }
 
+/// The names keys have in one program: weft's keys under their own names
+/// or app_schema::renamed's, and the program's own keys.
+class naming {
+ public:
+  enum class owner { none, weft, app };
+
+  static result<naming> make(const app_schema& app) {
+    naming n;
+    n.app_ = &app;
+    for (auto& [weft_name, name] : app.renamed) {
+      if (!find_key(weft_name))
+        return make_error(errc::invalid_config,
+                          "app_schema renames '" + weft_name +
+                              "', which is no weft key; see config::keys()");
+      n.external_[weft_name] = name;
+    }
+    for (auto& k : config::keys()) {
+      auto name = n.external(k.name);
+      if (auto st = n.claim(name, "weft's key '" + k.name + "'"); !st) return st;
+      n.weft_by_name_[name] = k.name;
+    }
+    for (auto& k : app.keys) {
+      if (k.name.empty() || is_passthrough(k.name) || starts_with(k.name, "service."))
+        return make_error(errc::invalid_config,
+                          "application key '" + k.name +
+                              "': empty, or under a prefix weft reserves (kafka., "
+                              "consumer., producer., admin., service.); rename it");
+      if (auto st = n.claim(k.name, "the application's key '" + k.name + "'"); !st)
+        return st;
+      n.app_by_name_[k.name] = &k;
+    }
+    for (auto& [weft_name, value] : app.defaults) {
+      auto* k = find_key(weft_name);
+      if (!k)
+        return make_error(errc::invalid_config,
+                          "app_schema sets a default for '" + weft_name +
+                              "', which is no weft key; see config::keys()");
+      if (auto st = check_value(*k, value); !st) return n.rename(st);
+    }
+    return n;
+  }
+
+  /// The name weft key `weft_name` has in this program.
+  std::string external(const std::string& weft_name) const {
+    auto i = external_.find(weft_name);
+    return i == external_.end() ? weft_name : i->second;
+  }
+
+  /// Who owns the key a source calls `name`, and its name there.
+  owner resolve(const std::string& name, std::string& internal) const {
+    if (auto i = app_by_name_.find(name); i != app_by_name_.end()) {
+      internal = name;
+      return owner::app;
+    }
+    if (auto i = weft_by_name_.find(name); i != weft_by_name_.end()) {
+      internal = i->second;
+      return owner::weft;
+    }
+    return owner::none;
+  }
+
+  const config_key* app_key(std::string_view name) const {
+    auto i = app_by_name_.find(std::string{name});
+    return i == app_by_name_.end() ? nullptr : i->second;
+  }
+
+  /// Every name a source may use (for the environment and for typos).
+  std::vector<std::string> all() const {
+    std::vector<std::string> out;
+    for (auto& [name, w] : weft_by_name_)
+      out.push_back(name);
+    for (auto& [name, k] : app_by_name_)
+      out.push_back(name);
+    return out;
+  }
+
+  /// A weft validation error with weft's key names put as this program
+  /// names them.
+  status rename(const status& st) const {
+    if (st || external_.empty()) return st;
+    auto msg = st.message();
+    for (auto& [weft_name, name] : external_)
+      for (auto [from, to] : {std::pair{"'" + weft_name + "'", "'" + name + "'"},
+                              std::pair{"--" + weft_name + "=", "--" + name + "="},
+                              std::pair{env_name(weft_name) + ",", env_name(name) + ","}})
+        for (auto at = msg.find(from); at != std::string::npos;
+             at = msg.find(from, at + to.size()))
+          msg.replace(at, from.size(), to);
+    return make_error(st.code(), msg);
+  }
+
+ private:
+  status claim(const std::string& name, const std::string& who) {
+    auto [i, fresh] = owners_.emplace(name, who);
+    if (fresh) return {};
+    return make_error(errc::invalid_config,
+                      "config key '" + name + "' is declared twice: " + i->second +
+                          " and " + who +
+                          "; rename the application's key, or give weft's key "
+                          "another name with app_schema::renamed");
+  }
+
+  const app_schema* app_ = nullptr;
+  std::map<std::string, std::string> external_;          ///< weft name -> name here
+  std::map<std::string, std::string> weft_by_name_;      ///< name here -> weft name
+  std::map<std::string, const config_key*> app_by_name_; ///< the program's keys
+  std::map<std::string, std::string> owners_;            ///< name -> who declared it
+};
+
 } // namespace
+
+/// The values of every source, by the names the sources use, in rising
+/// precedence.
+struct config::sources {
+  std::vector<std::map<std::string, std::string>> layers;
+};
 
 const std::vector<config_key>& config::keys() {
   static const std::vector<config_key> all = make_keys();
@@ -395,7 +513,12 @@ status config::validate(const std::map<std::string, std::string, std::less<>>& r
       continue;
     }
     auto* k = find_key(key);
-    if (!k) return make_error(errc::invalid_config, unknown_key_message(key));
+    if (!k) {
+      std::vector<std::string> names;
+      for (auto& d : keys())
+        names.push_back(d.name);
+      return make_error(errc::invalid_config, unknown_key_message(key, names));
+    }
     if (auto st = check_value(*k, value); !st) return st;
   }
   if (check_required)
@@ -448,27 +571,80 @@ config::parse_properties(std::string_view text, const std::string& source) {
   return out;
 }
 
-result<config> config::from_map(const std::map<std::string, std::string>& values) {
-  std::map<std::string, std::string, std::less<>> raw;
+result<config> config::build(const sources& from, const app_schema& app,
+                             bool check_required) {
+  auto names = naming::make(app);
+  if (!names) return names.error();
+  std::map<std::string, std::string, std::less<>> raw, app_raw;
   for (auto& k : keys())
     if (!k.default_value.empty()) raw[k.name] = k.default_value;
-  for (auto& [k, v] : values)
+  for (auto& [k, v] : app.defaults)
     raw[k] = v;
-  if (auto st = validate(raw, true); !st) return st;
+  for (auto& k : app.keys)
+    app_raw[k.name] = k.default_value;
+  std::vector<std::string> set_keys;
+  std::map<std::string, bool> app_set;
+  for (auto& layer : from.layers)
+    for (auto& [name, value] : layer) {
+      std::string internal;
+      if (is_passthrough(name) || starts_with(name, "service.")) {
+        raw[name] = value;
+        set_keys.push_back(name);
+        continue;
+      }
+      switch (names->resolve(name, internal)) {
+      case naming::owner::weft:
+        raw[internal] = value;
+        set_keys.push_back(internal);
+        break;
+      case naming::owner::app:
+        app_raw[internal] = value;
+        app_set[internal] = true;
+        break;
+      case naming::owner::none:
+        return make_error(errc::invalid_config, unknown_key_message(name, names->all()));
+      }
+    }
+  if (auto st = names->rename(validate(raw, check_required)); !st) return st;
+  for (auto& k : app.keys) {
+    if (app_set[k.name] || !k.default_value.empty()) {
+      if (auto st = check_value(k, app_raw[k.name]); !st) return st;
+    } else if (check_required && k.required)
+      return make_error(errc::invalid_config,
+                        "config key '" + k.name + "' is required: pass --" + k.name +
+                            "=<value>, set " + env_name(k.name) +
+                            ", or put it in the --config file (" + k.doc + ")");
+  }
+  std::sort(set_keys.begin(), set_keys.end());
+  set_keys.erase(std::unique(set_keys.begin(), set_keys.end()), set_keys.end());
   config c;
   c.values_ = std::move(raw);
+  c.app_values_ = std::move(app_raw);
+  c.set_keys_ = std::move(set_keys);
+  c.app_ = std::make_shared<const app_schema>(app);
   return c;
 }
 
-result<config> config::load(int argc, const char* const* argv) {
+result<config> config::from_map(const std::map<std::string, std::string>& values,
+                                const app_schema& app) {
+  return build(sources{{values}}, app, true);
+}
+
+result<config> config::load(int argc, const char* const* argv, const app_schema& app) {
+  auto names = naming::make(app);
+  if (!names) return names.error();
   std::map<std::string, std::string> file_values, env_values, cli_values;
   std::string file;
-  bool help = false;
+  bool help = false, version = false;
   std::string describe;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       help = true;
+      continue;
+    }
+    if (a == "--version") {
+      version = true;
       continue;
     }
     if (starts_with(a, "--describe")) {
@@ -507,45 +683,71 @@ result<config> config::load(int argc, const char* const* argv) {
     if (!props) return props.error();
     file_values = std::move(*props);
   }
-  for (auto& k : keys())
-    if (auto* v = std::getenv(env_name(k.name).c_str())) env_values[k.name] = v;
-  std::map<std::string, std::string, std::less<>> raw;
-  for (auto& k : keys())
-    if (!k.default_value.empty()) raw[k.name] = k.default_value;
-  for (auto* src : {&file_values, &env_values, &cli_values})
-    for (auto& [k, v] : *src)
-      raw[k] = v;
-  if (auto st = validate(raw, !help && describe.empty()); !st) return st;
-  config c;
-  c.values_ = std::move(raw);
-  c.help_ = help;
-  c.describe_ = std::move(describe);
+  for (auto& name : names->all())
+    if (auto* v = std::getenv(env_name(name).c_str())) env_values[name] = v;
+  auto c = build(sources{{file_values, env_values, cli_values}}, app,
+                 !help && !version && describe.empty());
+  if (!c) return c;
+  c->help_ = help;
+  c->version_ = version;
+  c->describe_ = std::move(describe);
   return c;
 }
 
 result<config> config::with(const std::string& key, const std::string& value) const {
   auto raw = values_;
   raw[key] = value;
-  if (auto st = validate(raw, !help_ && describe_.empty()); !st) return st;
+  static const app_schema none;
+  auto names = naming::make(app_ ? *app_ : none);
+  if (!names) return names.error();
+  if (auto st = names->rename(validate(raw, !help_ && !version_ && describe_.empty()));
+      !st)
+    return st;
   config c = *this;
   c.values_ = std::move(raw);
+  if (!std::binary_search(c.set_keys_.begin(), c.set_keys_.end(), key))
+    c.set_keys_.insert(std::upper_bound(c.set_keys_.begin(), c.set_keys_.end(), key),
+                       key);
   return c;
 }
 
-std::string config::help_text(std::string_view program) {
+result<config> config::with_app(const std::string& key, const std::string& value) const {
+  const config_key* k = nullptr;
+  if (app_)
+    for (auto& d : app_->keys)
+      if (d.name == key) k = &d;
+  if (!k)
+    return make_error(errc::invalid_config,
+                      "config key '" + key + "' is no key of the application's");
+  if (auto st = check_value(*k, value); !st) return st;
+  config c = *this;
+  c.app_values_[key] = value;
+  return c;
+}
+
+std::string config::help_text(std::string_view program, const app_schema& app) {
+  auto names = naming::make(app);
+  if (!names) return names.error().message() + "\n";
+  auto entry = [](std::ostream& os, const std::string& name, const config_key& k,
+                  const std::string& default_value) {
+    os << "  --" << name;
+    if (k.required && default_value.empty())
+      os << "  (required)";
+    else
+      os << "  (default: " << (default_value.empty() ? "\"\"" : default_value) << ")";
+    os << "\n      " << k.doc << "\n";
+  };
   std::ostringstream os;
-  os << "usage: " << program << " [--config FILE] [--key=value ...]\n"
+  os << program << ", built on weft " << version << "\n"
+     << "usage: " << program << " [--config FILE] [--key=value ...]\n"
      << "       " << program
      << " --describe[=text|dot|mermaid|json] [--key=value ...]   print the "
         "topology and exit\n\n"
      << "Keys (also WEFT_<KEY> in the environment, e.g. WEFT_APPLICATION_ID):\n";
   for (auto& k : keys()) {
-    os << "  --" << k.name;
-    if (k.required)
-      os << "  (required)";
-    else
-      os << "  (default: " << (k.default_value.empty() ? "\"\"" : k.default_value) << ")";
-    os << "\n      " << k.doc << "\n";
+    auto d = app.defaults.find(k.name);
+    entry(os, names->external(k.name), k,
+          d == app.defaults.end() ? k.default_value : d->second);
   }
   os << "\nlibrdkafka properties pass through: kafka.<property> (every client),\n"
         "consumer.<property>, producer.<property>, admin.<property>.\n"
@@ -553,6 +755,12 @@ std::string config::help_text(std::string_view program) {
         "service.<name>.dead.letter.topic, service.<name>.bad.record.retries,\n"
         "service.<name>.bad.record.retry.backoff.ms, "
         "service.<name>.bad.record.retry.backoff.max.ms.\n";
+  if (!app.keys.empty()) {
+    os << "\nKeys of " << program
+       << " (from the same file, environment and command line):\n";
+    for (auto& k : app.keys)
+      entry(os, k.name, k, k.default_value);
+  }
   return os.str();
 }
 
@@ -569,6 +777,23 @@ int64_t config::get_int(std::string_view key) const {
 
 bool config::get_bool(std::string_view key) const {
   return get_string(key) == "true";
+}
+
+bool config::was_set(std::string_view key) const {
+  return std::binary_search(set_keys_.begin(), set_keys_.end(), key);
+}
+
+const std::string& config::app_string(std::string_view key) const {
+  auto i = app_values_.find(key);
+  return i == app_values_.end() ? empty_string : i->second;
+}
+
+int64_t config::app_int(std::string_view key) const {
+  return std::strtoll(app_string(key).c_str(), nullptr, 10);
+}
+
+bool config::app_bool(std::string_view key) const {
+  return app_string(key) == "true";
 }
 
 std::map<std::string, std::string> config::kafka_properties(client_kind kind) const {

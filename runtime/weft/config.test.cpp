@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "weft/kafka/client_config.hpp"
+#include "weft/version.hpp"
 
 #include <cctype>
 #include <cstdlib>
@@ -313,4 +314,162 @@ TEST_CASE(
   REQUIRE_FALSE(bad.ok());
   CHECK_THAT(bad.error().message(), Catch::Contains("text, dot, mermaid or json"));
   CHECK_THAT(config::help_text("prog"), Catch::Contains("--describe"));
+}
+
+namespace {
+
+/// A program with keys of its own, one of which takes weft's http.port
+/// (weft's is node.http.port there), and a default of its own for weft's
+/// processing.guarantee.
+weft::app_schema shop_schema() {
+  using kind = weft::config_key::kind;
+  weft::app_schema app;
+  app.keys.push_back(
+      {"http.port", kind::integer, "7070", "The shop's REST port.", false, 0, 65535});
+  app.keys.push_back({"shop.name", kind::string, "", "The shop's name.", true});
+  app.keys.push_back({"shop.mode",
+                      kind::choice,
+                      "retail",
+                      "How the shop sells.",
+                      false,
+                      0,
+                      0,
+                      {"retail", "wholesale"}});
+  app.renamed["http.port"] = "node.http.port";
+  app.defaults["processing.guarantee"] = "exactly_once";
+  return app;
+}
+
+weft::result<config> load_shop(std::vector<const char*> args) {
+  args.insert(args.begin(), "shop");
+  return config::load(static_cast<int>(args.size()), args.data(), shop_schema());
+}
+
+} // namespace
+
+TEST_CASE("application keys come from the file, the environment and the command line "
+          "in weft's precedence, and a renamed weft key answers to its new name") {
+  auto path = std::string{"/tmp/weft-app-config-test-"} + std::to_string(::getpid()) +
+              ".properties";
+  {
+    std::ofstream f{path};
+    f << "application.id=shop\nshop.name=from-file\nhttp.port=7000\nshop.mode="
+         "wholesale\n";
+  }
+  ::setenv("WEFT_SHOP_NAME", "from-env", 1);
+  ::setenv("WEFT_NODE_HTTP_PORT", "8081", 1);
+  auto arg = "--config=" + path;
+  auto c = load_shop({arg.c_str(), "--http.port=7071"});
+  ::unsetenv("WEFT_SHOP_NAME");
+  ::unsetenv("WEFT_NODE_HTTP_PORT");
+  std::remove(path.c_str());
+  INFO((c ? "" : c.error().message()));
+  REQUIRE(c.ok());
+  CHECK(c->app_string("shop.name") == "from-env");  // env beats the file
+  CHECK(c->app_int("http.port") == 7071);           // the command line beats both
+  CHECK(c->app_string("shop.mode") == "wholesale"); // from the file
+  CHECK(c->get_int("http.port") == 8081);           // weft's, as node.http.port
+  CHECK(c->get_string("processing.guarantee") == "exactly_once"); // the program's default
+  CHECK_FALSE(c->was_set("processing.guarantee"));
+  CHECK(c->was_set("http.port"));
+  CHECK(c->was_set("application.id"));
+  CHECK_FALSE(c->was_set("commit.interval.ms"));
+  // A source still beats the program's default for a weft key.
+  auto eos = load_shop(
+      {"--application.id=a", "--shop.name=x", "--processing.guarantee=at_least_once"});
+  REQUIRE(eos.ok());
+  CHECK(eos->get_string("processing.guarantee") == "at_least_once");
+}
+
+TEST_CASE("bad application values fail naming the key as the program names it") {
+  SECTION("a malformed application integer") {
+    auto c = load_shop({"--application.id=a", "--shop.name=x", "--http.port=web"});
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().code() == errc::invalid_config);
+    CHECK(c.error().message().find("config key 'http.port'") != std::string::npos);
+    CHECK(c.error().message().find("not an integer") != std::string::npos);
+  }
+  SECTION("a renamed weft key out of range is named by its new name") {
+    auto c = load_shop({"--application.id=a", "--shop.name=x", "--node.http.port=70000"});
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().message().find("config key 'node.http.port'") != std::string::npos);
+  }
+  SECTION("a missing required application key") {
+    auto c = load_shop({"--application.id=a"});
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().message().find("config key 'shop.name' is required") !=
+          std::string::npos);
+    CHECK(c.error().message().find("WEFT_SHOP_NAME") != std::string::npos);
+  }
+  SECTION("a choice outside its list") {
+    auto c = load_shop({"--application.id=a", "--shop.name=x", "--shop.mode=barter"});
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().message().find("use one of: retail, wholesale") != std::string::npos);
+  }
+  SECTION("a typo of an application key is suggested") {
+    auto c = load_shop({"--application.id=a", "--shop.nmae=x"});
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().message().find("did you mean 'shop.name'") != std::string::npos);
+  }
+  SECTION("--help skips the required keys and lists both, under the program's names") {
+    auto c = load_shop({"--help"});
+    REQUIRE(c.ok());
+    CHECK(c->help_requested());
+    auto help = config::help_text("shop", shop_schema());
+    CHECK(help.find("--node.http.port  (default: -1)") != std::string::npos);
+    CHECK(help.find("--processing.guarantee  (default: exactly_once)") !=
+          std::string::npos);
+    CHECK(help.find("Keys of shop") != std::string::npos);
+    CHECK(help.find("--shop.name  (required)") != std::string::npos);
+    CHECK(help.find("--http.port  (default: 7070)") != std::string::npos);
+  }
+}
+
+TEST_CASE("an application schema that collides with weft's keys fails at start-up, "
+          "naming the key and the fix") {
+  using kind = weft::config_key::kind;
+  SECTION("a key weft has, not renamed away") {
+    weft::app_schema app;
+    app.keys.push_back({"commit.interval.ms", kind::integer, "5", "mine"});
+    auto c = config::from_map({{"application.id", "a"}}, app);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().message().find("'commit.interval.ms' is declared twice") !=
+          std::string::npos);
+    CHECK(c.error().message().find("app_schema::renamed") != std::string::npos);
+  }
+  SECTION("a key under a prefix weft reserves") {
+    weft::app_schema app;
+    app.keys.push_back({"kafka.mine", kind::string, "", "mine"});
+    auto c = config::from_map({{"application.id", "a"}}, app);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().message().find("prefix weft reserves") != std::string::npos);
+  }
+  SECTION("a rename or a default for a key weft does not have") {
+    weft::app_schema a;
+    a.renamed["no.such.key"] = "x";
+    CHECK_FALSE(config::from_map({{"application.id", "a"}}, a).ok());
+    weft::app_schema b;
+    b.defaults["no.such.key"] = "x";
+    CHECK_FALSE(config::from_map({{"application.id", "a"}}, b).ok());
+  }
+  SECTION("with_app validates like a source") {
+    auto c =
+        config::from_map({{"application.id", "a"}, {"shop.name", "x"}}, shop_schema());
+    REQUIRE(c.ok());
+    CHECK(c->with_app("http.port", "8000")->app_int("http.port") == 8000);
+    CHECK_FALSE(c->with_app("http.port", "-3").ok());
+    CHECK_FALSE(c->with_app("no.such", "1").ok());
+  }
+}
+
+TEST_CASE("--version is asked without the required keys, and --help names the version") {
+  auto c = load({"--version"});
+  REQUIRE(c.ok());
+  CHECK(c->version_requested());
+  CHECK_FALSE(c->help_requested());
+  CHECK(std::string{weft::version} == std::to_string(weft::version_major) + "." +
+                                          std::to_string(weft::version_minor) + "." +
+                                          std::to_string(weft::version_patch));
+  CHECK(config::help_text("prog").find(std::string{"built on weft "} + weft::version) !=
+        std::string::npos);
 }
