@@ -106,7 +106,37 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     auto c = config::load(static_cast<int>(argv.size()), argv.data());
     check_result(c);
-    if (c && !c->help_requested()) check_valid(*c, c->describe_format().empty());
+    if (c && !c->help_requested())
+      check_valid(*c, c->describe_format().empty() && !c->version_requested());
+    // The same command line with keys of a program's own, one of which
+    // takes weft's http.port (weft's is node.http.port there).
+    static const weft::app_schema app = [] {
+      weft::app_schema a;
+      a.keys.push_back(
+          {"http.port", config_key::kind::integer, "7070", "app port", false, 0, 65535});
+      a.keys.push_back({"app.mode",
+                        config_key::kind::choice,
+                        "a",
+                        "app mode",
+                        false,
+                        0,
+                        0,
+                        {"a", "b"}});
+      a.renamed["http.port"] = "node.http.port";
+      a.defaults["processing.guarantee"] = "exactly_once";
+      return a;
+    }();
+    auto with_app = config::load(static_cast<int>(argv.size()), argv.data(), app);
+    check_result(with_app);
+    if (with_app && !with_app->help_requested()) {
+      check_valid(*with_app,
+                  with_app->describe_format().empty() && !with_app->version_requested());
+      auto port = with_app->app_int("http.port");
+      WEFT_FUZZ_CHECK(port >= 0 && port <= 65535, "app http.port=%lld",
+                      static_cast<long long>(port));
+      auto& mode = with_app->app_string("app.mode");
+      WEFT_FUZZ_CHECK(mode == "a" || mode == "b", "app.mode='%s'", mode.c_str());
+    }
     break;
   }
   default: { // key=value pairs, then one more through with()
