@@ -163,7 +163,7 @@ TEST_CASE("per-service overrides fall back to the node-wide value") {
   CHECK_THAT(bad.error().message(), Catch::Contains("bad.record.policy"));
 }
 
-TEST_CASE("--help lists every key with its default") {
+TEST_CASE("the help text (--help) lists every key with its default") {
   auto c = load({"--help"});
   REQUIRE(c.ok());
   CHECK(c->help_requested());
@@ -462,7 +462,8 @@ TEST_CASE("an application schema that collides with weft's keys fails at start-u
   }
 }
 
-TEST_CASE("--version is asked without the required keys, and --help names the version") {
+TEST_CASE("the version flag (--version) is asked without the required keys, and --help "
+          "names the version") {
   auto c = load({"--version"});
   REQUIRE(c.ok());
   CHECK(c->version_requested());
