@@ -152,6 +152,12 @@ using task_actor = caf::typed_actor<
     // handle) once the task's shard is restored — error empty — or failed.
     // Tells the supervisor (restored, task index) and starts on its input.
     caf::reacts_to<restored_atom, std::string>,
+    // restored: from the supervisor when the task takes part in epochs (it
+    // was fed, between two epochs). exactly_once: until then it fires no
+    // timer and punctuates nothing — effects outside the epochs' alignment
+    // would land in a transaction that does not hold the state changes
+    // that go with them.
+    caf::reacts_to<restored_atom>,
     // (marker, epoch, topic, next offset): exactly_once, in-band from a
     // partition actor (the sender), after the batches before the cut. The
     // source's later input is held; once every source's marker is reached,

@@ -284,8 +284,11 @@ void maybe_feed(supervisor_self self) {
       st.fed[p] = true;
       self->send(st.partitions[p], restored_atom::value);
     }
-  for (size_t t = 0; t < st.tasks.size(); ++t)
-    st.joined[t] = !st.retired[t];
+  for (size_t t = 0; t < st.tasks.size(); ++t) {
+    const bool joins = !st.retired[t];
+    if (joins && !st.joined[t]) self->send(st.tasks[t], restored_atom::value);
+    st.joined[t] = joins;
+  }
 }
 
 /// Tells the task manager that this node cannot go on: a fenced producer

@@ -243,6 +243,13 @@ struct task_state {
   bool ack_pending = false;     ///< aligned; the ack waits for the producer
   bool awaiting_commit = false; ///< acked; input is held until committed
   bool aborting = false;        ///< asked the supervisor to abort the epoch
+  /// The supervisor counts the task in its epochs (restored_atom). Under
+  /// exactly_once a task added between epochs fires no timer before: the
+  /// output would go into the open transaction (or, between a commit and
+  /// the next begin, fail with _STATE) while the timer's removal is only
+  /// flushed at the task's first marker, a transaction later — a roll-back
+  /// of that one fired the timer again (seen after a failover).
+  bool joined = false;
   caf::timestamp aligned_since;
   /// Records a previous incarnation's handler threw on: (topic, offset) ->
   /// error; handled by the bad-record policy without the handler.
@@ -428,6 +435,7 @@ void fire_timers(task_self self) {
       st.ack_pending || st.ctx.slot || !st.ctx.overflow.empty())
     return;
   const bool exactly_once = st.node->exactly_once;
+  if (exactly_once && !st.joined) return;
   if (!exactly_once && st.timers->taken() >= max_timers_in_flight) return;
   auto saved_view = st.ctx.current_view;
   st.ctx.slot = st.tracker.open_other();
@@ -1670,6 +1678,11 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
         self->state.retry_scheduled = false;
         run(self);
       },
+      [self](restored_atom) {
+        auto& st = self->state;
+        st.joined = true;
+        if (!st.restoring && !st.failed) request_timers(self);
+      },
       [self](timer_atom) {
         self->state.timer_round_sent = false;
         fire_timers(self);
@@ -1756,7 +1769,8 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
         auto& st = self->state;
         auto interval = st.service->punctuate_ms;
         // Under exactly_once, punctuation output belongs to an open epoch.
-        bool open_epoch = !st.awaiting_commit && !st.ack_pending && !st.aborting;
+        bool open_epoch = !st.awaiting_commit && !st.ack_pending && !st.aborting &&
+                          (st.joined || !st.node->exactly_once);
         if (interval > 0 && !st.restoring && !st.failed && open_epoch &&
             now_ms() >= st.next_wall_punctuation && !st.ctx.slot) {
           punctuate(self);
