@@ -382,7 +382,6 @@ class naming {
 
   static result<naming> make(const app_schema& app) {
     naming n;
-    n.app_ = &app;
     for (auto& [weft_name, name] : app.renamed) {
       if (!find_key(weft_name))
         return make_error(errc::invalid_config,
@@ -435,11 +434,6 @@ class naming {
     return owner::none;
   }
 
-  const config_key* app_key(std::string_view name) const {
-    auto i = app_by_name_.find(std::string{name});
-    return i == app_by_name_.end() ? nullptr : i->second;
-  }
-
   /// Every name a source may use (for the environment and for typos).
   std::vector<std::string> all() const {
     std::vector<std::string> out;
@@ -476,7 +470,6 @@ class naming {
                           "another name with app_schema::renamed");
   }
 
-  const app_schema* app_ = nullptr;
   std::map<std::string, std::string> external_;          ///< weft name -> name here
   std::map<std::string, std::string> weft_by_name_;      ///< name here -> weft name
   std::map<std::string, const config_key*> app_by_name_; ///< the program's keys
