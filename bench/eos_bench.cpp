@@ -11,8 +11,12 @@
 //       only when their epoch commits). p50/p99 for both guarantees.
 //
 //   weft-bench-eos [--bootstrap=127.0.0.1:9092] [--records=1000000]
-//                  [--rate=5000] [--seconds=10]
+//                  [--rate=5000] [--seconds=10] [--only=at_least_once|exactly_once]
+// --only runs section (1) under one guarantee and skips (2): for profiling
+// one path (`perf record` around it).
 // bench/run.sh starts the local broker and runs the benchmarks.
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,11 +45,20 @@ std::string bootstrap = "127.0.0.1:9092";
 size_t records = 1000000;
 int rate = 5000;
 int run_seconds = 10;
+std::string only; ///< --only: one guarantee, section (1) only
 constexpr int parts = 6;
 
 void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
   std::exit(1);
+}
+
+/// CPU seconds (user + system) this process used so far.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 int64_t wall_ms() {
@@ -100,15 +114,30 @@ int64_t committed(const std::string& group, const std::string& topic) {
   return weft::bench::committed_sum(bootstrap, group, topic, parts);
 }
 
+/// The node's configuration; WEFT_BENCH_CONFIG="key=value,key=value" adds
+/// or overrides keys (to try a setting without a rebuild).
 weft::config make_config(const std::string& app, const std::string& guarantee) {
-  auto cfg = weft::config::from_map(
-      {{"application.id", app},
-       {"bootstrap.servers", bootstrap},
-       {"state.dir", "/tmp/" + app},
-       {"processing.guarantee", guarantee},
-       {"commit.interval.ms", "100"},
-       {"log.level",
-        std::getenv("WEFT_BENCH_LOG") ? std::getenv("WEFT_BENCH_LOG") : "warn"}});
+  std::map<std::string, std::string> values{
+      {"application.id", app},
+      {"bootstrap.servers", bootstrap},
+      {"state.dir", "/tmp/" + app},
+      {"processing.guarantee", guarantee},
+      {"commit.interval.ms", "100"},
+      {"log.level",
+       std::getenv("WEFT_BENCH_LOG") ? std::getenv("WEFT_BENCH_LOG") : "warn"}};
+  if (const char* extra = std::getenv("WEFT_BENCH_CONFIG")) {
+    std::string all = extra;
+    for (size_t at = 0; at < all.size();) {
+      auto end = std::min(all.find(',', at), all.size());
+      auto item = all.substr(at, end - at);
+      auto eq = item.find('=');
+      if (eq == std::string::npos)
+        die("WEFT_BENCH_CONFIG: '" + item + "' is not key=value");
+      values[item.substr(0, eq)] = item.substr(eq + 1);
+      at = end + 1;
+    }
+  }
+  auto cfg = weft::config::from_map(values);
   if (!cfg) die(cfg.error().message());
   return *cfg;
 }
@@ -228,6 +257,9 @@ int main(int argc, char** argv) {
       rate = std::stoi(a.substr(7));
     else if (a.rfind("--seconds=", 0) == 0)
       run_seconds = std::stoi(a.substr(10));
+    else if (a.rfind("--only=", 0) == 0 &&
+             (a.substr(7) == "at_least_once" || a.substr(7) == "exactly_once"))
+      only = a.substr(7);
     else
       die("unknown argument " + a);
   }
@@ -242,6 +274,17 @@ int main(int argc, char** argv) {
   create(out);
   std::printf("producing %zu records over 100,000 keys to %s...\n", records, in.c_str());
   produce(in, records, 100000);
+  if (!only.empty()) {
+    weft::node_metrics m;
+    const double cpu0 = cpu_seconds();
+    auto secs = count_all("bench-" + tag, only, in, out, &m);
+    const double cpu = cpu_seconds() - cpu0;
+    std::printf("(1) count-by-key %s: %10.0f records/s, %.2f us CPU per record (this "
+                "process, start-up included)\n",
+                only.c_str(), records / secs, cpu * 1e6 / double(records));
+    (void)admin->delete_topics({in, out}, 30000);
+    return 0;
+  }
   double best_alo = 1e9, best_eos = 1e9;
   weft::node_metrics m_eos;
   for (int round = 0; round < 2; ++round) {
