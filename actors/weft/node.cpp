@@ -979,7 +979,8 @@ status node::start() {
   ctx.state_dir = cfg.get_string("state.dir");
   ctx.stores = state::make_rocksdb_factory(
       static_cast<size_t>(cfg.get_int("statestore.cache.max.bytes")),
-      static_cast<size_t>(cfg.get_int("rocksdb.write.buffer.max.bytes")));
+      static_cast<size_t>(cfg.get_int("rocksdb.write.buffer.max.bytes")),
+      static_cast<size_t>(cfg.get_int("statestore.value.cache.max.bytes")));
   auto rprops = cfg.kafka_properties(client_kind::consumer);
   rprops["group.id"] = ctx.application_id + "-restore";
   // Changelogs of exactly-once nodes hold aborted epochs: never restore them.

@@ -257,6 +257,10 @@ void write_stores(metrics::exposition& page, const metrics_sources& src) {
   page.family("weft_rocksdb_write_buffer_bytes", metric_type::gauge,
               "Memtables of every store (rocksdb.write.buffer.max.bytes bounds them).");
   page.sample({}, d(f.write_buffer_bytes));
+  page.family("weft_state_value_cache_bytes", metric_type::gauge,
+              "Clean values the key-value stores' caches keep "
+              "(statestore.value.cache.max.bytes bounds them).");
+  page.sample({}, d(f.value_cache_bytes));
 }
 
 } // namespace

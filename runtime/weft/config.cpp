@@ -111,6 +111,11 @@ std::vector<config_key> make_keys() {
                "RocksDB block cache shared by every state store of the node "
                "(bytes); with the write buffer below it bounds state memory.",
                false, 1048576, INT64_MAX});
+  k.push_back({"statestore.value.cache.max.bytes", kind::integer, "16777216",
+               "Clean values (read or already written down) the key-value stores' "
+               "caches keep in memory, shared by every store of the node (bytes): a "
+               "key read again skips RocksDB. 0 keeps none.",
+               false, 0, INT64_MAX});
   k.push_back({"rocksdb.write.buffer.max.bytes", kind::integer, "33554432",
                "Memtable budget shared by every state store of the node (bytes), "
                "charged to the block cache.",

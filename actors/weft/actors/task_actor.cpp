@@ -94,6 +94,8 @@ class task_context final : public context, public state::changelog_sink {
   /// The task's durable timers, once its shard is restored (null: none).
   state::timer_index* timer_idx = nullptr;
   std::string cause_value; ///< the last weft.cause built (its capacity is reused)
+  /// store name -> its changelog topic (changelog_topic_of)
+  std::vector<std::pair<std::string, std::string>> changelog_topics;
 
   state::timer_index* timers() override { return timer_idx; }
 
@@ -123,37 +125,47 @@ class task_context final : public context, public state::changelog_sink {
   void emit_bytes(size_t output_index, std::optional<std::string> key,
                   std::optional<std::string> value, int32_t partition_, timestamp_ms ts,
                   std::vector<header> headers) override {
-    record r;
+    outgoing r;
     r.topic = service->output_topics.at(output_index);
     r.partition = partition_;
-    r.key = std::move(key);
-    r.value = std::move(value);
+    if (key) r.key = *key;
+    if (value) r.value = *value;
     r.timestamp = ts != 0 ? ts : current_view.timestamp;
-    r.headers = std::move(headers);
+    r.headers = &headers;
     if (output_index < key_suffixes.size()) r.key_suffix = key_suffixes[output_index];
     if (r.key_suffix > 0 && (!r.key || r.key->size() < r.key_suffix)) r.key_suffix = 0;
     task_counters::add(counters->produced);
     task_counters::add(counters->written[output_index]);
-    if (!node->trace_headers) return send(std::move(r), &slot->ref);
+    if (!node->trace_headers) return send(r, &slot->ref);
     // weft.cause (weft/trace/cause.hpp), built in a buffer the task reuses:
     // the producer copies it into the message, nothing is allocated here.
     trace::encode_cause(cause_value, service->name, current_view.topic,
                         current_view.partition.value(), current_view.offset.value());
     const header_ref cause{trace::cause_header, cause_value};
-    send(std::move(r), &slot->ref, &cause);
+    send(r, &slot->ref, &cause);
   }
 
   void log_change(std::string_view store, std::string_view key,
                   std::optional<std::string_view> value, timestamp_ms ts) override {
-    record r;
-    r.topic = state::changelog_topic(node->application_id, std::string{store});
+    outgoing r;
+    r.topic = changelog_topic_of(store);
     r.partition = partition;
-    r.key = std::string{key};
-    if (value) r.value = std::string{*value};
+    r.key = key;
+    r.value = value;
     r.timestamp =
         ts > 0 ? ts : (current_view.timestamp > 0 ? current_view.timestamp : now_ms());
     task_counters::add(counters->changelog);
-    send(std::move(r), changelog_ref(store));
+    send(r, changelog_ref(store));
+  }
+
+  /// The changelog topic of `store`, made once per store.
+  const std::string& changelog_topic_of(std::string_view store) {
+    for (auto& [name, topic] : changelog_topics)
+      if (name == store) return topic;
+    changelog_topics.emplace_back(
+        std::string{store},
+        state::changelog_topic(node->application_id, std::string{store}));
+    return changelog_topics.back().second;
   }
 
   /// The ref that reports deliveries of `store`'s changelog in this slot.
@@ -165,30 +177,69 @@ class task_context final : public context, public state::changelog_sink {
     return &slot->changelog_refs.back();
   }
 
+  /// A record to produce, by reference: the producer copies its bytes, so
+  /// nothing is copied here unless it has to wait in `overflow`.
+  struct outgoing {
+    std::string_view topic;
+    int32_t partition = -1;
+    std::optional<std::string_view> key;
+    std::optional<std::string_view> value;
+    timestamp_ms timestamp = 0;
+    const std::vector<header>* headers = nullptr;
+    uint8_t key_suffix = 0;
+  };
+
   /// Produces `r` for the slot of `ref`. The slot is held from here, not from
   /// the hand-over: a record waiting in `overflow` keeps its slot (and so the
   /// offsets after it) from completing.
   /// `extra`: a header the record gets beside its own (weft.cause), owned
   /// by the record only when it has to wait in `overflow`.
-  void send(record r, delivery_ref* ref, const header_ref* extra = nullptr) {
+  void send(const outgoing& r, delivery_ref* ref, const header_ref* extra = nullptr) {
     ++sends;
     ref->slot->acquire();
-    if (overflow.empty() && try_send(r, ref, extra)) return;
-    if (extra) r.headers.push_back({std::string{extra->key}, std::string{extra->value}});
+    if (overflow.empty()) {
+      auto st = node->producer->send(r.topic, r.partition, r.key, r.value, r.timestamp,
+                                     r.headers, ref, r.key_suffix, extra);
+      if (st.ok()) return;
+      if (st.code() != errc::queue_full) return refused(st, ref);
+    }
+    record owned;
+    owned.topic = std::string{r.topic};
+    owned.partition = r.partition;
+    if (r.key) owned.key.emplace(*r.key);
+    if (r.value) owned.value.emplace(*r.value);
+    owned.timestamp = r.timestamp;
+    if (r.headers) owned.headers = *r.headers;
+    if (extra)
+      owned.headers.push_back({std::string{extra->key}, std::string{extra->value}});
+    owned.key_suffix = r.key_suffix;
+    overflow.emplace_back(std::move(owned), ref);
+  }
+
+  /// A record the task made and owns (a dead letter): moved into `overflow`
+  /// if it has to wait.
+  void send(record r, delivery_ref* ref) {
+    ++sends;
+    ref->slot->acquire();
+    if (overflow.empty() && try_send(r, ref)) return;
     overflow.emplace_back(std::move(r), ref);
   }
 
   /// Hands a record whose slot is held to the producer; false if its queue is
   /// full (the slot stays held).
-  bool try_send(const record& r, delivery_ref* ref, const header_ref* extra = nullptr) {
-    auto st = node->producer->send(r, ref, extra);
+  bool try_send(const record& r, delivery_ref* ref) {
+    auto st = node->producer->send(r, ref);
     if (st.ok()) return true;
     if (st.code() == errc::queue_full) return false;
-    // Not retriable (e.g. unknown topic, message too large): treat like a
-    // failed delivery, so the input is never committed.
+    refused(st, ref);
+    return true;
+  }
+
+  /// Not retriable (e.g. unknown topic, message too large): treated like a
+  /// failed delivery, so the input is never committed.
+  static void refused(const status& st, delivery_ref* ref) {
     auto msg = st.message();
     ref->slot->release(&msg);
-    return true;
   }
 
   /// Sends what the producer refused before; true when nothing is left.

@@ -7,6 +7,7 @@
 #include "weft/state/rocksdb_env.hpp"
 #include "weft/state/rocksdb_store.hpp"
 #include "weft/state/shard.hpp"
+#include "weft/state/value_cache.hpp"
 
 namespace weft::state {
 
@@ -14,8 +15,10 @@ namespace {
 
 class rocksdb_factory final : public store_factory {
  public:
-  rocksdb_factory(size_t cache, size_t write_buffers)
-    : env_(make_config(cache, write_buffers)) {}
+  rocksdb_factory(size_t cache, size_t write_buffers, size_t value_cache)
+    : env_(make_config(cache, write_buffers)),
+      values_(value_cache > 0 ? std::make_shared<value_cache_budget>(value_cache)
+                              : nullptr) {}
 
   static rocksdb_env_config make_config(size_t cache, size_t write_buffers) {
     rocksdb_env_config c;
@@ -34,6 +37,7 @@ class rocksdb_factory final : public store_factory {
     f.cache_usage_bytes = env_.cache_usage();
     f.cache_pinned_bytes = env_.cache_pinned_usage();
     f.write_buffer_bytes = env_.write_buffer_usage();
+    f.value_cache_bytes = values_ ? values_->used_bytes() : 0;
     f.stores = env_.sizes_by_store();
     return f;
   }
@@ -47,6 +51,7 @@ class rocksdb_factory final : public store_factory {
     if (!base) return base.error();
     kv_stack_options opts;
     opts.caching = s.caching;
+    opts.values = values_;
     return std::unique_ptr<kv_store>{make_kv_stack(std::move(*base), sink, opts)};
   }
 
@@ -69,6 +74,7 @@ class rocksdb_factory final : public store_factory {
 
  private:
   rocksdb_env env_;
+  std::shared_ptr<value_cache_budget> values_; ///< shared by the kv caches
 };
 
 class memory_factory final : public store_factory {
@@ -100,8 +106,10 @@ class memory_factory final : public store_factory {
 } // namespace
 
 std::unique_ptr<store_factory> make_rocksdb_factory(size_t cache_bytes,
-                                                    size_t write_buffer_bytes) {
-  return std::make_unique<rocksdb_factory>(cache_bytes, write_buffer_bytes);
+                                                    size_t write_buffer_bytes,
+                                                    size_t value_cache_bytes) {
+  return std::make_unique<rocksdb_factory>(cache_bytes, write_buffer_bytes,
+                                           value_cache_bytes);
 }
 
 std::unique_ptr<store_factory> make_memory_factory() {

@@ -3,14 +3,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "weft/state/detail/byte_store.hpp"
 #include "weft/state/key_encoding.hpp"
+#include "weft/state/value_cache.hpp"
 
 namespace weft::state {
 
@@ -33,22 +36,41 @@ void set_ts(Store& store, timestamp_ms ts) {
 
 class caching_kv final : public kv_store, public timestamp_hook, public discard_hook {
  public:
-  caching_kv(std::unique_ptr<kv_store> inner, size_t max_dirty)
+  caching_kv(std::unique_ptr<kv_store> inner, size_t max_dirty,
+             std::shared_ptr<value_cache_budget> budget)
     : inner_(std::move(inner)), inner_hook_(hook_of(inner_.get())),
       inner_batch_(dynamic_cast<detail::batch_writer*>(inner_.get())),
-      max_dirty_(max_dirty == 0 ? 1 : max_dirty) {}
+      max_dirty_(max_dirty == 0 ? 1 : max_dirty), budget_(std::move(budget)) {}
+
+  ~caching_kv() override {
+    if (budget_) budget_->give(clean_bytes_);
+  }
 
   const std::string& name() const override { return inner_->name(); }
 
   result<std::optional<std::string>> get(std::string_view key) const override {
+    uint64_t generation = 0;
     {
       std::shared_lock lock{mtx_};
       auto i = dirty_.find(key);
       if (i != dirty_.end()) return i->second.value;
+      if (budget_) {
+        auto c = clean_index_.find(key);
+        if (c != clean_index_.end()) return c->second->value;
+      }
+      generation = generation_;
     }
     // Not dirty here: a concurrent flush writes below before it erases here,
     // so the value is in inner_ by now.
-    return inner_->get(key);
+    auto v = inner_->get(key);
+    if (budget_ && v.ok()) {
+      // Kept only if no flush or discard came between the read below and
+      // now: one that did may have kept a newer value, which this older one
+      // must not replace.
+      std::unique_lock lock{mtx_};
+      if (generation == generation_) keep(key, *v);
+    }
+    return v;
   }
 
   status put(std::string_view key, std::string_view value) override {
@@ -89,6 +111,7 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
       return make_error(errc::internal,
                         "store '" + name() + "': restore while the cache holds " +
                             std::to_string(dirty_.size()) + " unflushed writes");
+    forget_values(); // the restore writes below, past the clean values
     return inner_->restore(batch, next_offset);
   }
 
@@ -102,15 +125,22 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
     if (inner_hook_) inner_hook_->set_timestamp(ts);
   }
 
+  /// Also forgets the clean values: some were flushed in this epoch, which
+  /// the epoch buffer below drops with it.
   void discard() override {
     std::unique_lock lock{mtx_};
     dirty_.clear();
+    forget_values_locked();
   }
 
  private:
   struct entry {
     std::optional<std::string> value; ///< nullopt: a pending remove
     timestamp_ms ts = 0;              ///< of the record that wrote it
+  };
+  struct clean_entry {
+    std::string key;
+    std::optional<std::string> value; ///< nullopt: known absent below
   };
 
   status write(std::string_view key, std::optional<std::string_view> value) {
@@ -151,9 +181,86 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
       }
       if (auto st = inner_batch_->write_batch(batch, stamps); !st.ok()) return st;
       std::unique_lock lock{mtx_};
+      keep_values(dirty_.begin(), end);
       dirty_.erase(dirty_.begin(), end);
     }
     return {};
+  }
+
+  /// Under the lock, after [from, to) reached inner_: their values are kept
+  /// clean (a read after the flush finds them here), and reads that started
+  /// before must not keep what they read (generation_).
+  template <class It>
+  void keep_values(It from, It to) {
+    if (!budget_) return;
+    for (auto i = from; i != to; ++i) {
+      auto& v = i->second.value;
+      keep(i->first, v ? std::optional<std::string_view>{*v} : std::nullopt);
+    }
+    ++generation_;
+  }
+
+  /// Bytes a clean entry is charged: its index node and deque slot, and
+  /// what its strings hold on the heap.
+  static size_t charge(const clean_entry& e) {
+    constexpr size_t node = 128, sso = 15;
+    return node + (e.key.size() > sso ? e.key.capacity() : 0) +
+           (e.value && e.value->size() > sso ? e.value->capacity() : 0);
+  }
+
+  /// Under the unique lock: keeps `value` (nullopt: known absent) for `key`,
+  /// in place if kept already, else as the newest entry after evicting the
+  /// oldest ones while the node is over budget.
+  void keep(std::string_view key, std::optional<std::string_view> value) const {
+    auto c = clean_index_.find(key);
+    if (c != clean_index_.end()) {
+      auto& e = *c->second;
+      auto before = charge(e);
+      if (value)
+        e.value.emplace(*value);
+      else
+        e.value.reset();
+      auto after = charge(e);
+      budget_->take(after);
+      budget_->give(before);
+      clean_bytes_ += after - before;
+      return;
+    }
+    clean_entry fresh{std::string{key},
+                      value ? std::optional<std::string>{*value} : std::nullopt};
+    auto need = charge(fresh);
+    while (!budget_->fits(need) && !clean_.empty())
+      evict_oldest();
+    if (!budget_->fits(need)) return; // nothing of ours left to give back
+    clean_.push_back(std::move(fresh));
+    auto& e = clean_.back();
+    clean_index_.emplace(std::string_view{e.key}, &e);
+    budget_->take(need);
+    clean_bytes_ += need;
+  }
+
+  void evict_oldest() const {
+    auto& e = clean_.front();
+    auto n = charge(e);
+    clean_index_.erase(std::string_view{e.key});
+    clean_.pop_front();
+    budget_->give(n);
+    clean_bytes_ -= n;
+  }
+
+  void forget_values() {
+    std::unique_lock lock{mtx_};
+    forget_values_locked();
+  }
+
+  /// Drops every clean entry (their values may be gone below).
+  void forget_values_locked() {
+    if (!budget_) return;
+    clean_index_.clear();
+    clean_.clear();
+    budget_->give(clean_bytes_);
+    clean_bytes_ = 0;
+    ++generation_;
   }
 
   status spill_one_by_one() {
@@ -167,6 +274,7 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
     }
     if (inner_hook_) inner_hook_->set_timestamp(ts_);
     std::unique_lock lock{mtx_};
+    keep_values(dirty_.begin(), done);
     dirty_.erase(dirty_.begin(), done);
     return st;
   }
@@ -177,8 +285,18 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
   timestamp_hook* inner_hook_;
   detail::batch_writer* inner_batch_; ///< null: inner_ takes one write at a time
   size_t max_dirty_;
+  std::shared_ptr<value_cache_budget> budget_; ///< null: no clean values kept
   mutable std::shared_mutex mtx_;
   std::map<std::string, entry, std::less<>> dirty_;
+  /// Clean values (value_cache.hpp), under mtx_: oldest first, and by key
+  /// (views of the entries' own keys; a deque keeps elements in place).
+  mutable std::deque<clean_entry> clean_;
+  mutable std::unordered_map<std::string_view, clean_entry*> clean_index_;
+  mutable size_t clean_bytes_ = 0;
+  /// Under mtx_: counts the changes to what the clean values should hold
+  /// (flushes, forgets); a get that read below compares it before keeping
+  /// its value.
+  uint64_t generation_ = 0;
   timestamp_ms ts_ = 0;
 };
 
@@ -365,8 +483,10 @@ void discard_unflushed(kv_store& store) {
 }
 
 std::unique_ptr<kv_store> make_caching_kv(std::unique_ptr<kv_store> inner,
-                                          size_t max_dirty_entries) {
-  return std::make_unique<caching_kv>(std::move(inner), max_dirty_entries);
+                                          size_t max_dirty_entries,
+                                          std::shared_ptr<value_cache_budget> values) {
+  return std::make_unique<caching_kv>(std::move(inner), max_dirty_entries,
+                                      std::move(values));
 }
 
 std::unique_ptr<kv_store> make_changelogging_kv(std::unique_ptr<kv_store> inner,
@@ -579,7 +699,8 @@ std::unique_ptr<metered_kv_store> make_kv_stack(std::unique_ptr<kv_store> base,
                                                 changelog_sink* sink,
                                                 kv_stack_options options) {
   if (sink) base = make_changelogging_kv(std::move(base), *sink);
-  if (options.caching) base = make_caching_kv(std::move(base), options.max_dirty_entries);
+  if (options.caching)
+    base = make_caching_kv(std::move(base), options.max_dirty_entries, options.values);
   return std::make_unique<metered_kv_store>(std::move(base));
 }
 

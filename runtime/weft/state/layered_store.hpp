@@ -39,6 +39,8 @@
 
 namespace weft::state {
 
+class value_cache_budget;
+
 /// Implemented by every layer: see "Record timestamps" above.
 class timestamp_hook {
  public:
@@ -81,8 +83,14 @@ void discard_unflushed(kv_store& store);
 /// A range() copies the dirty entries in its range once, then merges them
 /// with inner's scan. It is a discard_hook: discard() drops the dirty entries
 /// unwritten.
-std::unique_ptr<kv_store> make_caching_kv(std::unique_ptr<kv_store> inner,
-                                          size_t max_dirty_entries = 10'000);
+/// With a `values` budget (value_cache.hpp) it also keeps clean values: a
+/// get that misses the dirty entries looks there before `inner` and keeps
+/// what it read below, and every entry written down stays there; the oldest
+/// go first when the node's budget is spent; discard() and restore() drop
+/// them all. Ranges do not use them.
+std::unique_ptr<kv_store>
+make_caching_kv(std::unique_ptr<kv_store> inner, size_t max_dirty_entries = 10'000,
+                std::shared_ptr<value_cache_budget> values = nullptr);
 
 /// Logs each successful put (value) and remove (tombstone) of `inner` to
 /// `sink`, under inner->name() and the current record timestamp. Window and
@@ -241,6 +249,9 @@ struct kv_stack_options {
   bool caching = true;
   /// Dirty entries the cache holds before it writes them all down.
   size_t max_dirty_entries = 10'000;
+  /// The node's budget for the clean values the cache keeps (null: it keeps
+  /// none; value_cache.hpp).
+  std::shared_ptr<value_cache_budget> values;
 };
 
 /// metered -> caching -> changelogging -> `base`. A null `sink` leaves out

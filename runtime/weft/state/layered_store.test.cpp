@@ -7,11 +7,13 @@
 #include <thread>
 #include <unistd.h>
 
+#include "weft/state/epoch_group.hpp"
 #include "weft/state/key_encoding.hpp"
 #include "weft/state/layered_store.hpp"
 #include "weft/state/memory_store.hpp"
 #include "weft/state/rocksdb_env.hpp"
 #include "weft/state/rocksdb_store.hpp"
+#include "weft/state/value_cache.hpp"
 
 using namespace weft::state;
 using weft::errc;
@@ -151,9 +153,10 @@ namespace {
 
 /// One writer bumps a counter through a caching stack that spills and flushes
 /// often; two readers check that they never see it go back or go missing.
-void check_readers_during_flushes(std::unique_ptr<kv_store> base) {
+void check_readers_during_flushes(std::unique_ptr<kv_store> base,
+                                  std::shared_ptr<value_cache_budget> values = nullptr) {
   recording_sink sink;
-  auto s = make_kv_stack(std::move(base), &sink, {true, 64});
+  auto s = make_kv_stack(std::move(base), &sink, {true, 64, std::move(values)});
   REQUIRE(s->put("counter", "00000").ok());
   std::atomic<bool> done{false};
   std::atomic<int> regressions{0}, missing{0}, reads{0};
@@ -203,103 +206,133 @@ TEST_CASE("readers of a caching stack never see a value go back while it flushes
     REQUIRE(base.ok());
     check_readers_during_flushes(std::move(*base));
   }
+  SECTION("rocksdb, keeping clean values") {
+    temp_dir dir;
+    rocksdb_env env;
+    auto base = open_rocksdb_kv(env, dir.sub("kv"), "kv");
+    REQUIRE(base.ok());
+    check_readers_during_flushes(std::move(*base),
+                                 std::make_shared<value_cache_budget>(1 << 20));
+  }
   SECTION("memory") {
     check_readers_during_flushes(make_memory_kv("kv"));
   }
 }
 
-TEST_CASE("a changelogging layer logs tombstones for removes under encoded keys",
+namespace {
+
+/// A kv store that counts the gets it answers (over a memory store).
+class counting_kv final : public kv_store {
+ public:
+  explicit counting_kv(std::unique_ptr<kv_store> inner, std::atomic<int>& gets)
+    : inner_(std::move(inner)), gets_(gets) {}
+  const std::string& name() const override { return inner_->name(); }
+  weft::result<std::optional<std::string>> get(std::string_view key) const override {
+    ++gets_;
+    return inner_->get(key);
+  }
+  weft::status put(std::string_view key, std::string_view value) override {
+    return inner_->put(key, value);
+  }
+  weft::status remove(std::string_view key) override { return inner_->remove(key); }
+  weft::status range(std::string_view from, std::string_view to,
+                     const visitor& fn) const override {
+    return inner_->range(from, to, fn);
+  }
+  uint64_t approximate_size() const override { return inner_->approximate_size(); }
+  weft::status flush() override { return inner_->flush(); }
+  weft::status restore(const std::vector<change>& batch, int64_t next_offset) override {
+    return inner_->restore(batch, next_offset);
+  }
+  int64_t checkpoint() const override { return inner_->checkpoint(); }
+  weft::status write_checkpoint(int64_t next_offset) override {
+    return inner_->write_checkpoint(next_offset);
+  }
+
+ private:
+  std::unique_ptr<kv_store> inner_;
+  std::atomic<int>& gets_;
+};
+
+} // namespace
+
+TEST_CASE("a caching layer keeping clean values reads flushed and absent keys without "
+          "going below",
           "[state]") {
-  using rec = recording_sink::record;
-  recording_sink sink;
-  SECTION("kv") {
-    auto s = make_kv_stack(make_memory_kv("kv"), &sink, {false});
-    set_record_timestamp(*s, 7);
-    REQUIRE(s->put("a", "1").ok());
-    REQUIRE(s->remove("a").ok());
-    CHECK(sink.records ==
-          std::vector<rec>{{"kv", "a", "1", 7}, {"kv", "a", std::nullopt, 7}});
-    // restore is not logged
-    REQUIRE(s->restore({{"b", "2"}}, 5).ok());
-    CHECK(sink.records.size() == 2);
-  }
-  SECTION("window") {
-    auto s = make_window_stack(make_memory_window("w", 1000).value(), &sink);
-    set_record_timestamp(*s, 9);
-    REQUIRE(s->put("a", 100, std::string_view{"1"}).ok());
-    REQUIRE(s->put("a", 100, std::nullopt).ok());
-    auto k = encode_window_key("a", 100);
-    CHECK(sink.records == std::vector<rec>{{"w", k, "1", 9}, {"w", k, std::nullopt, 9}});
-  }
-  SECTION("session") {
-    auto s = make_session_stack(make_memory_session("s", 1000).value(), &sink);
-    set_record_timestamp(*s, 11);
-    REQUIRE(s->put("a", {10, 20}, std::string_view{"1"}).ok());
-    REQUIRE(s->put("a", {10, 20}, std::nullopt).ok());
-    auto k = encode_session_key("a", {10, 20});
-    CHECK(sink.records ==
-          std::vector<rec>{{"s", k, "1", 11}, {"s", k, std::nullopt, 11}});
-  }
-  SECTION("a failed write is not logged") {
-    auto s = make_window_stack(make_memory_window("w", 1000).value(), &sink);
-    CHECK(s->put("a", -5, std::string_view{"1"}).code() == errc::invalid_argument);
-    CHECK(sink.records.empty());
-  }
-}
-
-TEST_CASE(
-    "a window changelog written through a rocksdb stack restores into a memory twin",
-    "[state]") {
-  temp_dir dir;
-  rocksdb_env env;
-  recording_sink sink;
-  auto w = make_window_stack(open_rocksdb_window(env, dir.sub("w"), "w", 10'000).value(),
-                             &sink);
-  for (int i = 0; i < 50; ++i)
-    REQUIRE(w->put("user-" + std::to_string(i % 7), i * 100, std::to_string(i)).ok());
-  std::vector<change> batch;
-  for (auto& r : sink.records)
-    batch.push_back({r.key, r.value});
-  auto twin = make_memory_window("w", 10'000).value();
-  REQUIRE(twin->restore(batch, static_cast<int64_t>(batch.size())).ok());
-
-  using row = std::tuple<std::string, timestamp_ms, std::string>;
-  auto dump = [](const window_store& s) {
-    std::vector<row> out;
-    REQUIRE(s.fetch_all(0, 1'000'000,
-                        [&](std::string_view k, timestamp_ms t, std::string_view v) {
-                          out.emplace_back(k, t, v);
-                          return true;
-                        })
-                .ok());
-    return out;
-  };
-  auto expected = dump(*w);
-  CHECK(expected.size() == 50);
-  CHECK(dump(*twin) == expected);
-}
-
-TEST_CASE("a metered layer counts calls, errors and their latency", "[state]") {
-  auto s = make_kv_stack(make_memory_kv("m"), nullptr);
+  auto budget = std::make_shared<value_cache_budget>(1 << 20);
+  std::atomic<int> gets{0};
+  auto s = make_caching_kv(std::make_unique<counting_kv>(make_memory_kv("s"), gets), 16,
+                           budget);
   REQUIRE(s->put("a", "1").ok());
-  REQUIRE(s->put("b", "2").ok());
-  REQUIRE(s->remove("a").ok());
-  CHECK(get(*s, "b") == "2");
-  CHECK(scan(*s).size() == 1);
+  REQUIRE(s->remove("gone").ok());
   REQUIRE(s->flush().ok());
-  auto m = s->metrics();
-  CHECK(m.puts == 2);
-  CHECK(m.removes == 1);
-  CHECK(m.gets == 1);
-  CHECK(m.scans == 1);
-  CHECK(m.flushes == 1);
-  CHECK(m.errors == 0);
-  CHECK(m.put_ns > 0);
+  CHECK(get(*s, "a") == "1");
+  CHECK(get(*s, "gone") == std::nullopt);
+  CHECK(gets.load() == 0); // both kept by the flush
+  CHECK(get(*s, "never") == std::nullopt);
+  CHECK(get(*s, "never") == std::nullopt);
+  CHECK(gets.load() == 1); // read below once, then known absent
+  REQUIRE(s->put("never", "2").ok());
+  CHECK(get(*s, "never") == "2"); // the dirty entry wins over the kept absence
+  REQUIRE(s->flush().ok());
+  CHECK(get(*s, "never") == "2");
+  CHECK(gets.load() == 1);
+  CHECK(budget->used_bytes() > 0);
+  // A restore writes below the layer: it forgets what it kept.
+  REQUIRE(s->restore({{"a", std::string{"9"}}}, 5).ok());
+  CHECK(budget->used_bytes() == 0);
+  CHECK(get(*s, "a") == "9");
+  CHECK(gets.load() == 2);
+  // Two layers under one budget never see each other's values, and a layer
+  // that goes gives its bytes back.
+  {
+    auto other = make_caching_kv(make_memory_kv("s"), 16, budget);
+    CHECK(get(*other, "a") == std::nullopt);
+    CHECK(get(*s, "a") == "9");
+  }
+  auto used = budget->used_bytes();
+  s.reset();
+  CHECK(used > 0);
+  CHECK(budget->used_bytes() == 0);
+}
 
-  auto w = make_window_stack(make_memory_window("w", 10).value(), nullptr);
-  CHECK_FALSE(w->put("k", -1, std::string_view{"x"}).ok());
-  REQUIRE(w->put("k", 1, std::nullopt).ok());
-  CHECK(w->metrics().errors == 1);
-  CHECK(w->metrics().puts == 1);
-  CHECK(w->metrics().removes == 1);
+TEST_CASE("an aborted epoch leaves none of its flushed values among the clean ones",
+          "[state]") {
+  epoch_group epochs;
+  auto s = make_kv_stack(make_memory_kv("kv", &epochs), nullptr,
+                         {true, 16, std::make_shared<value_cache_budget>(1 << 20)});
+  REQUIRE(s->put("k", "committed").ok());
+  REQUIRE(s->flush().ok());
+  REQUIRE(epochs.commit("kv", 1).ok());
+  REQUIRE(s->put("k", "aborted").ok());
+  REQUIRE(s->put("new", "aborted").ok());
+  REQUIRE(s->flush().ok()); // into the epoch buffer, and kept clean
+  CHECK(get(*s, "k") == "aborted");
+  discard_unflushed(*s); // what shard::abort_epoch does, caches first
+  epochs.abort();
+  CHECK(get(*s, "k") == "committed");
+  CHECK(get(*s, "new") == std::nullopt);
+}
+
+TEST_CASE("clean values stay within the node's budget, the oldest going first",
+          "[state]") {
+  auto budget = std::make_shared<value_cache_budget>(1 << 20);
+  std::atomic<int> gets{0};
+  auto a = make_caching_kv(std::make_unique<counting_kv>(make_memory_kv("a"), gets), 1000,
+                           budget);
+  auto b = make_caching_kv(make_memory_kv("b"), 1000, budget);
+  const std::string value(1000, 'v');
+  for (int i = 0; i < 5'000; ++i) { // 5 MB of values through a 1 MiB budget
+    REQUIRE(a->put("key-" + std::to_string(i), value).ok());
+    REQUIRE(b->put("key-" + std::to_string(i), value).ok());
+    CHECK(budget->used_bytes() <= budget->max_bytes() + 2 * 2048);
+  }
+  REQUIRE(a->flush().ok());
+  REQUIRE(b->flush().ok());
+  CHECK(budget->used_bytes() <= budget->max_bytes() + 2 * 2048);
+  CHECK(budget->used_bytes() > budget->max_bytes() / 2); // it was used
+  CHECK(get(*a, "key-4999") == value);                   // recent: kept
+  CHECK(gets.load() == 0);
+  CHECK(get(*a, "key-0") == value); // evicted: read below
+  CHECK(gets.load() == 1);
 }

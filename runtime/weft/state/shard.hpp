@@ -73,6 +73,7 @@ struct factory_stats {
   uint64_t cache_usage_bytes = 0;    ///< blocks and memtable reservations in it
   uint64_t cache_pinned_bytes = 0;
   uint64_t write_buffer_bytes = 0; ///< memtables of every store
+  uint64_t value_cache_bytes = 0;  ///< clean values the kv caches keep
   std::map<std::string, store_sizes> stores;
 };
 
@@ -98,13 +99,16 @@ class store_factory {
                                                          epoch_group* epochs) = 0;
 };
 
-/// The production factory: RocksDB stores sharing one block cache and one
-/// write-buffer budget per node (so memory is bounded by these two numbers,
-/// not by the number of shards), layered metered -> caching -> changelogging
-/// -> RocksDB. With a null sink the changelogging layer is left out (global
-/// tables); specs with caching=false leave out the cache.
-std::unique_ptr<store_factory> make_rocksdb_factory(size_t cache_bytes,
-                                                    size_t write_buffer_bytes);
+/// The production factory: RocksDB stores sharing one block cache, one
+/// write-buffer budget and one budget for the caches' clean values per node
+/// (so memory is bounded by these three numbers, not by the number of
+/// shards; value_cache.hpp), layered metered -> caching -> changelogging ->
+/// RocksDB. With a null sink the changelogging layer is left out (global
+/// tables); specs with caching=false leave out the cache. value_cache_bytes
+/// 0 keeps no clean values.
+std::unique_ptr<store_factory>
+make_rocksdb_factory(size_t cache_bytes, size_t write_buffer_bytes,
+                     size_t value_cache_bytes = size_t{16} << 20);
 
 /// The in-memory twin (same layers over std::map), for tests.
 std::unique_ptr<store_factory> make_memory_factory();

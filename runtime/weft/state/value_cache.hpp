@@ -1,0 +1,52 @@
+#pragma once
+// The memory the key-value caches of a node may keep for values they
+// already wrote down or read (layered_store.hpp, caching), shared by all of
+// them: `statestore.value.cache.max.bytes`.
+//
+// Why they keep values at all: profiled on the count-by-key bench (README,
+// "Performance"), a RocksDB Get was a quarter of the task threads' CPU. The
+// key had been written a moment before, so it sat in a large memtable and
+// each lookup walked a skip list that does not fit the CPU caches; RocksDB's
+// own LRU cache as a row cache cost nearly as much (its handle table and two
+// locks per lookup). A caching layer's clean values are a hash map under the
+// lock it takes anyway.
+//
+// Each layer accounts its entries here and, when the node is over budget,
+// evicts its own oldest ones before it keeps another (so the total stays
+// within the budget plus one entry per layer); a layer that goes away gives
+// its bytes back.
+//
+// Threads: every call is safe from any thread (one atomic).
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace weft::state {
+
+class value_cache_budget {
+ public:
+  explicit value_cache_budget(size_t max_bytes) : max_(static_cast<int64_t>(max_bytes)) {}
+
+  size_t max_bytes() const { return static_cast<size_t>(max_); }
+  size_t used_bytes() const {
+    auto u = used_.load(std::memory_order_relaxed);
+    return u > 0 ? static_cast<size_t>(u) : 0;
+  }
+  /// Whether `more` bytes fit.
+  bool fits(size_t more) const {
+    return used_.load(std::memory_order_relaxed) + static_cast<int64_t>(more) <= max_;
+  }
+  void take(size_t n) {
+    used_.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+  }
+  void give(size_t n) {
+    used_.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
+  }
+
+ private:
+  const int64_t max_;
+  std::atomic<int64_t> used_{0};
+};
+
+} // namespace weft::state
