@@ -95,6 +95,13 @@ size_t partition_queue::drain(message_batch& out, size_t max, status* error) {
           continue;
         }
         next_ = m->offset + 1;
+        // librdkafka parses a consumed message's headers on the first ask
+        // and keeps them in the message; ask here, on the one thread that
+        // drains, so views taken by several tasks at once (a partition
+        // feeding several services) only read them: two first asks at once
+        // raced (each parsed, one copy leaked).
+        rd_kafka_headers_t* parsed = nullptr;
+        (void)rd_kafka_message_headers(m, &parsed);
         v[kept++] = m;
         continue;
       }
