@@ -16,8 +16,6 @@
 // one path (`perf record` around it).
 // bench/run.sh starts the local broker and runs the benchmarks.
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -30,6 +28,7 @@
 #include <vector>
 
 #include "committed_offsets.hpp"
+#include "cpu_time.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
@@ -51,14 +50,6 @@ constexpr int parts = 6;
 void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
   std::exit(1);
-}
-
-/// CPU seconds (user + system) this process used so far.
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 int64_t wall_ms() {
@@ -276,9 +267,9 @@ int main(int argc, char** argv) {
   produce(in, records, 100000);
   if (!only.empty()) {
     weft::node_metrics m;
-    const double cpu0 = cpu_seconds();
+    const double cpu0 = weft::bench::cpu_seconds();
     auto secs = count_all("bench-" + tag, only, in, out, &m);
-    const double cpu = cpu_seconds() - cpu0;
+    const double cpu = weft::bench::cpu_seconds() - cpu0;
     std::printf("(1) count-by-key %s: %10.0f records/s, %.2f us CPU per record (this "
                 "process, start-up included)\n",
                 only.c_str(), records / secs, cpu * 1e6 / double(records));

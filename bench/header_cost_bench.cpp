@@ -15,7 +15,6 @@
 //                          [--rounds=3]
 
 #include <librdkafka/rdkafka.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -26,18 +25,13 @@
 #include <string>
 #include <vector>
 
+#include "cpu_time.hpp"
+
 namespace {
 
 std::string bootstrap = "127.0.0.1:9092";
 int records = 500000;
 int rounds = 3;
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
-         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 enum class mode { none, built, header };
 
@@ -55,7 +49,7 @@ double produce(const std::string& topic, mode m) {
   }
   std::string value(88, 'v');
   const std::string cause = "upper@bench-in-1796582442/5/123456";
-  const double start = cpu_seconds();
+  const double start = weft::bench::cpu_seconds();
   for (int i = 0; i < records; ++i) {
     char key[16];
     std::snprintf(key, sizeof key, "key%07d", i % 100000);
@@ -81,7 +75,7 @@ double produce(const std::string& topic, mode m) {
     std::fprintf(stderr, "bench: records not delivered within 120 s\n");
     std::exit(1);
   }
-  const double cpu = cpu_seconds() - start;
+  const double cpu = weft::bench::cpu_seconds() - start;
   rd_kafka_destroy(rk);
   return cpu;
 }

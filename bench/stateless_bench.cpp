@@ -16,7 +16,6 @@
 // bench/run.sh starts the local broker and runs it.
 
 #include <librdkafka/rdkafka.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,6 +32,8 @@
 #include "weft/node.hpp"
 #include "weft/services/stateless.hpp"
 
+#include "cpu_time.hpp"
+
 using namespace std::chrono;
 using clock_type = steady_clock;
 
@@ -47,14 +48,6 @@ int rounds = 2;
 void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
   std::exit(1);
-}
-
-/// CPU seconds (user + system) this process used so far.
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
-         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 double median(std::vector<double> v) {
@@ -240,11 +233,11 @@ int main(int argc, char** argv) {
       if (!cfg) die(cfg.error().message());
       weft::node n{std::move(*cfg)};
       n.add<upper>(in, out);
-      auto cpu0 = cpu_seconds();
+      auto cpu0 = weft::bench::cpu_seconds();
       auto start = clock_type::now();
       if (auto s = n.start(); !s) die(s.message());
       auto secs = wait_for_output(**probe, out, start);
-      auto cpu = cpu_seconds() - cpu0;
+      auto cpu = weft::bench::cpu_seconds() - cpu0;
       n.request_stop();
       (void)n.wait();
       return std::pair{secs, cpu};

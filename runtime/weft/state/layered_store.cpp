@@ -224,6 +224,10 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
       budget_->take(after);
       budget_->give(before);
       clean_bytes_ += after - before;
+      // A larger value may have spent the budget: give back our oldest (the
+      // entry just updated among them, if it is the oldest).
+      while (!budget_->fits(0) && !clean_.empty())
+        evict_oldest();
       return;
     }
     clean_entry fresh{std::string{key},

@@ -4,17 +4,16 @@
 // them: `statestore.value.cache.max.bytes`.
 //
 // Why they keep values at all: profiled on the count-by-key bench (README,
-// "Performance"), a RocksDB Get was a quarter of the task threads' CPU. The
-// key had been written a moment before, so it sat in a large memtable and
-// each lookup walked a skip list that does not fit the CPU caches; RocksDB's
-// own LRU cache as a row cache cost nearly as much (its handle table and two
-// locks per lookup). A caching layer's clean values are a hash map under the
-// lock it takes anyway.
+// "Tests and benchmarks", where the time goes), a RocksDB Get was a quarter of the task
+// threads' CPU. The key had been written a moment before, so it sat in a large memtable
+// and each lookup walked a skip list that does not fit the CPU caches; RocksDB's own LRU
+// cache as a row cache cost nearly as much (its handle table and two locks per lookup). A
+// caching layer's clean values are a hash map under the lock it takes anyway.
 //
 // Each layer accounts its entries here and, when the node is over budget,
-// evicts its own oldest ones before it keeps another (so the total stays
-// within the budget plus one entry per layer); a layer that goes away gives
-// its bytes back.
+// evicts its own oldest ones before it keeps another or grows one (so the
+// total stays within the budget plus one entry per layer); a layer that goes
+// away gives its bytes back.
 //
 // Threads: every call is safe from any thread (one atomic).
 
