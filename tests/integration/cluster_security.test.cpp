@@ -127,6 +127,18 @@ int tcp_connect(int port) {
   return fd;
 }
 
+/// How many sockets process `pid` has open.
+int open_sockets(int pid) {
+  int n = 0;
+  auto dir = "/proc/" + std::to_string(pid) + "/fd";
+  for (auto& e : std::filesystem::directory_iterator{dir}) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && target.string().rfind("socket:", 0) == 0) ++n;
+  }
+  return n;
+}
+
 /// Whether the other end closes `fd` (EOF or reset) within `limit`; data
 /// sent before the close is skipped.
 bool closed_by_peer(int fd, std::chrono::milliseconds limit) {
@@ -263,6 +275,24 @@ TEST_CASE("cluster TLS: nodes with the application's certificates share the work
             static_cast<ssize_t>(bytes.size()));
     CHECK(closed_by_peer(fd, 5s));
     ::close(fd);
+  }
+  // Refused connections leave no descriptor behind (and none is closed
+  // twice: a double close can take another thread's socket or file).
+  {
+    auto before = open_sockets(n1.proc->pid());
+    for (int i = 0; i < 30; ++i) {
+      int fd = tcp_connect(n1.cluster_port);
+      REQUIRE(fd >= 0);
+      const std::string bytes = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+      REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+              static_cast<ssize_t>(bytes.size()));
+      CHECK(closed_by_peer(fd, 5s));
+      ::close(fd);
+    }
+    auto after = open_sockets(n1.proc->pid());
+    INFO("sockets of n1 before 30 refused connections: " << before
+                                                         << ", after: " << after);
+    CHECK(after < before + 10);
   }
   // A silent one is closed too, once the handshake deadline (10 s) passed.
   {

@@ -520,17 +520,11 @@ int SSL_accept(SSL* s) {
       std::lock_guard<std::mutex> lock{g.pending_mu};
       g.pending[s] = {fd, weft::cluster::peer_of_fd(fd),
                       std::chrono::steady_clock::now()};
-    } else {
-      // CAF drops a session whose first step failed without closing its
-      // socket: close it here, or the stranger keeps it (and this process
-      // a descriptor) for good.
-      int fd = SSL_get_fd(s);
-      if (fd >= 0) {
-        ::shutdown(fd, SHUT_RDWR);
-        ::close(fd);
-        SSL_set_fd(s, -1);
-      }
     }
+    // A first step that failed outright needs nothing here: CAF's doorman
+    // (Debian's 0.17.6 guards the accepted socket) closes the descriptor
+    // when the session is refused. Closing it here too was a double close:
+    // another thread could be handed the number in between and lose it.
   }
   return r;
 }
