@@ -13,9 +13,10 @@
 //   build): refused handshakes, either way, are logged here, rate-limited.
 // - It never clears OpenSSL's per-thread error queue, so one failed
 //   connection (a stranger's, a killed peer's) made the next read on any
-//   other connection of the same I/O thread fail too; and it leaked (never
-//   closed) the socket of a connection whose very first handshake step
-//   failed. Both are fixed here, for its calls only.
+//   other connection of the same I/O thread fail too: the queue is
+//   emptied before each of its calls. (A connection whose very first
+//   handshake step fails is closed by its doorman; this file must not
+//   close it again.)
 // - It never closes a connection that stays silent (nor does CAF's
 //   connection timeout): an accepted connection must finish its handshake
 //   within 10 s, or a watcher thread shuts its socket down.
