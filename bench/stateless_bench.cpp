@@ -1,15 +1,23 @@
 // Benchmark (not a test): the price of weft's actors over a hand-written
-// librdkafka loop, in one process against one broker.
+// librdkafka program, in one process against one broker.
 //
-//   (a) raw:  one thread, consumer_poll -> transform -> produce
-//   (b) weft: the same transform as a stateless service on a node
-//   (c) weft with trace.headers=false: (b) without the weft.cause header
+//   (a) raw:  what a careful librdkafka programmer writes for the same job:
+//             --threads threads, each with its own consumer (assigned every
+//             --threads-th partition) and its own producer, consuming in
+//             batches of up to 1,000 (rd_kafka_consume_batch_queue),
+//             transforming into a reused buffer, producing with weft's
+//             producer settings (idempotence, linger.ms=5, murmur2_random),
+//             offsets auto-committed (at least once, as weft here)
+//   (b) weft: the same transform as a stateless service on a node with
+//             --threads stream threads, default configuration
+//   (c) weft with trace.headers=true: (b) stamping every output with the
+//             weft.cause header
 //
 // All read the same 1,000,000 100-byte records over 6 partitions and write
 // them to a topic of their own; each run is timed from start until its output
 // topic holds every record. Prints records/s for each, the ratio b/a, and
-// what the causal header costs (1 - b/c), each variant's best of --rounds
-// rounds (b and c alternate which goes first).
+// what the causal header costs (c against b), each variant's best of
+// --rounds rounds (b and c alternate which goes first).
 //
 //   weft-bench-stateless [--bootstrap=127.0.0.1:9092] [--records=1000000]
 //                        [--partitions=6] [--threads=2] [--rounds=2]
@@ -56,11 +64,17 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// The transform both variants run: upper-case the value's first 16 bytes.
+/// The transform every variant runs: upper-case the value's first 16 bytes,
+/// in place.
+void upper16(std::string& v) {
+  for (size_t i = 0; i < v.size() && i < 16; ++i)
+    if (v[i] >= 'a' && v[i] <= 'z') v[i] = static_cast<char>(v[i] - 32);
+}
+
+/// The transform as a weft service writes it: a new value.
 std::string transform(const char* data, size_t len) {
   std::string out{data, len};
-  for (size_t i = 0; i < out.size() && i < 16; ++i)
-    if (out[i] >= 'a' && out[i] <= 'z') out[i] = static_cast<char>(out[i] - 32);
+  upper16(out);
   return out;
 }
 
@@ -84,46 +98,57 @@ double wait_for_output(weft::kafka::consumer& probe, const std::string& topic,
   return duration<double>(clock_type::now() - start).count();
 }
 
-void raw_loop(const std::string& in, const std::string& out, const std::string& group,
-              std::atomic<bool>& stop) {
+/// One thread of the raw program: its own consumer on every `threads`-th
+/// partition of `in` from `first`, its own producer, batch consume.
+void raw_worker(const std::string& in, const std::string& out, const std::string& group,
+                int first, std::atomic<bool>& stop) {
   char err[512];
+  auto set = [&](rd_kafka_conf_t* conf, const char* k, const std::string& v) {
+    if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      die(std::string{"raw: "} + k + ": " + err);
+  };
   auto* cconf = rd_kafka_conf_new();
-  rd_kafka_conf_set(cconf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
-  rd_kafka_conf_set(cconf, "group.id", group.c_str(), err, sizeof err);
-  rd_kafka_conf_set(cconf, "auto.offset.reset", "earliest", err, sizeof err);
-  rd_kafka_conf_set(cconf, "enable.auto.commit", "true", err, sizeof err);
+  set(cconf, "bootstrap.servers", bootstrap);
+  set(cconf, "group.id", group);
+  set(cconf, "enable.auto.commit", "true");
   auto* rc = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof err);
+  if (!rc) die(std::string{"raw consumer: "} + err);
   rd_kafka_poll_set_consumer(rc);
   auto* list = rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p)
+  for (int p = first; p < partitions; p += threads)
     rd_kafka_topic_partition_list_add(list, in.c_str(), p)->offset =
         RD_KAFKA_OFFSET_BEGINNING;
   rd_kafka_assign(rc, list);
   rd_kafka_topic_partition_list_destroy(list);
   auto* pconf = rd_kafka_conf_new();
-  rd_kafka_conf_set(pconf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
-  rd_kafka_conf_set(pconf, "enable.idempotence", "true", err, sizeof err);
-  rd_kafka_conf_set(pconf, "linger.ms", "5", err, sizeof err);
-  rd_kafka_conf_set(pconf, "partitioner", "murmur2_random", err, sizeof err);
+  set(pconf, "bootstrap.servers", bootstrap);
+  set(pconf, "enable.idempotence", "true");
+  set(pconf, "linger.ms", "5");
+  set(pconf, "partitioner", "murmur2_random");
   auto* rp = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof err);
-  // The loop most librdkafka programs run: poll one message (returns as soon
-  // as one is there), transform, produce, serve delivery reports now and then.
-  size_t n = 0;
+  if (!rp) die(std::string{"raw producer: "} + err);
+  auto* queue = rd_kafka_queue_get_consumer(rc);
+  std::vector<rd_kafka_message_t*> batch(1000);
+  std::string value;
   while (!stop) {
-    auto* m = rd_kafka_consumer_poll(rc, 100);
-    if (!m) continue;
-    if (!m->err) {
-      auto v = transform(static_cast<const char*>(m->payload), m->len);
-      while (rd_kafka_producev(rp, RD_KAFKA_V_TOPIC(out.c_str()),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                               RD_KAFKA_V_KEY(m->key, m->key_len),
-                               RD_KAFKA_V_VALUE(v.data(), v.size()),
-                               RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(rp, 1);
+    auto n = rd_kafka_consume_batch_queue(queue, 100, batch.data(), batch.size());
+    for (ssize_t i = 0; i < n; ++i) {
+      auto* m = batch[static_cast<size_t>(i)];
+      if (!m->err) {
+        value.assign(static_cast<const char*>(m->payload), m->len);
+        upper16(value);
+        while (rd_kafka_producev(rp, RD_KAFKA_V_TOPIC(out.c_str()),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_KEY(m->key, m->key_len),
+                                 RD_KAFKA_V_VALUE(value.data(), value.size()),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+          rd_kafka_poll(rp, 1);
+      }
+      rd_kafka_message_destroy(m);
     }
-    rd_kafka_message_destroy(m);
-    if (++n % 1000 == 0) rd_kafka_poll(rp, 0);
+    rd_kafka_poll(rp, 0); // delivery reports, once per batch
   }
+  rd_kafka_queue_destroy(queue);
   rd_kafka_flush(rp, 10000);
   rd_kafka_consumer_close(rc);
   rd_kafka_destroy(rc);
@@ -199,24 +224,30 @@ int main(int argc, char** argv) {
   for (int round = 0; round < rounds; ++round) {
     auto r = std::to_string(round);
     auto out_raw = "bench-raw-" + tag + "-" + r, out_weft = "bench-weft-" + tag + "-" + r,
-         out_plain = "bench-plain-" + tag + "-" + r;
+         out_traced = "bench-traced-" + tag + "-" + r;
     if (auto s = (*admin)->ensure_topics({{out_raw, partitions, 1, {}},
                                           {out_weft, partitions, 1, {}},
-                                          {out_plain, partitions, 1, {}}},
+                                          {out_traced, partitions, 1, {}}},
                                          30000);
         !s)
       die(s.message());
     outputs.push_back(out_raw);
     outputs.push_back(out_weft);
-    outputs.push_back(out_plain);
+    outputs.push_back(out_traced);
 
-    // (a) raw librdkafka loop
+    // (a) the raw librdkafka program, one consumer/producer pair per thread
     std::atomic<bool> stop{false};
+    auto cpu_a0 = weft::bench::cpu_seconds();
     auto start_a = clock_type::now();
-    std::thread raw{[&] { raw_loop(in, out_raw, "raw-" + tag + "-" + r, stop); }};
+    std::vector<std::thread> raw;
+    for (int t = 0; t < std::min(threads, partitions); ++t)
+      raw.emplace_back(
+          [&, t] { raw_worker(in, out_raw, "raw-" + tag + "-" + r, t, stop); });
     auto a = wait_for_output(**probe, out_raw, start_a);
+    auto cpu_a = weft::bench::cpu_seconds() - cpu_a0;
     stop = true;
-    raw.join();
+    for (auto& t : raw)
+      t.join();
 
     // (b) the same transform as a weft service; (c) without weft.cause
     // Each weft run: wall seconds, and the CPU seconds this process spent
@@ -225,7 +256,7 @@ int main(int argc, char** argv) {
     auto run_weft = [&](const std::string& out, bool headers) {
       auto cfg = weft::config::from_map(
           {{"application.id",
-            "bench-" + std::string{headers ? "weft" : "plain"} + "-" + tag + "-" + r},
+            "bench-" + std::string{headers ? "traced" : "weft"} + "-" + tag + "-" + r},
            {"bootstrap.servers", bootstrap},
            {"num.stream.threads", std::to_string(threads)},
            {"trace.headers", headers ? "true" : "false"},
@@ -242,31 +273,32 @@ int main(int argc, char** argv) {
       (void)n.wait();
       return std::pair{secs, cpu};
     };
-    std::pair<double, double> b, c;
+    std::pair<double, double> b, c; // (b) default, (c) trace.headers=true
     if (round % 2 == 0) {
-      b = run_weft(out_weft, true);
-      c = run_weft(out_plain, false);
+      b = run_weft(out_weft, false);
+      c = run_weft(out_traced, true);
     } else {
-      c = run_weft(out_plain, false);
-      b = run_weft(out_weft, true);
+      c = run_weft(out_traced, true);
+      b = run_weft(out_weft, false);
     }
-    std::printf("round %d: raw %.2f s, weft %.2f s (cpu %.2f s), weft without weft.cause "
-                "%.2f s (cpu %.2f s)\n",
-                round + 1, a, b.first, b.second, c.first, c.second);
+    std::printf("round %d: raw %.2f s (cpu %.2f s), weft %.2f s (cpu %.2f s), weft with "
+                "trace.headers=true %.2f s (cpu %.2f s)\n",
+                round + 1, a, cpu_a, b.first, b.second, c.first, c.second);
     secs_a = std::min(secs_a, a);
     secs_b = std::min(secs_b, b.first);
     secs_c = std::min(secs_c, c.first);
-    wall_ratio.push_back(b.first / c.first);
-    cpu_ratio.push_back(b.second / c.second);
+    wall_ratio.push_back(c.first / b.first);
+    cpu_ratio.push_back(c.second / b.second);
   }
 
-  double a = records / secs_a, b = records / secs_b;
-  std::printf("(a) raw librdkafka loop : %10.0f records/s (%.2f s)\n", a, secs_a);
-  std::printf("(b) weft stateless node : %10.0f records/s (%.2f s)\n", b, secs_b);
-  double c = records / secs_c;
-  std::printf("(c) ... trace.headers=false: %10.0f records/s (%.2f s)\n", c, secs_c);
-  std::printf("ratio b/a               : %10.2f (target >= 0.8)\n", b / a);
-  std::printf("weft.cause cost 1 - b/c : %9.1f %% (best rounds)\n", 100.0 * (1 - b / c));
+  double a = records / secs_a, b = records / secs_b, c = records / secs_c;
+  std::printf("(a) raw librdkafka, %d threads : %10.0f records/s (%.2f s)\n", threads, a,
+              secs_a);
+  std::printf("(b) weft stateless node      : %10.0f records/s (%.2f s)\n", b, secs_b);
+  std::printf("(c) ... trace.headers=true   : %10.0f records/s (%.2f s)\n", c, secs_c);
+  std::printf("ratio b/a                    : %10.2f (target >= 0.8)\n", b / a);
+  std::printf("weft.cause cost 1 - c/b      : %9.1f %% (best rounds)\n",
+              100.0 * (1 - c / b));
   std::printf("weft.cause cost, median of the rounds' with/without: wall %+.1f %%, "
               "cpu %+.1f %%\n",
               100.0 * (median(wall_ratio) - 1), 100.0 * (median(cpu_ratio) - 1));
