@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "committed_offsets.hpp"
+#include "count_workload.hpp"
 #include "cpu_time.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
@@ -56,24 +57,6 @@ int64_t wall_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-struct counter : weft::service_base {
-  weft::output<weft::bytes_serde, weft::int64_serde> out;
-  counter(std::string in, std::string o) : service_base("counter") {
-    add_input(in);
-    add_store({"counts", weft::store_decl::kind::kv});
-    out = weft::output<weft::bytes_serde, weft::int64_serde>{
-        add_output(o, weft::output_kind::external)};
-  }
-  void on_record(const weft::record_view& r, weft::context& ctx) override {
-    auto& store = ctx.kv_store("counts");
-    auto old = store.get(*r.key);
-    int64_t n = 1;
-    if (old.ok() && *old) n += *weft::int64_serde::deserialize(**old);
-    (void)store.put(*r.key, weft::int64_serde::serialize(n));
-    out.emit(ctx, std::string{*r.key}, n);
-  }
-};
-
 std::unique_ptr<weft::kafka::admin> admin;
 
 void create(const std::string& topic) {
@@ -89,16 +72,7 @@ std::unique_ptr<weft::kafka::producer> make_producer() {
 }
 
 void produce(const std::string& topic, size_t n, size_t keys) {
-  auto p = make_producer();
-  std::string value(88, 'v');
-  for (size_t i = 0; i < n; ++i) {
-    char key[24];
-    int len = std::snprintf(key, sizeof key, "key%09zu", (i * 7919) % keys);
-    while (p->send(topic, -1, std::string_view{key, size_t(len)}, value).code() ==
-           weft::errc::queue_full)
-      std::this_thread::sleep_for(milliseconds(1));
-  }
-  if (auto s = p->flush(120000); !s) die(s.message());
+  weft::bench::produce_keys(bootstrap, topic, n, keys);
 }
 
 int64_t committed(const std::string& group, const std::string& topic) {
@@ -140,7 +114,7 @@ double count_all(const std::string& app, const std::string& guarantee,
                  const std::string& in, const std::string& out, weft::node_metrics* m) {
   std::filesystem::remove_all("/tmp/" + app);
   weft::node node{make_config(app, guarantee)};
-  node.add<counter>(in, out);
+  node.add<weft::bench::key_counter>(in, out, true);
   auto start = clock_type::now();
   if (auto s = node.start(); !s) die(s.message());
   while (committed(app, in) < int64_t(records)) {
@@ -166,7 +140,7 @@ latency measure_latency(const std::string& app, const std::string& guarantee,
                         const std::string& in, const std::string& out) {
   std::filesystem::remove_all("/tmp/" + app);
   weft::node node{make_config(app, guarantee)};
-  node.add<counter>(in, out);
+  node.add<weft::bench::key_counter>(in, out, true);
   if (auto s = node.start(); !s) die(s.message());
   auto reader = weft::kafka::consumer::create({{"bootstrap.servers", bootstrap},
                                                {"group.id", app + "-reader"},

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "committed_offsets.hpp"
+#include "count_workload.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
@@ -46,14 +47,6 @@ void die(const std::string& what) {
   std::exit(1);
 }
 
-int64_t rss_mb() {
-  std::ifstream f{"/proc/self/status"};
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) / 1024;
-  return 0;
-}
-
 struct copier : weft::stateless<weft::bytes_serde, weft::bytes_serde> {
   weft::output<weft::bytes_serde, weft::bytes_serde> out;
   copier(std::string in, std::string o) : stateless("copier", in) {
@@ -61,25 +54,6 @@ struct copier : weft::stateless<weft::bytes_serde, weft::bytes_serde> {
   }
   void process(const std::string& k, const std::string& v, weft::context& ctx) override {
     out.emit(ctx, k, v);
-  }
-};
-
-struct counter : weft::service_base {
-  weft::output<weft::bytes_serde, weft::int64_serde> out;
-  bool emit;
-  counter(std::string in, std::string o, bool e) : service_base("counter"), emit(e) {
-    add_input(in);
-    add_store({"counts", weft::store_decl::kind::kv});
-    out = weft::output<weft::bytes_serde, weft::int64_serde>{
-        add_output(o, weft::output_kind::external)};
-  }
-  void on_record(const weft::record_view& r, weft::context& ctx) override {
-    auto& store = ctx.kv_store("counts");
-    auto old = store.get(*r.key);
-    int64_t n = 1;
-    if (old.ok() && *old) n += *weft::int64_serde::deserialize(**old);
-    (void)store.put(*r.key, weft::int64_serde::serialize(n));
-    if (emit) out.emit(ctx, std::string{*r.key}, n);
   }
 };
 
@@ -94,21 +68,7 @@ void create(const std::string& topic, int parts,
 
 void produce(const std::string& topic, size_t n, size_t keys,
              int32_t partitions_for_key = -1) {
-  auto p = weft::kafka::producer::create({{"bootstrap.servers", bootstrap},
-                                          {"linger.ms", "20"},
-                                          {"partitioner", "murmur2_random"}});
-  if (!p) die(p.error().message());
-  std::string value(88, 'v');
-  for (size_t i = 0; i < n; ++i) {
-    char key[24];
-    int len = std::snprintf(key, sizeof key, "key%09zu", (i * 7919) % keys);
-    int32_t part =
-        partitions_for_key > 0 ? static_cast<int32_t>(i % partitions_for_key) : -1;
-    while ((*p)->send(topic, part, std::string_view{key, size_t(len)}, value).code() ==
-           weft::errc::queue_full)
-      std::this_thread::sleep_for(milliseconds(1));
-  }
-  if (auto s = (*p)->flush(120000); !s) die(s.message());
+  weft::bench::produce_keys(bootstrap, topic, n, keys, partitions_for_key);
 }
 
 int64_t committed(const std::string& group, const std::string& topic, int parts) {
@@ -181,8 +141,9 @@ int main(int argc, char** argv) {
     auto secs_copy = run_until_committed("bench-copy-" + tag, in, 6, records,
                                          [&](weft::node& n) { n.add<copier>(in, out1); });
     auto secs_count =
-        run_until_committed("bench-count-" + tag, in, 6, records,
-                            [&](weft::node& n) { n.add<counter>(in, out2, true); });
+        run_until_committed("bench-count-" + tag, in, 6, records, [&](weft::node& n) {
+          n.add<weft::bench::key_counter>(in, out2, true);
+        });
     std::printf("(1) stateless copy        : %10.0f records/s\n", records / secs_copy);
     std::printf("    count-by-key (RocksDB): %10.0f records/s  ratio %.2f\n",
                 records / secs_count, secs_copy / secs_count);
@@ -200,7 +161,7 @@ int main(int argc, char** argv) {
       auto dir = "/tmp/" + app2;
       std::filesystem::remove_all(dir);
       weft::node node{make_config(app2, dir)};
-      node.add<counter>(in2, out2, false);
+      node.add<weft::bench::key_counter>(in2, out2, false);
       auto start = clock_type::now();
       if (auto s = node.start(); !s) die(s.message());
       // store_ready() reads no data: polling it does not slow the restore.
@@ -228,21 +189,21 @@ int main(int argc, char** argv) {
   if (phase == 0 || phase == 3) {
     create(in3, 24);
     produce(in3, 2 * records, records);
-    int64_t before = rss_mb(), peak = 0;
+    int64_t before = weft::bench::rss_mb(), peak = 0;
     {
       auto app3 = "bench-24-" + tag;
       auto dir = "/tmp/" + app3;
       std::filesystem::remove_all(dir);
       weft::node node{make_config(app3, dir)};
-      node.add<counter>(in3, out2, false);
+      node.add<weft::bench::key_counter>(in3, out2, false);
       if (auto s = node.start(); !s) die(s.message());
       auto start = clock_type::now();
       while (committed(app3, in3, 24) < int64_t(2 * records)) {
-        peak = std::max(peak, rss_mb());
+        peak = std::max(peak, weft::bench::rss_mb());
         if (clock_type::now() - start > minutes(10)) die("24 shards timed out");
         std::this_thread::sleep_for(milliseconds(100));
       }
-      peak = std::max(peak, rss_mb());
+      peak = std::max(peak, weft::bench::rss_mb());
       node.request_stop();
       (void)node.wait();
       std::filesystem::remove_all(dir);
