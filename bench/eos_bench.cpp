@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "committed_offsets.hpp"
+#include "config_overrides.hpp"
 #include "count_workload.hpp"
 #include "cpu_time.hpp"
 #include "weft/kafka/admin.hpp"
@@ -90,18 +91,7 @@ weft::config make_config(const std::string& app, const std::string& guarantee) {
       {"commit.interval.ms", "100"},
       {"log.level",
        std::getenv("WEFT_BENCH_LOG") ? std::getenv("WEFT_BENCH_LOG") : "warn"}};
-  if (const char* extra = std::getenv("WEFT_BENCH_CONFIG")) {
-    std::string all = extra;
-    for (size_t at = 0; at < all.size();) {
-      auto end = std::min(all.find(',', at), all.size());
-      auto item = all.substr(at, end - at);
-      auto eq = item.find('=');
-      if (eq == std::string::npos)
-        die("WEFT_BENCH_CONFIG: '" + item + "' is not key=value");
-      values[item.substr(0, eq)] = item.substr(eq + 1);
-      at = end + 1;
-    }
-  }
+  weft::bench::apply_config_overrides(values);
   auto cfg = weft::config::from_map(values);
   if (!cfg) die(cfg.error().message());
   return *cfg;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "committed_offsets.hpp"
+#include "config_overrides.hpp"
 #include "count_workload.hpp"
 #include "cpu_time.hpp"
 #include "weft/kafka/admin.hpp"
@@ -49,10 +50,12 @@ int partitions = 6;
 }
 
 weft::config make_config(const std::string& app, const std::string& state_dir) {
-  auto cfg = weft::config::from_map({{"application.id", app},
-                                     {"bootstrap.servers", bootstrap},
-                                     {"state.dir", state_dir},
-                                     {"log.level", "warn"}});
+  std::map<std::string, std::string> values{{"application.id", app},
+                                            {"bootstrap.servers", bootstrap},
+                                            {"state.dir", state_dir},
+                                            {"log.level", "warn"}};
+  weft::bench::apply_config_overrides(values); // WEFT_BENCH_CONFIG
+  auto cfg = weft::config::from_map(values);
   if (!cfg) die(cfg.error().message());
   return *cfg;
 }

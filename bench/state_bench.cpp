@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "committed_offsets.hpp"
+#include "config_overrides.hpp"
 #include "count_workload.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
@@ -76,10 +77,12 @@ int64_t committed(const std::string& group, const std::string& topic, int parts)
 }
 
 weft::config make_config(const std::string& app, const std::string& state_dir) {
-  auto cfg = weft::config::from_map({{"application.id", app},
-                                     {"bootstrap.servers", bootstrap},
-                                     {"state.dir", state_dir},
-                                     {"log.level", phase == 0 ? "warn" : "info"}});
+  std::map<std::string, std::string> values{{"application.id", app},
+                                            {"bootstrap.servers", bootstrap},
+                                            {"state.dir", state_dir},
+                                            {"log.level", phase == 0 ? "warn" : "info"}};
+  weft::bench::apply_config_overrides(values); // WEFT_BENCH_CONFIG
+  auto cfg = weft::config::from_map(values);
   if (!cfg) die(cfg.error().message());
   return *cfg;
 }

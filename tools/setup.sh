@@ -22,7 +22,7 @@ PACKAGES=(
   clang-format
   clang-14 libclang-rt-14-dev
   default-jdk-headless maven
-  python3
+  python3 time
   prometheus graphviz
   chromium chromium-driver
 )
