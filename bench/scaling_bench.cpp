@@ -25,6 +25,7 @@
 
 #include <unistd.h>
 
+#include "args.hpp"
 #include "committed_offsets.hpp"
 #include "config_overrides.hpp"
 #include "count_workload.hpp"
@@ -65,10 +66,7 @@ weft::config make_config(const std::string& app, const std::string& state_dir) {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto val = [&](const char* name) -> const char* {
-      auto n = std::strlen(name);
-      return a.compare(0, n, name) == 0 ? argv[i] + n : nullptr;
-    };
+    auto val = [&](const char* name) { return weft::bench::flag_value(argv[i], name); };
     if (auto v = val("--bootstrap="))
       bootstrap = v;
     else if (auto v = val("--mode="))

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "args.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
@@ -170,10 +171,7 @@ struct upper : weft::stateless<weft::bytes_serde, weft::bytes_serde> {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto val = [&](const char* name) -> const char* {
-      auto n = std::strlen(name);
-      return a.compare(0, n, name) == 0 ? argv[i] + n : nullptr;
-    };
+    auto val = [&](const char* name) { return weft::bench::flag_value(argv[i], name); };
     if (auto v = val("--bootstrap="))
       bootstrap = v;
     else if (auto v = val("--records="))

@@ -28,6 +28,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include "args.hpp"
 #include "committed_offsets.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
@@ -113,10 +114,7 @@ int64_t written(const std::string& topic) {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto val = [&](const char* k) -> const char* {
-      auto n = std::strlen(k);
-      return a.compare(0, n, k) == 0 ? argv[i] + n : nullptr;
-    };
+    auto val = [&](const char* name) { return weft::bench::flag_value(argv[i], name); };
     if (auto v = val("--bootstrap="))
       bootstrap = v;
     else if (auto v = val("--timers="))
