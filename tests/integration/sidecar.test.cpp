@@ -36,6 +36,7 @@ using weft::test::free_port;
 struct sidecar_process {
   std::vector<std::string> args;
   std::string log;
+  std::string state_dir;
   int port = 0;
   std::unique_ptr<weft::test::child_process> proc;
   std::unique_ptr<httplib::Client> http;
@@ -44,9 +45,10 @@ struct sidecar_process {
                   std::vector<std::string> extra) {
     port = free_port();
     log = "/tmp/" + app + "-" + node_id + ".log";
+    state_dir = "/tmp/" + app + "-" + node_id;
     args = {"--application.id=" + app,
             "--bootstrap.servers=" + weft::test::bootstrap(),
-            "--state.dir=/tmp/" + app + "-" + node_id,
+            "--state.dir=" + state_dir,
             "--node.id=" + node_id,
             "--sidecar.http.port=" + std::to_string(port)};
     for (auto& e : extra)
@@ -56,6 +58,17 @@ struct sidecar_process {
     http->set_connection_timeout(2, 0);
     start();
   }
+
+  /// The process ends first, then its state folder goes (~100 MB of
+  /// RocksDB files each: left behind, every suite run filled /tmp by ~1 GB).
+  /// The log stays for a look after a failure.
+  ~sidecar_process() {
+    proc.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(state_dir, ec);
+  }
+  sidecar_process(const sidecar_process&) = delete;
+  sidecar_process& operator=(const sidecar_process&) = delete;
 
   void start() {
     proc = std::make_unique<weft::test::child_process>(
