@@ -6,7 +6,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -66,14 +65,5 @@ struct key_counter : service_base {
     if (emit) out.emit(ctx, std::string{*r.key}, n);
   }
 };
-
-/// This process's resident memory, MB.
-inline int64_t rss_mb() {
-  std::ifstream f{"/proc/self/status"};
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) / 1024;
-  return 0;
-}
 
 } // namespace weft::bench

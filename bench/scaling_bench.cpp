@@ -30,6 +30,7 @@
 #include "config_overrides.hpp"
 #include "count_workload.hpp"
 #include "cpu_time.hpp"
+#include "rss.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/node.hpp"
 #include "weft/state/shard.hpp"

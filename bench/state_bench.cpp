@@ -26,6 +26,7 @@
 #include "committed_offsets.hpp"
 #include "config_overrides.hpp"
 #include "count_workload.hpp"
+#include "rss.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"

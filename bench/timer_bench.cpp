@@ -30,6 +30,7 @@
 
 #include "args.hpp"
 #include "committed_offsets.hpp"
+#include "rss.hpp"
 #include "weft/kafka/admin.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/producer.hpp"
@@ -57,11 +58,7 @@ void die(const std::string& what) {
 /// is live, not what freed buffers (the producer's, say) left behind.
 int64_t rss_mb() {
   malloc_trim(0);
-  std::ifstream f{"/proc/self/status"};
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) / 1024;
-  return 0;
+  return weft::bench::rss_mb();
 }
 
 /// Bytes of the files under every folder named `*-timers` below `dir`.
