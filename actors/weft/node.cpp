@@ -968,9 +968,9 @@ status node::start() {
     // With many partitions the per-partition defaults add up: librdkafka
     // keeps up to 100,000 records a partition queued and each fetched
     // buffer (up to 1 MiB a partition) alive while a record of it is. At
-    // 96 partitions they held ~370 of a node's 848 MB; scaled down (below
-    // 24 partitions these are librdkafka's defaults) the node peaked at
-    // 479 MB, as fast (bench/scaling.sh).
+    // 96 partitions the node peaked at 749-848 MB; scaled down (below 24
+    // partitions these are librdkafka's defaults) at 543 MB, as fast
+    // (bench/scaling.sh).
     cprops.emplace("queued.min.messages",
                    std::to_string(std::clamp<size_t>(600000 / n, 5000, 100000)));
     cprops.emplace("max.partition.fetch.bytes",
@@ -1001,7 +1001,8 @@ status node::start() {
   // busy, bounded: at most 50,000 records or 64 MiB queued per partition
   // (16 MiB halved the speed: librdkafka counts more than the payloads).
   // At 500,000 records a partition, restoring 10^7 records over 6 partitions
-  // held 1.4 GB; now 371 MB at the same speed (bench/scaling.sh).
+  // peaked at 1.4 GB; now 290-370 MB, as fast (bench/scaling.sh; that
+  // restore takes 23 s or 45 s from run to run, before and after).
   rprops.emplace("max.partition.fetch.bytes", "8388608");
   rprops.emplace("fetch.max.bytes", "67108864");
   rprops.emplace("queued.min.messages", "50000");
