@@ -1,6 +1,7 @@
 #include "weft/log.hpp"
 
 #include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <filesystem>
@@ -16,6 +17,15 @@ std::string current_level;
 bool configured = false;
 
 constexpr const char* pattern = "%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%t] %v";
+
+// The one "weft" logger, made by the first setup() and never replaced: other
+// threads log through spdlog's default_logger_raw(), a plain pointer, so
+// replacing the logger while they run would hand them a destroyed object (and,
+// between spdlog's drop() and set_default_logger(), none at all). A later
+// setup() swaps the sinks behind this switch instead; dist_sink swaps under
+// the same mutex every line is written under.
+std::shared_ptr<spdlog::sinks::dist_sink_mt> sink_switch;
+std::shared_ptr<spdlog::logger> weft_logger;
 
 } // namespace
 
@@ -51,14 +61,18 @@ status setup(std::string_view level_name, const std::string& path) {
     console->set_level(level);
   }
   sinks.insert(sinks.begin(), console);
-  auto logger = std::make_shared<spdlog::logger>("weft", sinks.begin(), sinks.end());
-  logger->set_pattern(pattern);
-  logger->set_level(level);
+  for (auto& sink : sinks)
+    sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(pattern));
+  if (!weft_logger) {
+    sink_switch = std::make_shared<spdlog::sinks::dist_sink_mt>();
+    weft_logger = std::make_shared<spdlog::logger>("weft", sink_switch);
+  }
+  sink_switch->set_sinks(std::move(sinks));
+  weft_logger->set_level(level);
+  if (spdlog::default_logger_raw() != weft_logger.get())
+    spdlog::set_default_logger(weft_logger);
   // A file gets every line as it is written: a crash must not eat the last.
-  if (!path.empty()) logger->flush_on(spdlog::level::trace);
-  spdlog::drop("weft");
-  spdlog::register_logger(logger);
-  spdlog::set_default_logger(logger);
+  weft_logger->flush_on(path.empty() ? spdlog::level::off : spdlog::level::trace);
   current_file = path;
   current_level = std::string{level_name};
   configured = true;

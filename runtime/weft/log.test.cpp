@@ -2,10 +2,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -48,4 +51,39 @@ TEST_CASE("a log.file that cannot be written is refused naming the key, and the 
   CHECK(st.code() == weft::errc::invalid_config);
   CHECK(st.message().find("log.file") != std::string::npos);
   CHECK(weft::log::file().empty());
+}
+
+TEST_CASE(
+    "setup() while other threads log: every line lands somewhere, nothing crashes") {
+  // Threads log through spdlog's default logger, a plain pointer; setup()
+  // used to replace that logger (a use-after-free, and a null logger between
+  // spdlog's drop() and set_default_logger()). 300 reconfigurations under two
+  // logging threads crashed every run before the fix.
+  auto dir = "/tmp/weft-log-race-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  REQUIRE(weft::log::setup("info", dir + "/a.log").ok());
+  std::atomic<bool> stop{false};
+  std::atomic<long> lines{0};
+  std::vector<std::thread> loggers;
+  for (int t = 0; t < 2; ++t)
+    loggers.emplace_back([&, t] {
+      while (!stop.load()) {
+        weft::log::warn("thread {} line {}", t, lines.fetch_add(1));
+        weft::log::debug("thread {} debug", t);
+      }
+    });
+  for (int i = 0; i < 300; ++i) {
+    auto file = dir + (i % 2 == 0 ? "/b.log" : "/a.log");
+    REQUIRE(weft::log::setup(i % 3 == 0 ? "debug" : "info", i % 5 == 0 ? "" : file).ok());
+  }
+  stop = true;
+  for (auto& thread : loggers)
+    thread.join();
+  CHECK(lines.load() > 0);
+  REQUIRE(weft::log::setup("info", dir + "/c.log").ok());
+  weft::log::warn("the last line");
+  CHECK(read_file(dir + "/c.log").find("the last line") != std::string::npos);
+  CHECK(read_file(dir + "/a.log").find("thread ") != std::string::npos);
+  REQUIRE(weft::log::setup("info").ok());
+  std::filesystem::remove_all(dir);
 }
