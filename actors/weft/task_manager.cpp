@@ -277,6 +277,27 @@ result<plan_ptr> make_plan(manager_actor self, const std::set<size_t>& units,
   return plan;
 }
 
+/// Resumes the partitions in `leaving` that flow control left paused: a
+/// partition's pause outlives its unassignment in librdkafka, so when this
+/// node is given it back the new partition actor — starting with full credit,
+/// never having paused it — would wait for records forever.
+void resume_leaving(node_context& ctx, const std::set<topic_partition>& leaving) {
+  std::vector<topic_partition> paused;
+  {
+    std::lock_guard<std::mutex> guard{ctx.paused_mu};
+    for (auto& tp : leaving)
+      if (ctx.paused.erase(tp)) paused.push_back(tp);
+  }
+  for (auto& tp : paused) {
+    if (auto s = ctx.consumer->resume(tp); !s)
+      log::warn("resuming {}, paused by flow control, as it leaves this node: {}",
+                to_string(tp), s.message());
+    else
+      log::info("resumed {}, paused by flow control, as it leaves this node",
+                to_string(tp));
+  }
+}
+
 void set_standbys(manager_actor self, const std::vector<unit_id>& units) {
   auto& st = self->state;
   if (!st.s.standbys) return;
@@ -503,6 +524,7 @@ void hand_off(manager_actor self, std::set<size_t> desired, std::vector<unit_id>
             if (n > 0)
               log::info("cluster: generation {}: {} tasks released in {} ms", generation,
                         n, ms_since(started));
+            resume_leaving(ctx, unassign);
             if (auto s = ctx.consumer->incremental_unassign(
                     {unassign.begin(), unassign.end()});
                 !s)

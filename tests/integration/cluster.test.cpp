@@ -15,6 +15,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -579,4 +580,63 @@ TEST_CASE("cluster: the leader frozen with SIGSTOP is replaced, commits nothing 
           "[broker][cluster]") {
   cluster_fixture c{"leaderfreeze", 6};
   freeze(c, "leader");
+}
+
+TEST_CASE("cluster: a unit that leaves while flow control has its input paused is read "
+          "again when it comes back (the pause does not outlive the move)",
+          "[broker][cluster]") {
+  // librdkafka keeps a partition paused across an incremental unassign and
+  // assign. A unit released while its input was paused, then handed back to
+  // the same node, got a new partition actor that never paused it — so never
+  // resumed it: the unit sat idle for good (seen in the scaling test above).
+  cluster_fixture c{"paused", 2};
+  const auto out = test::unique_name("paused-out");
+  test::create_topics({out}, 2);
+  // 100 ms a record behind 40 records of credit: each batch takes 4 s, and
+  // flow control pauses the partition 100 ms into it. The input goes to
+  // partition 0 only: its unit is the one that moves when n2 joins (the
+  // assignor is a pure function). at_least_once: the release stops the
+  // partition actor when the generation arrives (under exactly_once it goes
+  // after an epoch commit, when it has mostly just been resumed), and a
+  // stopping partition actor resumes nothing.
+  c.extra = {"--test.service=slow", "--test.delay.us=100000", "--test.out=" + out,
+             "--buffered.records.per.partition=40",
+             "--processing.guarantee=at_least_once"};
+  auto produce = [&](size_t from, size_t n) {
+    test::produce(
+        c.topics.in, n,
+        [from](size_t i) {
+          return std::make_pair("k" + std::to_string(from + i), "v");
+        },
+        0);
+  };
+  c.start("n1");
+  REQUIRE(c.wait_settled("n1", {"n1"}, 60s));
+  produce(0, 80);
+  auto paused_now = [&] {
+    httplib::Client http{"127.0.0.1", c.nodes["n1"].http_port};
+    http.set_connection_timeout(1);
+    auto res = http.Get("/metrics");
+    return res && res->status == 200 &&
+           res->body.find("\nweft_partitions_paused 1\n") != std::string::npos;
+  };
+  REQUIRE(test::wait_until(paused_now, 30s));
+  // Unit 0 moves to n2 while its partition is paused on n1 (n2 joins well
+  // within the 4 s batch), then comes back when n2 leaves; only then do the
+  // last records come, for n1 to read.
+  c.start("n2");
+  REQUIRE(c.wait_settled("n1", {"n1", "n2"}, 90s));
+  CHECK(log_lines(c.nodes["n1"].log,
+                  "[0], paused by flow control, as it leaves this node") == 1);
+  CHECK(c.nodes["n2"].proc->stop(SIGTERM, 60s) == 0);
+  REQUIRE(c.wait_settled("n1", {"n1"}, 60s));
+  produce(80, 40);
+  const size_t total = 120;
+  auto outputs = test::consume_all(out, total, 60s);
+  std::set<std::string> keys;
+  for (auto& r : outputs)
+    if (r.key) keys.insert(*r.key);
+  CHECK(outputs.size() == total);
+  CHECK(keys.size() == total);
+  CHECK(c.nodes["n1"].proc->stop(SIGTERM, 60s) == 0);
 }

@@ -132,6 +132,8 @@ void check_stall(partition_self self) {
       st.ctx->paused.insert(st.queue->partition());
     }
     st.paused = true;
+    log::debug("paused {}: its tasks took nothing for {} ms",
+               to_string(st.queue->partition()), stall_limit.count());
     st.ctx->counters.pauses.fetch_add(1, std::memory_order_relaxed);
     st.ctx->counters.paused_partitions.add(st.queue->partition());
   } else {
