@@ -605,9 +605,7 @@ TEST_CASE("cluster: a unit that leaves while flow control has its input paused i
   auto produce = [&](size_t from, size_t n) {
     test::produce(
         c.topics.in, n,
-        [from](size_t i) {
-          return std::make_pair("k" + std::to_string(from + i), "v");
-        },
+        [from](size_t i) { return std::make_pair("k" + std::to_string(from + i), "v"); },
         0);
   };
   c.start("n1");
