@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "weft/state/detail/admission_filter.hpp"
 #include "weft/state/detail/byte_store.hpp"
 #include "weft/state/key_encoding.hpp"
 #include "weft/state/value_cache.hpp"
@@ -40,10 +41,19 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
              std::shared_ptr<value_cache_budget> budget)
     : inner_(std::move(inner)), inner_hook_(hook_of(inner_.get())),
       inner_batch_(dynamic_cast<detail::batch_writer*>(inner_.get())),
-      max_dirty_(max_dirty == 0 ? 1 : max_dirty), budget_(std::move(budget)) {}
+      max_dirty_(max_dirty == 0 ? 1 : max_dirty), budget_(std::move(budget)),
+      admission_(0) {
+    if (budget_) {
+      budget_->join();
+      admission_.resize(admission_window());
+    }
+  }
 
   ~caching_kv() override {
-    if (budget_) budget_->give(clean_bytes_);
+    if (budget_) {
+      budget_->give(clean_bytes_);
+      budget_->leave();
+    }
   }
 
   const std::string& name() const override { return inner_->name(); }
@@ -68,7 +78,7 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
       // now: one that did may have kept a newer value, which this older one
       // must not replace.
       std::unique_lock lock{mtx_};
-      if (generation == generation_) keep(key, *v);
+      if (generation == generation_ && admit(key)) keep(key, *v);
     }
     return v;
   }
@@ -187,17 +197,43 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
     return {};
   }
 
-  /// Under the lock, after [from, to) reached inner_: their values are kept
-  /// clean (a read after the flush finds them here), and reads that started
-  /// before must not keep what they read (generation_).
+  /// Under the lock, after [from, to) reached inner_: the clean values kept
+  /// of them take the values written (none is added: admission is by reads),
+  /// and reads that started before must not keep what they read
+  /// (generation_).
   template <class It>
   void keep_values(It from, It to) {
     if (!budget_) return;
-    for (auto i = from; i != to; ++i) {
-      auto& v = i->second.value;
-      keep(i->first, v ? std::optional<std::string_view>{*v} : std::nullopt);
-    }
+    if (!clean_index_.empty())
+      for (auto i = from; i != to; ++i) {
+        auto c = clean_index_.find(std::string_view{i->first});
+        if (c == clean_index_.end()) continue;
+        auto& v = i->second.value;
+        update(*c->second, v ? std::optional<std::string_view>{*v} : std::nullopt);
+      }
     ++generation_;
+  }
+
+  /// Under the unique lock: whether a value read from below for `key` is
+  /// kept — on the key's second miss within the admission window, which
+  /// follows this layer's share of the budget.
+  bool admit(std::string_view key) const {
+    auto window = admission_window();
+    if (window != admission_.window()) admission_.resize(window);
+    return admission_.seen_before(std::hash<std::string_view>{}(key));
+  }
+
+  /// The clean entries this layer's share of the budget holds, at the mean
+  /// charge of those it keeps.
+  size_t admission_window() const {
+    size_t mean = clean_.empty() ? 128 : clean_bytes_ / clean_.size();
+    // Rounded to a power of two, so that values' sizes drifting a little
+    // do not start the window over.
+    size_t want = budget_->max_bytes() / std::max<size_t>(mean, 1) / budget_->users();
+    size_t window = 1;
+    while (window < want)
+      window <<= 1;
+    return window;
   }
 
   /// Bytes a clean entry is charged: its index node and deque slot, and
@@ -213,23 +249,7 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
   /// oldest ones while the node is over budget.
   void keep(std::string_view key, std::optional<std::string_view> value) const {
     auto c = clean_index_.find(key);
-    if (c != clean_index_.end()) {
-      auto& e = *c->second;
-      auto before = charge(e);
-      if (value)
-        e.value.emplace(*value);
-      else
-        e.value.reset();
-      auto after = charge(e);
-      budget_->take(after);
-      budget_->give(before);
-      clean_bytes_ += after - before;
-      // A larger value may have spent the budget: give back our oldest (the
-      // entry just updated among them, if it is the oldest).
-      while (!budget_->fits(0) && !clean_.empty())
-        evict_oldest();
-      return;
-    }
+    if (c != clean_index_.end()) return update(*c->second, value);
     clean_entry fresh{std::string{key},
                       value ? std::optional<std::string>{*value} : std::nullopt};
     auto need = charge(fresh);
@@ -241,6 +261,23 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
     clean_index_.emplace(std::string_view{e.key}, &e);
     budget_->take(need);
     clean_bytes_ += need;
+  }
+
+  /// Under the unique lock: kept entry `e` takes `value`.
+  void update(clean_entry& e, std::optional<std::string_view> value) const {
+    auto before = charge(e);
+    if (value)
+      e.value.emplace(*value);
+    else
+      e.value.reset();
+    auto after = charge(e);
+    budget_->take(after);
+    budget_->give(before);
+    clean_bytes_ += after - before;
+    // A larger value may have spent the budget: give back our oldest (the
+    // entry just updated among them, if it is the oldest).
+    while (!budget_->fits(0) && !clean_.empty())
+      evict_oldest();
   }
 
   void evict_oldest() const {
@@ -301,6 +338,8 @@ class caching_kv final : public kv_store, public timestamp_hook, public discard_
   /// (flushes, forgets); a get that read below compares it before keeping
   /// its value.
   uint64_t generation_ = 0;
+  /// Under the unique lock: which keys read from below are kept.
+  mutable detail::admission_filter admission_;
   timestamp_ms ts_ = 0;
 };
 

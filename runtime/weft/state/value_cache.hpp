@@ -10,7 +10,9 @@
 // cache as a row cache cost nearly as much (its handle table and two locks per lookup). A
 // caching layer's clean values are a hash map under the lock it takes anyway.
 //
-// Each layer accounts its entries here and, when the node is over budget,
+// A layer keeps a value it read only when the key was missed before, not
+// long ago (detail/admission_filter.hpp); a flush updates the values it keeps
+// and adds none. Each layer accounts its entries here and, when the node is over budget,
 // evicts its own oldest ones before it keeps another or grows one (so the
 // total stays within the budget plus one entry per layer); a layer that goes
 // away gives its bytes back.
@@ -42,10 +44,19 @@ class value_cache_budget {
   void give(size_t n) {
     used_.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
   }
+  /// The layers sharing the budget (each joins once, leaves once): each
+  /// sizes its admission window to its share.
+  void join() { users_.fetch_add(1, std::memory_order_relaxed); }
+  void leave() { users_.fetch_sub(1, std::memory_order_relaxed); }
+  size_t users() const {
+    auto n = users_.load(std::memory_order_relaxed);
+    return n > 0 ? static_cast<size_t>(n) : 1;
+  }
 
  private:
   const int64_t max_;
   std::atomic<int64_t> used_{0};
+  std::atomic<int64_t> users_{0};
 };
 
 } // namespace weft::state
