@@ -125,6 +125,8 @@ struct order_system {
     api->stop();
     node->request_stop();
     (void)node->wait();
+    std::error_code ec;
+    std::filesystem::remove_all("/tmp/" + app, ec); // its state folder
   }
 
   httplib::Result post(const std::string& path, const json& body) {
@@ -746,6 +748,7 @@ TEST_CASE(
                                       "--shipping.delay.ms=100",
                                       "--http.port=" + std::to_string(port)};
   const auto program = weft::test::built("examples/orders/weft-orders");
+  weft::test::removed_at_exit state{{"/tmp/" + app}};
   auto node = std::make_unique<weft::test::child_process>(program, args,
                                                           "/tmp/" + app + "-1.log");
   httplib::Client http{"127.0.0.1", port};

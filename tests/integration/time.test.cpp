@@ -179,6 +179,7 @@ void run_and_check(const tt::scenario& s, node_run r) {
     total += s.expected_count(t);
   }
   test::create_topics(outputs, tt::partitions);
+  test::removed_at_exit state{{"/tmp/" + r.app + "-state"}};
   auto log = "/tmp/" + r.app + ".log";
   INFO("node log: " << log);
   auto args = node_args(r);
@@ -276,6 +277,7 @@ TEST_CASE("max.task.idle.ms: a task waits that long for an input at its end befo
              {"--max.task.idle.ms=" + std::to_string(idle), "--log.level=debug"}};
   auto log = "/tmp/" + app + ".log";
   INFO("max.task.idle.ms=" << idle << ", node log: " << log);
+  test::removed_at_exit state{{"/tmp/" + app + "-state"}};
   test::child_process node{test::built("tests/weft-time-node"), node_args(r), log};
   using clock = std::chrono::steady_clock;
   auto produce_and_wait = [&](const std::string& topic, tt::input in) {
@@ -377,6 +379,8 @@ TEST_CASE("stream time survives kill -9 and a failover: after it a late record i
   auto log1 = "/tmp/" + app + "-n1.log", log2 = "/tmp/" + app + "-n2.log";
   INFO(guarantee << (mode == 2 ? " failover" : " restart") << ", node logs: " << log1
                  << " " << log2);
+  test::removed_at_exit state{
+      {"/tmp/" + app + "-state", "/tmp/" + app + "-n1", "/tmp/" + app + "-n2"}};
   auto bin = test::built("tests/weft-time-node");
   const auto T = tt::t0;
   std::unique_ptr<test::child_process> last;

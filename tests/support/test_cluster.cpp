@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -263,6 +264,13 @@ int64_t child_process::rss_bytes() const {
 
 std::string built(const std::string& relative) {
   return std::string{WEFT_BUILD_DIR} + "/" + relative;
+}
+
+removed_at_exit::~removed_at_exit() {
+  for (auto& path : paths_) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
 }
 
 } // namespace weft::test

@@ -104,4 +104,18 @@ class child_process {
 /// Path of a binary built by this build tree, e.g. built("tests/weft-test-node").
 std::string built(const std::string& relative);
 
+/// Removes `paths` (a node's state folder: RocksDB files, tens of MB) when it
+/// goes out of scope, passed or failed. Declare it before the processes that
+/// use them, so that they are gone first.
+class removed_at_exit {
+ public:
+  explicit removed_at_exit(std::vector<std::string> paths) : paths_(std::move(paths)) {}
+  removed_at_exit(const removed_at_exit&) = delete;
+  removed_at_exit& operator=(const removed_at_exit&) = delete;
+  ~removed_at_exit();
+
+ private:
+  std::vector<std::string> paths_;
+};
+
 } // namespace weft::test
