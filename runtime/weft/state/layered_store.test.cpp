@@ -254,6 +254,15 @@ class counting_kv final : public kv_store {
   std::atomic<int>& gets_;
 };
 
+/// A caching layer keeping clean values within `budget`, over a memory store
+/// that counts in `gets` the reads reaching it.
+std::unique_ptr<kv_store> counted_cache(const std::string& name, std::atomic<int>& gets,
+                                        size_t max_dirty,
+                                        std::shared_ptr<value_cache_budget> budget) {
+  return make_caching_kv(std::make_unique<counting_kv>(make_memory_kv(name), gets),
+                         max_dirty, std::move(budget));
+}
+
 } // namespace
 
 TEST_CASE("a caching layer keeps a value it read twice, known absences too, and its "
@@ -261,8 +270,7 @@ TEST_CASE("a caching layer keeps a value it read twice, known absences too, and 
           "[state]") {
   auto budget = std::make_shared<value_cache_budget>(1 << 20);
   std::atomic<int> gets{0};
-  auto s = make_caching_kv(std::make_unique<counting_kv>(make_memory_kv("s"), gets), 16,
-                           budget);
+  auto s = counted_cache("s", gets, 16, budget);
   REQUIRE(s->put("a", "1").ok());
   REQUIRE(s->remove("gone").ok());
   REQUIRE(s->flush().ok());
@@ -308,8 +316,7 @@ TEST_CASE("a caching layer keeps no value of a key space that churns through its
   // round come back only after they would have been evicted.
   auto budget = std::make_shared<value_cache_budget>(1 << 20);
   std::atomic<int> gets{0};
-  auto s = make_caching_kv(std::make_unique<counting_kv>(make_memory_kv("s"), gets), 16,
-                           budget);
+  auto s = counted_cache("s", gets, 16, budget);
   for (int i = 0; i < 100'000; ++i)
     REQUIRE(s->get("k" + std::to_string(i)).ok());
   // Only the filter's false admissions (about 1 in 40) got in; keeping every
@@ -356,8 +363,7 @@ TEST_CASE("clean values stay within the node's budget, the oldest going first",
           "[state]") {
   auto budget = std::make_shared<value_cache_budget>(1 << 20);
   std::atomic<int> gets{0};
-  auto a = make_caching_kv(std::make_unique<counting_kv>(make_memory_kv("a"), gets), 1000,
-                           budget);
+  auto a = counted_cache("a", gets, 1000, budget);
   auto b = make_caching_kv(make_memory_kv("b"), 1000, budget);
   const std::string value(1000, 'v');
   for (int i = 0; i < 5'000; ++i) {
