@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -72,7 +73,17 @@ TEST_CASE(
         weft::log::debug("thread {} debug", t);
       }
     });
+  // Each setup() waits until the threads logged since the last one, so the
+  // two really interleave however the machine schedules them (a busy CI
+  // machine ran all 300 before either thread logged a line).
+  auto logged_since = [&](long before) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (lines.load() <= before && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    return lines.load() > before;
+  };
   for (int i = 0; i < 300; ++i) {
+    REQUIRE(logged_since(lines.load()));
     auto file = dir + (i % 2 == 0 ? "/b.log" : "/a.log");
     REQUIRE(weft::log::setup(i % 3 == 0 ? "debug" : "info", i % 5 == 0 ? "" : file).ok());
   }
