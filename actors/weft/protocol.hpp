@@ -194,7 +194,10 @@ using peer_links_actor = caf::typed_actor<
     // From other nodes (the sender is the other node's peer links):
     caf::replies_to<hello_atom, member_record,
                     query_server_actor>::with<member_record, query_server_actor>,
-    caf::reacts_to<status_atom, node_status>, caf::reacts_to<leaving_atom, std::string>>;
+    // A status, its origin's or passed on, with the beat its origin stamped
+    // (status_gossip.hpp).
+    caf::reacts_to<status_atom, node_status, uint64_t>,
+    caf::reacts_to<leaving_atom, std::string>>;
 
 } // namespace weft::cluster
 

@@ -73,7 +73,7 @@ inline void check_scan_answer(scan_answer a, uint32_t limit) {
 }
 
 inline void dispatch(const caf::message& m) {
-  if (is<status_atom, node_status>(m)) {
+  if (is<status_atom, node_status, uint64_t>(m)) {
     check_status(m.get_as<node_status>(1));
   } else if (is<hello_atom, member_record, query_server_actor>(m)) {
     check_record(m.get_as<member_record>(1));

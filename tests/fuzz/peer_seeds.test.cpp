@@ -71,9 +71,9 @@ std::vector<seed> message_seeds() {
   scan_answer piece{0, "", {"c1", "c2", "c3"}, {"1", "2", "3"}, true};
   scan_answer unordered{0, "", {"c2", "c1"}, {"2", "1"}, false};
   return {
-      {"status", payload(status_atom::value, a_status())},
-      {"status_many_units", payload(status_atom::value, many)},
-      {"status_unsorted", payload(status_atom::value, unsorted)},
+      {"status", payload(status_atom::value, a_status(), uint64_t{17})},
+      {"status_many_units", payload(status_atom::value, many, uint64_t{18})},
+      {"status_unsorted", payload(status_atom::value, unsorted, uint64_t{19})},
       {"hello", payload(hello_atom::value, a_record(), query_server_actor{})},
       {"hello_answer", payload(a_record(), query_server_actor{})},
       {"leaving", payload(leaving_atom::value, std::string{"n2"})},

@@ -5,8 +5,11 @@
 #include <caf/openssl/manager.hpp>
 
 #include <chrono>
+#include <memory>
 #include <random>
+#include <set>
 
+#include "weft/cluster/status_gossip.hpp"
 #include "weft/log.hpp"
 #include "weft/protocol.hpp"
 
@@ -15,6 +18,12 @@ namespace weft::cluster {
 namespace {
 
 using clock = std::chrono::steady_clock;
+
+time_ms now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             clock::now().time_since_epoch())
+      .count();
+}
 
 struct peer {
   member_record info;
@@ -36,7 +45,13 @@ struct links_state {
   std::map<caf::actor_addr, std::string> by_addr;
   std::map<std::string, member_record> announced;
   node_status own;
+  uint64_t own_beat = 0;
   bool own_known = false;
+  /// The statuses heard of every node, what to pass on, who is silent.
+  std::unique_ptr<status_gossip> gossip;
+  /// Linked peers whose messages stopped arriving here while their status
+  /// still comes through others (warned once, until they arrive again).
+  std::set<std::string> one_way;
   bool leaving = false;
   std::minstd_rand rng{std::random_device{}()};
   uint64_t refused = 0; ///< peers' messages dropped for their size
@@ -70,7 +85,14 @@ bool within_bounds(links_ptr self, const node_status& s) {
 void send_own_status(links_ptr self, const peer& p) {
   auto& st = self->state;
   if (st.own_known && p.connected && p.handle)
-    self->send(p.handle, status_atom::value, st.own);
+    self->send(p.handle, status_atom::value, st.own, st.own_beat);
+}
+
+/// Every other node's fresh status to `id` (status_gossip.hpp).
+void relay(links_ptr self, const std::string& id, const peer& p, time_ms now) {
+  if (!p.connected || !p.handle) return;
+  for (auto& s : self->state.gossip->relay_to(id, now))
+    self->send(p.handle, status_atom::value, s.status, s.beat);
 }
 
 void up(links_ptr self, const member_record& info, const peer_links_actor& handle,
@@ -90,12 +112,14 @@ void up(links_ptr self, const member_record& info, const peer_links_actor& handl
     st.by_addr[handle.address()] = info.id;
     self->monitor(handle);
   }
-  if (!p.connected)
+  if (!p.connected) {
+    st.gossip->linked(info.id, now_ms());
     log::info("cluster: connected to node {} ({}:{}, incarnation {}){}", info.id,
               info.host, info.port, info.incarnation,
               info.topology == st.s.self.topology
                   ? ""
                   : " — it runs a different topology and gets no tasks");
+  }
   p.connected = true;
   st.s.directory->set(info.id, query);
   if (news) {
@@ -111,6 +135,8 @@ void down(links_ptr self, const std::string& id, const std::string& why) {
   auto& p = i->second;
   bool was = p.connected;
   p.connected = false;
+  st.gossip->unlinked(id);
+  st.one_way.erase(id);
   if (p.handle) {
     st.by_addr.erase(p.handle.address());
     self->demonitor(p.handle.address());
@@ -186,6 +212,13 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
     auto& st = self->state;
     st.s = std::move(s);
     st.query = caf::actor_cast<query_server_actor>(query);
+    gossip_settings gs;
+    gs.self = st.s.self.id;
+    // Statuses go out every 500 ms: three missed in a row and at least three
+    // times the silence CAF's heartbeats allow a link (cluster.timeout.ms).
+    gs.silence_ms = std::max<time_ms>(3 * st.s.timeout_ms, 3 * 500);
+    gs.relay_fresh_ms = gs.silence_ms;
+    st.gossip = std::make_unique<status_gossip>(gs);
     self->set_down_handler([self](caf::down_msg& msg) {
       auto& st = self->state;
       auto i = st.by_addr.find(msg.source);
@@ -232,10 +265,12 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           }
           for (auto i = st.peers.begin(); i != st.peers.end();)
             if (!st.announced.count(i->first) && !i->second.connected &&
-                !i->second.connecting)
+                !i->second.connecting) {
+              st.gossip->forget(i->first);
               i = st.peers.erase(i);
-            else
+            } else {
               ++i;
+            }
         },
         [self](own_status_atom, const node_status& s) {
           auto& st = self->state;
@@ -243,6 +278,7 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           st.own = s;
           st.own_known = true;
           if (!changed) return;
+          st.own_beat = st.gossip->next_beat();
           if (st.coordinator) self->send(st.coordinator, status_atom::value, s);
           for (auto& [id, p] : st.peers)
             send_own_status(self, p);
@@ -258,8 +294,29 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           auto& st = self->state;
           if (st.leaving) return;
           self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
-          for (auto& [id, p] : st.peers)
+          auto at = now_ms();
+          st.own_beat = st.gossip->next_beat();
+          for (auto& [id, p] : st.peers) {
             send_own_status(self, p);
+            relay(self, id, p, at);
+          }
+          // A linked peer from which nothing arrived for the silence bound:
+          // one way broken if its status still comes through others (this
+          // node's view stays current: warned), else gone for this node.
+          for (auto& quiet : st.gossip->silent(at)) {
+            if (quiet.heard_through_others) {
+              if (st.one_way.insert(quiet.peer).second)
+                log::warn("cluster: nothing sent by node {} has arrived here for {} ms "
+                          "though the link stands; its status still comes through "
+                          "other nodes",
+                          quiet.peer, quiet.for_ms);
+              continue;
+            }
+            down(self, quiet.peer,
+                 "nothing it sent arrived for " + std::to_string(quiet.for_ms) +
+                     " ms, directly or through other nodes, though the link stood");
+            st.peers[quiet.peer].last_try = clock::now();
+          }
           // Announced nodes not connected: try again every 2-3 s (a view that
           // missed a node heals; a dead node's attempt fails fast).
           auto now = clock::now();
@@ -288,9 +345,20 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
             up(self, info, handle, q);
           return {st.s.self, st.query};
         },
-        [self](status_atom, const node_status& s) {
+        [self](status_atom, const node_status& s, uint64_t beat) {
           auto& st = self->state;
           if (!within_bounds(self, s)) return;
+          std::string sender;
+          if (auto i = st.by_addr.find(
+                  caf::actor_cast<caf::actor_addr>(self->current_sender()));
+              i != st.by_addr.end())
+            sender = i->second;
+          if (st.one_way.erase(sender) > 0)
+            log::info("cluster: what node {} sends arrives here again", sender);
+          // Passed on by others only for nodes of this cluster's log (a node
+          // that just connected speaks for itself before the log names it).
+          if (s.node != sender && !st.announced.count(s.node)) return;
+          if (!st.gossip->take({s, beat}, sender, now_ms())) return;
           if (st.coordinator) self->send(st.coordinator, status_atom::value, s);
           if (st.rebalancer) self->send(st.rebalancer, status_atom::value, s);
         },
@@ -298,6 +366,7 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           if (!accept(self, peer_id_violation(id), "leave notice")) return;
           down(self, id, "it left");
           self->state.peers.erase(id);
+          self->state.gossip->forget(id);
         },
     };
   };

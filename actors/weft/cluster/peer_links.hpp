@@ -9,7 +9,12 @@
 // - Monitors every connected peer: a killed peer is gone at once (the link
 //   drops), a frozen one once heartbeats stop for cluster.timeout.ms.
 // - Gossips this node's status to every peer on every change and every
-//   500 ms, and hands the peers' statuses on.
+//   500 ms, passes on every other node's fresh status (status_gossip.hpp:
+//   a status reaches every node by any working path, the newest by its
+//   origin's beat wins), and hands the newer ones to this node's roles.
+// - A linked peer from which nothing arrives for max(3 x cluster.timeout.ms,
+//   1.5 s): warned if its status still comes through others (the link is
+//   broken one way), else gone for this node — a decision within a bound.
 // Events go up to the coordinator (peer up, peer down, statuses — this
 // node's own included) and the rebalancer (peers' statuses); nothing here
 // decides anything, and no connection attempt holds up a decision.

@@ -13,11 +13,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "weft/cluster/peer_bounds.hpp"
@@ -36,6 +38,7 @@ struct seen {
   std::vector<std::string> statuses; ///< node ids, at the coordinator
   std::vector<std::string> rebalancer_statuses;
   std::vector<std::string> peers_up;
+  std::vector<std::string> peers_down;
   void add(std::vector<std::string>& to, const std::string& what) {
     std::lock_guard<std::mutex> guard{mu};
     to.push_back(what);
@@ -53,8 +56,10 @@ coordinator_actor::behavior_type fake_coordinator(coordinator_actor::pointer, se
   return {
       [](log_atom, const log_update_ptr&) {},
       [s](peer_up_atom, const member_record& m) { s->add(s->peers_up, m.id); },
-      [](peer_down_atom, const std::string&) {},
-      [s](status_atom, const node_status& st) { s->add(s->statuses, st.node); },
+      [s](peer_down_atom, const std::string& id) { s->add(s->peers_down, id); },
+      [s](status_atom, const node_status& st) {
+        s->add(s->statuses, st.node + "@" + std::to_string(st.applied));
+      },
       [](frozen_atom) {},
       [](rejoined_atom, int64_t) {},
       [](tick_atom) {},
@@ -119,6 +124,16 @@ struct links_under_test {
     sys.await_all_actors_done();
   }
 };
+
+/// Tells the node's links that the cluster log names `ids` (port 0: nobody
+/// connects to them), as the node's log reader would.
+void announce(links_under_test& node, const std::vector<std::string>& ids) {
+  auto u = std::make_shared<log_update>();
+  for (auto& id : ids)
+    u->announced[id] = member_record{id, "127.0.0.1", 0, "", 2, "topology"};
+  caf::anon_send(caf::actor_cast<peer_links_actor>(node.links), log_atom::value,
+                 log_update_ptr{u});
+}
 
 node_status status_of(std::string node, std::vector<unit_id> holding) {
   node_status s;
@@ -198,11 +213,12 @@ TEST_CASE("the peer links drop every status, handshake and leave notice beyond t
           "bounds, count them, and keep serving") {
   links_under_test node;
   auto links = caf::actor_cast<peer_links_actor>(node.links);
+  announce(node, {"b", "c"});
   {
     caf::scoped_actor peer{node.sys};
     size_t sent = 0;
     for (auto& [what, s] : oversized_statuses()) {
-      peer->send(links, status_atom::value, s);
+      peer->send(links, status_atom::value, s, uint64_t{1});
       ++sent;
     }
     // A handshake with a 4 KiB host: answered (the node says who it is) but
@@ -217,11 +233,11 @@ TEST_CASE("the peer links drop every status, handshake and leave notice beyond t
     peer->send(links, leaving_atom::value, std::string(5000, 'b'));
     ++sent;
     // Then a well-formed status: it goes on to both.
-    peer->send(links, status_atom::value, status_of("c", {0, 2}));
+    peer->send(links, status_atom::value, status_of("c", {0, 2}), uint64_t{1});
     REQUIRE(node.got.wait([&] {
       return !node.got.statuses.empty() && !node.got.rebalancer_statuses.empty();
     }));
-    CHECK(node.got.statuses == std::vector<std::string>{"c"});
+    CHECK(node.got.statuses == std::vector<std::string>{"c@3"});
     CHECK(node.got.rebalancer_statuses == std::vector<std::string>{"c"});
     CHECK(node.got.peers_up.empty());
     CHECK(node.dropped.load() == sent);
@@ -241,6 +257,7 @@ TEST_CASE("a peer connected through CAF's middleman sends an 8 MiB status and a 
           "naming 100,000 units: both dropped, and the node answers the next handshake") {
   links_under_test node;
   auto links = caf::actor_cast<peer_links_actor>(node.links);
+  announce(node, {"b", "e"});
   auto port = node.sys.middleman().publish(links, 0, "127.0.0.1", false);
   REQUIRE(port);
   // The other node: a process-local actor system of its own, connected over
@@ -252,14 +269,15 @@ TEST_CASE("a peer connected through CAF's middleman sends an 8 MiB status and a 
     auto remote = other.middleman().remote_actor<peer_links_actor>("127.0.0.1", *port);
     REQUIRE(remote);
     caf::scoped_actor peer{other};
-    peer->send(*remote, status_atom::value, status_of(std::string(8 << 20, 'b'), {1}));
+    peer->send(*remote, status_atom::value, status_of(std::string(8 << 20, 'b'), {1}),
+               uint64_t{1});
     std::vector<unit_id> many(100000);
     for (unit_id u = 0; u < many.size(); ++u)
       many[u] = u;
-    peer->send(*remote, status_atom::value, status_of("b", many));
-    peer->send(*remote, status_atom::value, status_of("e", {3}));
+    peer->send(*remote, status_atom::value, status_of("b", many), uint64_t{2});
+    peer->send(*remote, status_atom::value, status_of("e", {3}), uint64_t{3});
     REQUIRE(node.got.wait([&] { return !node.got.statuses.empty(); }));
-    CHECK(node.got.statuses == std::vector<std::string>{"e"});
+    CHECK(node.got.statuses == std::vector<std::string>{"e@3"});
     CHECK(node.dropped.load() == 2);
     member_record answer;
     peer->request(*remote, 5s, hello_atom::value,
@@ -272,4 +290,106 @@ TEST_CASE("a peer connected through CAF's middleman sends an 8 MiB status and a 
     CHECK(node.got.peers_up == std::vector<std::string>{"e"});
     CHECK(node.dropped.load() == 2);
   }
+}
+
+namespace {
+
+/// Links `id` to the node as a peer would (a handshake): the node then sends
+/// its statuses and what it passes on to `peer`.
+void link(links_under_test& node, caf::scoped_actor& peer, const std::string& id) {
+  member_record answer;
+  peer->request(caf::actor_cast<peer_links_actor>(node.links), 5s, hello_atom::value,
+                member_record{id, "127.0.0.1", 0, "", 2, "topology"},
+                query_server_actor{})
+      .receive([&](const member_record& m, const query_server_actor&) { answer = m; },
+               [&](caf::error& e) { FAIL(node.sys.render(e)); });
+  REQUIRE(answer == node.self);
+}
+
+node_status applied_at(const std::string& node, int64_t applied) {
+  auto s = status_of(node, {});
+  s.applied = applied;
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("a status passed on by another node reaches the node's roles once, the "
+          "newest by its origin's beat, and the node passes it on in turn") {
+  links_under_test node;
+  auto links = caf::actor_cast<peer_links_actor>(node.links);
+  announce(node, {"b", "c", "d"});
+  caf::scoped_actor b{node.sys};
+  caf::scoped_actor d{node.sys};
+  link(node, b, "b");
+  link(node, d, "d");
+  // c's own link to the node is broken one way: its status comes through b.
+  b->send(links, status_atom::value, applied_at("c", 80), uint64_t{10});
+  b->send(links, status_atom::value, applied_at("c", 93), uint64_t{11});
+  // The older copy, late (as the direct link would deliver it): stays back.
+  b->send(links, status_atom::value, applied_at("c", 80), uint64_t{10});
+  b->send(links, status_atom::value, applied_at("b", 93), uint64_t{1});
+  REQUIRE(node.got.wait([&] { return node.got.statuses.size() >= 3; }));
+  CHECK(node.got.statuses == std::vector<std::string>{"c@80", "c@93", "b@93"});
+  CHECK(node.got.rebalancer_statuses == std::vector<std::string>{"c", "c", "b"});
+  // Within a status interval the node passes c's newest status on to d, and
+  // b's too; never b's own back to b.
+  std::map<std::string, int64_t> at_d;
+  bool d_done = false;
+  d->receive_while([&] { return !d_done; })(
+      [&](status_atom, const node_status& s, uint64_t) {
+        at_d[s.node] = s.applied;
+        d_done = at_d.size() == 2;
+      },
+      caf::after(3s) >> [&] { d_done = true; });
+  CHECK(at_d == std::map<std::string, int64_t>{{"b", 93}, {"c", 93}});
+  // What reaches b over the next status interval and a half.
+  std::vector<std::string> at_b;
+  auto until = std::chrono::steady_clock::now() + 1500ms;
+  b->receive_while([&] { return std::chrono::steady_clock::now() < until; })(
+      [&](status_atom, const node_status& s, uint64_t) { at_b.push_back(s.node); },
+      caf::after(100ms) >> [] {});
+  CHECK(std::count(at_b.begin(), at_b.end(), "b") == 0);
+  CHECK(std::count(at_b.begin(), at_b.end(), "c") > 0);
+}
+
+TEST_CASE("a linked peer whose status still comes through others stays up though "
+          "nothing of its own arrives, and once nothing arrives at all it is gone within "
+          "the bound") {
+  links_under_test node; // cluster.timeout.ms 1000: silent after 3 s
+  auto links = caf::actor_cast<peer_links_actor>(node.links);
+  announce(node, {"b", "c"});
+  caf::scoped_actor b{node.sys};
+  caf::scoped_actor c{node.sys};
+  link(node, b, "b");
+  link(node, c, "c");
+  auto start = std::chrono::steady_clock::now();
+  // 4.5 s: b sends its status and passes on c's; c's own never arrive.
+  uint64_t beat = 0;
+  while (std::chrono::steady_clock::now() - start < 4500ms) {
+    ++beat;
+    b->send(links, status_atom::value, applied_at("b", 5), beat);
+    b->send(links, status_atom::value, applied_at("c", 5), beat);
+    std::this_thread::sleep_for(250ms); // b's and c's status schedule
+  }
+  {
+    std::lock_guard<std::mutex> guard{node.got.mu};
+    CHECK(node.got.peers_down.empty());
+  }
+  // c's status stops coming through b: c is gone for the node within the
+  // silence bound (3 s) plus a tick, and b, still sending, stays up.
+  auto quiet_from = std::chrono::steady_clock::now();
+  bool gone = false;
+  while (!gone && std::chrono::steady_clock::now() - quiet_from < 6s) {
+    ++beat;
+    b->send(links, status_atom::value, applied_at("b", 5), beat);
+    std::unique_lock<std::mutex> guard{node.got.mu};
+    gone =
+        node.got.cv.wait_for(guard, 250ms, [&] { return !node.got.peers_down.empty(); });
+  }
+  auto took = std::chrono::steady_clock::now() - quiet_from;
+  REQUIRE(gone);
+  std::lock_guard<std::mutex> guard{node.got.mu};
+  CHECK(node.got.peers_down == std::vector<std::string>{"c"});
+  CHECK(took < 5s);
 }
