@@ -52,6 +52,7 @@ struct links_state {
   /// Linked peers whose messages stopped arriving here while their status
   /// still comes through others (warned once, until they arrive again).
   std::set<std::string> one_way;
+  time_ms last_tick = 0;
   bool leaving = false;
   std::minstd_rand rng{std::random_device{}()};
   uint64_t refused = 0; ///< peers' messages dropped for their size
@@ -295,6 +296,10 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           if (st.leaving) return;
           self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
           auto at = now_ms();
+          // Ticks come every 500 ms; one a second late means this node
+          // stalled, and its peers' messages still wait in its mailbox.
+          if (st.last_tick != 0 && at - st.last_tick > 1000) st.gossip->stalled(at);
+          st.last_tick = at;
           st.own_beat = st.gossip->next_beat();
           for (auto& [id, p] : st.peers) {
             send_own_status(self, p);

@@ -1,5 +1,6 @@
 #include "weft/cluster/status_gossip.hpp"
 
+#include <algorithm>
 #include <tuple>
 #include <utility>
 
@@ -32,6 +33,11 @@ void status_gossip::unlinked(const std::string& peer) {
 void status_gossip::forget(const std::string& node) {
   heard_.erase(node);
   direct_.erase(node);
+}
+
+void status_gossip::stalled(time_ms now) {
+  for (auto& [peer, last] : direct_)
+    last = std::max(last, now);
 }
 
 std::vector<stamped_status> status_gossip::relay_to(const std::string& peer,

@@ -77,6 +77,10 @@ class status_gossip {
   void unlinked(const std::string& peer);
   /// A node no longer in the cluster: its status is dropped too.
   void forget(const std::string& node);
+  /// This node could not listen until `now` (it was frozen, or starved):
+  /// what its peers sent meanwhile waits in its mailbox, so every linked
+  /// peer's silence counts from now, not from before the stall.
+  void stalled(time_ms now);
 
   /// The statuses to pass on to `peer`: every other node's that advanced
   /// within relay_fresh_ms.

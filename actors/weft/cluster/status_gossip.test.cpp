@@ -119,3 +119,16 @@ TEST_CASE("status gossip: a linked peer silent past the bound is reported, as br
   REQUIRE(later.size() == 1);
   CHECK(later[0].peer == "n1");
 }
+
+TEST_CASE("status gossip: after this node stalled, its peers' silence counts from the "
+          "end of the stall") {
+  auto g = gossip_of_n2();
+  g.linked("n1", 0);
+  g.take(status_of("n1", 1, 1, 5), "n1", 500);
+  // Frozen from 600 to 7000: n1's statuses wait in the mailbox.
+  g.stalled(7000);
+  CHECK(g.silent(7000).empty());
+  CHECK(g.silent(10000).empty());
+  // Still nothing after the bound from the stall's end: silent.
+  REQUIRE(g.silent(10001).size() == 1);
+}
