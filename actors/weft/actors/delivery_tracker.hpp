@@ -13,6 +13,14 @@
 //
 // Threads: open/close/committable on the task's actor only; the delivery
 // thread only touches a slot's atomics through delivery_ref.
+//
+// Lifetime: a slot lives until the tracker let go of it and every record
+// that holds it was reported (or abandoned). A delivery report may come
+// after its task is gone — a fenced producer fails what it still holds, on
+// its poller thread, while the node drops the task — and used to write into
+// the freed slot (and the freed shard's delivered offset): a chaos run's
+// node then crashed in malloc while closing a store. The slot and the
+// delivered offset are shared with the records that can still report.
 
 #include <atomic>
 #include <cstdint>
@@ -31,12 +39,17 @@ struct delivery_slot;
 struct delivery_ref {
   delivery_slot* slot = nullptr;
   /// For changelog records: the highest delivered offset of that changelog
-  /// partition (the store's next checkpoint), else null.
-  std::atomic<int64_t>* max_offset = nullptr;
+  /// partition (the store's next checkpoint, shared with its shard), else
+  /// null.
+  std::shared_ptr<std::atomic<int64_t>> max_offset;
 };
 
 struct delivery_slot {
   std::atomic<int32_t> outstanding{1}; ///< 1 for the open batch + one per record
+  /// Who keeps the slot alive: its tracker (until it lets go) and each
+  /// record acquired and not yet released or abandoned. The last one
+  /// deletes it.
+  std::atomic<int32_t> holders{1};
   std::atomic<bool> failed{false};
   /// Taken by the one caller of release() that records `error`: delivery
   /// reports of one slot may come on several threads at once (the producer's
@@ -57,25 +70,45 @@ struct delivery_slot {
   /// Refs for changelog records (stable addresses), one per store flushed.
   std::deque<delivery_ref> changelog_refs;
 
-  void acquire() { outstanding.fetch_add(1, std::memory_order_relaxed); }
+  /// A record produced for this slot: it holds the slot until released.
+  void acquire() {
+    holders.fetch_add(1, std::memory_order_relaxed);
+    outstanding.fetch_add(1, std::memory_order_relaxed);
+  }
   /// Called from a delivery thread (or the task's, for a refused record).
   /// `err` is null on success. Only the first failure writes `error`, before
   /// `failed` is set (readers check `failed` first): two failures of one slot
-  /// on two threads once wrote the string at the same time.
+  /// on two threads once wrote the string at the same time. The slot may be
+  /// gone when this returns.
   void release(const std::string* err) {
     if (err && !error_taken.exchange(true, std::memory_order_acq_rel)) {
       error = *err;
       failed.store(true, std::memory_order_release);
     }
     outstanding.fetch_sub(1, std::memory_order_acq_rel);
+    let_go();
+  }
+  /// A record that will never be reported (it waited for the producer when
+  /// its task went): it holds the slot no longer.
+  void abandon() { let_go(); }
+  /// One holder less; the last deletes the slot.
+  void let_go() {
+    if (holders.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 };
+
+/// Lets go of a slot for its tracker.
+struct slot_release {
+  void operator()(delivery_slot* s) const { s->let_go(); }
+};
+using slot_ptr = std::unique_ptr<delivery_slot, slot_release>;
 
 /// Called by the producer's delivery thread with a record's opaque pointer.
 inline void on_delivered(void* opaque, const std::string* err, int64_t offset) {
   auto* ref = static_cast<delivery_ref*>(opaque);
   if (!ref) return;
   if (ref->max_offset && !err) {
+    // (The slot, holding the ref, lives until release() below.)
     auto cur = ref->max_offset->load(std::memory_order_relaxed);
     while (offset > cur && !ref->max_offset->compare_exchange_weak(
                                cur, offset, std::memory_order_relaxed))
@@ -91,7 +124,7 @@ class delivery_tracker {
 
   /// Starts the slot for a new batch of `topic`.
   delivery_slot* open(const std::string& topic) {
-    slots_.push_back(std::make_unique<delivery_slot>());
+    slots_.emplace_back(new delivery_slot);
     slots_.back()->topic = topic;
     return slots_.back().get();
   }
@@ -99,14 +132,14 @@ class delivery_tracker {
   /// Starts a flush slot (topic empty): holds the changelog records of a
   /// store flush; completing it makes earlier batches committable.
   delivery_slot* open_flush() {
-    slots_.push_back(std::make_unique<delivery_slot>());
+    slots_.emplace_back(new delivery_slot);
     slots_.back()->barrier = true;
     return slots_.back().get();
   }
 
   /// Starts a slot for records produced outside any batch (punctuation).
   delivery_slot* open_other() {
-    slots_.push_back(std::make_unique<delivery_slot>());
+    slots_.emplace_back(new delivery_slot);
     return slots_.back().get();
   }
 
@@ -169,7 +202,7 @@ class delivery_tracker {
 
  private:
   bool barriers_;
-  std::deque<std::unique_ptr<delivery_slot>> slots_;
+  std::deque<slot_ptr> slots_;
   /// Complete batches waiting for the next complete flush slot.
   std::map<std::string, int64_t> pending_;
   bool flushed_ = false;

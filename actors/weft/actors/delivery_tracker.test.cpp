@@ -69,9 +69,9 @@ TEST_CASE("failures of one slot reported on several threads at once record one w
       std::string(200, 'a') + ": the producer is fenced (first thread)",
       std::string(300, 'b') + ": the producer is fenced (second thread)"};
   const int rounds = 50000;
-  std::vector<std::unique_ptr<delivery_slot>> slots;
+  std::vector<slot_ptr> slots;
   for (int r = 0; r < rounds; ++r) {
-    slots.push_back(std::make_unique<delivery_slot>());
+    slots.emplace_back(new delivery_slot);
     slots.back()->acquire();
     slots.back()->acquire();
   }
@@ -97,4 +97,40 @@ TEST_CASE("failures of one slot reported on several threads at once record one w
     REQUIRE(slot->outstanding.load() == 1); // the open batch's own count
   }
   CHECK(torn == 0);
+}
+
+TEST_CASE("a delivery report after its task is gone finds its slot and its store's "
+          "delivered offset alive, and the last one frees them") {
+  // The task's shard: the delivered offset of one store's changelog.
+  auto delivered = std::make_shared<std::atomic<int64_t>>(-1);
+  std::weak_ptr<std::atomic<int64_t>> offset_alive = delivered;
+  delivery_slot* slot = nullptr;
+  delivery_ref* output = nullptr;
+  delivery_ref* changelog = nullptr;
+  {
+    delivery_tracker t;
+    slot = t.open_flush();
+    slot->changelog_refs.push_back({slot, delivered});
+    changelog = &slot->changelog_refs.back();
+    output = &slot->ref;
+    slot->acquire(); // a changelog record, in the producer
+    slot->acquire(); // an output record, in the producer
+    slot->acquire(); // a record waiting for the producer when the task goes
+    t.close(slot);
+    // The task goes: its tracker, its shard, its waiting record.
+    slot->abandon();
+  }
+  delivered.reset();
+  // The records in the producer still hold the slot and the offset.
+  CHECK(slot->holders.load() == 2);
+  CHECK(!offset_alive.expired());
+  // A fenced producer fails them on its poller thread.
+  std::string fenced{"fenced"};
+  on_delivered(changelog, nullptr, 41);
+  CHECK(offset_alive.lock()->load() == 41);
+  CHECK(slot->holders.load() == 1);
+  std::thread poller{[&] { on_delivered(output, &fenced, -1); }};
+  poller.join();
+  // The last report freed the slot, and with it the last hold on the offset.
+  CHECK(offset_alive.expired());
 }

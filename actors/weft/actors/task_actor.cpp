@@ -170,10 +170,10 @@ class task_context final : public context, public state::changelog_sink {
 
   /// The ref that reports deliveries of `store`'s changelog in this slot.
   delivery_ref* changelog_ref(std::string_view store) {
-    auto* max = shard->delivered_offset(store);
+    auto max = shard->delivered_offset(store);
     for (auto& r : slot->changelog_refs)
       if (r.max_offset == max) return &r;
-    slot->changelog_refs.push_back({slot, max});
+    slot->changelog_refs.push_back({slot, std::move(max)});
     return &slot->changelog_refs.back();
   }
 
@@ -338,7 +338,7 @@ struct task_state {
   /// at_least_once: store keys a replay consumed, removed once the replay's
   /// outputs (counted by their own slot) are in Kafka.
   struct pending_removal {
-    std::unique_ptr<delivery_slot> slot;
+    slot_ptr slot;
     std::vector<std::string> keys;
   };
   std::deque<pending_removal> removals;
@@ -359,6 +359,11 @@ struct task_state {
   static inline const char* name = "weft.task";
 
   ~task_state() {
+    // Records still waiting for the producer are never reported: they hold
+    // their slots no longer (delivery_tracker.hpp, Lifetime).
+    for (auto& waiting : ctx.overflow)
+      waiting.second->slot->abandon();
+    ctx.overflow.clear();
     if (park && node && node->parked)
       node->parked->detach(service_index, partition, address);
     // The restore thread may still be opening or restoring the shard (a task
@@ -1037,9 +1042,9 @@ void park_work(task_self self) {
   // the input's offsets); at_least_once in a slot of their own, so what the
   // replay consumed leaves the store only once they are in Kafka.
   bool defer = !st.node->exactly_once;
-  std::unique_ptr<delivery_slot> own;
+  slot_ptr own;
   if (defer) {
-    own = std::make_unique<delivery_slot>();
+    own.reset(new delivery_slot);
     st.ctx.slot = own.get();
   } else {
     st.ctx.slot = st.tracker.open_other();

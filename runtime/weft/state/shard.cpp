@@ -40,7 +40,7 @@ result<std::unique_ptr<shard>> shard::open(store_factory& factory, const std::st
                                       "': " + ec.message() + " (check state.dir)");
     entry e;
     e.spec = s;
-    e.delivered = std::make_unique<std::atomic<int64_t>>(-1);
+    e.delivered = std::make_shared<std::atomic<int64_t>>(-1);
     switch (s.type) {
     case store_spec::kind::kv: {
       auto st = factory.kv(store_dir, s, sink, epochs);
@@ -100,9 +100,9 @@ session_store* shard::session(std::string_view name) {
   return nullptr;
 }
 
-std::atomic<int64_t>* shard::delivered_offset(std::string_view store) {
+std::shared_ptr<std::atomic<int64_t>> shard::delivered_offset(std::string_view store) {
   for (auto& e : entries_)
-    if (e.spec.name == store) return e.delivered.get();
+    if (e.spec.name == store) return e.delivered;
   return nullptr;
 }
 

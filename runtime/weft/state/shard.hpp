@@ -178,8 +178,9 @@ class shard {
   status flush();
 
   /// The highest delivered changelog offset per store, written by the
-  /// producer's delivery thread (see delivery_tracker.hpp).
-  std::atomic<int64_t>* delivered_offset(std::string_view store);
+  /// producer's delivery thread (see delivery_tracker.hpp); shared, because a
+  /// delivery report may come after the shard closed. Null for no such store.
+  std::shared_ptr<std::atomic<int64_t>> delivered_offset(std::string_view store);
 
   /// Persists, per store, the checkpoint after the highest delivered changelog
   /// offset (only once the commit that covers it is safe). At-least-once
@@ -224,7 +225,7 @@ class shard {
     std::unique_ptr<kv_store> kv;
     std::unique_ptr<window_store> window;
     std::unique_ptr<session_store> session;
-    std::unique_ptr<std::atomic<int64_t>> delivered;
+    std::shared_ptr<std::atomic<int64_t>> delivered;
     timestamp_hook* hook = nullptr;         ///< the outer layer, when it has one
     discard_hook* cache = nullptr;          ///< the outer layer, when it has a cache
     const write_counter* counter = nullptr; ///< the outer layer, when metered
