@@ -4,6 +4,7 @@
 // decision logic. No CAF, no Kafka: the deterministic simulation
 // (tests/sim/) uses these as they are.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -15,6 +16,14 @@ namespace weft::cluster {
 /// Milliseconds on a monotonic clock: steady_clock in a node, the simulated
 /// clock in the simulation. The decision logic never reads a clock itself.
 using time_ms = int64_t;
+
+/// time_ms now on steady_clock: what the actors that run the logic (and the
+/// peer links) feed it.
+inline time_ms steady_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 /// A unit of work: tasks that must run on one node (they read a common
 /// partition). Numbered 0..n-1 the same way on every node of an application.

@@ -29,12 +29,6 @@ void to_spdlog(log_level level, const std::string& line) {
 
 namespace {
 
-time_ms steady_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 struct coordinator_state {
   coordinator_settings s;
   std::unique_ptr<membership_logic> logic;

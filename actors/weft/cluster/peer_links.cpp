@@ -19,12 +19,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-time_ms now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             clock::now().time_since_epoch())
-      .count();
-}
-
 struct peer {
   member_record info;
   peer_links_actor handle;
@@ -114,7 +108,7 @@ void up(links_ptr self, const member_record& info, const peer_links_actor& handl
     self->monitor(handle);
   }
   if (!p.connected) {
-    st.gossip->linked(info.id, now_ms());
+    st.gossip->linked(info.id, steady_now());
     log::info("cluster: connected to node {} ({}:{}, incarnation {}){}", info.id,
               info.host, info.port, info.incarnation,
               info.topology == st.s.self.topology
@@ -295,7 +289,7 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           auto& st = self->state;
           if (st.leaving) return;
           self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
-          auto at = now_ms();
+          auto at = steady_now();
           // Ticks come every 500 ms; one a second late means this node
           // stalled, and its peers' messages still wait in its mailbox.
           if (st.last_tick != 0 && at - st.last_tick > 1000) st.gossip->stalled(at);
@@ -363,7 +357,7 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
           // Passed on by others only for nodes of this cluster's log (a node
           // that just connected speaks for itself before the log names it).
           if (s.node != sender && !st.announced.count(s.node)) return;
-          if (!st.gossip->take({s, beat}, sender, now_ms())) return;
+          if (!st.gossip->take({s, beat}, sender, steady_now())) return;
           if (st.coordinator) self->send(st.coordinator, status_atom::value, s);
           if (st.rebalancer) self->send(st.rebalancer, status_atom::value, s);
         },
