@@ -46,6 +46,10 @@ struct links_state {
   /// Linked peers whose messages stopped arriving here while their status
   /// still comes through others (warned once, until they arrive again).
   std::set<std::string> one_way;
+  /// Nodes that said they leave, by the incarnation that left: not connected
+  /// to again (the cluster log still names them until the leader publishes
+  /// without them), only a newer incarnation is.
+  std::map<std::string, int64_t> left;
   time_ms last_tick = 0;
   bool leaving = false;
   std::minstd_rand rng{std::random_device{}()};
@@ -94,6 +98,10 @@ void up(links_ptr self, const member_record& info, const peer_links_actor& handl
         const query_server_actor& query) {
   auto& st = self->state;
   if (info.id == st.s.self.id || !handle) return;
+  if (auto l = st.left.find(info.id); l != st.left.end()) {
+    if (info.incarnation <= l->second) return;
+    st.left.erase(l);
+  }
   auto& p = st.peers[info.id];
   bool news = !p.connected || p.info != info;
   p.info = info;
@@ -170,6 +178,8 @@ void hello(links_ptr self, const std::string& id, const peer_links_actor& handle
 void connect(links_ptr self, const member_record& info) {
   auto& st = self->state;
   if (!st.coordinator || st.leaving || info.id == st.s.self.id || info.port == 0) return;
+  if (auto l = st.left.find(info.id); l != st.left.end() && info.incarnation <= l->second)
+    return;
   auto& p = st.peers[info.id];
   if (p.connecting && p.connecting_incarnation >= info.incarnation) return;
   if (p.connected && p.info.incarnation >= info.incarnation) return;
@@ -258,6 +268,8 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
             q.deferred_incarnation = m.incarnation;
             q.last_try = clock::now();
           }
+          for (auto i = st.left.begin(); i != st.left.end();)
+            i = st.announced.count(i->first) ? std::next(i) : st.left.erase(i);
           for (auto i = st.peers.begin(); i != st.peers.end();)
             if (!st.announced.count(i->first) && !i->second.connected &&
                 !i->second.connecting) {
@@ -363,8 +375,11 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
         },
         [self](leaving_atom, const std::string& id) {
           if (!accept(self, peer_id_violation(id), "leave notice")) return;
+          auto& st = self->state;
+          if (auto p = st.peers.find(id); p != st.peers.end())
+            st.left[id] = std::max(st.left[id], p->second.info.incarnation);
           down(self, id, "it left");
-          self->state.peers.erase(id);
+          st.peers.erase(id);
           self->state.gossip->forget(id);
         },
     };

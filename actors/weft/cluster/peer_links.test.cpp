@@ -38,6 +38,7 @@ struct seen {
   std::vector<std::string> statuses; ///< node ids, at the coordinator
   std::vector<std::string> rebalancer_statuses;
   std::vector<std::string> peers_up;
+  std::vector<std::string> peers_up_incarnations; ///< "id#incarnation"
   std::vector<std::string> peers_down;
   void add(std::vector<std::string>& to, const std::string& what) {
     std::lock_guard<std::mutex> guard{mu};
@@ -55,7 +56,10 @@ struct seen {
 coordinator_actor::behavior_type fake_coordinator(coordinator_actor::pointer, seen* s) {
   return {
       [](log_atom, const log_update_ptr&) {},
-      [s](peer_up_atom, const member_record& m) { s->add(s->peers_up, m.id); },
+      [s](peer_up_atom, const member_record& m) {
+        s->add(s->peers_up_incarnations, m.id + "#" + std::to_string(m.incarnation));
+        s->add(s->peers_up, m.id);
+      },
       [s](peer_down_atom, const std::string& id) { s->add(s->peers_down, id); },
       [s](status_atom, const node_status& st) {
         s->add(s->statuses, st.node + "@" + std::to_string(st.applied));
@@ -392,4 +396,27 @@ TEST_CASE("a linked peer whose status still comes through others stays up though
   std::lock_guard<std::mutex> guard{node.got.mu};
   CHECK(node.got.peers_down == std::vector<std::string>{"c"});
   CHECK(took < 5s);
+}
+
+TEST_CASE("a node that left is not linked again while the cluster log still names it, "
+          "and its next incarnation is") {
+  links_under_test node;
+  auto links = caf::actor_cast<peer_links_actor>(node.links);
+  announce(node, {"b"});
+  caf::scoped_actor b{node.sys};
+  link(node, b, "b");
+  REQUIRE(node.got.wait([&] { return node.got.peers_up.size() == 1; }));
+  b->send(links, leaving_atom::value, std::string{"b"});
+  REQUIRE(node.got.wait([&] { return node.got.peers_down.size() == 1; }));
+  // b drains before it exits, and its handshake (or this node's reconnection
+  // to it, which ends in the same handshake) comes again: not a member again.
+  link(node, b, "b");
+  member_record next{"b", "127.0.0.1", 0, "", 3, "topology"};
+  b->request(links, 5s, hello_atom::value, next, query_server_actor{})
+      .receive([](const member_record&, const query_server_actor&) {},
+               [&](caf::error& e) { FAIL(node.sys.render(e)); });
+  REQUIRE(node.got.wait([&] { return node.got.peers_up.size() >= 2; }));
+  std::lock_guard<std::mutex> guard{node.got.mu};
+  CHECK(node.got.peers_up_incarnations == std::vector<std::string>{"b#2", "b#3"});
+  CHECK(node.got.peers_down == std::vector<std::string>{"b"});
 }
