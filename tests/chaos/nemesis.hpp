@@ -120,7 +120,9 @@ class nemesis {
   nemesis(cluster& c, options o, std::string fault_log,
           std::function<void(fault&)> note = {});
 
-  /// Runs the storm for options::storm_ms; returns the faults injected.
+  /// Runs the storm: faults for up to options::storm_ms, and it ends at the
+  /// last one that fits (the checks time the settle from it). Returns the
+  /// faults injected.
   std::vector<fault> run();
 
   uint64_t seed() const { return seed_; }
