@@ -25,7 +25,7 @@ function(weft_add_unit_tests name)
     set(T_BROKER_PORT ${WEFT_TEST_BROKER_PORT})
   endif()
   add_executable(${name} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/support/catch_main.cpp)
-  target_link_libraries(${name} PRIVATE ${T_LIBS} Catch2::Catch2 weft::warnings)
+  target_link_libraries(${name} PRIVATE ${T_LIBS} Catch2::Catch2 weft::warnings weft::program)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   # One variable only: catch_discover_tests splits property lists on ';'.
   # It splits test names on ';' too, and Catch2 passes a filter that matches no

@@ -17,7 +17,7 @@ fi
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libcaf-dev librdkafka-dev librocksdb-dev libcereal-dev catch2
-  libssl-dev openssl
+  libssl-dev openssl libjemalloc-dev
   libcpp-httplib-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   clang-format
   clang-14 libclang-rt-14-dev

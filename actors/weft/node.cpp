@@ -1,4 +1,5 @@
 #include "weft/node.hpp"
+#include "weft/allocator.hpp"
 #include "weft/version.hpp"
 
 #include <caf/all.hpp>
@@ -915,8 +916,8 @@ status node::start() {
   }
   if (node_id.empty()) node_id = default_node_id();
   impl_->node_id = node_id;
-  log::info("weft node {} of application '{}' starting, brokers {}", node_id,
-            ctx.application_id, cfg.get_string("bootstrap.servers"));
+  log::info("weft node {} of application '{}' starting, brokers {}, malloc {}", node_id,
+            ctx.application_id, cfg.get_string("bootstrap.servers"), allocator_name());
 
   auto admin = kafka::admin::create(cfg.kafka_properties(client_kind::admin));
   if (!admin) return admin.error();
