@@ -94,14 +94,18 @@ void relay(links_ptr self, const std::string& id, const peer& p, time_ms now) {
     self->send(p.handle, status_atom::value, s.status, s.beat);
 }
 
+/// Whether `info` is the incarnation of a node that left (or an older one).
+bool left_already(const links_state& st, const member_record& info) {
+  auto l = st.left.find(info.id);
+  return l != st.left.end() && info.incarnation <= l->second;
+}
+
 void up(links_ptr self, const member_record& info, const peer_links_actor& handle,
         const query_server_actor& query) {
   auto& st = self->state;
   if (info.id == st.s.self.id || !handle) return;
-  if (auto l = st.left.find(info.id); l != st.left.end()) {
-    if (info.incarnation <= l->second) return;
-    st.left.erase(l);
-  }
+  if (left_already(st, info)) return;
+  st.left.erase(info.id); // a newer incarnation: linked as usual
   auto& p = st.peers[info.id];
   bool news = !p.connected || p.info != info;
   p.info = info;
@@ -178,8 +182,7 @@ void hello(links_ptr self, const std::string& id, const peer_links_actor& handle
 void connect(links_ptr self, const member_record& info) {
   auto& st = self->state;
   if (!st.coordinator || st.leaving || info.id == st.s.self.id || info.port == 0) return;
-  if (auto l = st.left.find(info.id); l != st.left.end() && info.incarnation <= l->second)
-    return;
+  if (left_already(st, info)) return;
   auto& p = st.peers[info.id];
   if (p.connecting && p.connecting_incarnation >= info.incarnation) return;
   if (p.connected && p.info.incarnation >= info.incarnation) return;
@@ -380,7 +383,7 @@ caf::actor spawn_peer_links(caf::actor_system& sys, peer_links_settings settings
             st.left[id] = std::max(st.left[id], p->second.info.incarnation);
           down(self, id, "it left");
           st.peers.erase(id);
-          self->state.gossip->forget(id);
+          st.gossip->forget(id);
         },
     };
   };
