@@ -196,6 +196,65 @@ TEST_CASE("an aborted epoch leaves the committed data and checkpoint as they wer
   CHECK(get(**s, "d") == "4");
 }
 
+TEST_CASE("a sealed epoch commits alone while the next one is written above it",
+          "[state][epoch]") {
+  using namespace std::string_literals;
+  temp_dir dir;
+  rocksdb_env env;
+  epoch_group g;
+  auto s = open_rocksdb_kv(env, dir.sub("kv"), "kv", &g);
+  REQUIRE(s.ok());
+  auto& kv = **s;
+  REQUIRE(kv.put("a", "a0").ok());
+  REQUIRE(kv.put("c", "c0").ok());
+  REQUIRE(g.commit("kv", 5).ok());
+
+  // Epoch 1: replaces a, deletes c, adds b and d; sealed.
+  REQUIRE(kv.put("a", "a1").ok());
+  REQUIRE(kv.remove("c").ok());
+  REQUIRE(kv.put("b", "b1").ok());
+  REQUIRE(kv.put("d", "d1").ok());
+  REQUIRE(g.seal().ok());
+  CHECK(g.seal().code() == errc::internal); // one sealed epoch at a time
+  CHECK(g.pending("kv") == 4);
+
+  // Epoch 2, while epoch 1 commits: replaces b, brings c back, deletes d.
+  REQUIRE(kv.put("b", "b2").ok());
+  REQUIRE(kv.put("c", "c2").ok());
+  REQUIRE(kv.remove("d").ok());
+  REQUIRE(kv.put("e", "e2").ok());
+  CHECK(get(kv, "a") == "a1"); // sealed over disk
+  CHECK(get(kv, "b") == "b2"); // open over sealed
+  CHECK(get(kv, "c") == "c2"); // open over a sealed delete
+  CHECK(get(kv, "d") == std::nullopt);
+  CHECK(scan(kv) == entries{{"a", "a1"}, {"b", "b2"}, {"c", "c2"}, {"e", "e2"}});
+  CHECK(scan(kv, "b", "d") == entries{{"b", "b2"}, {"c", "c2"}});
+  CHECK(kv.restore({{"z", "1"}}, 11).code() == errc::internal);
+
+  // Committing writes epoch 1 only; epoch 2 stays open above it.
+  REQUIRE(g.commit("kv", 9).ok());
+  CHECK(kv.checkpoint() == 9);
+  CHECK(g.pending("kv") == 4);
+  CHECK(scan(kv) == entries{{"a", "a1"}, {"b", "b2"}, {"c", "c2"}, {"e", "e2"}});
+
+  // Aborting epoch 2 leaves exactly epoch 1 on disk.
+  g.abort();
+  CHECK(g.pending("kv") == 0);
+  CHECK(scan(kv) == entries{{"a", "a1"}, {"b", "b1"}, {"d", "d1"}});
+  CHECK(kv.checkpoint() == 9);
+
+  // Sealed and open epochs are both dropped by an abort.
+  REQUIRE(kv.put("a", "a3").ok());
+  REQUIRE(g.seal().ok());
+  REQUIRE(kv.put("f", "f4").ok());
+  g.abort();
+  CHECK(scan(kv) == entries{{"a", "a1"}, {"b", "b1"}, {"d", "d1"}});
+  // After the abort nothing is sealed: the next seal is taken.
+  REQUIRE(g.seal().ok());
+  REQUIRE(g.commit("kv", std::nullopt).ok());
+  CHECK(kv.checkpoint() == 9);
+}
+
 TEST_CASE("a transactional store closed without a commit reopens at its last commit",
           "[state][epoch]") {
   temp_dir dir;

@@ -19,6 +19,9 @@
 //
 // The buffer keeps every write of the current epoch (data and metadata such
 // as retention marks) in an ordered in-memory overlay that reads see first.
+// It holds at most two epochs: the sealed one, whose transaction is
+// committing, and the open one the task works on meanwhile (reads see the
+// open one, then the sealed one, then the store).
 // commit() writes the overlay and the changelog checkpoint that covers it in
 // one atomic RocksDB WriteBatch, through the WAL; abort() drops the overlay.
 // After a crash the store on disk is therefore exactly at its last committed
@@ -62,15 +65,21 @@ class epoch_group {
   /// just stop being reachable from here).
   ~epoch_group();
 
-  /// Writes the buffered epoch of `store` to its base store in one atomic
-  /// batch, with checkpoint `next_offset` (nullopt keeps the checkpoint it
-  /// has), and empties the buffer. With nothing buffered and no new
+  /// Closes the open epoch of every store: its writes wait for commit() as
+  /// the sealed epoch, and later writes open the next one, read above the
+  /// sealed one (a task works on while its epoch's transaction commits).
+  /// errc::internal if an epoch is sealed and not committed yet.
+  status seal();
+
+  /// Writes the sealed epoch of `store` (the open one if none is sealed) to
+  /// its base store in one atomic batch, with checkpoint `next_offset` (nullopt keeps the
+  /// checkpoint it has), and empties the buffer. With nothing buffered and no new
   /// checkpoint it writes nothing. errc::not_found if no buffer has that
   /// name; on an error the buffer keeps its writes.
   status commit(std::string_view store, std::optional<int64_t> next_offset);
 
-  /// Drops the buffered epoch of every store (and rolls back the event-time
-  /// clocks of window and session stores to their last committed marks).
+  /// Drops the buffered epochs (sealed and open) of every store (and rolls back the
+  /// event-time clocks of window and session stores to their last committed marks).
   void abort();
 
   /// Entries (data and metadata) buffered for `store`; 0 for an unknown one.

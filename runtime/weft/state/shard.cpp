@@ -143,6 +143,14 @@ status shard::write_checkpoints() {
   return {};
 }
 
+status shard::seal_epoch() {
+  if (!epochs_)
+    return make_error(errc::internal, "seal_epoch on the non-transactional stores of "
+                                      "partition " +
+                                          std::to_string(partition_));
+  return epochs_->seal();
+}
+
 status shard::commit_epoch() {
   if (!epochs_)
     return make_error(errc::internal, "commit_epoch on the non-transactional stores of "

@@ -14,10 +14,11 @@
 // RocksDB only at commit_epoch(), which the task calls once the Kafka
 // transaction of the epoch committed; abort_epoch() drops them (and the
 // caches' unflushed writes). Per epoch the task does: process records ->
-// flush() (caches log their changes into the transaction) -> commit the
-// transaction -> commit_epoch(); or, when the transaction aborts,
-// abort_epoch(). write_checkpoints() is not used then (commit_epoch() writes
-// each checkpoint together with its data).
+// flush() (caches log their changes into the transaction) -> seal_epoch() ->
+// (the next epoch's records, in the next epoch's buffer) -> the transaction
+// committed -> commit_epoch() (the sealed epoch only); or, when the
+// transaction aborts, abort_epoch() (both epochs). write_checkpoints() is not used then
+// (commit_epoch() writes each checkpoint together with its data).
 //
 // Threads: restore() blocks on Kafka and RocksDB and runs on the node's
 // restore thread while the task waits; everything else runs on the task's
@@ -191,7 +192,15 @@ class shard {
   /// Whether the stores buffer their writes per epoch (open(...,true)).
   bool transactional() const { return epochs_ != nullptr; }
 
-  /// Transactional shards: writes every store's epoch to RocksDB, each in
+  /// Transactional shards: closes every store's open epoch (call it after
+  /// flush(), once everything of the epoch went into the stores): writes
+  /// from here on belong to the next epoch, and commit_epoch() writes only
+  /// the sealed one. errc::internal if the sealed epoch was not committed, or
+  /// on a non-transactional shard.
+  status seal_epoch();
+
+  /// Transactional shards: writes every store's sealed epoch (the open one
+  /// when nothing is sealed) to RocksDB, each in
   /// one atomic WAL-logged batch with its checkpoint = delivered_offset + 1
   /// when that is past the last checkpoint (else the checkpoint stays). A
   /// store without writes this epoch writes nothing, or only a newer

@@ -21,6 +21,12 @@ detail::epoch_buffer* epoch_group::find(std::string_view store) const {
   return nullptr;
 }
 
+status epoch_group::seal() {
+  for (auto* b : buffers_)
+    if (auto st = b->seal(); !st) return st;
+  return {};
+}
+
 status epoch_group::commit(std::string_view store, std::optional<int64_t> next_offset) {
   auto* b = find(store);
   if (!b)
@@ -69,9 +75,11 @@ result<std::optional<std::string>> epoch_buffer::get(std::string_view key) const
     std::shared_lock lock{mtx_};
     auto i = data_.find(key);
     if (i != data_.end()) return i->second;
+    auto j = sealed_data_.find(key);
+    if (j != sealed_data_.end()) return j->second;
   }
-  // Not in the overlay when we looked: either not written this epoch, or
-  // committed already (commit writes below before it clears the overlay,
+  // Not in the overlays when we looked: either not written in these epochs,
+  // or committed already (commit writes below before it clears the overlay,
   // under the exclusive lock). Either way the store below has the value.
   return inner_->get(key);
 }
@@ -103,8 +111,19 @@ status epoch_buffer::range(std::string_view from, std::string_view to,
     std::shared_lock lock{mtx_};
     auto i = data_.lower_bound(from);
     auto end = to.empty() ? data_.end() : data_.lower_bound(to);
-    for (; i != end; ++i)
-      o.emplace_back(i->first, i->second);
+    auto j = sealed_data_.lower_bound(from);
+    auto sealed_end = to.empty() ? sealed_data_.end() : sealed_data_.lower_bound(to);
+    // Both epochs in key order; the open one wins on equal keys.
+    while (i != end || j != sealed_end) {
+      if (j == sealed_end || (i != end && i->first <= j->first)) {
+        if (j != sealed_end && i->first == j->first) ++j;
+        o.emplace_back(i->first, i->second);
+        ++i;
+      } else {
+        o.emplace_back(j->first, j->second);
+        ++j;
+      }
+    }
   }
   // Copied before the scan below starts (RocksDB's snapshot is taken after
   // this): a key committed in between is in the copy or in the snapshot.
@@ -115,7 +134,7 @@ uint64_t epoch_buffer::approximate_size() const {
   size_t n;
   {
     std::shared_lock lock{mtx_};
-    n = data_.size();
+    n = data_.size() + sealed_data_.size();
   }
   return inner_->approximate_size() + n; // an estimate: may count a key twice
 }
@@ -128,9 +147,9 @@ status epoch_buffer::flush() {
 
 status epoch_buffer::restore(const std::vector<change>& batch, int64_t next_offset,
                              const std::vector<meta_entry>& meta) {
-  if (!data_.empty() || !meta_.empty())
+  if (auto n = pending(); n > 0)
     return make_error(errc::internal, "store '" + name() + "': restore while " +
-                                          std::to_string(data_.size() + meta_.size()) +
+                                          std::to_string(n) +
                                           " writes of an epoch are not committed");
   return inner_->restore(batch, next_offset, meta);
 }
@@ -171,28 +190,48 @@ result<std::optional<std::string>> epoch_buffer::read_meta(std::string_view key)
     std::shared_lock lock{mtx_};
     auto i = meta_.find(key);
     if (i != meta_.end()) return std::optional<std::string>{i->second};
+    auto j = sealed_meta_.find(key);
+    if (j != sealed_meta_.end()) return std::optional<std::string>{j->second};
   }
   return inner_->read_meta(key);
 }
 
+status epoch_buffer::seal() {
+  if (sealed_)
+    return make_error(errc::internal, "store '" + name() +
+                                          "': an epoch is sealed already; commit it "
+                                          "before sealing the next");
+  std::unique_lock lock{mtx_};
+  sealed_data_.swap(data_);
+  sealed_meta_.swap(meta_);
+  sealed_ = true;
+  return {};
+}
+
 status epoch_buffer::commit(std::optional<int64_t> next_offset) {
-  if (data_.empty() && meta_.empty() && !next_offset) return {};
-  // Copied outside the lock (only this thread changes the overlay), so
+  auto& data = sealed_ ? sealed_data_ : data_;
+  auto& meta_overlay = sealed_ ? sealed_meta_ : meta_;
+  if (data.empty() && meta_overlay.empty() && !next_offset) {
+    sealed_ = false;
+    return {};
+  }
+  // Copied outside the lock (only this thread changes the overlays), so
   // readers wait for the write below only.
   std::vector<change> batch;
-  batch.reserve(data_.size());
-  for (auto& [k, v] : data_)
+  batch.reserve(data.size());
+  for (auto& [k, v] : data)
     batch.push_back(change{k, v});
   std::vector<meta_entry> meta;
-  meta.reserve(meta_.size());
-  for (auto& [k, v] : meta_)
+  meta.reserve(meta_overlay.size());
+  for (auto& [k, v] : meta_overlay)
     meta.push_back(meta_entry{k, v});
   std::unique_lock lock{mtx_};
   auto st = next_offset ? inner_->write_with_checkpoint(batch, meta, *next_offset)
                         : inner_->write(batch, meta);
-  if (!st.ok()) return st; // nothing was written: the overlay stays as it was
-  data_.clear();
-  meta_.clear();
+  if (!st.ok()) return st; // nothing was written: the overlays stay as they were
+  data.clear();
+  meta_overlay.clear();
+  sealed_ = false;
   return {};
 }
 
@@ -201,13 +240,16 @@ void epoch_buffer::abort() {
     std::unique_lock lock{mtx_};
     data_.clear();
     meta_.clear();
+    sealed_data_.clear();
+    sealed_meta_.clear();
+    sealed_ = false;
   }
   if (on_abort_) on_abort_();
 }
 
 size_t epoch_buffer::pending() const {
   std::shared_lock lock{mtx_};
-  return data_.size() + meta_.size();
+  return data_.size() + meta_.size() + sealed_data_.size() + sealed_meta_.size();
 }
 
 std::unique_ptr<byte_store> buffer_epochs(std::unique_ptr<byte_store> inner,

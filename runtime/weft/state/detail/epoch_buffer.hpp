@@ -11,11 +11,15 @@
 // keys, its deletes hide keys below) and calls the visitor without holding
 // any lock, so a visitor may write to the store it scans.
 //
-// commit() writes the overlays and the checkpoint in one batch of the store
-// below (write_with_checkpoint: atomic, through the WAL) while holding the
-// overlay's lock exclusively, then clears the overlay before letting go: a
-// reader sees either the overlay or the committed data, never neither.
-// abort() clears the overlay. flush() writes nothing down (it only lets the
+// seal() closes the open epoch: its overlays become the sealed ones, and the
+// writes after it go to fresh open overlays (the next epoch, processed while
+// the sealed one's transaction commits). Reads see open, then sealed, then
+// the store below. commit() writes the sealed overlays (the open ones when
+// nothing is sealed) and the checkpoint in one batch of the store below
+// (write_with_checkpoint: atomic, through the WAL) while holding the
+// overlay's lock exclusively, then clears them before letting go: a reader
+// sees either the overlay or the committed data, never neither. abort()
+// clears both epochs. flush() writes nothing down (it only lets the
 // store below balance its memory); restore() passes through and needs an
 // empty overlay (errc::internal otherwise: restores happen before any epoch).
 // write_checkpoint() is refused with errc::internal: a checkpoint written
@@ -50,10 +54,12 @@ class epoch_buffer final : public byte_store {
   epoch_buffer(const epoch_buffer&) = delete;
   epoch_buffer& operator=(const epoch_buffer&) = delete;
 
-  /// See the header comment and epoch_group::commit().
+  /// See the header comment and epoch_group::seal(), commit().
+  /// errc::internal when an epoch is sealed already (commit it first).
+  status seal();
   status commit(std::optional<int64_t> next_offset);
   void abort();
-  /// Entries in the overlays (data and metadata).
+  /// Entries in the overlays (data and metadata), both epochs.
   size_t pending() const;
 
   /// Called after each abort(), on the writer: the window and session stores
@@ -90,8 +96,13 @@ class epoch_buffer final : public byte_store {
   epoch_group* group_;
   std::function<void()> on_abort_;
   mutable std::shared_mutex mtx_;
-  std::map<std::string, std::optional<std::string>, std::less<>> data_;
-  std::map<std::string, std::string, std::less<>> meta_;
+  using data_overlay = std::map<std::string, std::optional<std::string>, std::less<>>;
+  using meta_overlay = std::map<std::string, std::string, std::less<>>;
+  data_overlay data_; ///< the open epoch
+  meta_overlay meta_;
+  bool sealed_ = false; ///< an epoch is sealed (its overlays may still be empty)
+  data_overlay sealed_data_;
+  meta_overlay sealed_meta_;
 };
 
 /// `inner` wrapped in an epoch buffer registered with `group`, or `inner`
