@@ -166,11 +166,14 @@ using task_actor = caf::typed_actor<
     // (marker, epoch): exactly_once, urgent from the supervisor to a task
     // with direct markers. Cuts where the task is and answers (aligned, ...).
     caf::reacts_to<marker_atom, weft::epoch>,
-    // (committed, epoch): exactly_once, urgent from the supervisor once the
-    // epoch's transaction committed. Writes the shard's epoch-buffered state
-    // and goes on with the held input. The final epoch's is a request
-    // (answered once the state is written).
-    caf::reacts_to<committed_atom, weft::epoch>,
+    // (committed, epoch, next open): exactly_once, urgent from the supervisor
+    // once the epoch's transaction committed. Writes the shard's sealed epoch
+    // to RocksDB; with `next open` (the next transaction has begun) hands
+    // what the task produced working ahead to the producer and goes on with
+    // its input. Without (the node's final epoch, a task handed off) drops
+    // what it holds and produces nothing more. The final epoch's and a hand
+    // off's are requests (answered once the state is written).
+    caf::reacts_to<committed_atom, weft::epoch, bool>,
     // tick: from the supervisor every commit.interval.ms to the tasks taking
     // part. Wall-clock punctuation; at_least_once, also answers (offsets,
     // task index, offsets) after flushing the stores.

@@ -282,6 +282,7 @@ node_metrics node::impl::read_metrics() const {
   m.commit_latency_us_total = c.commit_us_total.load();
   m.commit_latency_us_max = c.commit_us_max.load();
   m.aligned_us_total = c.aligned_us_total.load();
+  m.records_ahead = t.ahead;
   m.transaction_us_total = c.txn_us_total.load();
   std::tie(m.parked_keys, m.parked_records) = ctx.parked->totals();
   return m;
@@ -541,6 +542,7 @@ std::string node::impl::metrics_json(const node_metrics& m) const {
                         {"commit_latency_us_total", m.commit_latency_us_total},
                         {"commit_latency_us_max", m.commit_latency_us_max},
                         {"aligned_us_total", m.aligned_us_total},
+                        {"records_ahead", m.records_ahead},
                         {"transaction_us_total", m.transaction_us_total},
                         {"parked_keys", m.parked_keys},
                         {"parked_records", m.parked_records}}

@@ -82,9 +82,15 @@ void write_tasks(metrics::exposition& page, const metrics_sources& src) {
   }
   if (ctx.exactly_once)
     family("weft_task_input_held_seconds_total",
-           "exactly_once: time a task held its input at epoch markers, waiting for "
-           "the node's transaction to commit.",
+           "exactly_once: time a task held its input at epoch markers, until its "
+           "caches were flushed and the producer held everything of the epoch.",
            &task_counters::held_us, 1e-6);
+  if (ctx.exactly_once)
+    family("weft_task_records_ahead_total",
+           "exactly_once: records a task handled while the transaction of its "
+           "previous epoch committed (its outputs wait in the task until the next "
+           "transaction begins).",
+           &task_counters::ahead, 1);
 }
 
 void write_parked(metrics::exposition& page, const metrics_sources& src) {

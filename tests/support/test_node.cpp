@@ -286,7 +286,8 @@ int main(int argc, char** argv) {
                        {"epochs_aborted", m.epochs_aborted},
                        {"commit_latency_us_total", m.commit_latency_us_total},
                        {"commit_latency_us_max", m.commit_latency_us_max},
-                       {"aligned_us_total", m.aligned_us_total}};
+                       {"aligned_us_total", m.aligned_us_total},
+                       {"records_ahead", m.records_ahead}};
       res.set_content(j.dump(), "application/json");
     });
     auto port = std::stoi(test["http.port"]);

@@ -428,8 +428,8 @@ void hand_off(supervisor_self self, size_t t) {
                                              halt_atom::value)
       .then(
           [self, task, epoch, go](bool) {
-            self->request<caf::message_priority::high>(task, std::chrono::seconds(30),
-                                                       committed_atom::value, epoch)
+            self->request<caf::message_priority::high>(
+                    task, std::chrono::seconds(30), committed_atom::value, epoch, false)
                 .then([go]() { go(); }, [go](caf::error&) { go(); });
           },
           [go](caf::error&) { go(); });
@@ -596,7 +596,7 @@ void commit_epoch(supervisor_self self) {
         continue;
       }
       self->send<caf::message_priority::high>(st.tasks[t], committed_atom::value,
-                                              st.epoch);
+                                              st.epoch, true);
     }
     // Between two epochs: tasks added since (grow) may start.
     maybe_feed(self);
@@ -613,7 +613,7 @@ void commit_epoch(supervisor_self self) {
   for (size_t t = 0; t < st.tasks.size(); ++t)
     if (!st.retired[t])
       self->request<caf::message_priority::high>(st.tasks[t], std::chrono::seconds(30),
-                                                 committed_atom::value, st.epoch)
+                                                 committed_atom::value, st.epoch, false)
           .then([done]() mutable { done(); }, [done](caf::error&) mutable { done(); });
 }
 

@@ -41,6 +41,12 @@ struct pending_batch {
 /// never reached by a healthy fetch.
 constexpr auto fetch_wait_limit = std::chrono::seconds(30);
 
+/// exactly_once: how much a task working ahead into the next epoch holds
+/// (records and their bytes) before it waits for that epoch's transaction
+/// to begin. At 4 MiB per task a node's tasks hold well under its producer
+/// queue, and an epoch's commit (tens of ms) rarely fills it.
+constexpr size_t max_held_bytes = size_t{4} << 20;
+
 /// One input partition of a task that reads several: its records wait here
 /// so that the task can take the one with the smallest timestamp next
 /// (timestamp order, as Kafka Streams' PartitionGroup).
@@ -85,8 +91,15 @@ class task_context final : public context, public state::changelog_sink {
   delivery_slot* slot = nullptr;
   timestamp_ms stream_time_ = 0;
   /// Records the producer refused (queue full), in order, with their refs;
-  /// sent before any further input is handled.
+  /// sent before any further input is handled. Under exactly_once also what
+  /// the task produces while `holding`.
   std::deque<std::pair<record, delivery_ref*>> overflow;
+  /// exactly_once: the task works on into the next epoch while the
+  /// transaction of the one it acked commits; what it produces meanwhile
+  /// (outputs, changelog records, dead letters) waits in `overflow`, owned,
+  /// until the next transaction has begun (the committed message).
+  bool holding = false;
+  size_t held_bytes = 0; ///< of the records held, bounded by max_held_bytes
   uint64_t sends = 0; ///< records handed over (or queued) so far
   /// Per output: key bytes the partitioner skips (windowed keys).
   std::vector<uint8_t> key_suffixes;
@@ -197,7 +210,7 @@ class task_context final : public context, public state::changelog_sink {
   void send(const outgoing& r, delivery_ref* ref, const header_ref* extra = nullptr) {
     ++sends;
     ref->slot->acquire();
-    if (overflow.empty()) {
+    if (overflow.empty() && !holding) {
       auto st = node->producer->send(r.topic, r.partition, r.key, r.value, r.timestamp,
                                      r.headers, ref, r.key_suffix, extra);
       if (st.ok()) return;
@@ -213,7 +226,7 @@ class task_context final : public context, public state::changelog_sink {
     if (extra)
       owned.headers.push_back({std::string{extra->key}, std::string{extra->value}});
     owned.key_suffix = r.key_suffix;
-    overflow.emplace_back(std::move(owned), ref);
+    hold(std::move(owned), ref);
   }
 
   /// A record the task made and owns (a dead letter): moved into `overflow`
@@ -221,8 +234,33 @@ class task_context final : public context, public state::changelog_sink {
   void send(record r, delivery_ref* ref) {
     ++sends;
     ref->slot->acquire();
-    if (overflow.empty() && try_send(r, ref)) return;
+    if (overflow.empty() && !holding && try_send(r, ref)) return;
+    hold(std::move(r), ref);
+  }
+
+  /// Queues `r` in `overflow`, counting its bytes while `holding`.
+  void hold(record r, delivery_ref* ref) {
+    if (holding) {
+      held_bytes += sizeof(record) + r.topic.size() + (r.key ? r.key->size() : 0) +
+                    (r.value ? r.value->size() : 0);
+      for (auto& h : r.headers)
+        held_bytes += h.key.size() + h.value.size();
+    }
     overflow.emplace_back(std::move(r), ref);
+  }
+
+  /// Whether the task must stop working ahead until the next transaction
+  /// begins: what it holds reached the bound.
+  bool hold_full() const { return holding && held_bytes >= max_held_bytes; }
+
+  /// Drops what the task holds (its epoch will not be committed: the node
+  /// stops, or the task leaves): never produced, never reported.
+  void drop_held() {
+    for (auto& waiting : overflow)
+      waiting.second->slot->abandon();
+    overflow.clear();
+    holding = false;
+    held_bytes = 0;
   }
 
   /// Hands a record whose slot is held to the producer; false if its queue is
@@ -292,7 +330,11 @@ struct task_state {
   task_offsets marker_offsets;                      ///< next offsets at the markers
   weft::epoch epoch;
   bool ack_pending = false;     ///< aligned; the ack waits for the producer
-  bool awaiting_commit = false; ///< acked; input is held until committed
+  bool awaiting_commit = false; ///< acked; waiting for the epoch's commit
+  /// Acked, and handling the next epoch's input meanwhile (work_ahead);
+  /// otherwise input is held until the commit.
+  bool working_ahead = false;
+  caf::timestamp acked_at;
   bool aborting = false;        ///< asked the supervisor to abort the epoch
   /// The supervisor counts the task in its epochs (restored_atom). Under
   /// exactly_once a task added between epochs fires no timer before: the
@@ -641,6 +683,40 @@ void reach_markers(task_self self) {
   st.ack_pending = true;
 }
 
+/// Clears what aligned the task at epoch N's markers, so its input after
+/// them (held until now) is handled as epoch N+1's.
+void open_next_input(task_self self) {
+  auto& st = self->state;
+  st.aligned.clear();
+  st.marker_offsets.clear();
+  for (auto& in : st.inputs)
+    in.aligned = false;
+  st.aligned_inputs = 0;
+  while (!st.held.empty()) {
+    st.queue.push_front(std::move(st.held.back()));
+    st.held.pop_back();
+  }
+}
+
+/// exactly_once, once the task acked epoch N: its state writes so far are
+/// sealed as epoch N's, and it works on into epoch N+1 while N's transaction
+/// commits — state writes into the next epoch's buffer, everything it
+/// produces held (task_context::holding) until the committed message says
+/// the next transaction has begun. Epoch N+1's markers cannot arrive before
+/// that message (the supervisor sends them after it). Not when the node
+/// stops (its last epoch is closing) or the task is being halted.
+void work_ahead(task_self self) {
+  auto& st = self->state;
+  if (st.shard)
+    if (auto s = st.shard->seal_epoch(); !s)
+      return fail(self, "sealing state: " + s.message());
+  st.acked_at = caf::make_timestamp();
+  if (st.stopping || st.aborting || st.failed) return;
+  st.ctx.holding = true;
+  st.working_ahead = true;
+  open_next_input(self);
+}
+
 /// Sends the pending ack if the producer took every record; false if not yet.
 bool send_ack(task_self self) {
   auto& st = self->state;
@@ -655,6 +731,7 @@ bool send_ack(task_self self) {
   st.awaiting_commit = true;
   self->send(st.supervisor, aligned_atom::value, st.task_index, st.epoch,
              st.marker_offsets);
+  work_ahead(self);
   return true;
 }
 
@@ -1202,6 +1279,7 @@ cluster::query_answer park_request(task_self self, const std::string& id,
 bool finish_record(task_self self) {
   auto& st = self->state;
   task_counters::add(st.ctx.counters->processed);
+  if (st.working_ahead) task_counters::add(st.ctx.counters->ahead);
   auto interval = st.service->punctuate_ms;
   if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
     if (st.next_stream_punctuation > 0) punctuate(self);
@@ -1289,11 +1367,22 @@ void count_read(task_self self, std::string_view topic, size_t n) {
     if (topics[i] == topic) return task_counters::add(st.ctx.counters->read[i], n);
 }
 
+/// After a record that left outputs waiting: whether the task must pause.
+/// Working ahead, once it holds max_held_bytes (the committed message runs
+/// it again); otherwise when the producer is full (it retries shortly).
+bool output_blocked(task_self self) {
+  auto& st = self->state;
+  if (st.ctx.holding) return st.ctx.hold_full();
+  if (st.ctx.flush_overflow()) return false;
+  schedule_retry(self);
+  return true;
+}
+
 /// One input: handles queued batches in offset order until done, blocked by
 /// a full producer, or failed.
 void run_fifo(task_self self) {
   auto& st = self->state;
-  while (!st.queue.empty() && !st.awaiting_commit && !st.failed) {
+  while (!st.queue.empty() && (!st.awaiting_commit || st.working_ahead) && !st.failed) {
     auto& pb = st.queue.front();
     if (st.node->exactly_once && st.position == 0) {
       auto src = caf::actor_cast<caf::actor_addr>(pb.source);
@@ -1321,10 +1410,7 @@ void run_fifo(task_self self) {
     while (st.position < batch.size()) {
       if (!handle_one(self, batch.view(st.position))) return;
       ++st.position;
-      if (!st.ctx.overflow.empty()) {
-        // The producer is full: hold the rest of the input until it drains.
-        if (!st.ctx.flush_overflow()) return schedule_retry(self);
-      }
+      if (!st.ctx.overflow.empty() && output_blocked(self)) return;
     }
     st.tracker.close(st.ctx.slot, batch.next_offset().value());
     if (st.node->exactly_once)
@@ -1492,7 +1578,7 @@ int choose_input(task_self self, std::pair<timestamp_ms, int>& bound) {
 /// waits, the producer is full, or the task failed.
 void run_ordered(task_self self) {
   auto& st = self->state;
-  while (!st.awaiting_commit && !st.failed && !st.aborting) {
+  while ((!st.awaiting_commit || st.working_ahead) && !st.failed && !st.aborting) {
     if (st.node->exactly_once) {
       // In-band markers at the heads: that input's epoch is complete.
       for (auto& in : st.inputs) {
@@ -1533,10 +1619,7 @@ void run_ordered(task_self self) {
       if (!handle_one(self, view)) return;
       in.next_offset = view.offset.value() + 1;
       ++in.position;
-      if (!st.ctx.overflow.empty()) {
-        // The producer is full: hold the rest of the input until it drains.
-        if (!st.ctx.flush_overflow()) return schedule_retry(self);
-      }
+      if (!st.ctx.overflow.empty() && output_blocked(self)) return;
     }
     if (in.position == batch.size()) {
       count_read(self, in.topic, batch.size());
@@ -1545,14 +1628,15 @@ void run_ordered(task_self self) {
       in.position = 0;
     }
   }
-  if (st.ctx.overflow.empty()) close_ordered_slot(self);
+  if (st.ctx.overflow.empty() || st.ctx.holding) close_ordered_slot(self);
 }
 
 /// Handles queued input until done, blocked by a full producer, or failed.
 void run(task_self self) {
   auto& st = self->state;
   if (st.failed || st.restoring || st.aborting) return;
-  if (!st.ctx.flush_overflow()) return schedule_retry(self);
+  if (st.ctx.holding ? st.ctx.hold_full() : !st.ctx.flush_overflow())
+    return st.ctx.holding ? void() : schedule_retry(self);
   if (st.ack_pending && !send_ack(self)) return schedule_retry(self);
   if (st.ordered)
     run_ordered(self);
@@ -1795,31 +1879,38 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
         reach_markers(self);
         if (!st.failed && !send_ack(self)) schedule_retry(self);
       },
-      [self](committed_atom, weft::epoch epoch) {
-        // The epoch's transaction committed: its state writes may reach
-        // RocksDB, and the held input is the next epoch's.
+      [self](committed_atom, weft::epoch epoch, bool next_open) {
+        // The epoch's transaction committed: its (sealed) state writes may
+        // reach RocksDB. With `next_open` the next transaction has begun:
+        // what the task produced working ahead goes to the producer now, and
+        // input it held is the next epoch's. Without (the node's last epoch,
+        // or the task leaves), nothing more of it is produced.
         auto& st = self->state;
         if (!st.awaiting_commit || epoch != st.epoch) return;
         if (st.shard)
           if (auto s = st.shard->commit_epoch(); !s)
             return fail(self, "committing state: " + s.message());
+        // Input was held from the markers until the ack (work_ahead) or, not
+        // working ahead, until now.
+        auto held_until = st.working_ahead ? st.acked_at : caf::make_timestamp();
         auto held_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                           caf::make_timestamp() - st.aligned_since)
+                           held_until - st.aligned_since)
                            .count();
         st.node->counters.aligned_us_total.fetch_add(static_cast<uint64_t>(held_us),
                                                      std::memory_order_relaxed);
         task_counters::add(st.ctx.counters->held_us, static_cast<uint64_t>(held_us));
         st.awaiting_commit = false;
-        st.aligned.clear();
-        st.marker_offsets.clear();
-        for (auto& in : st.inputs)
-          in.aligned = false;
-        st.aligned_inputs = 0;
-        while (!st.held.empty()) {
-          st.queue.push_front(std::move(st.held.back()));
-          st.held.pop_back();
+        if (!next_open || st.aborting) {
+          st.ctx.drop_held();
+          st.working_ahead = false;
+          st.aborting = true; // produces nothing more: it stops or is replaced
+          return;
         }
-        if (!st.retry_scheduled) run(self);
+        st.ctx.holding = false;
+        st.ctx.held_bytes = 0;
+        if (!st.working_ahead) open_next_input(self);
+        st.working_ahead = false;
+        if (!st.retry_scheduled) run(self); // hands the held records over first
       },
       [self](tick_atom) {
         auto& st = self->state;
