@@ -1635,8 +1635,11 @@ void run_ordered(task_self self) {
 void run(task_self self) {
   auto& st = self->state;
   if (st.failed || st.restoring || st.aborting) return;
-  if (st.ctx.holding ? st.ctx.hold_full() : !st.ctx.flush_overflow())
-    return st.ctx.holding ? void() : schedule_retry(self);
+  if (st.ctx.holding) {
+    if (st.ctx.hold_full()) return; // the committed message runs it again
+  } else if (!st.ctx.flush_overflow()) {
+    return schedule_retry(self);
+  }
   if (st.ack_pending && !send_ack(self)) return schedule_retry(self);
   if (st.ordered)
     run_ordered(self);
