@@ -1,5 +1,7 @@
 #include "weft/kafka/producer.hpp"
 
+#include <chrono>
+
 #include "weft/kafka/client_config.hpp"
 #include "weft/kafka/consumer.hpp"
 #include "weft/kafka/error.hpp"
@@ -207,6 +209,46 @@ status producer::send(const record& r, void* opaque, const header_ref* extra) {
 
 status producer::flush(int timeout_ms) {
   return from_rd(rd_kafka_flush(rk_, timeout_ms), "flush producer");
+}
+
+status producer::learn_topics(const std::vector<std::string>& topics, int timeout_ms) {
+  using namespace std::chrono;
+  auto deadline = steady_clock::now() + milliseconds(timeout_ms);
+  std::string unknown;
+  for (auto& topic : topics) {
+    auto* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+    bool known = false;
+    std::string why = "no topic handle";
+    for (int attempt = 1; rkt && !known; ++attempt) {
+      auto left = duration_cast<milliseconds>(deadline - steady_clock::now()).count();
+      if (left <= 0) break;
+      const rd_kafka_metadata_t* md = nullptr;
+      auto err = rd_kafka_metadata(rk_, 0, rkt, &md,
+                                   static_cast<int>(std::min<int64_t>(left, 5000)));
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        why = rd_kafka_err2str(err);
+      } else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                 md->topics[0].partition_cnt == 0) {
+        why = md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err)
+                                 : "not in the answer";
+      } else {
+        known = true;
+        for (int p = 0; p < md->topics[0].partition_cnt; ++p)
+          if (md->topics[0].partitions[p].leader < 0)
+            known = false, why = "no leader yet";
+      }
+      if (md) rd_kafka_metadata_destroy(md);
+      if (!known) // the broker's metadata catches up with a new topic: ask again
+        std::this_thread::sleep_for(milliseconds(std::min(50 * attempt, 500)));
+    }
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    if (!known) unknown += (unknown.empty() ? "" : ", ") + topic + " (" + why + ")";
+  }
+  if (!unknown.empty())
+    return make_error(errc::timed_out, "producer: no partitions known for " + unknown +
+                                           " after " + std::to_string(timeout_ms) +
+                                           " ms");
+  return {};
 }
 
 int producer::outstanding() const {

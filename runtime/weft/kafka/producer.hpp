@@ -87,6 +87,16 @@ class producer {
   /// Records queued in librdkafka and not yet acknowledged.
   int outstanding() const;
 
+  /// Learns the partitions and leaders of `topics` now, asking the broker
+  /// again (every 50 ms, then up to every 500 ms) while it does not know a
+  /// topic yet, for up to `timeout_ms` in all. A producer otherwise learns a
+  /// topic on its first send, and for a topic created a moment ago librdkafka
+  /// asks again only every topic.metadata.refresh.fast.interval.ms: the first
+  /// records to it waited 0.8 s. Blocks: call it before sending, from a
+  /// thread that may block. errc::timed_out names the topics still unknown
+  /// (the producer works anyway: it keeps asking on its own).
+  status learn_topics(const std::vector<std::string>& topics, int timeout_ms);
+
   status init_transactions(int timeout_ms);
   status begin_transaction();
   status send_offsets_to_transaction(
