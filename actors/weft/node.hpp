@@ -51,6 +51,7 @@ struct node_metrics {
   uint64_t commit_latency_us_max = 0;
   uint64_t aligned_us_total = 0;     ///< time tasks held input at markers, summed
   uint64_t records_ahead = 0;        ///< handled while the epoch before committed
+  uint64_t work_ahead_pauses = 0;    ///< epochs a task paused at its bound, summed
   uint64_t transaction_us_total = 0; ///< in the commit calls (offsets, commit, begin)
   // bad.record.policy=park, on this node now
   uint64_t parked_keys = 0;    ///< keys parked

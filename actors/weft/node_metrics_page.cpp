@@ -91,6 +91,12 @@ void write_tasks(metrics::exposition& page, const metrics_sources& src) {
            "previous epoch committed (its outputs wait in the task until the next "
            "transaction begins).",
            &task_counters::ahead, 1);
+  if (ctx.exactly_once)
+    family("weft_task_work_ahead_pauses_total",
+           "exactly_once: epochs in which a task working ahead held "
+           "epoch.work.ahead.bytes of output and paused until its previous epoch "
+           "committed.",
+           &task_counters::ahead_pauses, 1);
 }
 
 void write_parked(metrics::exposition& page, const metrics_sources& src) {

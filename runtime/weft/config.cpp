@@ -52,6 +52,12 @@ std::vector<config_key> make_keys() {
                "exactly_once: how long the supervisor waits for every task to "
                "reach an epoch's snapshot marker before it aborts the epoch.",
                false, 100, 3600000});
+  k.push_back({"epoch.work.ahead.bytes", kind::integer, "4194304",
+               "exactly_once: how much output (records and their bytes) a task may "
+               "hold while it works on into the next epoch during its epoch's commit; "
+               "past it the task waits for the commit. 0: it always waits (input "
+               "is held from the markers until the commit).",
+               false, 0, 1073741824});
   k.push_back({"max.task.idle.ms", kind::integer, "0",
                "A task reading several partitions (streams, tables, repartitions) "
                "takes the buffered record with the smallest timestamp next. When one "

@@ -175,6 +175,7 @@ TEST_CASE("a running order system's /metrics passes promtool and its figures mov
                        "weft_bad_records_total",
                        "weft_task_input_held_seconds_total",
                        "weft_task_records_ahead_total",
+                       "weft_task_work_ahead_pauses_total",
                        "weft_consumer_lag_records",
                        "weft_offset_commits_total",
                        "weft_epochs_committed_total",

@@ -43,6 +43,20 @@ std::pair<std::string, std::string> keyed(size_t i) {
   return {"k" + std::to_string(i % 1000), std::to_string(i)};
 }
 
+/// Emits a 16 KiB value per record (its input value first): with
+/// epoch.work.ahead.bytes=65536, four records fill what a task may hold while
+/// it works ahead of its epoch's commit.
+struct bulky_mapper : stateless<str, str> {
+  static constexpr size_t bulk = 16 * 1024;
+  output<str, str> out;
+  bulky_mapper(std::string in, std::string out_topic) : stateless("bulky", in) {
+    out = to<str, str>(out_topic);
+  }
+  void process(const std::string& k, const std::string& v, context& ctx) override {
+    out.emit(ctx, k, v + ":" + std::string(bulk, 'x'));
+  }
+};
+
 } // namespace
 
 TEST_CASE("a stateless service maps 100,000 keyed records over 6 partitions exactly once "
@@ -91,6 +105,52 @@ TEST_CASE("a stateless service maps 100,000 keyed records over 6 partitions exac
   for (auto o : *committed)
     sum += o;
   CHECK(sum == int64_t(total));
+}
+
+TEST_CASE("exactly-once: a task working ahead of its epoch's commit pauses once it holds "
+          "its bound, goes on after the commit, and every output is produced once",
+          "[broker]") {
+  auto in = test::unique_name("bulk-in"), out = test::unique_name("bulk-out");
+  test::create_topics({in, out}, 2);
+  const size_t total = 2000, bursts = 10; // 31 MiB of output, 16 KiB a record
+
+  // Short epochs and a small bound: each commit has megabytes to flush while
+  // the tasks work ahead, and four records fill what a task may hold.
+  node n{
+      test_config(test::unique_name("bulky"), {{"processing.guarantee", "exactly_once"},
+                                               {"commit.interval.ms", "20"},
+                                               {"epoch.work.ahead.bytes", "65536"}})};
+  n.add<bulky_mapper>(in, out);
+  auto st = n.start();
+  INFO(st.to_string());
+  REQUIRE(st.ok());
+  // The input comes in bursts (the load's schedule), so that records arrive
+  // while epochs commit, whenever the node's first epoch happens to start.
+  for (size_t b = 0; b < bursts; ++b) {
+    test::produce(in, total / bursts,
+                  [b](size_t i) { return keyed(b * (total / bursts) + i); });
+    std::this_thread::sleep_for(100ms);
+  }
+  REQUIRE(test::wait_until([&] { return n.metrics().processed >= total; }, 120s));
+  n.request_stop(); // the last epoch commits the rest
+  REQUIRE(n.wait().ok());
+  auto m = n.metrics();
+  INFO("records handled ahead " << m.records_ahead << ", pauses at the bound "
+                                << m.work_ahead_pauses);
+  // The fault hit: the tasks worked ahead, and reached their bound.
+  CHECK(m.records_ahead > 0);
+  CHECK(m.work_ahead_pauses > 0);
+
+  auto records = test::consume_all(out, total, 60s, 1s);
+  CHECK(records.size() == total);
+  std::set<std::string> seen;
+  for (auto& r : records) {
+    REQUIRE(r.value);
+    CHECK(r.value->size() > bulky_mapper::bulk);
+    CHECK(seen.insert(r.value->substr(0, r.value->find(':'))).second); // once each
+  }
+  for (size_t i = 0; i < total; ++i)
+    CHECK(seen.count(keyed(i).second) == 1);
 }
 
 TEST_CASE("after a kill -9 mid-run and a restart no record is lost (at-least-once)",

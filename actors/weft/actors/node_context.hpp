@@ -116,6 +116,9 @@ struct task_counters {
   /// exactly_once: records handled while the transaction of the epoch
   /// before was committing (working ahead).
   std::atomic<uint64_t> ahead{0};
+  /// exactly_once: epochs in which the task, working ahead, reached its
+  /// bound (epoch.work.ahead.bytes) and paused until the commit.
+  std::atomic<uint64_t> ahead_pauses{0};
   /// Per input topic (service_info::input_topics order): records the task
   /// took from it, counted per batch. Per output (output_topics order):
   /// records emitted to it. The edges of the live map; sized by cell().
@@ -212,7 +215,8 @@ struct node_counters {
 
   /// Sums of the per-task counters.
   struct totals {
-    uint64_t processed = 0, produced = 0, changelog = 0, bad = 0, ahead = 0;
+    uint64_t processed = 0, produced = 0, changelog = 0, bad = 0, ahead = 0,
+             ahead_pauses = 0;
   };
   totals sum() const {
     totals t;
@@ -221,6 +225,7 @@ struct node_counters {
       t.produced += c.produced.load(std::memory_order_relaxed);
       t.changelog += c.changelog.load(std::memory_order_relaxed);
       t.ahead += c.ahead.load(std::memory_order_relaxed);
+      t.ahead_pauses += c.ahead_pauses.load(std::memory_order_relaxed);
       t.bad += c.skipped.load(std::memory_order_relaxed) +
                c.dead_lettered.load(std::memory_order_relaxed) +
                c.parked.load(std::memory_order_relaxed);

@@ -41,12 +41,6 @@ struct pending_batch {
 /// never reached by a healthy fetch.
 constexpr auto fetch_wait_limit = std::chrono::seconds(30);
 
-/// exactly_once: how much a task working ahead into the next epoch holds
-/// (records and their bytes) before it waits for that epoch's transaction
-/// to begin. At 4 MiB per task a node's tasks hold well under its producer
-/// queue, and an epoch's commit (tens of ms) rarely fills it.
-constexpr size_t max_held_bytes = size_t{4} << 20;
-
 /// One input partition of a task that reads several: its records wait here
 /// so that the task can take the one with the smallest timestamp next
 /// (timestamp order, as Kafka Streams' PartitionGroup).
@@ -100,6 +94,11 @@ class task_context final : public context, public state::changelog_sink {
   /// until the next transaction has begun (the committed message).
   bool holding = false;
   size_t held_bytes = 0; ///< of the records held, bounded by max_held_bytes
+  /// epoch.work.ahead.bytes: how much a task working ahead may hold before
+  /// it waits for the commit (0: it does not work ahead). The default, 4
+  /// MiB per task, keeps a node's tasks well under its producer queue, and
+  /// an epoch's commit (tens of ms) rarely fills it.
+  size_t max_held_bytes = 0;
   uint64_t sends = 0; ///< records handed over (or queued) so far
   /// Per output: key bytes the partitioner skips (windowed keys).
   std::vector<uint8_t> key_suffixes;
@@ -711,7 +710,7 @@ void work_ahead(task_self self) {
     if (auto s = st.shard->seal_epoch(); !s)
       return fail(self, "sealing state: " + s.message());
   st.acked_at = caf::make_timestamp();
-  if (st.stopping || st.aborting || st.failed) return;
+  if (st.stopping || st.aborting || st.failed || st.ctx.max_held_bytes == 0) return;
   st.ctx.holding = true;
   st.working_ahead = true;
   open_next_input(self);
@@ -1368,8 +1367,9 @@ void count_read(task_self self, std::string_view topic, size_t n) {
 }
 
 /// After a record that left outputs waiting: whether the task must pause.
-/// Working ahead, once it holds max_held_bytes (the committed message runs
-/// it again); otherwise when the producer is full (it retries shortly).
+/// Working ahead, once it holds epoch.work.ahead.bytes (the committed
+/// message runs it again); otherwise when the producer is full (it retries
+/// shortly).
 bool output_blocked(task_self self) {
   auto& st = self->state;
   if (st.ctx.holding) return st.ctx.hold_full();
@@ -1697,6 +1697,8 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
   st.task_index = task_index;
   st.supervisor = std::move(supervisor);
   st.ctx.node = node;
+  st.ctx.max_held_bytes =
+      static_cast<size_t>(node->cfg.get_int("epoch.work.ahead.bytes"));
   st.ctx.service = st.service;
   st.ctx.partition = partition;
   st.ctx.counters =
@@ -1909,6 +1911,7 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
           st.aborting = true; // produces nothing more: it stops or is replaced
           return;
         }
+        if (st.ctx.hold_full()) task_counters::add(st.ctx.counters->ahead_pauses);
         st.ctx.holding = false;
         st.ctx.held_bytes = 0;
         if (!st.working_ahead) open_next_input(self);
