@@ -44,12 +44,14 @@ std::pair<std::string, std::string> keyed(size_t i) {
 }
 
 /// Emits a 16 KiB value per record (its input value first): with
-/// epoch.work.ahead.bytes=65536, four records fill what a task may hold while
-/// it works ahead of its epoch's commit.
+/// epoch.work.ahead.bytes=32768, two records fill what a task may hold while
+/// it works ahead of its epoch's commit. Reading two topics, its tasks take
+/// records in timestamp order across their inputs.
 struct bulky_mapper : stateless<str, str> {
   static constexpr size_t bulk = 16 * 1024;
   output<str, str> out;
-  bulky_mapper(std::string in, std::string out_topic) : stateless("bulky", in) {
+  bulky_mapper(std::vector<input_ref> ins, std::string out_topic)
+    : stateless("bulky", std::move(ins)) {
     out = to<str, str>(out_topic);
   }
   void process(const std::string& k, const std::string& v, context& ctx) override {
@@ -110,25 +112,29 @@ TEST_CASE("a stateless service maps 100,000 keyed records over 6 partitions exac
 TEST_CASE("exactly-once: a task working ahead of its epoch's commit pauses once it holds "
           "its bound, goes on after the commit, and every output is produced once",
           "[broker]") {
-  auto in = test::unique_name("bulk-in"), out = test::unique_name("bulk-out");
-  test::create_topics({in, out}, 2);
+  auto in = test::unique_name("bulk-in"), side = test::unique_name("bulk-side");
+  auto out = test::unique_name("bulk-out");
+  test::create_topics({in, side, out}, 2);
   const size_t total = 2000, bursts = 10; // 31 MiB of output, 16 KiB a record
 
   // Short epochs and a small bound: each commit has megabytes to flush while
-  // the tasks work ahead, and four records fill what a task may hold.
+  // the tasks work ahead, and two records fill what a task may hold.
   node n{
       test_config(test::unique_name("bulky"), {{"processing.guarantee", "exactly_once"},
                                                {"commit.interval.ms", "20"},
-                                               {"epoch.work.ahead.bytes", "65536"}})};
-  n.add<bulky_mapper>(in, out);
+                                               {"epoch.work.ahead.bytes", "32768"}})};
+  n.add<bulky_mapper>(std::vector<input_ref>{in, side}, out);
   auto st = n.start();
   INFO(st.to_string());
   REQUIRE(st.ok());
   // The input comes in bursts (the load's schedule), so that records arrive
-  // while epochs commit, whenever the node's first epoch happens to start.
+  // while epochs commit, whenever the node's first epoch happens to start;
+  // half to each input, so a task pauses at its bound anywhere in a batch
+  // of either, its last record included (that crashed an ordered task).
+  constexpr size_t half = total / bursts / 2;
   for (size_t b = 0; b < bursts; ++b) {
-    test::produce(in, total / bursts,
-                  [b](size_t i) { return keyed(b * (total / bursts) + i); });
+    test::produce(in, half, [b](size_t i) { return keyed(2 * b * half + i); });
+    test::produce(side, half, [b](size_t i) { return keyed((2 * b + 1) * half + i); });
     std::this_thread::sleep_for(100ms);
   }
   REQUIRE(test::wait_until([&] { return n.metrics().processed >= total; }, 120s));

@@ -1504,8 +1504,14 @@ int choose_input(task_self self, std::pair<timestamp_ms, int>& bound) {
     auto& in = st.inputs[i];
     if (in.aligned) continue; // its next records are the next epoch's
     if (in.has_record()) {
-      std::pair<timestamp_ms, int> head{in.items.front().batch->timestamp(in.position),
-                                        in.rank};
+      auto& head_batch = *in.items.front().batch;
+      if (in.position >= head_batch.size()) {
+        // A finished batch must have been dropped (run_ordered): its head
+        // is past its end. Fail rather than read there.
+        fail(self, "internal: input " + in.topic + " kept a finished batch at its head");
+        return -1;
+      }
+      std::pair<timestamp_ms, int> head{head_batch.timestamp(in.position), in.rank};
       if (head < best) {
         bound = best;
         best = head;
@@ -1609,6 +1615,17 @@ void run_ordered(task_self self) {
       in.in_slot = true;
       st.slot_inputs.push_back(static_cast<size_t>(pick));
     }
+    // A batch handled to its end is acked and dropped at once, also when the
+    // task pauses right after its last record: choose_input reads the head
+    // record of every input, and a finished batch has none (reading past
+    // its end crashed a task that paused at a batch's last record).
+    auto finish_batch = [&] {
+      if (in.position < batch.size()) return;
+      count_read(self, in.topic, batch.size());
+      self->send(pb.source, ack_atom::value, pb.id);
+      in.items.pop_front();
+      in.position = 0;
+    };
     // Its records up to the next record of another input, at least one.
     auto first = in.position;
     while (in.position < batch.size()) {
@@ -1619,14 +1636,9 @@ void run_ordered(task_self self) {
       if (!handle_one(self, view)) return;
       in.next_offset = view.offset.value() + 1;
       ++in.position;
-      if (!st.ctx.overflow.empty() && output_blocked(self)) return;
+      if (!st.ctx.overflow.empty() && output_blocked(self)) return finish_batch();
     }
-    if (in.position == batch.size()) {
-      count_read(self, in.topic, batch.size());
-      self->send(pb.source, ack_atom::value, pb.id);
-      in.items.pop_front();
-      in.position = 0;
-    }
+    finish_batch();
   }
   if (st.ctx.overflow.empty() || st.ctx.holding) close_ordered_slot(self);
 }
