@@ -330,9 +330,9 @@ struct task_state {
   weft::epoch epoch;
   bool ack_pending = false;     ///< aligned; the ack waits for the producer
   bool awaiting_commit = false; ///< acked; waiting for the epoch's commit
-  /// Acked, and handling the next epoch's input meanwhile (work_ahead);
-  /// otherwise input is held until the commit.
-  bool working_ahead = false;
+  /// When the ack went out. Working ahead (ctx.holding: acked, handling the
+  /// next epoch's input meanwhile) input was held only until then; else
+  /// until the commit.
   caf::timestamp acked_at;
   bool aborting = false;        ///< asked the supervisor to abort the epoch
   /// The supervisor counts the task in its epochs (restored_atom). Under
@@ -712,7 +712,6 @@ void work_ahead(task_self self) {
   st.acked_at = caf::make_timestamp();
   if (st.stopping || st.aborting || st.failed || st.ctx.max_held_bytes == 0) return;
   st.ctx.holding = true;
-  st.working_ahead = true;
   open_next_input(self);
 }
 
@@ -1278,7 +1277,7 @@ cluster::query_answer park_request(task_self self, const std::string& id,
 bool finish_record(task_self self) {
   auto& st = self->state;
   task_counters::add(st.ctx.counters->processed);
-  if (st.working_ahead) task_counters::add(st.ctx.counters->ahead);
+  if (st.ctx.holding) task_counters::add(st.ctx.counters->ahead);
   auto interval = st.service->punctuate_ms;
   if (interval > 0 && st.ctx.stream_time_ >= st.next_stream_punctuation) {
     if (st.next_stream_punctuation > 0) punctuate(self);
@@ -1382,7 +1381,7 @@ bool output_blocked(task_self self) {
 /// a full producer, or failed.
 void run_fifo(task_self self) {
   auto& st = self->state;
-  while (!st.queue.empty() && (!st.awaiting_commit || st.working_ahead) && !st.failed) {
+  while (!st.queue.empty() && (!st.awaiting_commit || st.ctx.holding) && !st.failed) {
     auto& pb = st.queue.front();
     if (st.node->exactly_once && st.position == 0) {
       auto src = caf::actor_cast<caf::actor_addr>(pb.source);
@@ -1584,7 +1583,7 @@ int choose_input(task_self self, std::pair<timestamp_ms, int>& bound) {
 /// waits, the producer is full, or the task failed.
 void run_ordered(task_self self) {
   auto& st = self->state;
-  while ((!st.awaiting_commit || st.working_ahead) && !st.failed && !st.aborting) {
+  while ((!st.awaiting_commit || st.ctx.holding) && !st.failed && !st.aborting) {
     if (st.node->exactly_once) {
       // In-band markers at the heads: that input's epoch is complete.
       for (auto& in : st.inputs) {
@@ -1909,7 +1908,7 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
             return fail(self, "committing state: " + s.message());
         // Input was held from the markers until the ack (work_ahead) or, not
         // working ahead, until now.
-        auto held_until = st.working_ahead ? st.acked_at : caf::make_timestamp();
+        auto held_until = st.ctx.holding ? st.acked_at : caf::make_timestamp();
         auto held_us = std::chrono::duration_cast<std::chrono::microseconds>(
                            held_until - st.aligned_since)
                            .count();
@@ -1919,15 +1918,13 @@ task_actor::behavior_type task_behavior(task_self self, node_context* node,
         st.awaiting_commit = false;
         if (!next_open || st.aborting) {
           st.ctx.drop_held();
-          st.working_ahead = false;
           st.aborting = true; // produces nothing more: it stops or is replaced
           return;
         }
         if (st.ctx.hold_full()) task_counters::add(st.ctx.counters->ahead_pauses);
+        if (!st.ctx.holding) open_next_input(self); // it held its input
         st.ctx.holding = false;
         st.ctx.held_bytes = 0;
-        if (!st.working_ahead) open_next_input(self);
-        st.working_ahead = false;
         if (!st.retry_scheduled) run(self); // hands the held records over first
       },
       [self](tick_atom) {

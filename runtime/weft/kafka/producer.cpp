@@ -1,5 +1,6 @@
 #include "weft/kafka/producer.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "weft/kafka/client_config.hpp"
@@ -238,8 +239,11 @@ status producer::learn_topics(const std::vector<std::string>& topics, int timeou
             known = false, why = "no leader yet";
       }
       if (md) rd_kafka_metadata_destroy(md);
-      if (!known) // the broker's metadata catches up with a new topic: ask again
-        std::this_thread::sleep_for(milliseconds(std::min(50 * attempt, 500)));
+      if (!known) { // the broker's metadata catches up with a new topic: ask again
+        auto rest = duration_cast<milliseconds>(deadline - steady_clock::now()).count();
+        std::this_thread::sleep_for(
+            milliseconds(std::clamp<int64_t>(rest, 0, std::min(50 * attempt, 500))));
+      }
     }
     if (rkt) rd_kafka_topic_destroy(rkt);
     if (!known) unknown += (unknown.empty() ? "" : ", ") + topic + " (" + why + ")";
